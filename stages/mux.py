@@ -1,0 +1,63 @@
+"""Mux stage: build one fMP4 segment of the stream and publish it to the viewers.
+
+A task names the clip frames and the audio that cover its playback span (resolved by the
+scheduler from the timeline); the stage decodes the clips, encodes H.264 + AAC through
+PyAV (:func:`streamwise.stages.media.encode_segment`) and publishes a
+:class:`~streamwise.bus.messages.Segment` on ``sw.segments.<tenant>.<request>``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ..bus import subjects
+from ..bus.messages import Segment, Task
+from .base import ArtifactCache, TaskContext, TaskError
+from .media import decode_clip, encode_segment
+from .talking_head import pcm_array
+
+INLINE_MARGIN = 64 * 1024   # keep a segment message this far under the server's max payload
+
+
+class PyavMux:
+    """Stage ``mux``. Task inputs: ``index``, ``start_s``, ``duration_s``, ``final``, ``fps``,
+    ``sample_rate``, ``tenant``, ``video`` (``[[clip name, frame from, frame to], ...]``),
+    ``audio`` (``[[pcm name, sample from, sample to], ...]``, starting ``preroll_samples``
+    before the span). Outputs: ``bytes`` (segment size) and ``index``."""
+
+    stage = "mux"
+    model = "pyav-fmp4"
+
+    def __init__(self) -> None:
+        self._clips = ArtifactCache(3)
+        self._audio = ArtifactCache(16)
+
+    def load(self) -> None:
+        pass
+
+    async def run(self, task: Task, ctx: TaskContext) -> dict[str, Any]:
+        inputs = task.inputs
+        frames = [(await self._clips.get(ctx, name, decode_clip))[a:b] for name, a, b in inputs["video"]]
+        audio = [(await self._audio.get(ctx, name, pcm_array))[a:b] for name, a, b in inputs["audio"]]
+        if not frames or not audio:
+            raise TaskError(f"segment {inputs['index']}: no clips or audio to mux", retryable=False)
+        video = np.concatenate(frames)
+        pcm = np.concatenate(audio)
+        preroll = int(inputs.get("preroll_samples", 0))
+        data = await ctx.in_thread(
+            encode_segment, video, pcm[preroll:], fps=float(inputs["fps"]), sample_rate=int(inputs["sample_rate"]),
+            start_s=float(inputs["start_s"]), audio_preroll=pcm[:preroll] if preroll else None,
+            final=bool(inputs.get("final")))
+        segment = Segment(request_id=task.request_id, tenant=task.tenant, index=int(inputs["index"]),
+                          start_s=float(inputs["start_s"]), duration_s=float(inputs["duration_s"]),
+                          quality=task.quality, final=bool(inputs.get("final")), produced_at=time.time())
+        if len(data) <= ctx.bus.max_payload - INLINE_MARGIN:
+            segment.data = data
+        else:
+            segment.ref = await ctx.bus.put_blob(ctx.blob_name(task, "segment.mp4"), data)
+        await ctx.bus.publish(subjects.segments(task.tenant, task.request_id), segment,
+                              msg_id=f"{task.request_id}.seg.{segment.index}")
+        return {"bytes": len(data), "index": segment.index}

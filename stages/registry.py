@@ -1,0 +1,51 @@
+"""Which adapter serves which stage: ``make_adapter(stage, model)``.
+
+Adapters are imported lazily, so a worker process loads only its own model's code.
+The CPU rung's models are the defaults; GPU model families (issue 5) register here too.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from .base import StageAdapter
+
+STAGES = ("screenplay", "tts", "image", "video", "mux")
+
+# (stage, model) -> "module:Class"; the first model of a stage is its default.
+ADAPTERS: dict[tuple[str, str], str] = {
+    ("screenplay", "script-parser"): "streamwise.stages.screenplay:ScriptScreenplay",
+    ("tts", "piper"): "streamwise.stages.tts:CpuSpeech",
+    ("tts", "espeak-ng"): "streamwise.stages.tts:CpuSpeech",
+    ("image", "cpu-art"): "streamwise.stages.image:CpuArt",
+    ("video", "cpu-head"): "streamwise.stages.talking_head:CpuTalkingHead",
+    ("mux", "pyav-fmp4"): "streamwise.stages.mux:PyavMux",
+}
+_KWARGS = {("tts", "espeak-ng"): {"engine": "espeak"}}
+
+
+def default_model(stage: str) -> str:
+    """The default model of ``stage``.
+
+    Raises:
+        ValueError: unknown stage (the message lists the stages).
+    """
+    for (s, model) in ADAPTERS:
+        if s == stage:
+            return model
+    raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+
+
+def make_adapter(stage: str, model: str | None = None) -> StageAdapter:
+    """Instantiate the adapter for ``stage`` / ``model`` (default model when ``None``).
+
+    Raises:
+        ValueError: unknown stage or model (the message lists the known models).
+    """
+    model = model or default_model(stage)
+    target = ADAPTERS.get((stage, model))
+    if target is None:
+        known = ", ".join(m for s, m in ADAPTERS if s == stage) or "none"
+        raise ValueError(f"no model {model!r} for stage {stage!r}; known: {known}")
+    module, cls = target.split(":")
+    return getattr(import_module(module), cls)(**_KWARGS.get((stage, model), {}))

@@ -1,0 +1,198 @@
+"""The generic, stateless stage worker: pull tasks, run them earliest-deadline-first, report.
+
+One process serves one model as one instance. It pulls from its own subject
+``sw.tasks.<model>.<instance>`` with a bounded prefetch into a local EDF heap (deadline
+order across requests, from the StreamWise scheduler design), runs one task at a time
+through the stage adapter, sends in-progress acks while it runs, writes outputs to the
+object store, publishes a completion event to ``sw.events.<request>`` and only then acks
+(at-least-once; outputs are keyed by node, so a redelivery is harmless). Heartbeats go to
+KV ``sw_instances``. An eviction notice on ``sw.control.evict.<instance>`` makes it drain:
+it stops pulling, hands queued tasks back (nak) and exits after the running one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import os
+import socket
+import time
+import traceback
+import uuid
+
+import nats.errors
+from nats.js import api
+
+from ..bus import registry, subjects
+from ..bus.client import ACK_WAIT_S, Bus, connect
+from ..bus.codec import MessageError, decode, encode
+from ..bus.messages import Event, Heartbeat, Task
+from .base import StageAdapter, TaskContext, TaskError
+
+log = logging.getLogger(__name__)
+
+
+def new_instance_id(stage: str) -> str:
+    """``<stage>-<host>-<pid>-<4 hex>``: unique, a valid subject token."""
+    host = "".join(c if c.isalnum() else "-" for c in socket.gethostname())[:24] or "host"
+    return subjects.token(f"{stage}-{host}-{os.getpid()}-{uuid.uuid4().hex[:4]}")
+
+
+class Worker:
+    """Runs one :class:`StageAdapter` as one bus instance until stopped or evicted.
+
+    ``prefetch`` bounds how many tasks sit in the local EDF queue (not counting the running one).
+    """
+
+    def __init__(self, bus: Bus, adapter: StageAdapter, *, instance: str | None = None,
+                 hardware: str = "cpu", gpus: int = 0, prefetch: int = 4) -> None:
+        self.bus = bus
+        self.adapter = adapter
+        self.instance = instance or new_instance_id(adapter.stage)
+        self.prefetch = prefetch
+        self.heartbeat = Heartbeat(instance=self.instance, stage=adapter.stage, model=adapter.model,
+                                   hardware=hardware, gpus=gpus, state="starting", pid=os.getpid(),
+                                   host=socket.gethostname())
+        self._queue: list[tuple[float, int, Task, object]] = []
+        self._seq = itertools.count()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.done = 0
+
+    @property
+    def subject(self) -> str:
+        return subjects.tasks(self.adapter.model, self.instance)
+
+    async def run(self) -> None:
+        """Load the adapter, register, and serve tasks until :meth:`stop` or an eviction."""
+        await registry.beat(self.bus.instances, self.heartbeat)
+        await asyncio.to_thread(self.adapter.load)
+        sub = await self.bus.js.pull_subscribe(
+            self.subject, durable=self.instance, stream=subjects.STREAM_TASKS,
+            config=api.ConsumerConfig(ack_wait=ACK_WAIT_S, max_ack_pending=self.prefetch + 2,
+                                      inactive_threshold=3600.0))
+        evict_sub = await self.bus.nc.subscribe(subjects.evict(self.instance), cb=self._on_evict)
+        self.heartbeat.state = "ready"
+        await registry.beat(self.bus.instances, self.heartbeat)
+        log.info("instance %s ready on %s", self.instance, self.subject)
+        tasks = [asyncio.create_task(self._heartbeats()), asyncio.create_task(self._pull(sub))]
+        try:
+            await self._execute()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await evict_sub.unsubscribe()
+            await self._hand_back()
+            self.heartbeat.state = "gone"
+            await registry.forget(self.bus.instances, self.instance)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def _on_evict(self, msg) -> None:
+        log.warning("instance %s: eviction notice, draining", self.instance)
+        self.heartbeat.state = "draining"
+        await registry.beat(self.bus.instances, self.heartbeat)
+        self.stop()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            self.heartbeat.queue = len(self._queue)
+            try:
+                await registry.beat(self.bus.instances, self.heartbeat)
+            except Exception as exc:  # a missed beat is survivable; the TTL decides
+                log.debug("heartbeat failed: %s", exc)
+            await asyncio.sleep(registry.HEARTBEAT_S)
+
+    async def _pull(self, sub) -> None:
+        while not self._stop.is_set():
+            room = self.prefetch - len(self._queue)
+            if room <= 0:
+                await asyncio.sleep(0.005)
+                continue
+            try:
+                msgs = await sub.fetch(batch=room, timeout=1.0)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                continue
+            except Exception as exc:  # connection blips: retry shortly
+                log.debug("fetch failed: %s", exc)
+                await asyncio.sleep(0.2)
+                continue
+            for msg in msgs:
+                await self._admit(msg)
+            self._wake.set()
+
+    async def _admit(self, msg) -> None:
+        try:
+            task = decode(msg.data, Task)
+        except MessageError as exc:
+            log.error("invalid task on %s: %s", msg.subject, exc)
+            await self.bus.deadletter("tasks", msg.data, str(exc))
+            await msg.term()
+            return
+        heapq.heappush(self._queue, (task.deadline, next(self._seq), task, msg))
+
+    async def _execute(self) -> None:
+        ctx = TaskContext(bus=self.bus, instance=self.instance)
+        while not self._stop.is_set():
+            if not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            _, _, task, msg = heapq.heappop(self._queue)
+            self.heartbeat.running = 1
+            await self._run_one(task, msg, ctx)
+            self.heartbeat.running = 0
+
+    async def _run_one(self, task: Task, msg, ctx: TaskContext) -> None:
+        started = time.time()
+        keepalive = asyncio.create_task(self._keep_alive(msg))
+        event = Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id,
+                      stage=task.stage, instance=self.instance, started_at=started)
+        try:
+            event.outputs = await self._store_if_large(task, await self.adapter.run(task, ctx), ctx)
+        except TaskError as exc:
+            event.ok, event.error, event.retryable = False, str(exc), exc.retryable
+        except Exception as exc:  # an adapter bug or a crashed model: report, let the scheduler retry
+            log.error("task %s failed:\n%s", task.task_id, traceback.format_exc())
+            event.ok, event.error = False, f"{type(exc).__name__}: {exc}"
+        finally:
+            keepalive.cancel()
+        event.finished_at = time.time()
+        await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
+        await msg.ack()
+        self.done += 1
+
+    async def _store_if_large(self, task: Task, outputs: dict, ctx: TaskContext) -> dict:
+        """Outputs that would not fit in an event go to the object store as ``{"$ref": name}``."""
+        data = encode(outputs)
+        if len(data) <= self.bus.max_payload // 2:
+            return outputs
+        return {"$ref": await self.bus.put_blob(ctx.blob_name(task, "outputs.msgpack"), data)}
+
+    async def _keep_alive(self, msg) -> None:
+        while True:
+            await asyncio.sleep(ACK_WAIT_S / 3)
+            await msg.in_progress()
+
+    async def _hand_back(self) -> None:
+        while self._queue:
+            _, _, task, msg = heapq.heappop(self._queue)
+            try:
+                await msg.nak()
+            except Exception:
+                pass
+
+
+async def serve(url: str, adapter: StageAdapter, **kwargs) -> None:
+    """Connect to ``url`` and run a :class:`Worker` for ``adapter`` until cancelled or evicted."""
+    bus = await connect(url, name=f"streamwise-worker-{adapter.stage}")
+    worker = Worker(bus, adapter, **kwargs)
+    try:
+        await worker.run()
+    finally:
+        await bus.close()

@@ -1,0 +1,215 @@
+"""The ``streamwise`` command line.
+
+- ``streamwise generate --script PATH --out DIR [--ttff S] [--nats URL]``: one podcast.
+  Without ``--nats`` it starts an embedded nats-server, a scheduler and one worker per
+  stage, and stops them at the end.
+- ``streamwise up [--port P] [--nats URL] [--workers tts=2,video=3]``: a worker pool
+  that runs until interrupted; prints the bus URL as its first line.
+- ``streamwise worker --stage S [--model M] --nats URL``: one worker instance.
+- ``streamwise scheduler --nats URL``: one request-scheduler process.
+
+Exit code 0 on success; on failure a one-line reason on stderr and code 1 (2 for usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .bus.client import connect
+from .bus.messages import Request
+from .bus.registry import wait_for_stages
+from .bus.server import EmbeddedServer
+from .pool import Pool, parse_workers
+from .stages.registry import STAGES
+
+FORMATS = ("text", "vtt", "srt", "json")
+
+
+def _run(coro) -> object:
+    """Run a coroutine on uvloop when available (it is faster for many small messages)."""
+    try:
+        import uvloop
+        return asyncio.run(coro, loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        return asyncio.run(coro)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streamwise", description="Stream a generated video podcast over NATS JetStream.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="turn a script into a streamed podcast")
+    g.add_argument("--script", required=True, help="script file: 'Speaker: line' text, WebVTT, SRT or JSON")
+    g.add_argument("--format", choices=FORMATS, help="script format (default: detect)")
+    g.add_argument("--out", required=True, help="output directory (index.m3u8, podcast.mp4, report.json)")
+    g.add_argument("--ttff", type=float, default=1.5, help="time-to-first-frame SLO in seconds (default 1.5)")
+    g.add_argument("--nats", help="URL of a running bus with a worker pool (default: start an embedded one)")
+    g.add_argument("--tenant", default="default")
+    g.add_argument("--title", help="show title (default: from the script)")
+    g.add_argument("--size", default="640x400", help="WIDTHxHEIGHT in pixels, multiples of 8 (default 640x400)")
+    g.add_argument("--fps", type=float, default=25.0, help="frames per second; must divide 22050 (default 25)")
+    g.add_argument("--segment", type=float, default=2.0, help="segment length in seconds (default 2)")
+    g.add_argument("--max-clip", type=float, default=3.5, help="longest talking-head clip in seconds (default 3.5)")
+    g.add_argument("--timeout", type=float, default=120.0, help="fail after this many seconds without progress")
+    g.add_argument("--quiet", action="store_true", help="no progress output")
+
+    u = sub.add_parser("up", help="run a bus + scheduler + worker pool until interrupted")
+    u.add_argument("--port", type=int, help="port of the embedded nats-server (default: a free one)")
+    u.add_argument("--nats", help="use this running server instead of an embedded one")
+    u.add_argument("--workers", help=f"instances per stage, e.g. tts=2,video=3 (stages: {', '.join(STAGES)})")
+
+    w = sub.add_parser("worker", help="run one worker instance")
+    w.add_argument("--stage", required=True, choices=STAGES)
+    w.add_argument("--model", help="model of the stage (default: the stage's CPU model)")
+    w.add_argument("--hardware", default="cpu")
+    w.add_argument("--gpus", type=int, default=0)
+    w.add_argument("--instance", help="instance id (default: <stage>-<host>-<pid>-<rand>)")
+    w.add_argument("--nats", required=True)
+
+    s = sub.add_parser("scheduler", help="run one request-scheduler process")
+    s.add_argument("--nats", required=True)
+    return p
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"streamwise: --size {text!r}: expected WIDTHxHEIGHT, e.g. 640x400") from None
+    return w, h
+
+
+async def _serve_forever(coro_fn, *args, **kwargs) -> None:
+    """Run ``coro_fn`` until SIGINT/SIGTERM, then cancel it (its ``finally`` blocks clean up)."""
+    task = asyncio.create_task(coro_fn(*args, **kwargs))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def cmd_worker(args) -> int:
+    from .stages.registry import make_adapter
+    from .stages.worker import serve
+
+    adapter = make_adapter(args.stage, args.model)
+    _run(_serve_forever(serve, args.nats, adapter, instance=args.instance, hardware=args.hardware, gpus=args.gpus))
+    return 0
+
+
+def cmd_scheduler(args) -> int:
+    from .scheduler import serve
+
+    _run(_serve_forever(serve, args.nats))
+    return 0
+
+
+def cmd_up(args) -> int:
+    workers = parse_workers(args.workers)
+    server = None if args.nats else EmbeddedServer(port=args.port).start()
+    url = args.nats or server.url
+    print(url, flush=True)
+    pool = Pool(url, workers).start()
+    try:
+        _run(_wait_ready(url, pool, 120.0))
+        print(f"ready: {', '.join(f'{s}={n}' for s, n in workers.items())} (Ctrl-C to stop)", flush=True)
+        while True:
+            pool.check()
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        pool.stop()
+        if server:
+            server.stop()
+
+
+async def _wait_ready(url: str, pool: Pool | None, timeout_s: float, stages: set[str] | None = None) -> None:
+    bus = await connect(url, name="streamwise-wait")
+    try:
+        wait = asyncio.create_task(wait_for_stages(bus.instances, stages or pool.stages(), timeout_s))
+        while not wait.done():
+            if pool:
+                pool.check()
+            await asyncio.sleep(0.05)
+        wait.result()
+    finally:
+        await bus.close()
+
+
+def cmd_generate(args) -> int:
+    from .client import GenerateError, generate, new_request_id
+    from .progress import ProgressView
+
+    script = Path(args.script)
+    try:
+        text = script.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        print(f"streamwise: cannot read script {script}: {exc.strerror}", file=sys.stderr)
+        return 1
+    width, height = _size(args.size)
+    request = Request(request_id=new_request_id(), tenant=args.tenant, submitted_at=0.0, script=text,
+                      script_format=args.format, script_name=str(script), title=args.title, ttff_s=args.ttff,
+                      width=width, height=height, fps=args.fps, segment_s=args.segment, max_clip_s=args.max_clip)
+    view = ProgressView(enabled=not args.quiet)
+    started = time.time()
+    server = pool = None
+    try:
+        if args.nats:
+            url = args.nats
+        else:
+            view.note("starting embedded bus and workers ...")
+            server = EmbeddedServer().start()
+            url = server.url
+            pool = Pool(url, log_dir=Path(tempfile.mkdtemp(prefix="streamwise-logs-"))).start()
+        _run(_wait_ready(url, pool, 90.0, None if pool else {"scheduler", *STAGES}))
+        startup = time.time() - started
+        view.note(f"bus and workers ready in {startup:.1f} s ({url})")
+        report = _run(_generate(url, request, args.out, view, args.timeout))
+        report.startup_s = round(startup, 3)
+        (Path(args.out) / "report.json").write_text(report.to_json())
+        view.done(report, args.out)
+        return 0
+    except (GenerateError, ConnectionError, TimeoutError, RuntimeError) as exc:
+        view.stop()
+        print(f"streamwise: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        view.stop()
+        if pool:
+            pool.stop()
+        if server:
+            server.stop()
+
+
+async def _generate(url, request, out, view, timeout_s):
+    from .client import generate
+
+    bus = await connect(url, name="streamwise-client")
+    try:
+        return await generate(bus, request, out, progress=view.update, idle_timeout_s=timeout_s)
+    finally:
+        await bus.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("nats").setLevel(logging.WARNING)
+    handlers = {"generate": cmd_generate, "up": cmd_up, "worker": cmd_worker, "scheduler": cmd_scheduler}
+    try:
+        return handlers[args.command](args)
+    except ValueError as exc:
+        print(f"streamwise: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,182 @@
+"""The viewer side: publish a request, receive its segments, write HLS, the MP4 and a report.
+
+:func:`generate` subscribes to ``sw.segments.<tenant>.<request>`` and
+``sw.status.<tenant>.<request>`` *before* publishing the request (both are replayable
+streams, so nothing is missed either way), then writes each segment into an HLS playlist
+as soon as it and all earlier ones have arrived. At the end it writes ``podcast.mp4``
+(the whole show, remuxed, no re-encode) and ``report.json`` (see :class:`Report`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import nats.errors
+from nats.js import api
+
+from .bus import subjects
+from .bus.client import Bus
+from .bus.codec import MessageError, decode, to_builtins
+from .bus.messages import Request, Segment, Status
+from .hls import HlsWriter
+from .stages.media import concat_segments, split_init
+
+
+class GenerateError(RuntimeError):
+    """The request failed or stalled; ``str()`` is the one-line reason."""
+
+
+@dataclass
+class SegmentRecord:
+    """One received segment: playback position and size in seconds, arrival in seconds after
+    the request was published, and its quality (resolution in pixels, fps, rung)."""
+
+    index: int
+    start_s: float
+    duration_s: float
+    arrived_s: float
+    bytes: int
+    quality: dict
+
+
+@dataclass
+class Report:
+    """``report.json``. ``ttff_s``: request published -> first segment received;
+    ``realtime_factor``: ``wall_s / video_duration_s``; ``stall_s``: total playback stall if
+    playback starts when the first segment arrives and pauses whenever the next is late."""
+
+    request_id: str
+    speakers: list[str]
+    lines: int
+    video_duration_s: float
+    ttff_s: float
+    wall_s: float
+    realtime_factor: float
+    stall_s: float
+    segments: list[SegmentRecord]
+    quality: dict = field(default_factory=dict)
+    startup_s: float | None = None
+    script: str | None = None
+    files: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def stall_seconds(records: list[SegmentRecord]) -> float:
+    """Total playback stall (s) if playback starts at the first arrival and waits for late segments."""
+    if not records:
+        return 0.0
+    start = records[0].arrived_s
+    stall = 0.0
+    for r in records:
+        due = start + r.start_s + stall
+        if r.arrived_s > due:
+            stall += r.arrived_s - due
+    return stall
+
+
+ProgressFn = Callable[[str, dict], None]
+
+
+async def _pump(sub, kind: str, queue: asyncio.Queue) -> None:
+    while True:
+        try:
+            msg = await sub.next_msg(timeout=3600)
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            continue
+        await queue.put((kind, msg, time.time()))
+
+
+async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress: ProgressFn | None = None,
+                   idle_timeout_s: float = 60.0) -> Report:
+    """Submit ``request`` and stream its podcast into ``out_dir``.
+
+    Writes ``index.m3u8`` + ``init.mp4`` + ``seg_*.m4s`` as segments arrive, then
+    ``podcast.mp4`` and ``report.json``. ``progress(kind, info)`` is called for
+    ``status`` and ``segment`` updates.
+
+    Raises:
+        GenerateError: the scheduler reported a failure (its reason), or nothing arrived for
+            ``idle_timeout_s`` seconds (no scheduler or worker serving the bus?).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = progress or (lambda kind, info: None)
+    tenant, rid = request.tenant, request.request_id
+    ordered = dict(ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL)
+    seg_sub = await bus.js.subscribe(subjects.segments(tenant, rid), stream=subjects.STREAM_SEGMENTS, **ordered)
+    status_sub = await bus.js.subscribe(subjects.status(tenant, rid), stream=subjects.STREAM_STATUS, **ordered)
+    queue: asyncio.Queue = asyncio.Queue()
+    pumps = [asyncio.create_task(_pump(seg_sub, "segment", queue)),
+             asyncio.create_task(_pump(status_sub, "status", queue))]
+    hls = HlsWriter(out, target_duration_s=request.segment_s)
+    media: dict[int, bytes] = {}
+    init: bytes | None = None
+    records: list[SegmentRecord] = []
+    pending: dict[int, tuple[Segment, bytes, float]] = {}
+    last: Status | None = None
+    final_index: int | None = None
+    request.submitted_at = t0 = time.time()
+    try:
+        await bus.publish(subjects.requests(tenant), request, msg_id=rid)
+        while final_index is None or len(records) <= final_index:
+            try:
+                kind, msg, arrived = await asyncio.wait_for(queue.get(), timeout=idle_timeout_s)
+            except asyncio.TimeoutError:
+                raise GenerateError(f"no progress for {idle_timeout_s:.0f} s on {bus.url}: is a scheduler and a "
+                                    f"worker for every stage running? (streamwise up --nats {bus.url})") from None
+            if kind == "status":
+                last = decode(msg.data, Status)
+                progress("status", to_builtins(last))
+                if last.state == "failed":
+                    raise GenerateError(last.error or last.message or "request failed")
+                continue
+            try:
+                seg = decode(msg.data, Segment)
+            except MessageError:
+                continue
+            if seg.index in pending or seg.index < len(records):
+                continue  # a duplicate (a re-run after a scheduler restart)
+            data = seg.data if seg.data is not None else await bus.get_blob(seg.ref)
+            pending[seg.index] = (seg, data, arrived - t0)
+            if seg.final:
+                final_index = seg.index
+            while len(records) in pending:
+                seg, data, arrived_s = pending.pop(len(records))
+                init_part, media_part = split_init(data)
+                init = init or init_part
+                media[seg.index] = media_part
+                hls.add(seg.index, data, seg.duration_s)
+                records.append(SegmentRecord(seg.index, seg.start_s, seg.duration_s, round(arrived_s, 4), len(data),
+                                             to_builtins(seg.quality)))
+                progress("segment", asdict(records[-1]))
+        wall = time.time() - t0
+    finally:
+        for p in pumps:
+            p.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        await seg_sub.unsubscribe()
+        await status_sub.unsubscribe()
+    hls.close()
+    concat_segments(init, [media[i] for i in range(len(records))], out / "podcast.mp4")
+    duration = sum(r.duration_s for r in records)
+    speakers = last.speakers if last else []
+    report = Report(request_id=rid, speakers=list(speakers), lines=last.lines if last else 0,
+                    video_duration_s=round(duration, 3), ttff_s=round(records[0].arrived_s, 4), wall_s=round(wall, 3),
+                    realtime_factor=round(wall / duration, 4) if duration else 0.0,
+                    stall_s=round(stall_seconds(records), 4), segments=records, quality=records[0].quality,
+                    script=request.script_name,
+                    files={"hls": "index.m3u8", "mp4": "podcast.mp4"})
+    (out / "report.json").write_text(report.to_json())
+    return report
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]

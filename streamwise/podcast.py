@@ -1,0 +1,319 @@
+"""The podcast workflow: how a request's DAG starts, grows and feeds each stage.
+
+Shape (StreamWise design notes, section 2)::
+
+    screenplay ─► studio ─► portrait:<speaker>
+               └► tts:<piece> (a line is spoken in pieces) ─► clip:<piece>:<c> (≤ max clip length)
+                                                              └► seg:<k> (fMP4, playback order)
+
+The DAG starts as the screenplay node. Its completion adds the studio, one portrait per
+speaker and one speech node per piece of each line (long lines are spoken in pieces, so
+the first segment never waits for a whole line). A speech completion gives exact
+durations and the pause-aligned clip cuts, which add that piece's clip nodes and, once the
+playback timeline is known far enough, the segment nodes. Deadlines are recomputed on
+every expansion (:meth:`PodcastPlan.refresh_deadlines`).
+
+The plan is a plain object with no I/O: the scheduler's service loop feeds it events and
+asks it for ready nodes and task inputs, so the same code runs live and in a simulator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .bus.messages import Event, Quality, Request
+from .dag import Dag, Node, NodeState
+from .deadlines import StageProfile, segment_deadline, sketch_duration_s, upstream_deadline
+
+MAX_ATTEMPTS = 3
+PAUSE_AFTER_LINE_S = 0.35    # silence after each line (the turn-taking gap)
+PAUSE_BETWEEN_PIECES_S = 0.1
+AUDIO_PREROLL_S = 0.2         # audio before a segment given to the mux so the AAC encoder is warm (media.py)
+
+
+class PlanError(Exception):
+    """The request cannot be completed; ``str()`` is the one-line reason for the user."""
+
+
+@dataclass
+class Piece:
+    """A piece of a line, spoken by one TTS task; timeline fields are filled by its completion."""
+
+    index: int
+    line: int
+    speaker: int
+    text: str
+    last_of_line: bool
+    est_s: float
+    frames: int | None = None
+    clips: list[tuple[int, int]] = field(default_factory=list)   # sample ranges
+    audio_ref: str | None = None
+    offset: int | None = None                                     # first frame in the show
+
+    @property
+    def node_id(self) -> str:
+        return f"tts:{self.index}"
+
+
+class PodcastPlan:
+    """State of one podcast request: its DAG, pieces, playback timeline and deadlines.
+
+    ``profiles`` maps profile keys (``screenplay``, ``image.studio``, ``image.portrait``,
+    ``tts``, ``video``, ``mux``) to expected runtimes.
+    """
+
+    def __init__(self, request: Request, profiles: dict[str, StageProfile], *, epoch: int = 1) -> None:
+        self.request = request
+        self.epoch = epoch          # how many times this request was delivered: keeps task ids of a re-run distinct
+        self.profiles = profiles
+        self.dag = Dag()
+        self.quality = Quality(rung="static", width=request.width, height=request.height, fps=request.fps)
+        self.frames_per_segment = max(1, round(request.segment_s * request.fps))
+        self.title: str = request.title or "StreamWise"
+        self.speakers: list[str] = []
+        self.lines = 0
+        self.pieces: list[Piece] = []
+        self.sample_rate: int | None = None
+        self.covered = 0            # frames of the contiguous known timeline
+        self.total_frames: int | None = None
+        self.next_segment = 0
+        self.segments_done = 0
+        self.error: str | None = None
+        self.dag.add(Node("screenplay", "screenplay", runtime_s=self._rt("screenplay")))
+        self.refresh_deadlines()
+
+    # ---------------------------------------------------------------- queries
+    @property
+    def finished(self) -> bool:
+        return self.total_frames is not None and self.segments_done == self.segments_total
+
+    @property
+    def segments_total(self) -> int | None:
+        if self.total_frames is None:
+            return None
+        return max(1, math.ceil(self.total_frames / self.frames_per_segment))
+
+    @property
+    def video_duration_s(self) -> float | None:
+        return None if self.total_frames is None else self.total_frames / self.request.fps
+
+    @property
+    def _spf(self) -> int:
+        """Audio samples per video frame (the plan checks it is whole when speech arrives)."""
+        return int(self.sample_rate / self.request.fps)
+
+    def _rt(self, key: str, units: float = 0.0) -> float:
+        profile = self.profiles.get(key)
+        return profile.runtime_s(units) if profile else 0.0
+
+    # ---------------------------------------------------------------- events
+    def on_event(self, event: Event) -> Node | None:
+        """Apply a completion event; returns the node it completed (``None`` if stale or duplicate).
+
+        Raises:
+            PlanError: the task failed for good (not retryable, or out of attempts), or its
+                outputs make the request impossible (e.g. a script with no dialogue).
+        """
+        node = self.dag.nodes.get(event.node_id)
+        if node is None or node.state is not NodeState.DISPATCHED or event.task_id != self.task_id(node):
+            return None  # a late duplicate or an older attempt: results are idempotent, ignore
+        if not event.ok:
+            if not event.retryable or node.attempt + 1 >= MAX_ATTEMPTS:
+                node.state = NodeState.FAILED
+                raise PlanError(event.error or f"{node.node_id} failed")
+            node.attempt += 1
+            node.state, node.instance = NodeState.PENDING, None
+            return None
+        node.state, node.outputs = NodeState.DONE, dict(event.outputs)
+        expand = {"screenplay": self._on_screenplay, "tts": self._on_speech, "mux": self._on_segment}
+        handler = expand.get(node.stage)
+        if handler:
+            handler(node)
+        self.refresh_deadlines()
+        return node
+
+    def task_id(self, node: Node) -> str:
+        return f"{self.request.request_id}.{node.node_id}.{self.epoch}-{node.attempt}"
+
+    def _on_screenplay(self, node: Node) -> None:
+        out = node.outputs
+        lines = out.get("lines") or []
+        if not lines:
+            raise PlanError(f"{self.request.script_name}: no dialogue found")
+        self.speakers = list(out["speakers"])
+        self.title = self.request.title or out.get("title") or self.title
+        self.lines = len(lines)
+        r = self.request
+        self.dag.add(Node("studio", "image", runtime_s=self._rt("image.studio"),
+                          inputs={"kind": "studio", "title": self.title, "description": out.get("studio"),
+                                  "width": r.width, "height": r.height}))
+        for s, name in enumerate(self.speakers):
+            self.dag.add(Node(f"portrait:{s}", "image", deps=("studio",), runtime_s=self._rt("image.portrait"),
+                              inputs={"kind": "portrait", "name": name, "speaker_index": s}))
+        for li, line in enumerate(lines):
+            texts = line["pieces"]
+            for pi, text in enumerate(texts):
+                piece = Piece(index=len(self.pieces), line=li, speaker=int(line["speaker"]), text=text,
+                              last_of_line=pi == len(texts) - 1, est_s=sketch_duration_s(text))
+                self.pieces.append(piece)
+                self.dag.add(Node(piece.node_id, "tts", runtime_s=self._rt("tts", piece.est_s), inputs={
+                    "text": text, "speaker_index": piece.speaker, "fps": r.fps, "max_clip_s": r.max_clip_s,
+                    "pause_after_s": PAUSE_AFTER_LINE_S if piece.last_of_line else PAUSE_BETWEEN_PIECES_S}))
+
+    def _on_speech(self, node: Node) -> None:
+        piece = self.pieces[int(node.node_id.split(":")[1])]
+        out = node.outputs
+        rate = int(out["sample_rate"])
+        spf = rate / self.request.fps
+        if spf != int(spf):
+            raise PlanError(f"fps {self.request.fps} does not divide the audio rate {rate} Hz")
+        self.sample_rate, spf = rate, int(spf)
+        piece.audio_ref, piece.frames = out["audio"], int(out["samples"]) // spf
+        piece.clips = [(int(a), int(b)) for a, b in out["clips"]]
+        words = piece.text.split()
+        for c, (a, b) in enumerate(piece.clips):
+            w0, w1 = (round(len(words) * x / out["samples"]) for x in (a, b))
+            self.dag.add(Node(f"clip:{piece.index}:{c}", "video", deps=(f"portrait:{piece.speaker}", piece.node_id),
+                              runtime_s=self._rt("video", (b - a) / spf), inputs={
+                                  "audio": piece.audio_ref, "sample_from": a, "sample_to": b, "sample_rate": rate,
+                                  "subtitle": " ".join(words[w0:w1]), "speaker": self.speakers[piece.speaker],
+                                  "start_frame": a // spf, "blink_seed": piece.speaker * 7919 + piece.index,
+                                  "fps": self.request.fps, "width": self.request.width,
+                                  "height": self.request.height}))
+        self._extend_timeline()
+
+    def _on_segment(self, node: Node) -> None:
+        self.segments_done += 1
+
+    # ---------------------------------------------------------------- timeline
+    def _extend_timeline(self) -> None:
+        offset = 0
+        for piece in self.pieces:
+            if piece.frames is None:
+                break
+            piece.offset = offset
+            offset += piece.frames
+        else:
+            self.total_frames = offset
+        self.covered = offset
+        fps_seg = self.frames_per_segment
+        while True:
+            start = self.next_segment * fps_seg
+            end = start + fps_seg
+            if self.total_frames is not None:
+                if start >= self.total_frames:
+                    break
+                end = min(end, self.total_frames)
+            elif end > self.covered:
+                break
+            self._add_segment(self.next_segment, start, end)
+            self.next_segment += 1
+
+    def _clips_between(self, start: int, end: int) -> list[tuple[str, int, int, Piece, int, int]]:
+        spf = self._spf
+        found = []
+        for piece in self.pieces:
+            if piece.offset is None or piece.offset >= end:
+                break
+            for c, (a, b) in enumerate(piece.clips):
+                g0, g1 = piece.offset + a // spf, piece.offset + b // spf
+                if g1 > start and g0 < end:
+                    found.append((f"clip:{piece.index}:{c}", g0, g1, piece, a, b))
+        return found
+
+    def _add_segment(self, k: int, start: int, end: int) -> None:
+        clips = self._clips_between(start, end)
+        deps = tuple(c[0] for c in clips) + ((f"seg:{k - 1}",) if k else ())
+        fps = self.request.fps
+        self.dag.add(Node(f"seg:{k}", "mux", deps=deps, runtime_s=self._rt("mux", end - start), inputs={
+            "index": k, "start_s": start / fps, "duration_s": (end - start) / fps, "frame_from": start,
+            "frame_to": end, "final": self.total_frames is not None and end >= self.total_frames}))
+
+    def _audio_parts(self, s0: int, s1: int) -> list[list[Any]]:
+        spf = self._spf
+        parts = []
+        for piece in self.pieces:
+            if piece.offset is None:
+                break
+            p0 = piece.offset * spf
+            p1 = p0 + piece.frames * spf
+            if p1 > s0 and p0 < s1:
+                parts.append([piece.audio_ref, max(s0, p0) - p0, min(s1, p1) - p0])
+        return parts
+
+    # ---------------------------------------------------------------- dispatch
+    def task_inputs(self, node: Node) -> dict[str, Any]:
+        """The task payload of a ready node (dependency outputs resolved to object-store names)."""
+        r = self.request
+        if node.stage == "screenplay":
+            return {"script": r.script, "script_ref": r.script_ref, "format": r.script_format,
+                    "name": r.script_name}
+        inputs = dict(node.inputs)
+        if node.node_id.startswith("portrait:"):
+            inputs["studio"] = self.dag["studio"].outputs["image"]
+        elif node.stage == "video":
+            portrait = self.dag[node.deps[0]].outputs
+            inputs["portrait"], inputs["layout"] = portrait["image"], portrait["layout"]
+        elif node.stage == "mux":
+            inputs.update(self._mux_inputs(node))
+        return inputs
+
+    def _mux_inputs(self, node: Node) -> dict[str, Any]:
+        start, end = node.inputs["frame_from"], node.inputs["frame_to"]
+        video = [[self.dag[cid].outputs["clip"], max(start, g0) - g0, min(end, g1) - g0]
+                 for cid, g0, g1, *_ in self._clips_between(start, end)]
+        spf = self._spf
+        preroll = min(start * spf, int(AUDIO_PREROLL_S * self.sample_rate))
+        return {"video": video, "audio": self._audio_parts(start * spf - preroll, end * spf),
+                "preroll_samples": preroll, "sample_rate": self.sample_rate, "fps": self.request.fps,
+                "tenant": self.request.tenant}
+
+    # ---------------------------------------------------------------- deadlines
+    def refresh_deadlines(self) -> None:
+        """Recompute every unfinished node's deadline from the SLO and the current timeline.
+
+        Segment k: ``t_submit + TTFF + k * segment_s``; upstream: child's deadline minus the
+        child's expected runtime (deadline rule from the StreamWise scheduler design).
+        Pieces whose timing is not known yet are placed by the sketch (2.5 words/s).
+        """
+        r = self.request
+        seg_s = self.frames_per_segment / r.fps
+        mux_rt = self._rt("mux", self.frames_per_segment)
+
+        def clip_deadline(start_s: float) -> float:
+            k = int(start_s // seg_s)
+            return upstream_deadline(segment_deadline(r.submitted_at, r.ttff_s, k * seg_s), mux_rt)
+
+        dag = self.dag
+        for k in range(self.next_segment):
+            dag[f"seg:{k}"].deadline = segment_deadline(r.submitted_at, r.ttff_s, k * seg_s)
+        speaker_first: dict[int, float] = {}
+        running = 0.0
+        for piece in self.pieces:
+            start = piece.offset / r.fps if piece.offset is not None else running
+            length = piece.frames / r.fps if piece.frames is not None else piece.est_s
+            running = start + length
+            first_clip_frames = min(length, r.max_clip_s) * r.fps
+            d_clip = clip_deadline(start)
+            for c, (a, b) in enumerate(piece.clips):
+                dag[f"clip:{piece.index}:{c}"].deadline = clip_deadline(start + a / self.sample_rate)
+            d_tts = upstream_deadline(d_clip, self._rt("video", first_clip_frames))
+            dag[piece.node_id].deadline = d_tts
+            speaker_first[piece.speaker] = min(speaker_first.get(piece.speaker, math.inf), d_tts)
+        d_studio = math.inf
+        for s, d in speaker_first.items():
+            node = dag[f"portrait:{s}"]
+            node.deadline = d
+            d_studio = min(d_studio, upstream_deadline(d, node.runtime_s))
+        if "studio" in dag:
+            dag["studio"].deadline = d_studio
+        if self.pieces:
+            d_screenplay = min(upstream_deadline(d_studio, dag["studio"].runtime_s),
+                               upstream_deadline(dag[self.pieces[0].node_id].deadline, self._rt("tts", 3.0)))
+        else:
+            d_screenplay = upstream_deadline(clip_deadline(0.0), self._rt("video", r.max_clip_s * r.fps)
+                                             + self._rt("tts", r.max_clip_s) + self._rt("image.portrait")
+                                             + self._rt("image.studio"))
+        dag["screenplay"].deadline = d_screenplay

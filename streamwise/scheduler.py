@@ -1,0 +1,332 @@
+"""The request scheduler service: requests in, DAG expansion, EDF dispatch, status out.
+
+One process may run many requests (one :class:`~streamwise.podcast.PodcastPlan` each);
+several processes compete for requests on the ``schedulers`` consumer of
+``sw.requests.>``. The busy loop reads as its phases (vLLM v1 style): drain inputs
+(requests, completion events, instance changes), schedule (a pure placement decision over
+the snapshot), execute (publish tasks), update (status, finished requests).
+
+A request message stays un-acked (with in-progress acks) until its podcast is done, so if
+this process dies the request is redelivered to another scheduler, which starts it again;
+outputs are keyed by node, so the re-run is harmless and viewers de-duplicate segments by
+index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import msgpack
+import nats.errors
+from nats.js import api
+
+from .bus import registry, subjects
+from .bus.client import ACK_WAIT_S, INSTANCE_TTL_S, Bus, connect
+from .bus.codec import MessageError, decode
+from .bus.messages import Event, Heartbeat, Request, Status, Task
+from .dag import NodeState
+from .deadlines import StageProfile, load_profiles
+from .placement import InstanceView, ReadyNode, assign
+from .podcast import PlanError, PodcastPlan
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Active:
+    plan: PodcastPlan
+    msg: object                      # the request message, acked when the podcast is done
+    events_sub: object = None
+    reader: asyncio.Task | None = None
+    dispatched: dict[str, tuple[str, str]] = field(default_factory=dict)   # task_id -> (instance, node_id)
+
+
+class SchedulerService:
+    """Runs request schedulers on one bus connection until :meth:`stop`.
+
+    ``cap`` is the number of tasks kept outstanding per instance (1 running + prefetch).
+    """
+
+    def __init__(self, bus: Bus, *, profiles: dict[str, StageProfile] | None = None, cap: int = 3) -> None:
+        self.bus = bus
+        self.profiles = profiles if profiles is not None else load_profiles()
+        self.cap = cap
+        self.active: dict[str, _Active] = {}
+        self.instances: dict[str, Heartbeat] = {}
+        self.outstanding: dict[str, int] = {}
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self._stop = asyncio.Event()
+        self.dispatch_count = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.inbox.put_nowait(("stop", None))
+
+    # ------------------------------------------------------------------ inputs
+    async def _pull_requests(self) -> None:
+        sub = await self.bus.js.pull_subscribe(
+            subjects.requests_all(), durable=subjects.SCHEDULER_CONSUMER, stream=subjects.STREAM_REQUESTS,
+            config=api.ConsumerConfig(ack_wait=ACK_WAIT_S, max_deliver=5))
+        while not self._stop.is_set():
+            try:
+                msgs = await sub.fetch(batch=1, timeout=1.0)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                continue
+            except Exception as exc:
+                log.debug("request fetch failed: %s", exc)
+                await asyncio.sleep(0.2)
+                continue
+            for msg in msgs:
+                await self.inbox.put(("request", msg))
+
+    async def _read_events(self, request_id: str, sub) -> None:
+        while True:
+            try:
+                msgs = await sub.fetch(batch=64, timeout=1.0)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                continue
+            for msg in msgs:
+                await self.inbox.put(("event", msg))
+
+    async def _watch_instances(self) -> None:
+        watcher = await self.bus.instances.watchall()
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    continue
+                await self.inbox.put(("instance", entry))
+        finally:
+            await watcher.stop()
+
+    async def _keep_requests_alive(self) -> None:
+        while True:
+            await asyncio.sleep(ACK_WAIT_S / 3)
+            for active in list(self.active.values()):
+                try:
+                    await active.msg.in_progress()
+                except Exception:
+                    pass
+
+    # ------------------------------------------------------------------ loop
+    async def run(self) -> None:
+        """Serve until :meth:`stop` is called or the task is cancelled."""
+        helpers = [asyncio.create_task(c) for c in
+                   (self._pull_requests(), self._watch_instances(), self._keep_requests_alive())]
+        try:
+            while not self._stop.is_set():
+                try:
+                    item = await asyncio.wait_for(self.inbox.get(), timeout=0.5)
+                except asyncio.TimeoutError:
+                    item = None
+                items = [item] if item else []
+                while not self.inbox.empty():
+                    items.append(self.inbox.get_nowait())
+                for kind, payload in items:
+                    await self._apply(kind, payload)
+                self._expire_instances()
+                await self._dispatch()
+        finally:
+            for t in helpers:
+                t.cancel()
+            for active in self.active.values():
+                if active.reader:
+                    active.reader.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _apply(self, kind: str, payload) -> None:
+        if kind == "request":
+            await self._on_request(payload)
+        elif kind == "event":
+            await self._on_event(payload)
+        elif kind == "instance":
+            self._on_instance(payload)
+
+    async def _on_request(self, msg) -> None:
+        try:
+            request = decode(msg.data, Request)
+            subjects.token(request.request_id)
+            subjects.token(request.tenant)
+            _check_request(request)
+        except (MessageError, ValueError) as exc:
+            await self._reject(msg, str(exc))
+            return
+        if request.request_id in self.active:
+            await msg.ack()  # a duplicate publish of a running request
+            return
+        plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
+        active = _Active(plan=plan, msg=msg)
+        active.events_sub = await self.bus.js.pull_subscribe(
+            subjects.events(request.request_id), stream=subjects.STREAM_EVENTS,
+            config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.NEW, inactive_threshold=60.0))
+        active.reader = asyncio.create_task(self._read_events(request.request_id, active.events_sub))
+        self.active[request.request_id] = active
+        log.info("request %s accepted (tenant %s)", request.request_id, request.tenant)
+        await self._status(plan, "accepted", "request accepted")
+
+    async def _reject(self, msg, reason: str) -> None:
+        log.error("invalid request: %s", reason)
+        await self.bus.deadletter("requests", msg.data, reason)
+        try:  # tell the client, if it sent enough for us to know who it is
+            raw = msgpack.unpackb(msg.data)
+            rid, tenant = subjects.token(raw["request_id"]), subjects.token(raw.get("tenant", "default"))
+            await self.bus.publish(subjects.status(tenant, rid),
+                                   Status(request_id=rid, state="failed", error=f"invalid request: {reason}",
+                                          message="invalid request", at=time.time()))
+        except Exception:
+            pass
+        await msg.term()
+
+    async def _on_event(self, msg) -> None:
+        await msg.ack()
+        try:
+            event = decode(msg.data, Event)
+        except MessageError as exc:
+            await self.bus.deadletter("events", msg.data, str(exc))
+            return
+        active = self.active.get(event.request_id)
+        if active is None:
+            return
+        instance, _ = active.dispatched.pop(event.task_id, (None, None))
+        if instance is not None:
+            self.outstanding[instance] = max(0, self.outstanding.get(instance, 0) - 1)
+        plan = active.plan
+        if "$ref" in event.outputs:  # outputs too large for one message were stored as an artifact
+            event.outputs = msgpack.unpackb(await self.bus.get_blob(event.outputs["$ref"]))
+        try:
+            node = plan.on_event(event)
+        except PlanError as exc:
+            await self._finish(active, failed=str(exc))
+            return
+        if node is None:
+            return
+        if node.node_id == "screenplay":
+            await self._status(plan, "running", f"{plan.lines} lines, {len(plan.speakers)} speakers")
+        elif node.stage == "mux":
+            await self._status(plan, "running", f"segment {node.inputs['index']} published")
+        if plan.finished:
+            await self._finish(active)
+
+    def _on_instance(self, entry) -> None:
+        if entry.operation in ("DEL", "PURGE") or not entry.value:
+            self._instance_gone(entry.key)
+            return
+        try:
+            hb = decode(entry.value, Heartbeat)
+        except MessageError:
+            return
+        self.instances[hb.instance] = hb
+        if hb.state == "gone":
+            self._instance_gone(hb.instance)
+
+    def _expire_instances(self) -> None:
+        now = time.time()
+        for inst, hb in list(self.instances.items()):
+            if now - hb.at > INSTANCE_TTL_S:
+                self._instance_gone(inst)
+
+    def _instance_gone(self, instance: str) -> None:
+        """Resubmit what was outstanding on a vanished instance (missed heartbeats)."""
+        self.instances.pop(instance, None)
+        self.outstanding.pop(instance, None)
+        for active in self.active.values():
+            for task_id, (inst, node_id) in list(active.dispatched.items()):
+                if inst != instance:
+                    continue
+                del active.dispatched[task_id]
+                node = active.plan.dag.nodes.get(node_id)
+                if node is not None and node.state is NodeState.DISPATCHED:
+                    log.warning("instance %s gone: resubmitting %s", instance, node_id)
+                    node.attempt += 1
+                    node.state, node.instance = NodeState.PENDING, None
+
+    # ------------------------------------------------------------------ schedule + execute
+    async def _dispatch(self) -> None:
+        ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline)
+                 for rid, active in self.active.items() for n in active.plan.dag.ready()]
+        if not ready:
+            return
+        views = [InstanceView(hb.instance, hb.stage, hb.model, self.outstanding.get(hb.instance, 0),
+                              accepting=hb.state == "ready") for hb in self.instances.values()]
+        for choice, inst in assign(ready, views, cap=self.cap):
+            rid, node_id = choice.key
+            active = self.active[rid]
+            plan = active.plan
+            node = plan.dag[node_id]
+            task = Task(task_id=plan.task_id(node), request_id=rid, tenant=plan.request.tenant,
+                        node_id=node_id, stage=node.stage, model=inst.model, deadline=node.deadline,
+                        attempt=node.attempt, inputs=plan.task_inputs(node), quality=plan.quality,
+                        dispatched_at=time.time())
+            node.state, node.instance, node.dispatched_at = NodeState.DISPATCHED, inst.instance, task.dispatched_at
+            active.dispatched[task.task_id] = (inst.instance, node_id)
+            self.outstanding[inst.instance] = self.outstanding.get(inst.instance, 0) + 1
+            await self.bus.publish(subjects.tasks(inst.model, inst.instance), task, msg_id=task.task_id)
+            self.dispatch_count += 1
+
+    # ------------------------------------------------------------------ update
+    async def _status(self, plan: PodcastPlan, state: str, message: str, error: str | None = None) -> None:
+        status = Status(request_id=plan.request.request_id, state=state, message=message, speakers=plan.speakers,
+                        lines=plan.lines, segments_done=plan.segments_done, segments_total=plan.segments_total,
+                        video_duration_s=plan.video_duration_s, error=error, at=time.time())
+        await self.bus.publish(subjects.status(plan.request.tenant, plan.request.request_id), status)
+
+    async def _finish(self, active: _Active, failed: str | None = None) -> None:
+        plan = active.plan
+        rid = plan.request.request_id
+        self.active.pop(rid, None)
+        if active.reader:
+            active.reader.cancel()
+        for inst, _ in active.dispatched.values():
+            self.outstanding[inst] = max(0, self.outstanding.get(inst, 0) - 1)
+        if failed:
+            log.error("request %s failed: %s", rid, failed)
+            await self._status(plan, "failed", "failed", error=failed)
+        else:
+            log.info("request %s done: %d segments", rid, plan.segments_done)
+            await self._status(plan, "done", f"{plan.segments_done} segments")
+        try:
+            await active.msg.ack()
+        except Exception:
+            pass
+        try:
+            await active.events_sub.unsubscribe()
+        except Exception:
+            pass
+
+
+def _check_request(r: Request) -> None:
+    """Raise ValueError for a request that cannot be served (one-line reason)."""
+    given = [x for x in (r.script, r.script_ref, r.topic) if x]
+    if len(given) != 1:
+        raise ValueError("give exactly one of script, script_ref or topic")
+    if r.topic:
+        raise ValueError("topic requests need the LLM screenplay stage, which is not available yet; send a script")
+    if r.width % 8 or r.height % 8 or not (64 <= r.width <= 4096 and 64 <= r.height <= 4096):
+        raise ValueError(f"size {r.width}x{r.height}: width and height must be multiples of 8 in 64..4096")
+    if not (1 <= r.fps <= 60) or r.segment_s <= 0 or r.max_clip_s <= 0 or r.ttff_s <= 0:
+        raise ValueError("fps must be in 1..60 and segment_s, max_clip_s, ttff_s positive")
+
+
+async def serve(url: str) -> None:
+    """Connect to ``url`` and run the scheduler service until cancelled."""
+    bus = await connect(url, name="streamwise-scheduler")
+    service = SchedulerService(bus)
+    heartbeat = Heartbeat(instance=f"scheduler-{os.getpid()}-{uuid.uuid4().hex[:4]}", stage="scheduler",
+                          model="streamwise", state="ready", pid=os.getpid())
+
+    async def beat() -> None:
+        while True:
+            await registry.beat(bus.instances, heartbeat)
+            await asyncio.sleep(registry.HEARTBEAT_S)
+
+    beating = asyncio.create_task(beat())
+    try:
+        await service.run()
+    finally:
+        beating.cancel()
+        await registry.forget(bus.instances, heartbeat.instance)
+        await bus.close()

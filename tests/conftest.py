@@ -1,0 +1,32 @@
+"""Shared fixtures: one real nats-server (JetStream, temporary store, free port) per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from streamwise.bus.client import connect
+from streamwise.bus.server import EmbeddedServer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def nats_server():
+    """A real nats-server started for this test session, stopped (store removed) at the end."""
+    with EmbeddedServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server) -> str:
+    return nats_server.url
+
+
+@pytest.fixture
+async def bus(nats_url):
+    """A connected :class:`~streamwise.bus.client.Bus` with the layout created."""
+    b = await connect(nats_url, name="pytest")
+    yield b
+    await b.close()

@@ -1,0 +1,108 @@
+"""The bus layer against a real nats-server: layout, codec, registry, object store, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgpack
+import pytest
+from nats.js import api
+
+from streamwise.bus import registry, subjects
+from streamwise.bus.client import connect, ensure_layout
+from streamwise.bus.codec import MessageError, decode, encode
+from streamwise.bus.messages import Heartbeat, Quality, Request, Segment, Task
+from streamwise.bus.server import EmbeddedServer, ServerError
+
+
+def test_request_from_a_plain_msgpack_map_decodes_with_defaults():
+    raw = msgpack.packb({"request_id": "abc", "submitted_at": 1.5, "script": "A: hi"})
+    req = decode(raw, Request)
+    assert (req.request_id, req.tenant, req.ttff_s, req.width, req.height, req.fps) == ("abc", "default", 1.5, 640, 400, 25.0)
+
+
+def test_decode_rejects_wrong_types_missing_fields_and_newer_versions():
+    with pytest.raises(MessageError, match="request_id"):
+        decode(msgpack.packb({"submitted_at": 1.0}), Request)
+    with pytest.raises(MessageError, match="ttff_s"):
+        decode(msgpack.packb({"request_id": "a", "submitted_at": 1.0, "ttff_s": "soon"}), Request)
+    with pytest.raises(MessageError, match="newer"):
+        decode(msgpack.packb({"v": 99, "request_id": "a", "submitted_at": 1.0}), Request)
+    with pytest.raises(MessageError):
+        decode(b"\xc1 not msgpack", Task)
+
+
+def test_messages_round_trip_and_ignore_unknown_fields():
+    seg = Segment(request_id="r", tenant="t", index=3, start_s=6.0, duration_s=2.0, quality=Quality(), data=b"x")
+    assert decode(encode(seg), Segment) == seg
+    raw = msgpack.unpackb(encode(seg))
+    raw["added_in_v2"] = [1, 2]
+    assert decode(msgpack.packb(raw), Segment).index == 3
+
+
+def test_subject_tokens_are_checked():
+    assert subjects.tasks("piper", "tts-host-1") == "sw.tasks.piper.tts-host-1"
+    for bad in ("", "a.b", "a b", "*", ">"):
+        with pytest.raises(ValueError):
+            subjects.token(bad)
+
+
+def test_embedded_server_starts_on_a_free_port_and_removes_its_store():
+    with EmbeddedServer() as s:
+        store = s.store_dir
+        assert s.url.startswith("nats://127.0.0.1:")
+        assert s.process.poll() is None
+    assert s.process is None
+    import os
+    assert not os.path.exists(store)
+
+
+def test_embedded_server_reports_a_port_in_use(nats_server):
+    with pytest.raises(ServerError, match="exited|did not listen"):
+        EmbeddedServer(port=nats_server.port).start(timeout_s=3)
+
+
+async def test_layout_is_idempotent_and_has_the_documented_streams(bus):
+    await ensure_layout(bus.js)     # a second process creating the same layout
+    names = {s.config.name for s in await bus.js.streams_info()}
+    for stream in (subjects.STREAM_REQUESTS, subjects.STREAM_TASKS, subjects.STREAM_EVENTS,
+                   subjects.STREAM_SEGMENTS, subjects.STREAM_STATUS, subjects.STREAM_DEADLETTER):
+        assert stream in names
+    info = await bus.js.stream_info(subjects.STREAM_TASKS)
+    assert info.config.retention == api.RetentionPolicy.WORK_QUEUE
+    assert bus.max_payload == 8 * 1024 * 1024
+
+
+async def test_object_store_round_trip_and_missing_artifact(bus):
+    data = bytes(range(256)) * 2000
+    await bus.put_blob("test/blob", data)
+    assert await bus.get_blob("test/blob") == data
+    with pytest.raises(KeyError, match="not found"):
+        await bus.get_blob("test/missing")
+
+
+async def test_heartbeats_register_and_wait_for_stages(bus):
+    hb = Heartbeat(instance="tts-test-1", stage="tts", model="piper", state="ready")
+    await registry.beat(bus.instances, hb)
+    found = {h.instance: h for h in await registry.list_instances(bus.instances)}
+    assert found["tts-test-1"].stage == "tts" and found["tts-test-1"].at > time.time() - 5
+    assert await registry.wait_for_stages(bus.instances, {"tts"}, 1.0)
+    with pytest.raises(TimeoutError, match="no-such-stage"):
+        await registry.wait_for_stages(bus.instances, {"tts", "no-such-stage"}, 0.2)
+    await registry.forget(bus.instances, "tts-test-1")
+    assert "tts-test-1" not in {h.instance for h in await registry.list_instances(bus.instances)}
+
+
+async def test_deadletter_keeps_the_message_and_reason(bus):
+    sub = await bus.js.subscribe(subjects.deadletter("tests"), stream=subjects.STREAM_DEADLETTER,
+                                 ordered_consumer=True)
+    await bus.deadletter("tests", b"garbage", "invalid Task message: expected map")
+    msg = await sub.next_msg(timeout=2)
+    assert msg.data == b"garbage" and "expected map" in msg.headers["Sw-Error"]
+    await sub.unsubscribe()
+
+
+async def test_connect_to_a_dead_url_fails_with_the_url():
+    with pytest.raises(ConnectionError, match="127.0.0.1:1"):
+        await connect("nats://127.0.0.1:1", connect_timeout_s=0.5)

@@ -1,0 +1,380 @@
+"""Tests for streamwise.script: human-written podcast scripts -> Screenplay."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from pathlib import Path
+
+import pytest
+
+from streamwise.script import (
+    Line,
+    Screenplay,
+    ScriptError,
+    clean_text,
+    detect_format,
+    display_name,
+    load_script,
+    parse_script,
+)
+
+DATA = Path(__file__).parent / "data" / "scripts"
+
+
+def texts(play: Screenplay) -> list[tuple[str, str]]:
+    return [(line.speaker, line.text) for line in play.lines]
+
+
+# --------------------------------------------------------------------------- sample files
+
+
+def test_plain_two_speakers() -> None:
+    play = load_script(DATA / "two_speakers.txt")
+    assert play.title == "The Curious Byte"
+    assert play.studio == ("A small radio studio at night, rain on the window, "
+                           "two microphones on a wooden desk.")
+    assert play.speakers == ("Ada", "Ben")
+    assert texts(play) == [
+        ("Ada", "Welcome back to The Curious Byte. I'm Ada."),
+        ("Ben", "And I'm Ben. Today we're talking about streaming."),
+        ("Ada", "Streaming is everywhere now. It's how most of us watch and listen."),
+        ("Ben", "Right. Let's dig in."),
+    ]
+    assert [line.index for line in play.lines] == [0, 1, 2, 3]
+    assert [line.source_line for line in play.lines] == [6, 7, 8, 10]
+    assert play.characters == {}
+
+
+def test_messy_text() -> None:
+    play = load_script(DATA / "messy.txt")
+    assert play.title == "Messy Episode Draft"
+    assert play.speakers == ("Alice", "Bob", "Carol", "David", "Dr. Eve")
+    assert len(play.lines) == 9
+    by_index = {line.index: line for line in play.lines}
+    assert by_index[0].text == "Hi, I'm Alice - welcome!"
+    assert by_index[1] == Line(1, "Alice", "Still me, in lower case.", 4)
+    assert by_index[2].text == "The time is 10:30: late."  # colons in speech, paren direction dropped
+    assert by_index[3].text == 'Markdown bold label... with "curly quotes".'
+    assert by_index[4].text == "Second bold style & an entity."
+    assert by_index[5].text == "A play-style line. It continues here without a label."
+    assert by_index[6].speaker == "Bob"
+    assert by_index[6].text == ("Bracketed label, then a direction. "
+                                "http://example.com/path: a URL line continues Bob.")
+    long_line = by_index[7]
+    assert long_line.speaker == "Carol" and long_line.source_line == 14
+    assert len(long_line.text) > 4900
+    assert long_line.text.startswith("The signal keeps going")
+    assert long_line.text.endswith("without a break.")
+    assert by_index[8].text == "Two-word play name. Well, that was fun - wasn't it?"
+    spoken = " ".join(line.text for line in play.lines)
+    assert "author note" not in spoken  # "Note:" lines are not speech
+    assert "clears throat" not in spoken and "laughing" not in spoken and "pause" not in spoken
+    assert all(ch not in spoken for ch in "\u2019\u201c\u201d\u2014\u2013\u2026*")
+
+
+def test_screenplay_style() -> None:
+    play = load_script(DATA / "screenplay.txt")
+    assert play.title == "Night Shift"
+    assert play.studio == "A late-night call-in show, neon light through the blinds."
+    assert play.speakers == ("Host", "Caller")  # "CALLER (V.O.)" and "CALLER" are one speaker
+    assert texts(play) == [
+        ("Host", "Good evening, night owls. You're listening to Night Shift."),
+        ("Caller", "Hi, long-time listener, first-time caller."),
+        ("Host", "Welcome! What's on your mind?"),
+        ("Caller", "I can't sleep."),
+    ]
+    assert [line.source_line for line in play.lines] == [6, 10, 14, 20]
+
+
+def test_webvtt_voices_merged_across_cues() -> None:
+    play = load_script(DATA / "voices.vtt")
+    assert play.title == "Pod Episode 7"
+    assert play.speakers == ("Maya", "Theo")
+    assert texts(play) == [
+        ("Maya", "Welcome to the show, where we talk about everything audio."),
+        ("Theo", "Thanks, Maya! It's great to be here. Really great."),
+        ("Maya", "Let's start. So, Theo - what's new?"),
+    ]
+    assert [line.source_line for line in play.lines] == [14, 21, 25]
+
+
+def test_srt_prefixes() -> None:
+    play = load_script(DATA / "prefixed.srt")
+    assert play.speakers == ("Narrator", "Jo", "Sam")
+    assert texts(play) == [
+        ("Narrator", "In a world of endless noise... one voice stood out."),
+        ("Jo", "Hey, who's there?"),
+        ("Sam", "Just me. Don't be scared. I brought coffee."),  # [DOOR CREAKS] is no speech
+        ("Jo", "Oh, thank you!"),
+    ]
+    assert [line.source_line for line in play.lines] == [3, 11, 12, 25]
+
+
+def test_json_screenplay() -> None:
+    play = load_script(DATA / "screenplay.json")
+    assert play.title == "Deep Dive: Oceans"
+    assert play.studio == "An underwater-themed studio with blue light and porthole windows"
+    assert play.speakers == ("Ada", "Dr. Kai")
+    assert play.characters == {"Ada": "curious host who asks short questions",
+                               "Dr. Kai": "guest; marine biologist"}
+    assert texts(play) == [
+        ("Ada", "Welcome to Deep Dive. Today: the oceans."),
+        ("Dr. Kai", "Thanks for having me."),
+        ("Ada", "How deep is the ocean - really?"),
+        ("Dr. Kai", "About 11,000 metres at its deepest point."),
+        ("Dr. Kai", "That's the Mariana Trench."),  # no speaker key: continues
+    ]
+    assert [line.source_line for line in play.lines] == [12, 13, 19, 20, 21]
+
+
+def test_jsonl_stream() -> None:
+    play = load_script(DATA / "stream.jsonl")
+    assert play.title == "Live From The Lab"
+    assert play.studio == "A cluttered lab with glowing monitors"
+    assert play.characters == {"Iris": "engineer", "Omar": "producer"}
+    assert play.speakers == ("Iris", "Omar")
+    assert texts(play) == [
+        ("Iris", "We're live!"),
+        ("Omar", "The stream is stable & fast."),
+        ("Iris", "Let me check the logs."),
+        ("Iris", "Looks good."),
+    ]
+    assert [line.source_line for line in play.lines] == [4, 5, 7, 8]
+
+
+def test_large_script_parses(tmp_path: Path) -> None:
+    chunk = ("Ada: " + "A fairly long sentence about streaming media (pause), "
+             "with 10:30 times and \u201cquotes\u201d. " * 20 + "\nBEN. Short reply.\n\n")
+    path = tmp_path / "big.txt"
+    path.write_text(chunk * (1_000_000 // len(chunk) + 1), encoding="utf-8")
+    play = load_script(path)
+    assert play.speakers == ("Ada", "Ben")
+    assert len(play.lines) == 2 * (1_000_000 // len(chunk) + 1)
+    assert play.lines[1].text == "Short reply."
+
+
+# --------------------------------------------------------------------------- plain-text rules
+
+
+def test_labels_in_any_case_are_one_speaker() -> None:
+    play = parse_script("ALICE: one\nalice: two\nAlice : three\n**alice:** four\n[ALICE]: five")
+    assert play.speakers == ("Alice",)
+    assert [line.text for line in play.lines] == ["one", "two", "three", "four", "five"]
+
+
+@pytest.mark.parametrize("label, shown", [
+    ("ALICE", "Alice"), ("dr. bob", "Dr. Bob"), ("McKay", "McKay"), ("O'BRIEN", "O'Brien"),
+    ("MARY-JANE WATSON", "Mary-Jane Watson"), ("DJ", "DJ"), ("Speaker 1", "Speaker 1"),
+])
+def test_display_names(label: str, shown: str) -> None:
+    assert display_name(label) == shown
+    assert parse_script(f"{label}: hello").speakers == (shown,)
+
+
+def test_first_seen_form_wins() -> None:
+    play = parse_script("dr. bob: hi\nDR. BOB: again\nDr Bob: third")
+    assert play.speakers == ("Dr. Bob",)
+    assert len(play.lines) == 3
+
+
+def test_colons_and_urls_do_not_start_speakers() -> None:
+    script = ("Bob: The time is 10:30: late.\n"
+              "https://example.com: is a link\n"
+              "the thing is: it works\n"
+              "Remember this: always test.\n"
+              "Note: authors' note, not spoken\n"
+              "Ada: done")
+    play = parse_script(script)
+    assert play.speakers == ("Bob", "Ada")
+    assert play.lines[0].text == ("The time is 10:30: late. https://example.com: is a link "
+                                  "the thing is: it works Remember this: always test.")
+
+
+def test_blank_line_paragraph_continues_speaker_as_new_line() -> None:
+    play = parse_script("Ada: first paragraph\nstill first\n\nsecond paragraph\n")
+    assert texts(play) == [("Ada", "first paragraph still first"), ("Ada", "second paragraph")]
+    assert [line.source_line for line in play.lines] == [1, 4]
+
+
+def test_parenthetical_after_name_and_direction_only_lines() -> None:
+    play = parse_script("Ada (whispering): hello\nBen: [laughs]\n(Music swells)\nBen: *sighs* fine")
+    assert texts(play) == [("Ada", "hello"), ("Ben", "fine")]
+
+
+def test_headings_metadata_and_cast() -> None:
+    script = ("# Episode One\n## Part 1\nSetting: A bright studio\n"
+              "Cast:\n- Ada: the host\n- Ben (the guest)\n\n"
+              "SFX: door slams\nAda: hi\n## Part 2\nBen: hey\n")
+    play = parse_script(script)
+    assert play.title == "Episode One"
+    assert play.studio == "A bright studio"
+    assert play.characters == {"Ada": "the host", "Ben": "the guest"}
+    assert texts(play) == [("Ada", "hi"), ("Ben", "hey")]
+
+
+def test_transcript_style_labels() -> None:
+    play = parse_script("[00:00:01] Speaker 1: hello\nSpeaker 2  0:03\nhi there\n")
+    assert texts(play) == [("Speaker 1", "hello"), ("Speaker 2", "hi there")]
+
+
+def test_plain_title_line_is_allowed() -> None:
+    play = parse_script("My Great Show\n\nAda: hello")
+    assert play.title == "My Great Show"
+    assert texts(play) == [("Ada", "hello")]
+
+
+# --------------------------------------------------------------------------- cleaning
+
+
+@pytest.mark.parametrize("raw, spoken", [
+    ("It\u2019s \u201cfine\u201d\u2026 really", 'It\'s "fine"... really'),
+    ("wait\u2014what?", "wait - what?"),
+    ("pages 10\u201320", "pages 10-20"),
+    ("a\u00a0b   c\t d", "a b c d"),
+    ("Tom &amp; Jerry &lt;3", "Tom & Jerry <3"),
+    ("[laughs] Okay (pause) then.", "Okay then."),
+    ("Well (beat) , sure", "Well, sure"),
+    ("*sighs* Fine.", "Fine."),
+    ("That is *really* good", "That is really good"),
+    ("It was **so** good", "It was so good"),
+    ("<i>tagged</i> text", "tagged text"),
+    ("(laughs)", ""),
+    ("[music] ...", ""),
+])
+def test_clean_text(raw: str, spoken: str) -> None:
+    assert clean_text(raw) == spoken
+
+
+# --------------------------------------------------------------------------- other formats
+
+
+def test_vtt_without_speaker_tags_uses_prefixes() -> None:
+    vtt = ("WEBVTT\n\n00:00.000 --> 00:01.000\nAda: Hello\n\n"
+           "00:01.000 --> 00:02.000\nthere\n\n00:02.000 --> 00:03.000\nBen: Hi")
+    assert texts(parse_script(vtt)) == [("Ada", "Hello there"), ("Ben", "Hi")]
+
+
+def test_vtt_first_cue_without_speaker_is_an_error() -> None:
+    vtt = "WEBVTT\n\n00:00.000 --> 00:01.000\nhello there\n"
+    with pytest.raises(ScriptError) as info:
+        parse_script(vtt, path="talk.vtt")
+    assert info.value.line == 4
+    assert str(info.value).startswith("talk.vtt:4: ")
+
+
+def test_json_lenient_shapes() -> None:
+    bare = '[{"character": "ADA", "content": "one"}, "Ben: two", {"Ada": "three"}]'
+    assert texts(parse_script(bare)) == [("Ada", "one"), ("Ben", "two"), ("Ada", "three")]
+    wrapped = '{"lines": [{"name": "Ada", "line": "hi"}]}'
+    assert texts(parse_script(wrapped)) == [("Ada", "hi")]
+    fenced = '```json\n{"dialogue": [{"speaker": "Ada", "text": "fenced"}]}\n```'
+    assert texts(parse_script(fenced)) == [("Ada", "fenced")]
+
+
+def test_json_without_speaker_is_an_error() -> None:
+    with pytest.raises(ScriptError, match="no speaker"):
+        parse_script('{"speaker": "", "text": "hello"}', path="x.json")
+
+
+@pytest.mark.parametrize("text, path, expected", [
+    ("WEBVTT\n\n", None, "vtt"),
+    ("anything", "a.vtt", "vtt"),
+    ("1\n00:00:01,000 --> 00:00:02,000\nA: b", None, "srt"),
+    ("Ada: hi", "a.srt", "srt"),
+    ('{"lines": []}', None, "json"),
+    ('[\n {"speaker": "A"}]', None, "json"),
+    ("[Ada]: hi", None, "text"),
+    ("Ada: hi", "a.jsonl", "json"),
+    ("Ada: hi", "a.txt", "text"),
+])
+def test_detect_format(text: str, path: str | None, expected: str) -> None:
+    assert detect_format(text, path) == expected
+
+
+def test_explicit_format_overrides_detection() -> None:
+    srt_as_text = "Ada: 1 --> 2"
+    assert texts(parse_script(srt_as_text, fmt="text")) == [("Ada", "1 --> 2")]
+    with pytest.raises(ValueError, match="unknown script format"):
+        parse_script("Ada: hi", fmt="docx")
+
+
+# --------------------------------------------------------------------------- errors and files
+
+
+def test_missing_file() -> None:
+    path = str(DATA / "does-not-exist.txt")
+    with pytest.raises(ScriptError) as info:
+        load_script(path)
+    assert (info.value.path, info.value.line, info.value.message) == (path, 0, "no such file")
+    assert str(info.value) == f"{path}:0: no such file"
+
+
+def test_no_dialogue() -> None:
+    path = str(DATA / "no_dialogue.txt")
+    with pytest.raises(ScriptError) as info:
+        load_script(path)
+    assert str(info.value).startswith(f"{path}:0: no dialogue found")
+    with pytest.raises(ScriptError, match="no dialogue found"):
+        parse_script("")
+
+
+def test_line_without_speaker_names_the_line() -> None:
+    path = str(DATA / "no_label.txt")
+    with pytest.raises(ScriptError) as info:
+        load_script(path)
+    assert str(info.value).startswith(f"{path}:3: line has no speaker label: ")
+    assert "opening paragraph" in info.value.message
+
+
+def test_bad_json_reports_decoder_line() -> None:
+    path = str(DATA / "broken.json")
+    with pytest.raises(ScriptError) as info:
+        load_script(path)
+    assert info.value.line == 5
+    assert str(info.value).startswith(f"{path}:5: invalid JSON")
+
+
+def test_bad_jsonl_line() -> None:
+    with pytest.raises(ScriptError) as info:
+        parse_script('{"speaker": "A", "text": "x"}\n\n{"speaker": "B", \n', path="s.jsonl")
+    assert str(info.value).startswith("s.jsonl:3: invalid JSON")
+
+
+def test_undecodable_file() -> None:
+    path = str(DATA / "latin1.txt")
+    with pytest.raises(ScriptError) as info:
+        load_script(path)
+    assert str(info.value).startswith(f"{path}:1: not UTF-8 text")
+
+
+def test_binary_data(tmp_path: Path) -> None:
+    path = tmp_path / "blob.txt"
+    path.write_bytes(b"Ada: hi\n\x00\x01\x02")
+    with pytest.raises(ScriptError) as info:
+        load_script(path)
+    assert str(info.value).startswith(f"{path}:2: binary data")
+
+
+def test_bom_crlf_and_utf16(tmp_path: Path) -> None:
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufeffAda: caf\u00e9\r\nBen: ok\r\n".encode("utf-8"))
+    assert texts(load_script(bom)) == [("Ada", "caf\u00e9"), ("Ben", "ok")]
+    utf16 = tmp_path / "wide.srt"
+    utf16.write_bytes("1\r\n00:00:01,000 --> 00:00:02,000\r\nAda: hi\r\n".encode("utf-16"))
+    assert texts(load_script(utf16)) == [("Ada", "hi")]
+
+
+def test_script_error_shape() -> None:
+    err = ScriptError("a.txt", 3, "bad")
+    assert isinstance(err, ValueError)
+    assert str(err) == "a.txt:3: bad"
+    copy = pickle.loads(pickle.dumps(err))
+    assert (copy.path, copy.line, copy.message) == ("a.txt", 3, "bad")
+
+
+def test_screenplay_is_frozen() -> None:
+    play = parse_script("Ada: hi")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        play.title = "x"  # type: ignore[misc]
+    assert play.lines[0] == Line(0, "Ada", "hi", 1)
