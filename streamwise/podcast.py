@@ -71,6 +71,9 @@ class PodcastPlan:
         self.dag = Dag()
         self.quality = Quality(rung="static", width=request.width, height=request.height, fps=request.fps)
         self.frames_per_segment = max(1, round(request.segment_s * request.fps))
+        # a short first segment: time to first frame then depends on ~1 s of video, not a whole segment
+        self.first_segment_frames = max(1, min(self.frames_per_segment,
+                                               round(request.first_segment_s * request.fps)))
         self.title: str = request.title or "StreamWise"
         self.speakers: list[str] = []
         self.lines = 0
@@ -93,7 +96,7 @@ class PodcastPlan:
     def segments_total(self) -> int | None:
         if self.total_frames is None:
             return None
-        return max(1, math.ceil(self.total_frames / self.frames_per_segment))
+        return self.segment_at(max(0, self.total_frames - 1)) + 1
 
     @property
     def video_duration_s(self) -> float | None:
@@ -103,6 +106,16 @@ class PodcastPlan:
     def _spf(self) -> int:
         """Audio samples per video frame (the plan checks it is whole when speech arrives)."""
         return int(self.sample_rate / self.request.fps)
+
+    def segment_start(self, k: int) -> int:
+        """First frame of segment ``k``: segment 0 is ``first_segment_s`` long, the others ``segment_s``."""
+        return 0 if k <= 0 else self.first_segment_frames + (k - 1) * self.frames_per_segment
+
+    def segment_at(self, frame: int) -> int:
+        """Index of the segment that contains ``frame``."""
+        if frame < self.first_segment_frames:
+            return 0
+        return 1 + (frame - self.first_segment_frames) // self.frames_per_segment
 
     def _rt(self, key: str, units: float = 0.0) -> float:
         profile = self.profiles.get(key)
@@ -158,8 +171,11 @@ class PodcastPlan:
                 piece = Piece(index=len(self.pieces), line=li, speaker=int(line["speaker"]), text=text,
                               last_of_line=pi == len(texts) - 1, est_s=sketch_duration_s(text))
                 self.pieces.append(piece)
+                # the show's first clip is no longer than the first segment: it alone decides TTFF
+                first_clip = min(r.max_clip_s, max(r.first_segment_s, 0.5)) if piece.index == 0 else None
                 self.dag.add(Node(piece.node_id, "tts", runtime_s=self._rt("tts", piece.est_s), inputs={
                     "text": text, "speaker_index": piece.speaker, "fps": r.fps, "max_clip_s": r.max_clip_s,
+                    "first_clip_s": first_clip,
                     "pause_after_s": PAUSE_AFTER_LINE_S if piece.last_of_line else PAUSE_BETWEEN_PIECES_S}))
 
     def _on_speech(self, node: Node) -> None:
@@ -198,10 +214,9 @@ class PodcastPlan:
         else:
             self.total_frames = offset
         self.covered = offset
-        fps_seg = self.frames_per_segment
         while True:
-            start = self.next_segment * fps_seg
-            end = start + fps_seg
+            start = self.segment_start(self.next_segment)
+            end = self.segment_start(self.next_segment + 1)
             if self.total_frames is not None:
                 if start >= self.total_frames:
                     break
@@ -279,16 +294,17 @@ class PodcastPlan:
         Pieces whose timing is not known yet are placed by the sketch (2.5 words/s).
         """
         r = self.request
-        seg_s = self.frames_per_segment / r.fps
         mux_rt = self._rt("mux", self.frames_per_segment)
 
+        def seg_deadline(k: int) -> float:
+            return segment_deadline(r.submitted_at, r.ttff_s, self.segment_start(k) / r.fps)
+
         def clip_deadline(start_s: float) -> float:
-            k = int(start_s // seg_s)
-            return upstream_deadline(segment_deadline(r.submitted_at, r.ttff_s, k * seg_s), mux_rt)
+            return upstream_deadline(seg_deadline(self.segment_at(int(start_s * r.fps))), mux_rt)
 
         dag = self.dag
         for k in range(self.next_segment):
-            dag[f"seg:{k}"].deadline = segment_deadline(r.submitted_at, r.ttff_s, k * seg_s)
+            dag[f"seg:{k}"].deadline = seg_deadline(k)
         speaker_first: dict[int, float] = {}
         running = 0.0
         for piece in self.pieces:

@@ -204,6 +204,10 @@ class SchedulerService:
             return
         if node is None:
             return
+        t0 = plan.request.submitted_at
+        log.debug("%s %s done on %s: started +%.3f s, ran %.3f s, deadline slack %.3f s", event.request_id,
+                  node.node_id, event.instance, event.started_at - t0, event.finished_at - event.started_at,
+                  node.deadline - event.finished_at)
         if node.node_id == "screenplay":
             await self._status(plan, "running", f"{plan.lines} lines, {len(plan.speakers)} speakers")
         elif node.stage == "mux":
