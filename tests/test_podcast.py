@@ -1,0 +1,153 @@
+"""The podcast plan (DAG expansion, timeline, deadlines) as a pure object, fed completion events."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamwise.bus.messages import Event, Request
+from streamwise.dag import NodeState
+from streamwise.deadlines import StageProfile, load_profiles
+from streamwise.placement import InstanceView, ReadyNode, assign
+from streamwise.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
+
+SR = 22050
+SPF = 882  # samples per frame at 25 fps
+
+
+def _request(**kw) -> Request:
+    base = dict(request_id="r1", submitted_at=1000.0, script="x", ttff_s=1.5, fps=25.0, segment_s=2.0,
+                first_segment_s=1.0, max_clip_s=3.5)
+    base.update(kw)
+    return Request(**base)
+
+
+def _complete(plan: PodcastPlan, node_id: str, outputs: dict, ok: bool = True, retryable: bool = True):
+    node = plan.dag[node_id]
+    node.state = NodeState.DISPATCHED
+    ev = Event(task_id=plan.task_id(node), request_id="r1", node_id=node_id, stage=node.stage, instance="i",
+               ok=ok, error=None if ok else "boom", retryable=retryable, outputs=outputs)
+    return plan.on_event(ev)
+
+
+def _speech(frames: int, clip_frames: list[int]) -> dict:
+    clips, a = [], 0
+    for f in clip_frames:
+        clips.append([a * SPF, (a + f) * SPF])
+        a += f
+    assert a == frames
+    return {"audio": "pcm", "samples": frames * SPF, "sample_rate": SR, "clips": clips}
+
+
+def _screenplay(plan, lines):
+    speakers = sorted({s for s, _ in lines})
+    _complete(plan, "screenplay", {"title": "T", "studio": None, "speakers": speakers,
+                                   "lines": [{"speaker": speakers.index(s), "pieces": p} for s, p in lines]})
+
+
+@pytest.fixture
+def profiles():
+    return load_profiles()
+
+
+def test_screenplay_expands_studio_portraits_and_one_speech_node_per_piece(profiles):
+    plan = PodcastPlan(_request(), profiles)
+    assert [n.node_id for n in plan.dag.ready()] == ["screenplay"]
+    _screenplay(plan, [("A", ["Hello there."]), ("B", ["Hi.", "How are you?"])])
+    ids = set(plan.dag.nodes)
+    assert {"studio", "portrait:0", "portrait:1", "tts:0", "tts:1", "tts:2"} <= ids
+    assert plan.dag["portrait:1"].deps == ("studio",)
+    # the show's first piece gets a first clip no longer than the first segment
+    assert plan.dag["tts:0"].inputs["first_clip_s"] == 1.0 and plan.dag["tts:1"].inputs["first_clip_s"] is None
+    assert plan.dag["tts:2"].inputs["pause_after_s"] > plan.dag["tts:1"].inputs["pause_after_s"]
+
+
+def test_segments_tile_the_timeline_exactly_and_follow_the_speech_in_order(profiles):
+    plan = PodcastPlan(_request(), profiles)
+    _screenplay(plan, [("A", ["one"]), ("B", ["two"])])
+    # piece 1 finishes first: no segment can be cut before piece 0's length is known
+    _complete(plan, "tts:1", _speech(60, [60]))
+    assert not [n for n in plan.dag.nodes if n.startswith("seg:")]
+    _complete(plan, "tts:0", _speech(37, [25, 12]))
+    segs = sorted((n.inputs["frame_from"], n.inputs["frame_to"]) for n in plan.dag.nodes.values()
+                  if n.stage == "mux")
+    assert segs == [(0, 25), (25, 75), (75, 97)]     # 1 s first segment, then 2 s, last one short
+    assert plan.total_frames == 97 and plan.segments_total == 3
+    last = plan.dag["seg:2"]
+    assert last.inputs["final"] and not plan.dag["seg:1"].inputs["final"]
+    assert set(plan.dag["seg:1"].deps) == {"clip:0:1", "clip:1:0", "seg:0"}
+
+
+def test_mux_inputs_name_the_exact_frames_and_audio_with_preroll(profiles):
+    plan = PodcastPlan(_request(), profiles)
+    _screenplay(plan, [("A", ["one"]), ("B", ["two"])])
+    _complete(plan, "tts:0", _speech(37, [25, 12]))
+    _complete(plan, "tts:1", _speech(60, [60]))
+    for node_id in ("studio", "portrait:0", "portrait:1"):
+        _complete(plan, node_id, {"image": node_id, "layout": {}})
+    for node_id in ("clip:0:0", "clip:0:1", "clip:1:0"):
+        _complete(plan, node_id, {"clip": node_id, "frames": 1})
+    inputs = plan.task_inputs(plan.dag["seg:1"])          # frames 25..75
+    assert inputs["video"] == [["clip:0:1", 0, 12], ["clip:1:0", 0, 38]]
+    preroll = int(0.2 * SR)
+    assert inputs["preroll_samples"] == preroll
+    total = sum(b - a for _, a, b in inputs["audio"])
+    assert total == 50 * SPF + preroll
+    assert inputs["audio"][0] == ["pcm", 25 * SPF - preroll, 37 * SPF]
+
+
+def test_deadlines_follow_the_slo_and_upstream_rule(profiles):
+    plan = PodcastPlan(_request(), profiles)
+    _screenplay(plan, [("A", ["one"]), ("B", ["two"])])
+    _complete(plan, "tts:0", _speech(37, [25, 12]))
+    _complete(plan, "tts:1", _speech(60, [60]))
+    t0, ttff = 1000.0, 1.5
+    assert plan.dag["seg:0"].deadline == pytest.approx(t0 + ttff)
+    assert plan.dag["seg:1"].deadline == pytest.approx(t0 + ttff + 1.0)
+    assert plan.dag["seg:2"].deadline == pytest.approx(t0 + ttff + 3.0)
+    mux = profiles["mux"].runtime_s(50)
+    # clip:1:0 starts at frame 37, inside segment 1
+    assert plan.dag["clip:1:0"].deadline == pytest.approx(plan.dag["seg:1"].deadline - mux)
+    # speech before its first clip, portrait before the speaker's first clip, studio before portraits
+    assert plan.dag["tts:1"].deadline < plan.dag["clip:1:0"].deadline
+    assert plan.dag["studio"].deadline < plan.dag["portrait:0"].deadline <= plan.dag["tts:0"].deadline + 1e-9
+    assert plan.dag["screenplay"].deadline < plan.dag["studio"].deadline
+
+
+def test_failed_tasks_are_retried_then_fail_the_request(profiles):
+    plan = PodcastPlan(_request(), profiles)
+    for attempt in range(MAX_ATTEMPTS - 1):
+        assert _complete(plan, "screenplay", {}, ok=False) is None
+        assert plan.dag["screenplay"].state is NodeState.PENDING and plan.dag["screenplay"].attempt == attempt + 1
+    with pytest.raises(PlanError, match="boom"):
+        _complete(plan, "screenplay", {}, ok=False)
+
+
+def test_a_bad_script_fails_at_once_and_late_duplicates_are_ignored(profiles):
+    plan = PodcastPlan(_request(), profiles)
+    with pytest.raises(PlanError):
+        _complete(plan, "screenplay", {}, ok=False, retryable=False)
+    plan = PodcastPlan(_request(), profiles)
+    node = _complete(plan, "screenplay", {"title": "T", "speakers": ["A"], "lines": [{"speaker": 0, "pieces": ["x"]}]})
+    assert node is not None
+    stale = Event(task_id=plan.task_id(node), request_id="r1", node_id="screenplay", stage="screenplay", instance="i")
+    assert plan.on_event(stale) is None                     # duplicate delivery: no second expansion
+    with pytest.raises(PlanError, match="no dialogue"):
+        _complete(PodcastPlan(_request(), profiles), "screenplay", {"speakers": [], "lines": []})
+
+
+def test_placement_is_edf_and_respects_per_instance_capacity():
+    ready = [ReadyNode("late", "tts", 50.0), ReadyNode("early", "tts", 10.0), ReadyNode("mid", "tts", 20.0),
+             ReadyNode("img", "image", 5.0)]
+    views = [InstanceView("tts-a", "tts", "piper", outstanding=1), InstanceView("tts-b", "tts", "piper", 0),
+             InstanceView("img-a", "image", "cpu-art", 0, accepting=False)]
+    decisions = assign(ready, views, cap=2)
+    assert [(n.key, i.instance) for n, i in decisions] == [("early", "tts-b"), ("mid", "tts-a"), ("late", "tts-b")]
+
+
+def test_profiles_load_and_validate():
+    profiles = load_profiles()
+    assert profiles["video"].runtime_s(100) > profiles["video"].runtime_s(10)
+    from streamwise.deadlines import ProfileError
+    with pytest.raises(ProfileError, match="tts"):
+        load_profiles(data={"stages": {"tts": {"per_unit_s": 1}}})
+    assert isinstance(profiles["mux"], StageProfile)
