@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("scheduler", help="run one request-scheduler process")
     s.add_argument("--nats", required=True)
+
+    b = sub.add_parser("bench", help="measure TTFF, realtime factor and peak memory of one podcast")
+    b.add_argument("--script", help="script file (default: examples/two_minutes.txt)")
+    b.add_argument("--out", help="output directory (default: a temporary one)")
+    b.add_argument("--size", default="640x400")
+    b.add_argument("--fps", type=float, default=25.0)
+    b.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     return p
 
 
@@ -208,6 +215,19 @@ async def _generate(url, request, out, view, timeout_s):
         await bus.close()
 
 
+def cmd_bench(args) -> int:
+    import json
+
+    from .bench import DEFAULT_SCRIPT, print_figures, run_bench
+
+    out = Path(args.out or tempfile.mkdtemp(prefix="streamwise-bench-"))
+    figures = run_bench(Path(args.script) if args.script else DEFAULT_SCRIPT, out, size=_size(args.size), fps=args.fps)
+    print(json.dumps(figures) if args.json else "", end="\n" if args.json else "")
+    if not args.json:
+        print_figures(figures)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.verbose:
@@ -215,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("STREAMWISE_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("nats").setLevel(logging.WARNING)
-    handlers = {"generate": cmd_generate, "up": cmd_up, "worker": cmd_worker, "scheduler": cmd_scheduler}
+    handlers = {"generate": cmd_generate, "up": cmd_up, "worker": cmd_worker, "scheduler": cmd_scheduler,
+                "bench": cmd_bench}
     try:
         return handlers[args.command](args)
     except ValueError as exc:

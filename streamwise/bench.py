@@ -1,0 +1,120 @@
+"""``streamwise bench``: time to first frame, realtime factor and peak memory of one podcast.
+
+Runs the whole pipeline exactly as ``streamwise generate`` does (embedded nats-server,
+scheduler and one worker process per stage) on a script (default: the repository's
+two-minute example), while a sampler adds up the resident memory (RSS) of every process
+involved (this one, nats-server and all workers) every 50 ms. RSS counts shared
+libraries once per process, so the sum is an upper bound. Targets from issue 2: TTFF
+under 1.5 s after the bus is up, realtime factor under 0.5 at 640x400 / 25 fps, peak
+memory of all processes under 2 GB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+
+from .bus.client import connect
+from .bus.messages import Request
+from .bus.server import EmbeddedServer
+from .client import generate
+from .pool import Pool
+
+DEFAULT_SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "two_minutes.txt"
+
+
+class MemorySampler(threading.Thread):
+    """Samples the summed RSS (bytes) of a set of processes every ``interval_s`` seconds; keeps the peak."""
+
+    def __init__(self, pids: list[int], interval_s: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.procs = [psutil.Process(p) for p in pids]
+        self.interval_s = interval_s
+        self.peak = 0
+        self.peak_by_pid: dict[int, int] = {}
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            total = 0
+            for proc in self.procs:
+                try:
+                    rss = proc.memory_info().rss
+                except psutil.Error:
+                    continue
+                total += rss
+                self.peak_by_pid[proc.pid] = max(self.peak_by_pid.get(proc.pid, 0), rss)
+            self.peak = max(self.peak, total)
+            self._halt.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+async def _run(url: str, request: Request, out: Path):
+    bus = await connect(url, name="streamwise-bench")
+    try:
+        return await generate(bus, request, out, idle_timeout_s=120)
+    finally:
+        await bus.close()
+
+
+def run_bench(script: Path, out: Path, *, size: tuple[int, int] = (640, 400), fps: float = 25.0,
+              ttff_s: float = 1.5) -> dict:
+    """Run one podcast and return the figures (also written to ``out/bench.json``).
+
+    Raises:
+        RuntimeError / TimeoutError / streamwise.client.GenerateError: the pipeline failed.
+    """
+    from .cli import _run as run_loop, _wait_ready
+
+    request = Request(request_id=uuid.uuid4().hex[:16], submitted_at=0.0, script=script.read_text(encoding="utf-8"),
+                      script_name=str(script), width=size[0], height=size[1], fps=fps, ttff_s=ttff_s)
+    t0 = time.time()
+    with EmbeddedServer() as server, Pool(server.url, log_dir=Path(tempfile.mkdtemp(prefix="sw-bench-"))) as pool:
+        sampler = MemorySampler([os.getpid(), server.process.pid, *pool.pids()])
+        sampler.start()
+        try:
+            run_loop(_wait_ready(server.url, pool, 120.0))
+            startup = time.time() - t0
+            report = run_loop(_run(server.url, request, out))
+        finally:
+            sampler.stop()
+    figures = {
+        "script": str(script), "speakers": report.speakers, "lines": report.lines,
+        "video_duration_s": report.video_duration_s, "size": f"{size[0]}x{size[1]}", "fps": fps,
+        "startup_s": round(startup, 2), "ttff_s": report.ttff_s, "wall_s": report.wall_s,
+        "realtime_factor": report.realtime_factor, "stall_s": report.stall_s,
+        "peak_memory_mb": round(sampler.peak / 2**20, 1),
+        "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, "
+                   f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
+    }
+    (out / "bench.json").write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+def print_figures(figures: dict) -> None:
+    """Print the figures against the issue-2 targets."""
+    rows = [("TTFF (request published -> first segment)", f"{figures['ttff_s']:.3f} s", "< 1.5 s",
+             figures["ttff_s"] < 1.5),
+            ("realtime factor (wall / video length)", f"{figures['realtime_factor']:.3f}", "< 0.5",
+             figures["realtime_factor"] < 0.5),
+            ("peak memory, all processes (sum of RSS)", f"{figures['peak_memory_mb']:.0f} MB", "< 2048 MB",
+             figures["peak_memory_mb"] < 2048),
+            ("playback stall", f"{figures['stall_s']:.2f} s", "0 s", figures["stall_s"] == 0)]
+    print(f"script {figures['script']}: {figures['video_duration_s']:.1f} s of video at {figures['size']} / "
+          f"{figures['fps']:g} fps, {figures['lines']} lines, speakers {', '.join(figures['speakers'])}")
+    print(f"machine: {figures['machine']}; bus + workers up in {figures['startup_s']:.2f} s; "
+          f"generation wall time {figures['wall_s']:.2f} s")
+    for name, value, target, ok in rows:
+        print(f"  {name:<44} {value:>10}   target {target:<10} {'ok' if ok else 'MISSED'}")

@@ -1,0 +1,186 @@
+"""End to end on a real nats-server: a real scheduler and one real worker process per stage.
+
+Nothing here is a test double: piper speaks, the CPU rung renders, PyAV encodes, JetStream
+carries every message. The checks are the ones a viewer would make.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import av
+import msgpack
+import numpy as np
+import pytest
+
+from streamwise.bus import registry, subjects
+from streamwise.bus.messages import Request
+from streamwise.client import GenerateError, generate
+from streamwise.pool import Pool
+from streamwise.stages.media import probe
+
+DATA = Path(__file__).parent / "data" / "scripts"
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def pool(nats_url, tmp_path_factory):
+    """Scheduler + one worker per stage, as separate OS processes, until the module ends."""
+    p = Pool(nats_url, log_dir=tmp_path_factory.mktemp("logs")).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+async def ready(bus, pool):
+    async def wait():
+        while True:
+            pool.check()
+            try:
+                return await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
+            except TimeoutError:
+                continue
+    await asyncio.wait_for(wait(), 90)
+    return bus
+
+
+def _request(path: Path, **kw) -> Request:
+    return Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=path.read_text(encoding="utf-8"),
+                   script_name=str(path), **kw)
+
+
+def _frames(mp4: Path, every: int = 1) -> list[np.ndarray]:
+    with av.open(str(mp4)) as c:
+        return [f.to_ndarray(format="rgb24") for i, f in enumerate(c.decode(video=0)) if i % every == 0]
+
+
+def _audio(mp4: Path) -> tuple[np.ndarray, int]:
+    with av.open(str(mp4)) as c:
+        rate = c.streams.audio[0].rate
+        pcm = np.concatenate([f.to_ndarray().mean(axis=0) for f in c.decode(audio=0)])
+    return pcm, rate
+
+
+async def test_two_speaker_script_becomes_a_streamed_podcast(ready, tmp_path):
+    report = await generate(ready, _request(DATA / "two_speakers.txt"), tmp_path, idle_timeout_s=60)
+    assert report.speakers == ["Ada", "Ben"] and report.lines >= 4
+    # segments arrived in playback order, tile the show, and the first came first
+    starts = [s.start_s for s in report.segments]
+    assert starts == sorted(starts) and starts[0] == 0.0
+    for a, b in zip(report.segments, report.segments[1:]):
+        assert b.start_s == pytest.approx(a.start_s + a.duration_s)
+        assert b.arrived_s >= a.arrived_s
+    assert report.ttff_s == report.segments[0].arrived_s > 0
+    assert report.realtime_factor > 0 and report.stall_s >= 0
+    assert all(s.quality["width"] == 640 and s.quality["height"] == 400 and s.quality["rung"] == "static"
+               for s in report.segments)
+    # the whole show: both streams, lengths agree with each other and with the report
+    info = probe(tmp_path / "podcast.mp4")
+    assert (info["width"], info["height"], info["fps"]) == (640, 400, 25)
+    assert info["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
+    assert info["audio_samples"] / info["audio_rate"] == pytest.approx(info["duration_s"], abs=0.15)
+    assert 8 < report.video_duration_s < 40          # 57 words of dialogue
+    # HLS: one entry per segment, ended, files present
+    playlist = (tmp_path / "index.m3u8").read_text()
+    assert playlist.count("#EXTINF") == len(report.segments) and "#EXT-X-ENDLIST" in playlist
+    assert (tmp_path / "init.mp4").exists()
+    saved = json.loads((tmp_path / "report.json").read_text())
+    for key in ("request_id", "speakers", "lines", "video_duration_s", "ttff_s", "wall_s", "realtime_factor",
+                "stall_s", "segments"):
+        assert key in saved
+    assert set(saved["segments"][0]) >= {"index", "start_s", "duration_s", "arrived_s", "quality"}
+
+
+async def test_speech_is_voiced_and_the_face_follows_it(ready, tmp_path):
+    report = await generate(ready, _request(DATA / "two_speakers.txt"), tmp_path, idle_timeout_s=60)
+    mp4 = tmp_path / "podcast.mp4"
+    pcm, rate = _audio(mp4)
+    win = rate // 2
+    rms = np.array([np.sqrt(np.mean(pcm[i:i + win] ** 2)) for i in range(0, len(pcm) - win, win)])
+    assert rms.max() > 0.02 and np.mean(rms > rms.mean() * 0.2) > 0.6
+    frames = _frames(mp4)
+    fps = 25
+    # the speaking face changes with the speaker: Ada, Ben, Ada, Ben = at least 3 cuts between faces
+    faces = [f[60:300, 160:480].astype(int) for f in frames[::fps // 2]]
+    cuts = sum(np.abs(a - b).mean() > 20 for a, b in zip(faces, faces[1:]))
+    assert cuts >= 3
+    # the mouth moves with the voice: frame-to-frame change tracks loudness
+    per_frame = rate // fps
+    loud = np.array([np.sqrt(np.mean(pcm[i * per_frame:(i + 1) * per_frame] ** 2)) for i in range(len(frames))])
+    motion = np.array([0.0] + [np.abs(frames[i].astype(int) - frames[i - 1]).mean() for i in range(1, len(frames))])
+    speaking, quiet = loud > np.percentile(loud, 60), loud < np.percentile(loud, 10)
+    assert motion[speaking].mean() > motion[quiet].mean()
+
+
+@pytest.mark.parametrize("name,speakers", [
+    ("voices.vtt", None), ("prefixed.srt", None), ("screenplay.json", None), ("screenplay.txt", None),
+])
+async def test_every_script_format_streams(ready, tmp_path, name, speakers):
+    from streamwise.script import load_script
+
+    expected = list(load_script(DATA / name).speakers)
+    report = await generate(ready, _request(DATA / name), tmp_path, idle_timeout_s=60)
+    assert report.speakers == expected and len(expected) >= 2
+    assert probe(tmp_path / "podcast.mp4")["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
+
+
+async def test_a_script_without_dialogue_fails_with_file_and_line(ready, tmp_path):
+    with pytest.raises(GenerateError, match=r"no_dialogue\.txt:\d+: .*no dialogue"):
+        await generate(ready, _request(DATA / "no_dialogue.txt"), tmp_path, idle_timeout_s=30)
+
+
+async def test_an_invalid_request_map_is_dead_lettered_and_reported(ready, tmp_path):
+    bus = ready
+    rid = uuid.uuid4().hex[:12]
+    status = await bus.js.subscribe(subjects.status("default", rid), stream=subjects.STREAM_STATUS,
+                                    ordered_consumer=True)
+    dead = await bus.js.subscribe(subjects.deadletter("requests"), stream=subjects.STREAM_DEADLETTER,
+                                  ordered_consumer=True, deliver_policy=None)
+    await bus.js.publish(subjects.requests("default"),
+                         msgpack.packb({"request_id": rid, "submitted_at": 1.0, "script": "A: hi", "fps": "fast"}))
+    msg = await status.next_msg(timeout=10)
+    assert b"failed" in msg.data and b"fps" in msg.data
+    while True:
+        letter = await dead.next_msg(timeout=10)
+        if rid.encode() in letter.data:
+            break
+    assert "fps" in letter.headers["Sw-Error"]
+    await status.unsubscribe()
+    await dead.unsubscribe()
+
+
+async def test_a_request_from_any_nats_client_as_a_plain_map(ready, tmp_path):
+    """What docs/protocol.md promises: a plain MessagePack map on sw.requests.<tenant>."""
+    bus = ready
+    rid = uuid.uuid4().hex[:12]
+    seg_sub = await bus.js.subscribe(subjects.segments("acme", rid), stream=subjects.STREAM_SEGMENTS,
+                                     ordered_consumer=True)
+    await bus.js.publish(subjects.requests("acme"), msgpack.packb(
+        {"request_id": rid, "tenant": "acme", "submitted_at": 0.0, "script": "Ann: Hello there.\nBo: Hi Ann.",
+         "width": 320, "height": 200}))
+    first = msgpack.unpackb(( await seg_sub.next_msg(timeout=30)).data)
+    assert first["index"] == 0 and first["quality"]["width"] == 320 and first["data"][4:8] == b"ftyp"
+    await seg_sub.unsubscribe()
+
+
+def test_cli_generate_with_embedded_bus(tmp_path):
+    """The README's run command: an embedded nats-server and worker pool, started and stopped by the CLI."""
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "streamwise", "generate", "--script", str(DATA / "two_speakers.txt"),
+                           "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["speakers"] == ["Ada", "Ben"] and report["startup_s"] > 0
+    assert (out / "podcast.mp4").stat().st_size > 10_000
+
+
+def test_cli_fails_with_a_one_line_reason(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "streamwise", "generate", "--script", str(tmp_path / "missing.txt"),
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "missing.txt" in proc.stderr
