@@ -94,10 +94,13 @@ class Bus:
         await self.js.publish(subjects.deadletter(kind), data, headers={"Sw-Error": reason[:1000]})
 
     async def close(self) -> None:
+        """Flush what was published and close. (Not ``drain()``: it can wait forever on a pull
+        subscription's internal queue; everything we need delivered was acked already.)"""
         try:
-            await self.nc.drain()
+            await self.nc.flush(timeout=2)
         except Exception:  # already closed or server gone: nothing left to flush
-            await self.nc.close()
+            pass
+        await self.nc.close()
 
 
 def content_name(*parts: str | bytes) -> str:
@@ -138,9 +141,11 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
         log.debug("nats: %s", exc)
 
     try:
-        nc = await nats.connect(url, name=name, connect_timeout=connect_timeout_s,
-                                allow_reconnect=True, max_reconnect_attempts=-1,
-                                reconnect_time_wait=0.5, error_cb=_quiet)
+        # nats-py may keep retrying an initial connect that never succeeds: bound it ourselves
+        nc = await asyncio.wait_for(
+            nats.connect(url, name=name, connect_timeout=connect_timeout_s, allow_reconnect=True,
+                         max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=_quiet),
+            timeout=connect_timeout_s + 1.0)
     except (OSError, asyncio.TimeoutError, nats.errors.NoServersError) as exc:
         raise ConnectionError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from None
     js = nc.jetstream(timeout=10.0)

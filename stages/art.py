@@ -2,7 +2,9 @@
 
 Everything is drawn with Pillow at ``SS`` x the output size and box-downscaled (antialiasing), and is fully
 deterministic in its inputs (no global RNG, hashes via blake2b). Coordinates are pixels, x right, y down.
-``render_portrait`` returns the frame plus a :class:`FaceLayout` telling ``stages.head`` where to animate.
+``render_portrait`` returns the frame plus a :class:`FaceLayout` telling ``stages.head`` where to animate;
+``render_person_layers`` also returns the speaker as a separate RGBA layer and the scene without the speaker, so
+``stages.head`` can move the head.
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from functools import lru_cache
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
-__all__ = ["FaceLayout", "render_studio", "render_portrait", "draw_mouth", "font", "DESK_TOP"]
+__all__ = ["FaceLayout", "PortraitLayers", "render_studio", "render_portrait", "render_person_layers", "draw_mouth",
+           "font", "DESK_TOP", "compose_layers", "backdrop_arrays", "person_premultiplied", "reduce_phase", "blend_person"]
 
 SS = 2            # supersampling factor
 DESK_TOP = 0.86   # desk top edge as a fraction of frame height (the speaker sits behind it)
@@ -302,17 +305,58 @@ _SHIRT_STYLES = ("tee", "collar", "vneck", "hoodie")
 def _paste_mask(img: Image.Image, color: RGB, draw_fn: Callable[[ImageDraw.ImageDraw], None]) -> None:
     mask = Image.new("L", img.size, 0)
     draw_fn(ImageDraw.Draw(mask))
-    img.paste(color, (0, 0, *img.size), mask)
+    box = mask.getbbox()
+    if box:
+        img.paste(color, box, mask.crop(box))
 
 
-def render_portrait(studio: Image.Image, *, name: str, speaker_index: int,
-                    seed: int = 0) -> tuple[Image.Image, FaceLayout]:
-    """The studio frame with one cartoon speaker seated behind the desk, head and shoulders, face ~40 % of frame
-    height, closed mouth, open eyes, and a name plate lower-left. Appearance comes from a stable hash of
-    (name, speaker_index, seed); hair and shirt colours are palette-indexed by ``speaker_index`` so speakers 0, 1, 2
-    always differ. Returns (RGB frame of the studio's size, FaceLayout in that frame's pixels)."""
-    base = studio.convert("RGB")
-    W, H = base.size
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """Every random choice of one speaker's look, drawn once (in a fixed order) from the look hash."""
+    skin: RGB
+    hair: RGB
+    shirt: RGB
+    iris: RGB
+    style: str
+    shirt_style: str
+    n_exp: float
+    taper: float
+    aspect: float
+    glasses: bool
+    phones: bool
+    lip: RGB
+    dark: RGB
+    fh: float          # face height (forehead to chin), SS x px
+    fw: float          # face width, SS x px
+    cx: float          # face centre, SS x px
+    cy: float
+    mw: float          # mouth width, SS x px
+    part: float        # hair parting offset, face widths
+    glass_rgb: RGB | None
+
+    def F(self, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+        """A box in face units (fractions of face width / height from the face centre) -> SS x px."""
+        return (self.cx + x0 * self.fw, self.cy + y0 * self.fh, self.cx + x1 * self.fw, self.cy + y1 * self.fh)
+
+    def P(self, x: float, y: float) -> tuple[float, float]:
+        """A point in face units -> SS x px."""
+        return (self.cx + x * self.fw, self.cy + y * self.fh)
+
+    @property
+    def ol(self) -> int:
+        return max(1, round(0.012 * self.fh))
+
+    @property
+    def eyes(self) -> tuple[float, float, float]:
+        """(eye line y, eye x offset from the face centre, eye radius), SS x px."""
+        return self.cy - 0.04 * self.fh, 0.205 * self.fw, 0.095 * self.fw
+
+    @property
+    def mouth_y(self) -> float:
+        return self.cy + 0.255 * self.fh
+
+
+def _look(W: int, H: int, name: str, speaker_index: int, seed: int) -> _Look:
     rng = random.Random(_hash("look", name, speaker_index, seed))
     pal, si = _hash("palette", seed), int(speaker_index)
     skin = _SKINS[(rng.randrange(len(_SKINS)) + 2 * si) % len(_SKINS)]
@@ -324,18 +368,26 @@ def render_portrait(studio: Image.Image, *, name: str, speaker_index: int,
     n_exp, taper, aspect = rng.uniform(2.0, 2.7), rng.uniform(0.1, 0.3), rng.uniform(0.76, 0.84)
     glasses, phones = rng.random() < 0.4, rng.random() < 0.3
     lip, dark = mix(shade(skin, 0.82), (200, 84, 96), 0.45), shade(skin, 0.7)
-
     k = SS
-    img = base.resize((W * k, H * k), Image.NEAREST)
-    d = ImageDraw.Draw(img, "RGBA")
-    fh = 0.40 * min(H, W * 1.25) * k * rng.uniform(0.95, 1.05)     # face height (forehead to chin), 2x px
+    fh = 0.40 * min(H, W * 1.25) * k * rng.uniform(0.95, 1.05)
     fw = fh * aspect
     cx, cy = W * k * (0.5 + rng.uniform(-0.025, 0.025)), H * k * 0.47
-    F = lambda x0, y0, x1, y1: (cx + x0 * fw, cy + y0 * fh, cx + x1 * fw, cy + y1 * fh)  # noqa: E731  face units
-    P = lambda x, y: (cx + x * fw, cy + y * fh)  # noqa: E731
-    ol = max(1, round(0.012 * fh))
-    ey, ex_off, r = cy - 0.04 * fh, 0.205 * fw, 0.095 * fw
-    my, mw = cy + 0.255 * fh, 0.4 * fw * rng.uniform(0.92, 1.06)
+    mw = 0.4 * fw * rng.uniform(0.92, 1.06)
+    part = {"short": 0.12, "long": 0.0, "quiff": -0.08}.get(style, 0.05) * (1 if rng.random() < 0.5 else -1)
+    gc = ((30, 30, 36), (120, 72, 40), (40, 60, 120), (170, 40, 50))[rng.randrange(4)] if glasses else None
+    return _Look(skin=skin, hair=hair, shirt=shirt, iris=iris, style=style, shirt_style=shirt_style, n_exp=n_exp,
+                 taper=taper, aspect=aspect, glasses=glasses, phones=phones, lip=lip, dark=dark, fh=fh, fw=fw,
+                 cx=cx, cy=cy, mw=mw, part=part, glass_rgb=gc)
+
+
+def _draw_person(img: Image.Image, lk: _Look) -> None:
+    """Draw the speaker alone (back hair, body and shirt, neck, ears, head, hair, face, glasses, headphones) onto the
+    RGB image ``img`` (SS x the frame size). Only opaque shapes reach outside the head, so drawing onto black and onto
+    white gives the exact coverage (see :func:`_matte`)."""
+    d = ImageDraw.Draw(img, "RGBA")
+    skin, hair, shirt, style, dark = lk.skin, lk.hair, lk.shirt, lk.style, lk.dark
+    fh, fw, cx, cy, n_exp, F, P, ol = lk.fh, lk.fw, lk.cx, lk.cy, lk.n_exp, lk.F, lk.P, lk.ol
+    ey, ex_off, r = lk.eyes
 
     if style == "long":                                      # back hair
         d.rounded_rectangle(F(-0.62, -0.45, 0.62, 0.78), radius=0.3 * fw, fill=hair)
@@ -350,20 +402,21 @@ def render_portrait(studio: Image.Image, *, name: str, speaker_index: int,
         d.ellipse(F(-0.17, -0.72, 0.17, -0.45), fill=hair, outline=shade(hair, 0.72), width=ol)
     yn = 0.6                                                 # neck base, face units; body / shirt below
     left = _qbez(P(-0.3, yn), P(-1.17, yn + 0.02), P(-1.3, yn + 0.38))
-    body = left + [(cx - 1.37 * fw, H * k + 9), (cx + 1.37 * fw, H * k + 9)] + [(2 * cx - x, y) for x, y in left[::-1]]
+    bottom = img.size[1] + 9
+    body = left + [(cx - 1.37 * fw, bottom), (cx + 1.37 * fw, bottom)] + [(2 * cx - x, y) for x, y in left[::-1]]
     d.polygon(body, fill=shirt, outline=shade(shirt, 0.7), width=ol)
-    if shirt_style == "hoodie":
+    if lk.shirt_style == "hoodie":
         d.ellipse(F(-0.5, yn - 0.14, 0.5, yn + 0.2), fill=shade(shirt, 0.8))
-    elif shirt_style == "tee":
+    elif lk.shirt_style == "tee":
         d.ellipse(F(-0.33, yn - 0.12, 0.33, yn + 0.1), fill=shade(shirt, 0.78))
     nk = shade(skin, 0.93)                                   # neck with a chin shadow
     d.rectangle(F(-0.19, 0.25, 0.19, yn), fill=nk)
     d.ellipse(F(-0.19, yn - 0.1, 0.19, yn + 0.06), fill=nk)
     d.ellipse(F(-0.24, 0.32, 0.24, 0.56), fill=shade(skin, 0.78))
-    if shirt_style == "vneck":
+    if lk.shirt_style == "vneck":
         d.polygon([P(-0.24, yn - 0.02), P(0.24, yn - 0.02), P(0, yn + 0.26)], fill=shade(shirt, 0.7))
         d.polygon([P(-0.18, yn - 0.02), P(0.18, yn - 0.02), P(0, yn + 0.2)], fill=nk)
-    elif shirt_style == "collar":
+    elif lk.shirt_style == "collar":
         d.polygon([P(-0.17, yn - 0.03), P(0.17, yn - 0.03), P(0, yn + 0.16)], fill=nk)
         cc = mix(shirt, (250, 250, 250), 0.75)
         for sg in (-1, 1):
@@ -371,7 +424,7 @@ def render_portrait(studio: Image.Image, *, name: str, speaker_index: int,
                       outline=shade(cc, 0.75), width=ol)
         for j in range(3):
             d.ellipse(_c(*P(0, yn + 0.28 + 0.14 * j), 0.025 * fw), fill=shade(shirt, 0.6))
-    elif shirt_style == "hoodie":
+    elif lk.shirt_style == "hoodie":
         for sg in (-1, 1):
             d.line((*P(sg * 0.12, yn + 0.04), *P(sg * 0.14, yn + 0.34)), fill=(240, 240, 240), width=2 * ol)
     ear_y = ey + 0.08 * fh                                   # ears, head
@@ -381,9 +434,9 @@ def render_portrait(studio: Image.Image, *, name: str, speaker_index: int,
         d.ellipse(_c(ex, ear_y - 0.01 * fh, 0.085 * fw, 0.11 * fh), fill=skin, outline=dark, width=ol)
         d.arc(_c(ex, ear_y - 0.01 * fh, 0.045 * fw, 0.06 * fh), 180 + sg * 90, 360 + sg * 90, fill=shade(skin, 0.72),
               width=ol * 2)
-    d.polygon(_face_poly(cx, cy, fw / 2, fh / 2, n_exp, taper), fill=skin, outline=dark, width=ol)
+    d.polygon(_face_poly(cx, cy, fw / 2, fh / 2, n_exp, lk.taper), fill=skin, outline=dark, width=ol)
     vol = {"buzz": 0.015, "bun": 0.03, "quiff": 0.05}.get(style, 0.08) * fh     # front hair: a cap minus the face
-    part = {"short": 0.12, "long": 0.0, "quiff": -0.08}.get(style, 0.05) * (1 if rng.random() < 0.5 else -1)
+    part = lk.part
 
     def cap(md: ImageDraw.ImageDraw) -> None:
         low = (0.28 if style in ("long", "bob") else 0.18) * fh
@@ -411,59 +464,244 @@ def render_portrait(studio: Image.Image, *, name: str, speaker_index: int,
     d.arc(F(-0.065, 0.04, 0.065, 0.13), 30, 150, fill=shade(skin, 0.66), width=round(ol * 1.5))
     d.ellipse(F(-0.02, 0.06, 0.02, 0.085), fill=(255, 255, 255, 70))
     brow = shade(hair, 0.6) if sum(hair) < 500 else mix(hair, (70, 50, 40), 0.55)       # eyes and brows
-    brow_y = ey - (1.75 if glasses else 1.5) * r
+    brow_y = ey - (1.75 if lk.glasses else 1.5) * r
     eyes = [(cx - ex_off, ey), (cx + ex_off, ey)]
     for sg, (ex, _) in zip((-1, 1), eyes):
         d.ellipse(_c(ex, ey, r, 0.85 * r), fill=(252, 252, 250))
-        d.ellipse(_c(ex, ey + 0.05 * r, 0.6 * r), fill=iris)
+        d.ellipse(_c(ex, ey + 0.05 * r, 0.6 * r), fill=lk.iris)
         d.ellipse(_c(ex, ey + 0.05 * r, 0.3 * r), fill=(20, 16, 18))
         d.ellipse(_c(ex + 0.22 * r, ey - 0.18 * r, 0.12 * r), fill=(255, 255, 255))
         d.arc(_c(ex, ey, r, 0.85 * r), 190, 350, fill=(40, 30, 30), width=max(1, round(0.16 * r)))
         bp = ((ex - sg * 0.95 * r, brow_y + 0.25 * r), (ex, brow_y - 0.35 * r), (ex + sg * 0.95 * r, brow_y + 0.1 * r))
         d.line(_qbez(*bp, 10), fill=brow, width=max(1, round(0.26 * r)), joint="curve")
-    draw_mouth(d, cx, my, mw, 0, lip)
-    if glasses:
-        gc, gw = ((30, 30, 36), (120, 72, 40), (40, 60, 120), (170, 40, 50))[rng.randrange(4)], max(1, round(0.16 * r))
+    draw_mouth(d, cx, lk.mouth_y, lk.mw, 0, lk.lip)
+    if lk.glasses and lk.glass_rgb is not None:
+        gc, gw = lk.glass_rgb, max(1, round(0.16 * r))
         for ex, _ in eyes:
             d.rounded_rectangle(_c(ex, ey - 0.025 * r, 1.55 * r, 1.275 * r), radius=0.7 * r, outline=gc, width=gw)
         d.arc((cx - 0.55 * r, ey - 0.6 * r, cx + 0.55 * r, ey + 0.3 * r), 200, 340, fill=gc, width=gw)
         for sg in (-1, 1):
             d.line((cx + sg * (ex_off + 1.55 * r), ey - 0.3 * r, cx + sg * (half - 0.02 * fw), ey - 0.2 * r),
                    fill=gc, width=gw)
-    if phones:
+    if lk.phones:
         pc = (44, 44, 52)
         d.arc((cx - 0.6 * fw, cy - 0.54 * fh - vol, cx + 0.6 * fw, cy + 0.4 * fh), 190, 350, fill=pc,
               width=round(0.06 * fw))
         for sg in (-1, 1):
             d.rounded_rectangle(_c(cx + sg * (half + 0.04 * fw), ear_y - 0.015 * fh, 0.09 * fw, 0.135 * fh),
                                 radius=0.07 * fw, fill=pc, outline=shirt, width=2 * ol)
-    # the speaker sits behind the desk: restore the desk rows, then a mic on a boom arm in front
-    dy = int(DESK_TOP * H) * k
-    img.paste(base.crop((0, dy // k, W, H)).resize((W * k, H * k - dy), Image.NEAREST), (0, dy))
+
+
+def _draw_mic(img: Image.Image, lk: _Look, desk_y: int) -> None:
+    """The microphone on a boom arm clamped to the desk (in front of the speaker), onto ``img`` (SS x px)."""
     d = ImageDraw.Draw(img, "RGBA")
-    (mcx, mcy), ml, mr = P(-0.66, 0.66), 0.3 * fh, 0.07 * fh
+    fh, fw, ol = lk.fh, lk.fw, lk.ol
+    (mcx, mcy), ml, mr = lk.P(-0.66, 0.66), 0.3 * fh, 0.07 * fh
     ux, uy = math.cos(math.radians(-62)), math.sin(math.radians(-62))
     p0, p1 = (mcx - ux * ml / 2, mcy - uy * ml / 2), (mcx + ux * ml / 2, mcy + uy * ml / 2)
-    d.line((*p0, p0[0] - 0.5 * fw, dy), fill=(52, 52, 58), width=round(0.035 * fh))
+    d.line((*p0, p0[0] - 0.5 * fw, desk_y), fill=(52, 52, 58), width=round(0.035 * fh))
     d.line((p0, p1), fill=(36, 36, 42), width=round(2 * mr))
     for q in (p0, p1):
         d.ellipse(_c(*q, mr), fill=(36, 36, 42))
     grille = (96, 96, 108)
-    for t, w_, c in ((0.15, ol, grille), (0.27, ol, grille), (0.39, ol, grille), (0.5, 2 * ol, shirt)):
+    for t, w_, c in ((0.15, ol, grille), (0.27, ol, grille), (0.39, ol, grille), (0.5, 2 * ol, lk.shirt)):
         gx, gy, rr = p1[0] - ux * ml * t, p1[1] - uy * ml * t, mr * (0.8 if t < 0.5 else 1.0)
         d.line((gx + uy * rr, gy - ux * rr, gx - uy * rr, gy + ux * rr), fill=c, width=w_)
-    out = img.reduce(k)
-    d = ImageDraw.Draw(out, "RGBA")                           # name plate, lower-left, at 1x
+
+
+def _draw_plate(img: Image.Image, name: str, accent: RGB) -> None:
+    """The speaker's name plate, lower-left, onto ``img`` at 1x."""
+    W, H = img.size
+    d = ImageDraw.Draw(img, "RGBA")
     fs = max(9, round(min(H, 1.25 * W) / 22))
     nf = font(fs)
     label = _ellipsize(name, nf, 0.4 * W)
     pw, ph, px0, py1 = nf.getlength(label) + 0.9 * fs + 6, 1.6 * fs, 0.035 * W, 0.765 * H
     d.rounded_rectangle((px0, py1 - ph, px0 + pw, py1), radius=0.3 * fs, fill=(16, 16, 24, 210))
-    d.rounded_rectangle((px0, py1 - ph, px0 + max(3, 0.25 * fs), py1), radius=0.12 * fs, fill=shirt)
+    d.rounded_rectangle((px0, py1 - ph, px0 + max(3, 0.25 * fs), py1), radius=0.12 * fs, fill=accent)
     d.text((px0 + 0.55 * fs + 4, py1 - ph / 2), label, font=nf, fill=(245, 245, 245), anchor="lm")
+
+
+def _matte(draw_fn: Callable[[Image.Image], None], size: tuple[int, int], *, alpha_only: bool = False) -> np.ndarray:
+    """Run ``draw_fn`` on a black and on a white RGB canvas of ``size``; returns what it drew as straight-alpha RGBA
+    uint8 (H, W, 4) by difference matting: alpha = 255 - (white - black), colour = black * 255 / alpha (exact for
+    anything drawn with "over" compositing; shapes drawn opaque get alpha 255 and their exact colour). With
+    ``alpha_only`` just the alpha, (H, W)."""
+    black, white = Image.new("RGB", size, (0, 0, 0)), Image.new("RGB", size, (255, 255, 255))
+    draw_fn(black)
+    draw_fn(white)
+    alpha = ImageChops.invert(ImageChops.subtract(white.getchannel(1), black.getchannel(1)))
+    if alpha_only:
+        return np.asarray(alpha)
+    out = np.array(Image.merge("RGBA", (*black.split(), alpha)))
+    a = out[..., 3]
+    ys, xs = np.nonzero((a > 0) & (a < 255))                         # partly covered: un-premultiply
+    if ys.size:
+        al = a[ys, xs].astype(np.float32)[:, None]
+        out[ys, xs, :3] = np.rint(out[ys, xs, :3] * 255.0 / al).clip(0, 255).astype(np.uint8)
+    return out
+
+
+def _bbox(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) of the non-zero pixels of a 2-D uint8 array, None when there are none."""
+    box = Image.fromarray(np.ascontiguousarray(alpha, dtype=np.uint8)).getbbox()
+    return None if box is None else (box[1], box[3], box[0], box[2])
+
+
+# ----------------------------------------------------------------------------------------------- layer compositing
+# A portrait is two layers: ``person`` (RGBA, straight alpha, ``scale`` x the frame size: the speaker alone) and
+# ``backdrop`` (RGBA, frame size: RGB = the scene without the speaker, i.e. studio + desk + microphone + name plate;
+# A = how much of the speaker shows through at that pixel: 255 in open studio, 0 behind the desk / the mic /
+# the name text, partial at their antialiased edges and behind the translucent plate). The frame is
+#     out = C + V * (Pm - A * B)
+# with C the backdrop RGB, V its alpha / 255, Pm and A the person's premultiplied colour and alpha box-reduced to
+# the frame grid (at a sub-pixel phase when shifted), and B the studio *behind* the speaker (B = C where V = 1;
+# estimated from fully open neighbours where 0 < V < 1). ``stages.head`` uses exactly this arithmetic per frame, so
+# an unshifted person reproduces the portrait bit for bit.
+
+def person_premultiplied(person: np.ndarray) -> np.ndarray:
+    """RGBA uint8 straight alpha -> float32 (h, w, 4): premultiplied RGB and alpha in [0, 1]."""
+    p = np.asarray(person)
+    a = p[..., 3].astype(np.float32) / np.float32(255.0)
+    out = np.empty(p.shape[:2] + (4,), np.float32)
+    np.multiply(p[..., :3].astype(np.float32), a[..., None], out=out[..., :3])
+    out[..., 3] = a
+    return out
+
+
+def reduce_phase(layer: np.ndarray, scale: int, phase: tuple[int, int], window: tuple[int, int, int, int],
+                 origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Box-reduce a premultiplied ``layer`` (h, w, C) held at ``scale`` x the frame grid, shifted right/down by
+    ``phase`` = (px, py) layer pixels, over the frame-pixel ``window`` (y0, y1, x0, x1); ``origin`` is the layer's
+    top-left in scaled px (for a crop). Pixels outside the layer count as transparent zeros. float32 (y1-y0, x1-x0, C).
+    The s*s samples are added in a fixed order, so a pixel's value never depends on the window."""
+    s, (px, py), (y0, y1, x0, x1) = int(scale), phase, window
+    Y0, X0 = s * y0 - py - origin[0], s * x0 - px - origin[1]
+    h, w, C = (y1 - y0) * s, (x1 - x0) * s, layer.shape[2]
+    crop = np.zeros((h, w, C), np.float32)
+    ys0, xs0 = max(0, Y0), max(0, X0)
+    ys1, xs1 = min(layer.shape[0], Y0 + h), min(layer.shape[1], X0 + w)
+    if ys1 > ys0 and xs1 > xs0:
+        crop[ys0 - Y0:ys1 - Y0, xs0 - X0:xs1 - X0] = layer[ys0:ys1, xs0:xs1]
+    if s == 1:
+        return crop
+    c5 = crop.reshape(y1 - y0, s, x1 - x0, s, C)
+    acc = c5[:, 0, :, 0].copy()
+    for j in range(s):
+        for i in range(s):
+            if i or j:
+                acc += c5[:, j, :, i]
+    acc /= np.float32(s * s)
+    return acc
+
+
+def backdrop_arrays(backdrop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(C, B, V) of a backdrop RGBA uint8 (H, W, 4): float32 (H, W, 3) scene, float32 (H, W, 3) studio behind the
+    speaker, float32 (H, W) speaker visibility in [0, 1]. B is clamped so that the blend stays inside 0..255."""
+    bd = np.asarray(backdrop)
+    c = bd[..., :3].astype(np.float32)
+    v = bd[..., 3].astype(np.float32) / np.float32(255.0)
+    b = c.copy()
+    ys, xs = np.nonzero((bd[..., 3] > 0) & (bd[..., 3] < 255))
+    if ys.size:
+        H, W = v.shape
+        full = bd[..., 3] == 255
+        num, den = np.zeros((ys.size, 3), np.float32), np.zeros(ys.size, np.float32)
+        for dy in range(-2, 3):
+            for dx in range(-2, 3):
+                yy, xx = ys + dy, xs + dx
+                ok = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
+                ok[ok] = full[yy[ok], xx[ok]]
+                num[ok] += c[yy[ok], xx[ok]]
+                den[ok] += 1
+        est = np.where(den[:, None] > 0, num / np.maximum(den, 1)[:, None], c[ys, xs])
+        vv, cc = v[ys, xs][:, None], c[ys, xs]
+        b[ys, xs] = np.clip(est, (cc - 255.0 * (1 - vv)) / vv, cc / vv)
+    return c, b, v
+
+
+def blend_person(c: np.ndarray, b: np.ndarray, v: np.ndarray, pm: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``C + V * (Pm - A * B)`` rounded to uint8 (see the layer notes above); c, b, pm (..., 3), v, a (...)."""
+    t = a[..., None] * b
+    np.subtract(pm, t, out=t)
+    t *= v[..., None]
+    t += c
+    t += np.float32(0.5)
+    return t.astype(np.uint8)
+
+
+def compose_layers(backdrop: np.ndarray, person: np.ndarray, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The frame (H, W, 3) uint8 of a backdrop and a person layer (``person`` at an integer multiple of the frame
+    size), the person shifted right/down by ``phase`` person-layer pixels."""
+    bd, pl = np.asarray(backdrop), np.asarray(person)
+    H, W = bd.shape[:2]
+    s = pl.shape[0] // H
+    if s < 1 or pl.shape[:2] != (s * H, s * W) or pl.shape[2] != 4 or bd.shape[2] != 4:
+        raise ValueError(f"person {pl.shape} must be RGBA at an integer multiple of the backdrop {bd.shape}")
+    out = np.array(bd[..., :3])
+    box = _bbox(pl[..., 3])
+    if box is None:
+        return out
+    y0, y1 = box[0] // s, min(H, -(-(box[1] + phase[1]) // s))     # the frame pixels the person can touch
+    x0, x1 = box[2] // s, min(W, -(-(box[3] + phase[0]) // s))
+    c, b, v = (x[y0:y1, x0:x1] for x in backdrop_arrays(bd))       # B always from the whole frame (see there)
+    Y0, X0 = max(0, s * y0 - s), max(0, s * x0 - s)
+    pa = reduce_phase(person_premultiplied(pl[Y0:s * y1, X0:s * x1]), s, phase, (y0, y1, x0, x1), origin=(Y0, X0))
+    out[y0:y1, x0:x1] = blend_person(c, b, v, pa[..., :3], pa[..., 3])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- portrait
+
+@dataclass(frozen=True, slots=True)
+class PortraitLayers:
+    """A portrait as layers. ``image`` is the composite RGB frame (what :func:`render_portrait` returns), ``person``
+    the speaker alone as straight-alpha RGBA at ``SS`` x the frame size (so it can move by half pixels),
+    ``backdrop`` RGBA at the frame size: RGB the scene without the speaker (studio, desk, mic, name plate), A the
+    speaker's visibility (0 behind the desk, mic and name text). See the layer notes above for the blend."""
+    image: Image.Image
+    layout: FaceLayout
+    person: Image.Image
+    backdrop: Image.Image
+
+
+def render_person_layers(studio: Image.Image, *, name: str, speaker_index: int, seed: int = 0) -> PortraitLayers:
+    """The studio frame with one cartoon speaker seated behind the desk, head and shoulders, face ~40 % of frame
+    height, closed mouth, open eyes, a microphone on a boom arm in front, and a name plate lower-left; as layers
+    (see :class:`PortraitLayers`). Appearance comes from a stable hash of (name, speaker_index, seed); hair and
+    shirt colours are palette-indexed by ``speaker_index`` so speakers 0, 1, 2 always differ."""
+    base = studio.convert("RGB")
+    W, H = base.size
+    k = SS
+    size2 = (W * k, H * k)
+    lk = _look(W, H, name, speaker_index, seed)
+    person = _matte(lambda im: _draw_person(im, lk), size2)
+    # the backdrop: studio (desk included) + the mic at SS x, then the name plate at 1x; A = what does not cover
+    desk = int(DESK_TOP * H)
+    scene = base.resize(size2, Image.NEAREST)
+    _draw_mic(scene, lk, desk * k)
+    mic = ImageChops.invert(Image.fromarray(_matte(lambda im: _draw_mic(im, lk, desk * k), size2, alpha_only=True)))
+    vis = np.asarray(mic.reduce(k), np.float32) / 255.0
+    vis[desk:] = 0.0                                          # the speaker sits behind the desk
+    back = scene.reduce(k)
+    _draw_plate(back, name, lk.shirt)
+    vis *= 1.0 - _matte(lambda im: _draw_plate(im, name, lk.shirt), (W, H), alpha_only=True).astype(np.float32) / 255.0
+    backdrop = np.dstack([np.asarray(back), np.rint(vis * 255.0).clip(0, 255).astype(np.uint8)])
+    image = Image.fromarray(compose_layers(backdrop, person))
+    ey, ex_off, r = lk.eyes
+    my, cx = lk.mouth_y, lk.cx
     layout = FaceLayout(
-        mouth_center=(round(cx / k), round(my / k)), mouth_width=max(4, round(mw / k)),
-        mouth_max_open=max(2, round(0.42 * mw / k)), eye_centers=((round(eyes[0][0] / k), round(ey / k)),
-                                                                  (round(eyes[1][0] / k), round(ey / k))),
-        eye_radius=max(2, round(r / k)), skin_rgb=skin, lip_rgb=lip)
-    return out, layout
+        mouth_center=(round(cx / k), round(my / k)), mouth_width=max(4, round(lk.mw / k)),
+        mouth_max_open=max(2, round(0.42 * lk.mw / k)), eye_centers=((round((cx - ex_off) / k), round(ey / k)),
+                                                                     (round((cx + ex_off) / k), round(ey / k))),
+        eye_radius=max(2, round(r / k)), skin_rgb=lk.skin, lip_rgb=lk.lip)
+    return PortraitLayers(image=image, layout=layout, person=Image.fromarray(person, "RGBA"),
+                          backdrop=Image.fromarray(backdrop, "RGBA"))
+
+
+def render_portrait(studio: Image.Image, *, name: str, speaker_index: int,
+                    seed: int = 0) -> tuple[Image.Image, FaceLayout]:
+    """The composite portrait of :func:`render_person_layers`: (RGB frame of the studio's size, FaceLayout in that
+    frame's pixels)."""
+    layers = render_person_layers(studio, name=name, speaker_index=speaker_index, seed=seed)
+    return layers.image, layers.layout

@@ -81,6 +81,7 @@ class Worker:
         try:
             await self._execute()
         finally:
+            self.stop()   # nats-py's fetch can swallow a cancellation: the pull loop must see the flag
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
