@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 __all__ = ["FaceLayout", "PortraitLayers", "render_studio", "render_portrait", "render_person_layers", "draw_mouth",
-           "font", "DESK_TOP", "compose_layers", "backdrop_arrays", "person_premultiplied", "reduce_phase", "blend_person"]
+           "font", "DESK_TOP", "compose_layers", "backdrop_arrays", "person_premultiplied", "reduce_phase",
+           "blend_person"]
 
 SS = 2            # supersampling factor
 DESK_TOP = 0.86   # desk top edge as a fraction of frame height (the speaker sits behind it)
@@ -572,9 +573,9 @@ def person_premultiplied(person: np.ndarray) -> np.ndarray:
 def reduce_phase(layer: np.ndarray, scale: int, phase: tuple[int, int], window: tuple[int, int, int, int],
                  origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Box-reduce a premultiplied ``layer`` (h, w, C) held at ``scale`` x the frame grid, shifted right/down by
-    ``phase`` = (px, py) layer pixels, over the frame-pixel ``window`` (y0, y1, x0, x1); ``origin`` is the layer's
-    top-left in scaled px (for a crop). Pixels outside the layer count as transparent zeros. float32 (y1-y0, x1-x0, C).
-    The s*s samples are added in a fixed order, so a pixel's value never depends on the window."""
+    ``phase`` = (px, py) layer pixels (any integers), over the frame-pixel ``window`` (y0, y1, x0, x1); ``origin``
+    is the layer's top-left in scaled px (for a crop). Pixels outside the layer count as transparent zeros. float32
+    (y1-y0, x1-x0, C). The s*s samples are added in a fixed order, so a pixel's value never depends on the window."""
     s, (px, py), (y0, y1, x0, x1) = int(scale), phase, window
     Y0, X0 = s * y0 - py - origin[0], s * x0 - px - origin[1]
     h, w, C = (y1 - y0) * s, (x1 - x0) * s, layer.shape[2]
@@ -597,7 +598,9 @@ def reduce_phase(layer: np.ndarray, scale: int, phase: tuple[int, int], window: 
 
 def backdrop_arrays(backdrop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(C, B, V) of a backdrop RGBA uint8 (H, W, 4): float32 (H, W, 3) scene, float32 (H, W, 3) studio behind the
-    speaker, float32 (H, W) speaker visibility in [0, 1]. B is clamped so that the blend stays inside 0..255."""
+    speaker, float32 (H, W) speaker visibility in [0, 1]. Where 0 < V < 1 (edges of the desk, mic and name plate, the
+    translucent plate) B is the mean of the nearest fully open pixels (C itself when there are none within 3 px),
+    clamped so that the blend stays inside 0..255."""
     bd = np.asarray(backdrop)
     c = bd[..., :3].astype(np.float32)
     v = bd[..., 3].astype(np.float32) / np.float32(255.0)
@@ -606,15 +609,20 @@ def backdrop_arrays(backdrop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     if ys.size:
         H, W = v.shape
         full = bd[..., 3] == 255
-        num, den = np.zeros((ys.size, 3), np.float32), np.zeros(ys.size, np.float32)
-        for dy in range(-2, 3):
-            for dx in range(-2, 3):
-                yy, xx = ys + dy, xs + dx
-                ok = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
-                ok[ok] = full[yy[ok], xx[ok]]
-                num[ok] += c[yy[ok], xx[ok]]
-                den[ok] += 1
-        est = np.where(den[:, None] > 0, num / np.maximum(den, 1)[:, None], c[ys, xs])
+        est = c[ys, xs].copy()
+        todo = np.ones(ys.size, bool)
+        for radius in (1, 2, 3):                 # the mean of the nearest fully open pixels (3x3, else 5x5, 7x7)
+            num, den = np.zeros((ys.size, 3), np.float32), np.zeros(ys.size, np.float32)
+            for dy in range(-radius, radius + 1):
+                for dx in range(-radius, radius + 1):
+                    yy, xx = ys + dy, xs + dx
+                    ok = todo & (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
+                    ok[ok] = full[yy[ok], xx[ok]]
+                    num[ok] += c[yy[ok], xx[ok]]
+                    den[ok] += 1
+            got = den > 0
+            est[got] = num[got] / den[got][:, None]
+            todo &= ~got
         vv, cc = v[ys, xs][:, None], c[ys, xs]
         b[ys, xs] = np.clip(est, (cc - 255.0 * (1 - vv)) / vv, cc / vv)
     return c, b, v
@@ -630,9 +638,10 @@ def blend_person(c: np.ndarray, b: np.ndarray, v: np.ndarray, pm: np.ndarray, a:
     return t.astype(np.uint8)
 
 
-def compose_layers(backdrop: np.ndarray, person: np.ndarray, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """The frame (H, W, 3) uint8 of a backdrop and a person layer (``person`` at an integer multiple of the frame
-    size), the person shifted right/down by ``phase`` person-layer pixels."""
+def compose_layers(backdrop: np.ndarray, person: np.ndarray, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The frame (H, W, 3) uint8 of a backdrop and a person layer (``person`` at an integer multiple ``s`` of the
+    frame size), the person shifted right/down by ``shift`` = (dx, dy) person-layer pixels (1/s frame px each).
+    The reference for what ``stages.head`` renders per frame."""
     bd, pl = np.asarray(backdrop), np.asarray(person)
     H, W = bd.shape[:2]
     s = pl.shape[0] // H
@@ -640,13 +649,17 @@ def compose_layers(backdrop: np.ndarray, person: np.ndarray, phase: tuple[int, i
         raise ValueError(f"person {pl.shape} must be RGBA at an integer multiple of the backdrop {bd.shape}")
     out = np.array(bd[..., :3])
     box = _bbox(pl[..., 3])
+    dx, dy = int(shift[0]), int(shift[1])
     if box is None:
         return out
-    y0, y1 = box[0] // s, min(H, -(-(box[1] + phase[1]) // s))     # the frame pixels the person can touch
-    x0, x1 = box[2] // s, min(W, -(-(box[3] + phase[0]) // s))
+    y0, y1 = max(0, (box[0] + dy) // s), min(H, -(-(box[1] + dy) // s))     # the frame pixels the person touches
+    x0, x1 = max(0, (box[2] + dx) // s), min(W, -(-(box[3] + dx) // s))
+    if y0 >= y1 or x0 >= x1:
+        return out
     c, b, v = (x[y0:y1, x0:x1] for x in backdrop_arrays(bd))       # B always from the whole frame (see there)
-    Y0, X0 = max(0, s * y0 - s), max(0, s * x0 - s)
-    pa = reduce_phase(person_premultiplied(pl[Y0:s * y1, X0:s * x1]), s, phase, (y0, y1, x0, x1), origin=(Y0, X0))
+    Y0, X0 = max(0, s * y0 - dy), max(0, s * x0 - dx)                       # the layer pixels that land there
+    crop = pl[Y0:max(Y0, s * y1 - dy), X0:max(X0, s * x1 - dx)]
+    pa = reduce_phase(person_premultiplied(crop), s, (dx, dy), (y0, y1, x0, x1), origin=(Y0, X0))
     out[y0:y1, x0:x1] = blend_person(c, b, v, pa[..., :3], pa[..., 3])
     return out
 

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 from .art import (FaceLayout, backdrop_arrays, blend_person, draw_mouth, font, person_premultiplied, reduce_phase,
                   shade)
 
-__all__ = ["HeadAnimator", "blink_states", "head_motion", "nod_drive", "wrap_text", "bench"]
+__all__ = ["HeadAnimator", "blink_states", "head_motion", "nod_drive", "nod_span", "wrap_text", "bench"]
 
 BLINK_PERIOD_S = 3.75   # one blink per slot of this length ...
 BLINK_JITTER_S = 0.6    # ... placed at the slot middle +- this, so blinks are 2.55-4.95 s apart
@@ -36,8 +36,8 @@ _Band = tuple[np.ndarray, int, int]   # RGBA band (h, w, 4) uint8 and its top-le
 # head motion, in px of a 640x400 frame (scaled with the frame): a slow sway on a figure-of-eight path (the bob at
 # twice the sway frequency, so the head is never at rest: at each end of the sway it is mid-bob), a slower drift,
 # and a nod with the speech
-SWAY = (3.0, 0.28, 0.34)              # horizontal sway: amplitude px, lowest / highest frequency Hz (from the seed)
-BOB_PX, BOB_PHASE = 1.4, 0.6          # vertical bob at twice the sway frequency; phase offset within +-0.6 rad
+SWAY = (3.3, 0.30, 0.36)              # horizontal sway: amplitude px, lowest / highest frequency Hz (from the seed)
+BOB_PX, BOB_PHASE = 1.5, 0.6          # vertical bob at twice the sway frequency; phase offset within +-0.6 rad
 DRIFT = (0.8, 0.10, 0.15)             # a slower horizontal drift, so the path never quite repeats
 NOD_PX, LEAN_PX = 3.0, 0.8            # down / sideways on full emphasis
 NOD_AHEAD_S, NOD_BEHIND_S = 0.08, 0.25  # the nod follows the speech envelope from 0.08 s ahead to 0.25 s behind
@@ -81,7 +81,7 @@ def _seed_uniforms(seed: int, k: int) -> np.ndarray:
     return (_mix64(key) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def _nod_span(fps: float) -> tuple[int, int]:
+def nod_span(fps: float) -> tuple[int, int]:
     """(frames ahead, frames behind) the nod looks at the envelope."""
     return max(1, round(NOD_AHEAD_S * fps)), max(1, round(NOD_BEHIND_S * fps))
 
@@ -94,7 +94,7 @@ def nod_drive(envelope: np.ndarray, *, fps: float = 25.0, before: np.ndarray | N
     gives the same values as the whole when each part gets its neighbours as context. float64 (N,)."""
     e = np.clip(np.nan_to_num(np.asarray(envelope, np.float64).reshape(-1), nan=0.0), 0.0, 1.0)
     n = e.shape[0]
-    ahead, behind = _nod_span(fps)
+    ahead, behind = nod_span(fps)
     lags = np.arange(-ahead, behind + 1)
     w = np.where(lags <= 1, (lags + ahead + 1) / (ahead + 2), (behind + 1 - lags) / behind)
     w = w / w.sum()
@@ -194,7 +194,7 @@ def _blend(dst: np.ndarray, ox: int, oy: int, band: np.ndarray, bx: int, by: int
 
 class HeadAnimator:
     """Animate one portrait: mouth opening per frame, blinks, subtitles, and head motion when given the portrait's
-    layers. Construct once per speaker and cache (a few ms; ~50 ms with layers).
+    layers. Construct once per speaker and cache (a few ms; ~40 ms with layers at 640x400).
 
     ``portrait`` is HxWx3 uint8 (H, W any size; the layout is in its pixels); ``levels`` mouth patches are
     pre-rendered from closed (level 0, the portrait itself) to wide open (``layout.mouth_max_open`` px).
@@ -221,12 +221,13 @@ class HeadAnimator:
                                    max(e0x, e1x) + 1.3 * r + 1, max(e0y, e1y) + 1.12 * r + 1))
         self._skin_mouth = self._skin(self.mouth_box)
         self._skin_eye = self._skin(self.eye_box)
-        self.mouth_patches = [self._crop(self.mouth_box)] + [
-            self._paint(self.mouth_box, lambda d, im, tx, o=lv / (self.levels - 1): self._draw_mouth(d, tx, o))
-            for lv in range(1, self.levels)]
-        self.eye_patches = [self._crop(self.eye_box)] + [
-            self._paint(self.eye_box, lambda d, im, tx, s=state: self._draw_lids(d, im, tx, s)) for state in (1, 2)]
         self._rig = _Rig(self, person, backdrop, motion) if person is not None and backdrop is not None else None
+        if self._rig is None:   # the still portrait's patches (the rig draws its own on the person layer)
+            self.mouth_patches = [self._crop(self.mouth_box)] + [
+                self._paint(self.mouth_box, lambda d, im, tx, o=lv / (self.levels - 1): self._draw_mouth(d, tx, o))
+                for lv in range(1, self.levels)]
+            self.eye_patches = [self._crop(self.eye_box)] + [
+                self._paint(self.eye_box, lambda d, im, tx, s=state: self._draw_lids(d, im, tx, s)) for state in (1, 2)]
 
     @property
     def moving(self) -> bool:
@@ -421,12 +422,11 @@ class _Rig:
         self.mx, self.my = int(np.ceil(MAX_DX * self.unit)) + 1, int(np.ceil(MAX_DY * self.unit)) + 1
         self.scene = np.ascontiguousarray(bd[..., :3])
         self.box: tuple[int, int, int, int] | None = None
-        ys, xs = np.nonzero(pl[::s, ::s, 3] > 0) if s == 1 else np.nonzero(
-            pl[..., 3].reshape(H, s, W, s).max(axis=(1, 3)) > 0)
-        if ys.size == 0:
+        found = Image.fromarray(np.ascontiguousarray(pl[..., 3])).getbbox()   # the person, in layer px
+        if found is None:
             return
-        y0, y1 = max(0, ys.min() - self.my), min(H, ys.max() + 2 + self.my)
-        x0, x1 = max(0, xs.min() - self.mx), min(W, xs.max() + 2 + self.mx)
+        y0, y1 = max(0, found[1] // s - self.my), min(H, -(-found[3] // s) + 1 + self.my)
+        x0, x1 = max(0, found[0] // s - self.mx), min(W, -(-found[2] // s) + 1 + self.mx)
         open_ = bd[y0:y1, x0:x1, 3] > 0
         rows, cols = np.flatnonzero(open_.any(axis=1)), np.flatnonzero(open_.any(axis=0))
         if rows.size == 0:

@@ -2,11 +2,13 @@
 
 Studio and portraits are deterministic in their inputs (title, speaker name and index),
 so a speaker looks the same across the whole show and different from the others.
-Images travel as PNG through the object store.
+Images travel as PNG through the object store. A portrait also comes as two layers (the
+speaker alone, and the scene without the speaker) so the talking-head stage can move the head.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -14,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..bus.messages import Task
-from .art import render_portrait, render_studio
+from .art import render_person_layers, render_studio
 from .base import TaskContext, TaskError
 
 
@@ -29,11 +31,18 @@ def load_png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+def load_rgba(data: bytes) -> np.ndarray:
+    """PNG bytes -> uint8 (H, W, 4) RGBA array."""
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))
+
+
 class CpuArt:
     """Stage ``image`` on CPU. Task inputs: ``kind`` = ``studio`` (``title``, ``description``,
     ``width``, ``height`` in pixels) or ``portrait`` (``studio`` object-store name, ``name``,
     ``speaker_index``). Outputs: ``image`` (object-store name of a PNG) and, for portraits,
-    ``layout`` (:class:`~streamwise.stages.art.FaceLayout` as a map)."""
+    ``layout`` (:class:`~streamwise.stages.art.FaceLayout` as a map), ``person`` (RGBA PNG at
+    2x the frame size: the speaker alone) and ``backdrop`` (RGBA PNG: the scene without the
+    speaker, alpha = where the speaker shows), see :class:`~streamwise.stages.art.PortraitLayers`."""
 
     stage = "image"
     model = "cpu-art"
@@ -51,8 +60,12 @@ class CpuArt:
             return {"image": await ctx.bus.put_blob(ctx.blob_name(task, "studio.png"), png_bytes(image))}
         if kind == "portrait":
             studio = Image.open(io.BytesIO(await ctx.bus.get_blob(inputs["studio"]))).convert("RGB")
-            image, layout = await ctx.in_thread(render_portrait, studio, name=inputs["name"],
-                                                speaker_index=int(inputs["speaker_index"]))
-            name = await ctx.bus.put_blob(ctx.blob_name(task, "portrait.png"), png_bytes(image))
-            return {"image": name, "layout": layout.to_dict()}
+            layers = await ctx.in_thread(render_person_layers, studio, name=inputs["name"],
+                                         speaker_index=int(inputs["speaker_index"]))
+            pngs = await asyncio.gather(*(ctx.in_thread(png_bytes, im)        # zlib runs without the GIL
+                                          for im in (layers.image, layers.person, layers.backdrop)))
+            out: dict[str, Any] = {"layout": layers.layout.to_dict()}
+            for key, suffix, data in zip(("image", "person", "backdrop"), ("portrait", "person", "backdrop"), pngs):
+                out[key] = await ctx.bus.put_blob(ctx.blob_name(task, f"{suffix}.png"), data)
+            return out
         raise TaskError(f"unknown image kind {kind!r}", retryable=False)

@@ -10,6 +10,7 @@ as soon as it and all earlier ones have arrived. At the end it writes ``podcast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -162,8 +163,9 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
         for p in pumps:
             p.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
-        await seg_sub.unsubscribe()
-        await status_sub.unsubscribe()
+        for sub in (seg_sub, status_sub):
+            with contextlib.suppress(Exception):  # best effort: the ordered consumers expire anyway
+                await asyncio.wait_for(sub.unsubscribe(), timeout=2.0)
     hls.close()
     concat_segments(init, [media[i] for i in range(len(records))], out / "podcast.mp4")
     duration = sum(r.duration_s for r in records)

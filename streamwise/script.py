@@ -268,7 +268,14 @@ _META = {
 
 
 def _parse_text(lines: list[str]) -> Draft:
-    return _TextParser(lines).run()
+    parser = _TextParser(lines)
+    draft = parser.run()
+    if parser.opening_is_title():
+        # read it again with that line as a heading, so nothing after it is taken as its speech
+        number = parser.opening[2]
+        lines = lines[: number - 1] + ["# " + lines[number - 1].strip()] + lines[number:]
+        draft = _TextParser(lines).run()
+    return draft
 
 
 class _TextParser:
@@ -284,12 +291,24 @@ class _TextParser:
         self.parts: list[str] = []
         self.start = 0
         self.cast_bullets = False
+        self.styles: dict[str, set[str]] = {}  # speaker key -> label kinds it was introduced with
+        self.opening: tuple[str, str, int] | None = None  # (key, name, line) when the first label is a bare name
 
     def run(self) -> Draft:
         for number, raw in enumerate(self.lines, 1):
             self.feed(number, raw.strip())
         self.close()
         return self.draft
+
+    def opening_is_title(self) -> bool:
+        """``THE MORNING SHOW`` alone on the first line of a play whose speakers are all labelled
+        ``NAME.`` or ``NAME:`` is the title, not a screenplay-style speaker cue."""
+        if self.opening is None or self.draft.title is not None:
+            return False
+        key = self.opening[0]
+        others = [k for k in self.styles if k != key]
+        return (self.styles.get(key) == {"alone"} and bool(others)
+                and not any("alone" in self.styles[k] for k in others))
 
     def feed(self, number: int, line: str) -> None:
         if not line:
@@ -316,6 +335,7 @@ class _TextParser:
             text = label.rest
         if self.draft.title is None and self.speaker is None and text:
             self.draft.title = normalise_text(text.replace("**", "")) or None
+            self.target = "ignore"  # a subtitle line right under the title is not dialogue
 
     def label(self, number: int, label: Label) -> bool:
         meta = _META.get(speaker_key(label.name))
@@ -331,7 +351,11 @@ class _TextParser:
             if not plausible_label(label, self.known, open_speech=open_speech):
                 return False
         self.close()
-        self.known.add(speaker_key(label.name))
+        key = speaker_key(label.name)
+        if not self.styles and label.kind == "alone" and not self.draft.lines:
+            self.opening = (key, label.name, number)
+        self.styles.setdefault(key, set()).add(label.kind)
+        self.known.add(key)
         self.target, self.speaker, self.parts = "speech", label.name, []
         self.kind = label.kind if label.rest else "header"
         if label.rest:

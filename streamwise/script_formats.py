@@ -195,7 +195,12 @@ def split_label(body: str, *, bare_bracket: bool = False) -> Label | None:
         return _bracket_label(body, bare_bracket)
     match = _COLON_LABEL.match(body)
     if match:
-        return Label(match.group(1).strip(" \t\"'"), body[match.end():].strip(), "colon")
+        colon = Label(match.group(1).strip(" \t\"'"), body[match.end():].strip(), "colon")
+        play = _play_label(body)
+        # "HAMLET. To be, or not to be: that is..." - the play label ends before the colon
+        if play is not None and len(play.name) < len(colon.name):
+            return play
+        return colon
     return _play_label(body) or _alone_label(body)
 
 

@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from streamwise.stages.art import FaceLayout, font, render_portrait, render_studio
-from streamwise.stages.head import HeadAnimator, blink_states, wrap_text
+from streamwise.stages.art import (DESK_TOP, FaceLayout, compose_layers, font, render_person_layers, render_portrait,
+                                   render_studio)
+from streamwise.stages.head import HeadAnimator, blink_states, head_motion, nod_drive, nod_span, wrap_text
 
 W, H = 640, 400
 
@@ -26,6 +27,51 @@ def portraits(studio):
 def animator(portraits):
     img, layout = portraits[0]
     return HeadAnimator(np.asarray(img), layout)
+
+
+@pytest.fixture(scope="module")
+def layers(studio):
+    return [render_person_layers(studio, name=n, speaker_index=i) for i, n in enumerate(["Alice", "Bob", "Chen"])]
+
+
+def _mover(lay, **kw) -> HeadAnimator:
+    return HeadAnimator(np.asarray(lay.image), lay.layout, person=np.asarray(lay.person),
+                        backdrop=np.asarray(lay.backdrop), **kw)
+
+
+@pytest.fixture(scope="module")
+def movers(layers):
+    return [_mover(lay) for lay in layers]
+
+
+def speech_envelope(seconds: float = 10.0, fps: float = 25.0, seed: int = 0,
+                    pauses: tuple[tuple[float, float], ...] = ((3.0, 4.0), (7.0, 8.0))) -> np.ndarray:
+    """A speech-like mouth envelope: words of 1-3 syllables (0.14-0.28 s bumps, peaks 0.45-1), short gaps, silent
+    ``pauses`` (s), smoothed with the fast attack / slow release of ``speech.energy_envelope``. Its statistics
+    match piper speech run through energy_envelope (mean ~0.3-0.35, ~20 % of frames near 0 with the pauses)."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * fps))
+    t = np.arange(n) / fps
+    target, pos = np.zeros(n), 0.05
+    while pos < seconds:
+        for _ in range(int(rng.integers(1, 4))):
+            dur, peak = rng.uniform(0.14, 0.28), rng.uniform(0.45, 1.0)
+            inside = (t >= pos) & (t < pos + dur)
+            target[inside] = np.maximum(target[inside], peak * np.sin(np.pi * (t[inside] - pos) / dur))
+            pos += dur
+        pos += rng.uniform(0.0, 0.15)
+    for a, b in pauses:
+        target[(t >= a) & (t < b)] = 0.0
+    env, level = np.empty(n, np.float32), 0.0
+    for i, x in enumerate(target):
+        level += (0.85 if x > level else 0.45) * (x - level)
+        env[i] = level
+    return env
+
+
+def _gray_y(frames: np.ndarray) -> np.ndarray:
+    """Luma as a viewer's decoder reports it for our encodes (BT.601 limited range: 219/255 of full-range gray)."""
+    return frames.astype(np.float32) @ (np.array([0.299, 0.587, 0.114], np.float32) * (219.0 / 255.0))
 
 
 def _box(center, rx, ry, shape):
@@ -140,4 +186,122 @@ def test_other_sizes(size):
     fr = anim.render(np.linspace(0, 1, 12, dtype=np.float32), subtitle="hello there", speaker="Kai")
     assert fr.shape == (12, h, w, 3) and fr.dtype == np.uint8
     assert not np.array_equal(fr[0], fr[-1])
+    assert anim.render(np.zeros(0, np.float32)).shape == (0, h, w, 3)
+
+
+# ----------------------------------------------------------------------------------------------- head motion
+
+def test_person_layers(studio, layers, portraits):
+    st = np.asarray(studio)
+    for lay, (img, layout) in zip(layers, portraits):
+        assert lay.image.tobytes() == img.tobytes() and lay.layout == layout
+        assert lay.person.mode == "RGBA" and lay.person.size == (2 * W, 2 * H)
+        assert lay.backdrop.mode == "RGBA" and lay.backdrop.size == (W, H)
+        person, backdrop = np.asarray(lay.person), np.asarray(lay.backdrop)
+        alpha, vis = person[..., 3], backdrop[..., 3]
+        assert set(np.unique(alpha).tolist()) <= {0, 255}          # binary at 2x: no fringe colours to bleed
+        for x, y in (layout.mouth_center, *layout.eye_centers, (layout.mouth_center[0], int(0.8 * H))):
+            assert alpha[2 * y, 2 * x] == 255                       # face, eyes, shirt
+        assert alpha[:, :2 * W // 8].max() == 0 and alpha[:2 * H // 10].max() == 0   # wall beside and above
+        assert (vis[int(DESK_TOP * H):] == 0).all() and (vis[:H // 2] == 255).all()   # behind the desk / open wall
+        assert 0.002 < (vis[H // 2:int(DESK_TOP * H)] < 255).mean() < 0.2                # the mic and name plate
+        open_ = vis == 255                                          # the backdrop is the bare studio there
+        assert np.array_equal(backdrop[..., :3][open_], st[open_])
+        assert np.array_equal(compose_layers(backdrop, person), np.asarray(img))
+
+
+def test_moving_head_changes_whole_frame(movers, layers):
+    """The viewer check: >= 80 % of frame pairs 5 frames apart differ by > 0.3 mean abs luma over the whole frame,
+    over 10 s of speech with two 1 s pauses; the static animator does not get there."""
+    text = "Welcome back to the Deep Dive. Today we talk about black holes, how they evaporate, and why it matters."
+    for i, (mover, lay) in enumerate(zip(movers, layers)):
+        env = speech_envelope(seed=i)
+        for start in (0, 1000):
+            frames = mover.render(env, subtitle=text, speaker="Alice", blink_seed=11 * i + 1, start_frame=start)
+            g = _gray_y(frames[4::5])
+            moving = (np.abs(np.diff(g, axis=0)).mean(axis=(1, 2)) > 0.3).mean()
+            assert moving >= 0.8, (i, start, moving)
+        static = HeadAnimator(np.asarray(lay.image), lay.layout).render(env, subtitle=text, blink_seed=1)
+        g = _gray_y(static[4::5])
+        assert (np.abs(np.diff(g, axis=0)).mean(axis=(1, 2)) > 0.3).mean() < 0.5
+
+
+def test_moving_head_is_smooth_and_bounded():
+    env = speech_envelope(seconds=20.0, seed=3)
+    m = head_motion(len(env), start_frame=0, fps=25.0, seed=5, drive=nod_drive(env, fps=25.0))
+    assert np.abs(np.diff(m, axis=0)).max() < 0.8            # px per frame: no jumps
+    assert 2.0 < np.ptp(m[:, 0]) / 2 < 4.6 and np.ptp(m[:, 1]) < 6.0
+    assert m[:, 1][env > 0.6].mean() > m[:, 1][env < 0.05].mean() + 0.5   # nods down with the speech
+    sway = np.abs(np.fft.rfft(m[:, 0] - m[:, 0].mean()))
+    hz = np.fft.rfftfreq(len(env), 1 / 25.0)[int(np.argmax(sway))]
+    assert 0.1 <= hz <= 0.4
+
+
+def test_moving_head_continuous_across_clip_split(movers):
+    mover = movers[0]
+    env = speech_envelope(seconds=4.0, seed=5, pauses=())
+    ahead, behind = nod_span(25.0)
+    whole = mover.render(env, blink_seed=9, start_frame=300, end_frame=420)
+    first = mover.render(env[:50], blink_seed=9, start_frame=300, end_frame=420, context=(None, env[50:50 + ahead]))
+    second = mover.render(env[50:], blink_seed=9, start_frame=350, end_frame=420, context=(env[50 - behind:50], None))
+    assert np.array_equal(np.concatenate([first, second]), whole)
+    # without context the nod sees silence beyond the clip: still no jump at the split
+    a = head_motion(50, start_frame=300, seed=9, drive=nod_drive(env[:50]), end_frame=420)
+    b = head_motion(50, start_frame=350, seed=9, drive=nod_drive(env[50:]), end_frame=420)
+    assert np.abs(b[0] - a[-1]).max() < 1.5
+
+
+def test_moving_head_rests_at_piece_ends(movers, layers):
+    lay = layers[1]
+    env = np.zeros(40, np.float32)
+    frames = movers[1].render(env, blink_seed=4, start_frame=0, end_frame=200)
+    assert np.array_equal(frames[0], np.asarray(lay.image))          # frame 0: at rest = the portrait
+    assert not np.array_equal(frames[-1], frames[0])
+    m = head_motion(3, start_frame=198, seed=4, end_frame=200)
+    assert np.abs(m[-1]).max() < 0.1 and np.abs(head_motion(1, start_frame=200, seed=4, end_frame=200)).max() == 0
+
+
+def test_moving_frames_match_reference_composite(movers, layers):
+    """The fast per-frame path equals the plain layer composite at the frame's (quantised) offset."""
+    lay, mover = layers[2], movers[2]
+    env = speech_envelope(seconds=4.0, seed=8)
+    frames = mover.render(env, blink_seed=2, start_frame=500)
+    closed = (np.rint(env * (mover.levels - 1)) == 0) & (blink_states(len(env), start_frame=500, seed=2) == 0)
+    shift = np.rint(head_motion(len(env), start_frame=500, seed=2, drive=nod_drive(env)) * 2).astype(int)
+    idx = np.flatnonzero(closed)
+    assert idx.size >= 5 and len({tuple(x) for x in shift[idx]}) >= 3
+    for i in idx[:: max(1, idx.size // 6)]:
+        ref = compose_layers(np.asarray(lay.backdrop), np.asarray(lay.person), tuple(shift[i]))
+        assert np.array_equal(frames[i], ref), i
+
+
+def test_subtitles_stay_put_while_head_moves(movers, layers):
+    lay, mover = layers[0], movers[0]
+    text = "Black holes evaporate, slowly."
+    env = speech_envelope(seconds=3.0, seed=1, pauses=())
+    frames = mover.render(env, subtitle=text, speaker="Alice", blink_seed=6, start_frame=100)
+    still = _mover(lay, motion=0.0).render(env, subtitle=text, speaker="Alice", blink_seed=6, start_frame=100)
+    plain = _mover(lay, motion=0.0).render(env, blink_seed=6, start_frame=100)
+    band = (np.abs(still[0].astype(int) - plain[0]).sum(axis=2) > 0)
+    ys, xs = np.nonzero(band)
+    assert ys.min() > 0.75 * H and 0.1 * W < xs.min() < xs.max() < 0.9 * W   # the band is at the bottom
+    text_px = band & (still[0] == 255).all(axis=2)                  # white glyph cores: fully opaque
+    assert text_px.sum() > 100
+    assert (frames[:, text_px] == 255).all()
+    rows = slice(ys.min(), ys.max() + 1)
+    assert not np.array_equal(frames[0, :rows.start], frames[-1, :rows.start])   # while the head does move
+    diff = np.abs(frames[:, rows].astype(np.int16) - frames[0, rows]).max(axis=0).max(axis=-1)
+    assert (diff[band[rows]] > 0).mean() < 0.5 and diff[band[rows]].max() <= 64   # the band only lets 35 % through
+
+
+@pytest.mark.parametrize("size", [(320, 200), (1280, 800)])
+def test_moving_head_other_sizes(size):
+    w, h = size
+    lay = render_person_layers(render_studio(w, h, title="Size Check"), name="Kai", speaker_index=1)
+    assert lay.person.size == (2 * w, 2 * h) and lay.backdrop.size == (w, h)
+    anim = _mover(lay)
+    assert anim.moving and not HeadAnimator(np.asarray(lay.image), lay.layout).moving
+    fr = anim.render(speech_envelope(seconds=2.0, seed=2), subtitle="hello there", speaker="Kai", start_frame=50)
+    assert fr.shape == (50, h, w, 3) and fr.dtype == np.uint8
+    assert np.abs(fr[0].astype(int) - fr[-1]).mean() > 0.1
     assert anim.render(np.zeros(0, np.float32)).shape == (0, h, w, 3)

@@ -113,7 +113,7 @@ async def test_speech_is_voiced_and_the_face_follows_it(ready, tmp_path):
     per_frame = rate // fps
     loud = np.array([np.sqrt(np.mean(pcm[i * per_frame:(i + 1) * per_frame] ** 2)) for i in range(len(frames))])
     motion = np.array([0.0] + [np.abs(frames[i].astype(int) - frames[i - 1]).mean() for i in range(1, len(frames))])
-    speaking, quiet = loud > np.percentile(loud, 60), loud < np.percentile(loud, 10)
+    speaking, quiet = loud > np.percentile(loud, 60), loud <= np.percentile(loud, 10)
     assert motion[speaking].mean() > motion[quiet].mean()
 
 

@@ -378,3 +378,11 @@ def test_screenplay_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         play.title = "x"  # type: ignore[misc]
     assert play.lines[0] == Line(0, "Ada", "hi", 1)
+
+
+def test_a_play_with_a_capitals_title_line_and_colons_in_the_first_speech():
+    sp = load_script(DATA / "play_with_title.txt")
+    assert sp.title == "THE MORNING SHOW"
+    assert sp.speakers == ("Hamlet", "Ophelia") and len(sp.lines) == 5
+    assert sp.lines[0].text.startswith("To be, or not to be: that is the question.")
+    assert sp.lines[0].source_line == 6
