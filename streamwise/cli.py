@@ -184,18 +184,19 @@ def cmd_generate(args) -> int:
             view.note("starting embedded bus and workers ...")
             server = EmbeddedServer().start()
             url = server.url
-            pool = Pool(url, log_dir=Path(tempfile.mkdtemp(prefix="streamwise-logs-"))).start()
-        _run(_wait_ready(url, pool, 90.0, None if pool else {"scheduler", *STAGES}))
+            pool = Pool(url, log_dir=Path(args.out) / "logs").start()
+        _run(_wait_ready(url, pool, 90.0 if pool else 15.0, None if pool else {"scheduler", *STAGES}))
         startup = time.time() - started
         view.note(f"bus and workers ready in {startup:.1f} s ({url})")
-        report = _run(_generate(url, request, args.out, view, args.timeout))
+        report = _run(_generate(url, request, args.out, view, args.timeout, pool.check if pool else None))
         report.startup_s = round(startup, 3)
         (Path(args.out) / "report.json").write_text(report.to_json())
         view.done(report, args.out)
         return 0
     except (GenerateError, ConnectionError, TimeoutError, RuntimeError) as exc:
         view.stop()
-        print(f"streamwise: {exc}", file=sys.stderr)
+        where = f" (worker logs: {pool.log_dir})" if pool else ""
+        print(f"streamwise: {exc}{where}", file=sys.stderr)
         return 1
     finally:
         view.stop()
@@ -205,12 +206,12 @@ def cmd_generate(args) -> int:
             server.stop()
 
 
-async def _generate(url, request, out, view, timeout_s):
+async def _generate(url, request, out, view, timeout_s, health):
     from .client import generate
 
     bus = await connect(url, name="streamwise-client")
     try:
-        return await generate(bus, request, out, progress=view.update, idle_timeout_s=timeout_s)
+        return await generate(bus, request, out, progress=view.update, idle_timeout_s=timeout_s, health=health)
     finally:
         await bus.close()
 

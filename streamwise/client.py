@@ -96,12 +96,13 @@ async def _pump(sub, kind: str, queue: asyncio.Queue) -> None:
 
 
 async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress: ProgressFn | None = None,
-                   idle_timeout_s: float = 60.0) -> Report:
+                   idle_timeout_s: float = 60.0, health: Callable[[], None] | None = None) -> Report:
     """Submit ``request`` and stream its podcast into ``out_dir``.
 
     Writes ``index.m3u8`` + ``init.mp4`` + ``seg_*.m4s`` as segments arrive, then
     ``podcast.mp4`` and ``report.json``. ``progress(kind, info)`` is called for
-    ``status`` and ``segment`` updates.
+    ``status`` and ``segment`` updates. ``health()`` is called about once a second and may
+    raise (e.g. :meth:`streamwise.pool.Pool.check` when a local worker died).
 
     Raises:
         GenerateError: the scheduler reported a failure (its reason), or nothing arrived for
@@ -127,12 +128,18 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
     request.submitted_at = t0 = time.time()
     try:
         await bus.publish(subjects.requests(tenant), request, msg_id=rid)
+        idle_since = time.monotonic()
         while final_index is None or len(records) <= final_index:
             try:
-                kind, msg, arrived = await asyncio.wait_for(queue.get(), timeout=idle_timeout_s)
+                kind, msg, arrived = await asyncio.wait_for(queue.get(), timeout=1.0)
             except asyncio.TimeoutError:
-                raise GenerateError(f"no progress for {idle_timeout_s:.0f} s on {bus.url}: is a scheduler and a "
-                                    f"worker for every stage running? (streamwise up --nats {bus.url})") from None
+                if health:
+                    health()
+                if time.monotonic() - idle_since > idle_timeout_s:
+                    raise GenerateError(f"no progress for {idle_timeout_s:.0f} s on {bus.url}: is a scheduler and "
+                                        f"a worker for every stage running? (streamwise up --nats {bus.url})") from None
+                continue
+            idle_since = time.monotonic()
             if kind == "status":
                 last = decode(msg.data, Status)
                 progress("status", to_builtins(last))

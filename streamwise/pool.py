@@ -38,6 +38,10 @@ def parse_workers(spec: str | None) -> dict[str, int]:
     return counts
 
 
+class PoolError(RuntimeError):
+    """A process of the pool exited."""
+
+
 class Pool:
     """Child processes serving the bus at ``url``. ``log_dir``: one log file per process
     (``None``: children inherit this process's stderr)."""
@@ -75,10 +79,10 @@ class Pool:
         return names | ({"scheduler"} if self.scheduler else set())
 
     def check(self) -> None:
-        """Raise RuntimeError naming any child that has exited (with its log tail)."""
+        """Raise :class:`PoolError` naming any child that has exited (with its last log line)."""
         for name, proc in self.processes:
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {proc.returncode}{self._tail(name)}")
+                raise PoolError(f"{name} exited with code {proc.returncode}{self._tail(name)}")
 
     def _tail(self, name: str) -> str:
         if not self.log_dir:

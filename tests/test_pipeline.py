@@ -38,14 +38,7 @@ def pool(nats_url, tmp_path_factory):
 
 @pytest.fixture
 async def ready(bus, pool):
-    async def wait():
-        while True:
-            pool.check()
-            try:
-                return await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
-            except TimeoutError:
-                continue
-    await asyncio.wait_for(wait(), 90)
+    await asyncio.wait_for(_wait_ready(bus, pool), 90)
     return bus
 
 
@@ -184,3 +177,35 @@ def test_cli_fails_with_a_one_line_reason(tmp_path):
                            "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "missing.txt" in proc.stderr
+
+
+async def test_a_dead_local_worker_is_reported_by_name(tmp_path):
+    """With a local pool, the client notices a worker process that died instead of waiting out its timeout."""
+    from streamwise.bus.client import connect
+    from streamwise.bus.server import EmbeddedServer
+    from streamwise.pool import PoolError
+
+    with EmbeddedServer() as server, Pool(server.url, log_dir=tmp_path / "logs") as local:
+        bus = await connect(server.url)
+        try:
+            await asyncio.wait_for(_wait_ready(bus, local), 90)
+            video = dict(local.processes)["video-0"]
+
+            def kill_video_after_first_segment(kind, info):
+                if kind == "segment":
+                    video.kill()
+
+            with pytest.raises(PoolError, match="video-0 exited"):
+                await generate(bus, _request(ROOT / "examples" / "podcast.txt"), tmp_path / "out",
+                               progress=kill_video_after_first_segment, idle_timeout_s=60, health=local.check)
+        finally:
+            await bus.close()
+
+
+async def _wait_ready(bus, pool):
+    while True:
+        pool.check()
+        try:
+            return await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
+        except TimeoutError:
+            continue
