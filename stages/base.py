@@ -10,6 +10,8 @@ heartbeats, events.
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,6 +34,7 @@ class TaskContext:
 
     bus: Bus
     instance: str
+    nice: int = 0   # CPU priority of this task's threads (0 = normal; higher = yields to urgent tasks)
 
     def blob_name(self, task: Task, suffix: str) -> str:
         """The object-store name of one output of ``task``: ``<request>/<node>/<suffix>``.
@@ -39,8 +42,50 @@ class TaskContext:
         return f"{task.request_id}/{task.node_id}/{suffix}"
 
     async def in_thread(self, fn, *args, **kwargs):
-        """Run CPU-bound work off the event loop, so heartbeats and acks keep flowing."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        """Run CPU-bound work off the event loop, so heartbeats and acks keep flowing.
+
+        With ``nice > 0`` the work runs in a fresh thread whose Linux nice value is raised first
+        (threads it starts, e.g. x264's, inherit it), so tasks with deadline slack yield the CPU
+        to urgent ones in other worker processes on the same machine.
+        """
+        if self.nice <= 0:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def settle(ok: bool, value) -> None:
+            if not future.done():
+                future.set_result(value) if ok else future.set_exception(value)
+
+        def target() -> None:
+            lower_thread_priority(self.nice)
+            try:
+                value = fn(*args, **kwargs)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                loop.call_soon_threadsafe(settle, False, exc)
+            else:
+                loop.call_soon_threadsafe(settle, True, value)
+
+        threading.Thread(target=target, name="sw-task", daemon=True).start()
+        return await future
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's nice value to ``nice`` (Linux: per-thread; elsewhere a no-op).
+    Raising is always allowed; the thread ends with its task, so nothing needs lowering back."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):
+        pass
+
+
+def nice_for_slack(slack_s: float) -> int:
+    """CPU priority from deadline slack (seconds until the deadline): 0 (normal) under 1 s of
+    slack, then one nice level per second of slack up to 10. EDF carried down to the OS scheduler,
+    for stage workers that share cores (CFS gives nice 10 about a tenth of nice 0's share)."""
+    if slack_s < 1.0:
+        return 0
+    return min(10, int(slack_s))
 
 
 class StageAdapter(Protocol):

@@ -29,7 +29,7 @@ from ..bus import registry, subjects
 from ..bus.client import ACK_WAIT_S, Bus, connect
 from ..bus.codec import MessageError, decode, encode
 from ..bus.messages import Event, Heartbeat, Task
-from .base import StageAdapter, TaskContext, TaskError
+from .base import StageAdapter, TaskContext, TaskError, nice_for_slack
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +44,20 @@ class Worker:
     """Runs one :class:`StageAdapter` as one bus instance until stopped or evicted.
 
     ``prefetch`` bounds how many tasks sit in the local EDF queue (not counting the running one).
+    ``deadline_priority``: run tasks with deadline slack at a lower CPU priority
+    (:func:`~streamwise.stages.base.nice_for_slack`), so co-located workers share cores by urgency.
     """
 
     def __init__(self, bus: Bus, adapter: StageAdapter, *, instance: str | None = None,
-                 hardware: str = "cpu", gpus: int = 0, prefetch: int = 4) -> None:
+                 hardware: str = "cpu", gpus: int = 0, prefetch: int = 4,
+                 deadline_priority: bool | None = None) -> None:
         self.bus = bus
         self.adapter = adapter
         self.instance = instance or new_instance_id(adapter.stage)
         self.prefetch = prefetch
+        # tasks with slack run at a lower CPU priority ($STREAMWISE_DEADLINE_PRIORITY=0 turns it off)
+        self.deadline_priority = (os.environ.get("STREAMWISE_DEADLINE_PRIORITY", "1") != "0"
+                                  if deadline_priority is None else deadline_priority)
         self.heartbeat = Heartbeat(instance=self.instance, stage=adapter.stage, model=adapter.model,
                                    hardware=hardware, gpus=gpus, state="starting", pid=os.getpid(),
                                    host=socket.gethostname())
@@ -138,7 +144,6 @@ class Worker:
         heapq.heappush(self._queue, (task.deadline, next(self._seq), task, msg))
 
     async def _execute(self) -> None:
-        ctx = TaskContext(bus=self.bus, instance=self.instance)
         while not self._stop.is_set():
             if not self._queue:
                 self._wake.clear()
@@ -146,7 +151,8 @@ class Worker:
                 continue
             _, _, task, msg = heapq.heappop(self._queue)
             self.heartbeat.running = 1
-            await self._run_one(task, msg, ctx)
+            nice = nice_for_slack(task.deadline - time.time()) if self.deadline_priority else 0
+            await self._run_one(task, msg, TaskContext(bus=self.bus, instance=self.instance, nice=nice))
             self.heartbeat.running = 0
 
     async def _run_one(self, task: Task, msg, ctx: TaskContext) -> None:

@@ -82,7 +82,9 @@ def run_bench(script: Path, out: Path, *, size: tuple[int, int] = (640, 400), fp
                       script_name=str(script), width=size[0], height=size[1], fps=fps, ttff_s=ttff_s)
     t0 = time.time()
     with EmbeddedServer() as server, Pool(server.url, log_dir=Path(tempfile.mkdtemp(prefix="sw-bench-"))) as pool:
-        sampler = MemorySampler([os.getpid(), server.process.pid, *pool.pids()])
+        names = {os.getpid(): "client", server.process.pid: "nats-server",
+                 **{proc.pid: name for name, proc in pool.processes}}
+        sampler = MemorySampler(list(names))
         sampler.start()
         try:
             run_loop(_wait_ready(server.url, pool, 120.0))
@@ -96,6 +98,7 @@ def run_bench(script: Path, out: Path, *, size: tuple[int, int] = (640, 400), fp
         "startup_s": round(startup, 2), "ttff_s": report.ttff_s, "wall_s": report.wall_s,
         "realtime_factor": report.realtime_factor, "stall_s": report.stall_s,
         "peak_memory_mb": round(sampler.peak / 2**20, 1),
+        "peak_memory_mb_by_process": {names[pid]: round(rss / 2**20, 1) for pid, rss in sampler.peak_by_pid.items()},
         "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, "
                    f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
     }
@@ -118,3 +121,5 @@ def print_figures(figures: dict) -> None:
           f"generation wall time {figures['wall_s']:.2f} s")
     for name, value, target, ok in rows:
         print(f"  {name:<44} {value:>10}   target {target:<10} {'ok' if ok else 'MISSED'}")
+    print("  peak RSS by process (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in
+                                                     figures["peak_memory_mb_by_process"].items()))

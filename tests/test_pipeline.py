@@ -82,6 +82,9 @@ async def test_two_speaker_script_becomes_a_streamed_podcast(ready, tmp_path):
     playlist = (tmp_path / "index.m3u8").read_text()
     assert playlist.count("#EXTINF") == len(report.segments) and "#EXT-X-ENDLIST" in playlist
     assert (tmp_path / "init.mp4").exists()
+    with av.open(str(tmp_path / "index.m3u8")) as hls:      # FFmpeg's HLS demuxer plays it through
+        hls_frames = sum(1 for _ in hls.decode(video=0))
+    assert hls_frames == info["video_frames"]
     saved = json.loads((tmp_path / "report.json").read_text())
     for key in ("request_id", "speakers", "lines", "video_duration_s", "ttff_s", "wall_s", "realtime_factor",
                 "stall_s", "segments"):
