@@ -64,13 +64,17 @@ class Bus:
         """The server's max message size in bytes (1 MB by default, 8 MB embedded)."""
         return self.nc.max_payload
 
-    async def publish(self, subject: str, message: msgspec.Struct, *, msg_id: str | None = None) -> None:
+    async def publish(self, subject: str, message: msgspec.Struct, *, msg_id: str | None = None,
+                      headers: dict[str, str] | None = None) -> None:
         """Publish a message to a JetStream subject and wait for the stream's ack.
 
-        ``msg_id`` sets ``Nats-Msg-Id`` so a retried publish is de-duplicated by the server.
+        ``msg_id`` sets ``Nats-Msg-Id`` so a retried publish is de-duplicated by the server;
+        ``headers`` adds others (e.g. the trace context).
         """
-        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        await self.js.publish(subject, encode(message), headers=headers)
+        headers = dict(headers or {})
+        if msg_id:
+            headers["Nats-Msg-Id"] = msg_id
+        await self.js.publish(subject, encode(message), headers=headers or None)
 
     async def put_blob(self, name: str, data: bytes) -> str:
         """Store ``data`` in the artifact object store under ``name``; returns ``name``."""

@@ -24,6 +24,9 @@ import uuid
 
 import nats.errors
 from nats.js import api
+from opentelemetry import trace
+
+from .. import tracing
 
 from ..bus import registry, subjects
 from ..bus.client import ACK_WAIT_S, Bus, connect
@@ -160,15 +163,20 @@ class Worker:
         keepalive = asyncio.create_task(self._keep_alive(msg))
         event = Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id,
                       stage=task.stage, instance=self.instance, started_at=started)
-        try:
-            event.outputs = await self._store_if_large(task, await self.adapter.run(task, ctx), ctx)
-        except TaskError as exc:
-            event.ok, event.error, event.retryable = False, str(exc), exc.retryable
-        except Exception as exc:  # an adapter bug or a crashed model: report, let the scheduler retry
-            log.error("task %s failed:\n%s", task.task_id, traceback.format_exc())
-            event.ok, event.error = False, f"{type(exc).__name__}: {exc}"
-        finally:
-            keepalive.cancel()
+        with tracing.tracer().start_as_current_span(task.stage, context=tracing.extract(msg.headers), attributes={
+                "streamwise.node": task.node_id, "streamwise.instance": self.instance,
+                "streamwise.slack_s": task.deadline - started, "streamwise.attempt": task.attempt}) as span:
+            try:
+                event.outputs = await self._store_if_large(task, await self.adapter.run(task, ctx), ctx)
+            except TaskError as exc:
+                event.ok, event.error, event.retryable = False, str(exc), exc.retryable
+            except Exception as exc:  # an adapter bug or a crashed model: report, let the scheduler retry
+                log.error("task %s failed:\n%s", task.task_id, traceback.format_exc())
+                event.ok, event.error = False, f"{type(exc).__name__}: {exc}"
+            finally:
+                keepalive.cancel()
+            if not event.ok:
+                span.set_status(trace.StatusCode.ERROR, event.error)
         event.finished_at = time.time()
         await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
         await msg.ack()
@@ -197,6 +205,7 @@ class Worker:
 
 async def serve(url: str, adapter: StageAdapter, **kwargs) -> None:
     """Connect to ``url`` and run a :class:`Worker` for ``adapter`` until cancelled or evicted."""
+    tracing.setup(f"streamwise-{adapter.stage}")
     bus = await connect(url, name=f"streamwise-worker-{adapter.stage}")
     worker = Worker(bus, adapter, **kwargs)
     try:

@@ -25,6 +25,9 @@ import msgpack
 import nats.errors
 from nats.js import api
 
+from opentelemetry import trace
+
+from . import tracing
 from .bus import registry, subjects
 from .bus.client import ACK_WAIT_S, INSTANCE_TTL_S, Bus, connect
 from .bus.codec import MessageError, decode
@@ -44,6 +47,7 @@ class _Active:
     events_sub: object = None
     reader: asyncio.Task | None = None
     dispatched: dict[str, tuple[str, str]] = field(default_factory=dict)   # task_id -> (instance, node_id)
+    span: object = None              # the request's trace span (a no-op span when tracing is off)
 
 
 class SchedulerService:
@@ -164,6 +168,9 @@ class SchedulerService:
             subjects.events(request.request_id), stream=subjects.STREAM_EVENTS,
             config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.NEW, inactive_threshold=60.0))
         active.reader = asyncio.create_task(self._read_events(request.request_id, active.events_sub))
+        active.span = tracing.tracer().start_span("request", attributes={
+            "streamwise.request_id": request.request_id, "streamwise.tenant": request.tenant,
+            "streamwise.ttff_s": request.ttff_s})
         self.active[request.request_id] = active
         log.info("request %s accepted (tenant %s)", request.request_id, request.tenant)
         await self._status(plan, "accepted", "request accepted")
@@ -268,7 +275,8 @@ class SchedulerService:
             node.state, node.instance, node.dispatched_at = NodeState.DISPATCHED, inst.instance, task.dispatched_at
             active.dispatched[task.task_id] = (inst.instance, node_id)
             self.outstanding[inst.instance] = self.outstanding.get(inst.instance, 0) + 1
-            await self.bus.publish(subjects.tasks(inst.model, inst.instance), task, msg_id=task.task_id)
+            await self.bus.publish(subjects.tasks(inst.model, inst.instance), task, msg_id=task.task_id,
+                                   headers=tracing.inject(active.span))
             self.dispatch_count += 1
 
     # ------------------------------------------------------------------ update
@@ -286,6 +294,10 @@ class SchedulerService:
             active.reader.cancel()
         for inst, _ in active.dispatched.values():
             self.outstanding[inst] = max(0, self.outstanding.get(inst, 0) - 1)
+        active.span.set_attribute("streamwise.segments", plan.segments_done)
+        if failed:
+            active.span.set_status(trace.StatusCode.ERROR, failed)
+        active.span.end()
         if failed:
             log.error("request %s failed: %s", rid, failed)
             await self._status(plan, "failed", "failed", error=failed)
@@ -317,6 +329,7 @@ def _check_request(r: Request) -> None:
 
 async def serve(url: str) -> None:
     """Connect to ``url`` and run the scheduler service until cancelled."""
+    tracing.setup("streamwise-scheduler")
     bus = await connect(url, name="streamwise-scheduler")
     service = SchedulerService(bus)
     heartbeat = Heartbeat(instance=f"scheduler-{os.getpid()}-{uuid.uuid4().hex[:4]}", stage="scheduler",

@@ -113,3 +113,29 @@ async def test_in_thread_raises_priority_only_in_its_own_thread(bus):
 
     with pytest.raises(ValueError, match="from the thread"):
         await ctx.in_thread(boom)
+
+
+async def test_a_task_span_is_a_child_of_the_span_in_its_headers(bus):
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from streamwise import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    worker = Worker(bus, RecordingStage(), instance="rec-trace")
+    root = tracing.tracer().start_span("request")
+    await bus.publish(subjects.tasks("recorder", "rec-trace"), _task("tr1", "screenplay", time.time() + 5),
+                      headers=tracing.inject(root))
+    runner = asyncio.create_task(worker.run())
+    await _events(bus, "tr1", 1)
+    worker.stop()
+    await runner
+    root.end()
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "screenplay"]
+    assert span.parent.span_id == root.get_span_context().span_id
+    assert span.attributes["streamwise.node"] == "screenplay" and span.attributes["streamwise.slack_s"] > 0
