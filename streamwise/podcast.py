@@ -271,8 +271,9 @@ class PodcastPlan:
         elif node.stage == "video":
             portrait = self.dag[node.deps[0]].outputs
             inputs["portrait"], inputs["layout"] = portrait["image"], portrait["layout"]
-            if portrait.get("person"):   # the speaker as a separate RGBA layer, for head motion
-                inputs["person"] = portrait["person"]
+            for key in ("person", "backdrop"):   # the portrait's layers, for head motion
+                if portrait.get(key):
+                    inputs[key] = portrait[key]
         elif node.stage == "mux":
             inputs.update(self._mux_inputs(node))
         return inputs
