@@ -151,7 +151,7 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
                          max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=_quiet),
             timeout=connect_timeout_s + 1.0)
     except (OSError, asyncio.TimeoutError, nats.errors.NoServersError) as exc:
-        raise ConnectionError(f"cannot connect to NATS at {url}: {exc or type(exc).__name__}") from None
+        raise ConnectionError(f"cannot connect to NATS at {url}: {str(exc) or type(exc).__name__}") from None
     js = nc.jetstream(timeout=10.0)
     kv, store = await ensure_layout(js)
     return Bus(nc=nc, js=js, instances=kv, artifacts=store, url=url)

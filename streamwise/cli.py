@@ -185,7 +185,11 @@ def cmd_generate(args) -> int:
             server = EmbeddedServer().start()
             url = server.url
             pool = Pool(url, log_dir=Path(args.out) / "logs").start()
-        _run(_wait_ready(url, pool, 90.0 if pool else 15.0, None if pool else {"scheduler", *STAGES}))
+        try:
+            _run(_wait_ready(url, pool, 90.0 if pool else 15.0, None if pool else {"scheduler", *STAGES}))
+        except TimeoutError as exc:
+            hint = "" if pool else f"; start a pool with: streamwise up --nats {url}"
+            raise TimeoutError(f"{exc}{hint}") from None
         startup = time.time() - started
         view.note(f"bus and workers ready in {startup:.1f} s ({url})")
         report = _run(_generate(url, request, args.out, view, args.timeout, pool.check if pool else None))
@@ -243,3 +247,6 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"streamwise: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("streamwise: interrupted", file=sys.stderr)
+        return 130

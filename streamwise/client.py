@@ -110,6 +110,8 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob("seg_*.m4s"), out / "init.mp4", out / "index.m3u8", out / "podcast.mp4"]:
+        stale.unlink(missing_ok=True)   # left by an earlier run into the same directory
     progress = progress or (lambda kind, info: None)
     tenant, rid = request.tenant, request.request_id
     ordered = dict(ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL)
