@@ -1,0 +1,75 @@
+"""Stage adapters on their own, with the real bus for artifacts: screenplay pieces, speech clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamwise.bus.messages import Task
+from streamwise.stages.base import TaskContext, TaskError
+from streamwise.stages.screenplay import FIRST_PIECE_CHARS, MAX_PIECE_CHARS, ScriptScreenplay
+from streamwise.stages.speech import SAMPLE_RATE
+from streamwise.stages.tts import CpuSpeech, clip_ranges, pad_to_frames
+
+
+def _task(node: str, **inputs) -> Task:
+    return Task(task_id=f"r.{node}.1-0", request_id="r", tenant="t", node_id=node, stage="x", model="m",
+                deadline=0.0, inputs=inputs)
+
+
+async def test_a_long_first_line_is_spoken_in_short_pieces(bus):
+    long_line = " ".join(f"This is sentence number {i}, and it goes on for a while." for i in range(120))
+    script = f"Host: {long_line}\nGuest: Short answer."
+    out = await ScriptScreenplay().run(_task("screenplay", script=script, name="long.txt"),
+                                       TaskContext(bus=bus, instance="t"))
+    pieces = out["lines"][0]["pieces"]
+    assert len(long_line) > 5000 and len(pieces) > 30
+    assert len(pieces[0]) <= FIRST_PIECE_CHARS and all(len(p) <= MAX_PIECE_CHARS for p in pieces)
+    assert " ".join(pieces).split() == long_line.split()
+    assert out["speakers"] == ["Host", "Guest"]
+
+
+async def test_an_unreadable_script_is_a_non_retryable_error_naming_file_and_line(bus):
+    with pytest.raises(TaskError) as info:
+        await ScriptScreenplay().run(_task("screenplay", script="just prose\nwith no speakers", name="prose.txt"),
+                                     TaskContext(bus=bus, instance="t"))
+    assert str(info.value).startswith("prose.txt:1:") and not info.value.retryable
+
+
+@pytest.fixture(scope="module")
+def speech():
+    stage = CpuSpeech()
+    stage.load()
+    return stage
+
+
+async def test_speech_is_padded_to_frames_and_cut_into_bounded_clips(bus, speech):
+    text = ("Well, that depends on the day. Some mornings the whole cluster is quiet, and then at nine "
+            "everyone arrives at once, and the queues fill up faster than you can read the graphs.")
+    out = await speech.run(_task("tts:0", text=text, speaker_index=1, fps=25.0, max_clip_s=3.5,
+                                 first_clip_s=1.0, pause_after_s=0.35), TaskContext(bus=bus, instance="t"))
+    assert out["sample_rate"] == SAMPLE_RATE and out["samples"] % 882 == 0
+    clips = out["clips"]
+    assert clips[0][0] == 0 and clips[-1][1] == out["samples"]
+    assert all(b == c for (_, b), (c, _) in zip(clips, clips[1:]))          # contiguous
+    assert clips[0][1] <= 1.0 * SAMPLE_RATE                                 # the short first clip
+    assert all(b - a <= 3.5 * SAMPLE_RATE and a % 882 == 0 for a, b in clips)
+    pcm = np.frombuffer(await bus.get_blob(out["audio"]), dtype="<i2")
+    assert len(pcm) == out["samples"] and np.abs(pcm).max() > 1000
+    assert np.abs(pcm[-int(0.3 * SAMPLE_RATE):]).max() == 0                # the pause after the line
+
+
+async def test_an_fps_that_does_not_divide_the_audio_rate_is_rejected(bus, speech):
+    with pytest.raises(TaskError, match="must divide") as info:
+        await speech.run(_task("tts:0", text="Hi.", speaker_index=0, fps=24.0, max_clip_s=3.5),
+                         TaskContext(bus=bus, instance="t"))
+    assert not info.value.retryable
+
+
+def test_pad_to_frames_and_clip_ranges():
+    audio = np.ones(1000, np.int16)
+    padded = pad_to_frames(audio, 0.1, 882)
+    assert len(padded) == 4 * 882 and padded[:1000].all() and not padded[1000:].any()   # 1000 + 2205 -> 4 frames
+    ranges = clip_ranges(np.ones(20 * 882, np.int16), 0.2, 882, first_clip_s=0.08)
+    assert ranges[0] == (0, 2 * 882) and ranges[-1][1] == 20 * 882
+    assert all(b - a <= 5 * 882 for a, b in ranges)
