@@ -7,11 +7,12 @@ call. Per frame the work is one base-frame copy plus at most two small patch pas
 and box-downscaled, so pixels they do not touch stay bit-identical to the portrait.
 
 Head motion: given the portrait as layers (``person`` RGBA at 1x or 2x the frame size, ``backdrop`` RGBA, see
-``stages.art``), the speaker sways slowly and nods with the speech (:func:`head_motion`), in steps of 1/scale px.
-The person is pre-reduced at every sub-pixel phase over a fixed region (its bounding box plus the motion range,
-down to the desk), and the mouth / eyelid patches are drawn on the person layer; per distinct (offset, phase) a
-frame region is composited once (a masked copy of the opaque interior plus an exact float blend of the
-antialiased edge and of the pixels partly covered by the mic / name plate) and pasted into every frame using it.
+``stages.portrait``), the speaker sways slowly and nods with the speech (:func:`stages.motion.head_motion`), in
+steps of 1/scale px. The person is pre-reduced at every sub-pixel phase over a fixed region (its bounding box plus
+the motion range, down to the desk), and the mouth / eyelid patches are drawn on the person layer; per distinct
+(offset, phase) a frame region is composited once (a masked copy of the opaque interior plus an exact float blend
+of the antialiased edge and of the pixels partly covered by the mic / name plate) and pasted into every frame using
+it. Subtitle pages come from :mod:`stages.subtitles`.
 """
 from __future__ import annotations
 
@@ -21,159 +22,21 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .art import (FaceLayout, backdrop_arrays, blend_person, draw_mouth, font, person_premultiplied, reduce_phase,
-                  shade)
+from .compositing import backdrop_arrays, blend_person, person_premultiplied, reduce_phase
+from .drawing import shade
+from .motion import MAX_DX, MAX_DY, blink_states, head_motion, nod_drive
+from .portrait import FaceLayout, draw_mouth
+from .subtitles import Band, subtitle_pages
 
-__all__ = ["HeadAnimator", "blink_states", "head_motion", "nod_drive", "nod_span", "wrap_text", "bench"]
+__all__ = ["HeadAnimator", "bench"]
 
-BLINK_PERIOD_S = 3.75   # one blink per slot of this length ...
-BLINK_JITTER_S = 0.6    # ... placed at the slot middle +- this, so blinks are 2.55-4.95 s apart
-_M64 = (1 << 64) - 1
 _LASH = (40, 30, 30)
 _Box = tuple[int, int, int, int]
-_Band = tuple[np.ndarray, int, int]   # RGBA band (h, w, 4) uint8 and its top-left frame px (x, y)
-
-# head motion, in px of a 640x400 frame (scaled with the frame): a slow sway on a figure-of-eight path (the bob at
-# twice the sway frequency, so the head is never at rest: at each end of the sway it is mid-bob), a slower drift,
-# and a nod with the speech
-SWAY = (3.3, 0.30, 0.36)              # horizontal sway: amplitude px, lowest / highest frequency Hz (from the seed)
-BOB_PX, BOB_PHASE = 1.5, 0.6          # vertical bob at twice the sway frequency; phase offset within +-0.6 rad
-DRIFT = (0.8, 0.10, 0.15)             # a slower horizontal drift, so the path never quite repeats
-NOD_PX, LEAN_PX = 3.0, 0.8            # down / sideways on full emphasis
-NOD_AHEAD_S, NOD_BEHIND_S = 0.08, 0.25  # the nod follows the speech envelope from 0.08 s ahead to 0.25 s behind
-MOTION_FADE_S = 0.5                   # at rest at frame 0 and at ``end_frame``, eased over this long
-MAX_DX = SWAY[0] + DRIFT[0] + LEAN_PX
-MAX_DY = BOB_PX + NOD_PX
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser on a uint64 array (wrapping arithmetic)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def blink_states(n: int, *, start_frame: int = 0, fps: float = 25.0, seed: int = 0) -> np.ndarray:
-    """Eyelid state per frame for absolute frames ``start_frame .. start_frame+n-1`` at ``fps``: int8 (n,),
-    0 open, 1 half closed, 2 closed. One blink (3-4 frames: half, closed, [closed,] half) per 3.75 s slot at a
-    position hashed from (seed, slot), so the result for a frame never depends on how a clip was split."""
-    f = np.arange(int(n), dtype=np.int64) + int(start_frame)
-    period = BLINK_PERIOD_S * float(fps)
-    slot = np.floor(f / period).astype(np.int64)
-    salt = np.uint64((int(seed) * 0x632BE59BD9B4E019 + 12345) & _M64)
-    key = slot.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + salt
-    u = (_mix64(key) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    start = np.floor(slot * period + period / 2 + (u - 0.5) * 2 * BLINK_JITTER_S * fps).astype(np.int64)
-    pattern = np.array([1, 2, 2, 1] if fps >= 18 else [1, 2, 1], np.int8)
-    k = f - start
-    inside = (k >= 0) & (k < len(pattern))
-    out = np.zeros(int(n), np.int8)
-    out[inside] = pattern[k[inside]]
-    return out
-
-
-def _seed_uniforms(seed: int, k: int) -> np.ndarray:
-    """``k`` uniforms in [0, 1) hashed from ``seed`` (independent of the blink hash)."""
-    salt = np.uint64((int(seed) * 0x2545F4914F6CDD1D + 0x5851F42D4C957F2D) & _M64)
-    key = np.arange(1, k + 1, dtype=np.uint64) * np.uint64(0xD1B54A32D192ED03) + salt
-    return (_mix64(key) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-
-
-def nod_span(fps: float) -> tuple[int, int]:
-    """(frames ahead, frames behind) the nod looks at the envelope."""
-    return max(1, round(NOD_AHEAD_S * fps)), max(1, round(NOD_BEHIND_S * fps))
-
-
-def nod_drive(envelope: np.ndarray, *, fps: float = 25.0, before: np.ndarray | None = None,
-              after: np.ndarray | None = None) -> np.ndarray:
-    """Nod strength per frame in [0, 1]: the speech envelope (N,) smoothed by an asymmetric triangular kernel (from
-    ``NOD_AHEAD_S`` ahead to ``NOD_BEHIND_S`` behind, peak one frame behind). ``before`` / ``after`` are the envelope
-    values of the frames just before / after the clip (missing frames count as silence), so a clip split into parts
-    gives the same values as the whole when each part gets its neighbours as context. float64 (N,)."""
-    e = np.clip(np.nan_to_num(np.asarray(envelope, np.float64).reshape(-1), nan=0.0), 0.0, 1.0)
-    n = e.shape[0]
-    ahead, behind = nod_span(fps)
-    lags = np.arange(-ahead, behind + 1)
-    w = np.where(lags <= 1, (lags + ahead + 1) / (ahead + 2), (behind + 1 - lags) / behind)
-    w = w / w.sum()
-    ext = np.zeros(behind + n + ahead)
-    ext[behind:behind + n] = e
-    if before is not None and len(before) and behind:
-        b = np.clip(np.nan_to_num(np.asarray(before, np.float64).reshape(-1)[-behind:], nan=0.0), 0.0, 1.0)
-        ext[behind - b.size:behind] = b
-    if after is not None and len(after):
-        a = np.clip(np.nan_to_num(np.asarray(after, np.float64).reshape(-1)[:ahead], nan=0.0), 0.0, 1.0)
-        ext[behind + n:behind + n + a.size] = a
-    out = np.zeros(n)
-    for lag, wk in zip(lags, w):                    # fixed summation order: split clips give identical values
-        out += wk * ext[behind - lag:behind - lag + n]
-    return out
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
-
-
-def head_motion(n: int, *, start_frame: int = 0, fps: float = 25.0, seed: int = 0, drive: np.ndarray | None = None,
-                end_frame: int | None = None, unit: float = 1.0) -> np.ndarray:
-    """Head offset (dx right, dy down) in px per frame for absolute frames ``start_frame .. start_frame+n-1``:
-    float64 (n, 2). A sway (``SWAY``) with a bob at twice its frequency (``BOB_PX``) and a slow drift (``DRIFT``),
-    frequencies and phases hashed from ``seed``, plus a nod down (``NOD_PX``) and a slight lean (``LEAN_PX``)
-    following ``drive`` (see :func:`nod_drive`, (n,) in [0, 1]). Eased to rest at frame 0 and at ``end_frame`` (the
-    piece's end, when known) over ``MOTION_FADE_S``, so consecutive pieces join without a jump. ``unit`` scales
-    everything (px per 640x400 px)."""
-    f = np.arange(int(n), dtype=np.float64) + int(start_frame)
-    t = f / float(fps)
-    u = _seed_uniforms(seed, 6)
-    two_pi = 2.0 * np.pi
-    amp, lo, hi = SWAY
-    theta = two_pi * (lo + (hi - lo) * u[0]) * t + two_pi * u[1]
-    x = amp * np.sin(theta)
-    y = BOB_PX * np.sin(2.0 * theta + BOB_PHASE * (2.0 * u[2] - 1.0))
-    amp, lo, hi = DRIFT
-    x += amp * np.sin(two_pi * (lo + (hi - lo) * u[3]) * t + two_pi * u[4])
-    if drive is not None:
-        d = np.clip(np.asarray(drive, np.float64).reshape(-1), 0.0, 1.0) ** 1.3
-        x += LEAN_PX * (1.0 if u[5] < 0.5 else -1.0) * d
-        y += NOD_PX * d
-    fade = max(1.0, MOTION_FADE_S * float(fps))
-    g = _smoothstep(f / fade)
-    if end_frame is not None:
-        g = g * _smoothstep((int(end_frame) - f) / fade)
-    return np.stack([x * g, y * g], axis=1) * float(unit)
 
 
 def _sag(cx: float, y: float, half_w: float, sag: float, n: int) -> list[tuple[float, float]]:
     """n points of a parabola from (cx - half_w, y) to (cx + half_w, y) dipping ``sag`` px in the middle."""
     return [(cx + u * half_w, y + sag * (1 - u * u)) for u in np.linspace(-1.0, 1.0, n)]
-
-
-def wrap_text(text: str, fnt, max_w: float) -> list[str]:
-    """Greedy word wrap of ``text`` to lines at most ``max_w`` px wide in ``fnt`` (over-long words are split)."""
-    lines: list[str] = []
-    cur = ""
-    for word in text.split():
-        while fnt.getlength(word) > max_w and len(word) > 1:   # hard-split a word wider than a line
-            cut = len(word) - 1
-            while cut > 1 and fnt.getlength(word[:cut]) > max_w:
-                cut -= 1
-            if cur:
-                lines.append(cur)
-                cur = ""
-            lines.append(word[:cut])
-            word = word[cut:]
-        cand = f"{cur} {word}" if cur else word
-        if fnt.getlength(cand) <= max_w or not cur:
-            cur = cand
-        else:
-            lines.append(cur)
-            cur = word
-    if cur:
-        lines.append(cur)
-    return lines
 
 
 def _blend(dst: np.ndarray, ox: int, oy: int, band: np.ndarray, bx: int, by: int) -> np.ndarray:
@@ -199,7 +62,7 @@ class HeadAnimator:
     ``portrait`` is HxWx3 uint8 (H, W any size; the layout is in its pixels); ``levels`` mouth patches are
     pre-rendered from closed (level 0, the portrait itself) to wide open (``layout.mouth_max_open`` px).
     ``person`` (RGBA uint8 at 1x or an integer multiple of the portrait size) and ``backdrop`` (RGBA uint8, portrait
-    size) are the layers of :func:`stages.art.render_person_layers`; with both, the head moves (``motion`` scales
+    size) are the layers of :func:`stages.portrait.render_person_layers`; with both, the head moves (``motion`` scales
     the movement, 0 keeps it still); without them the portrait stays put, as before."""
 
     def __init__(self, portrait: np.ndarray, layout: FaceLayout, *, levels: int = 8, person: np.ndarray | None = None,
@@ -293,62 +156,20 @@ class HeadAnimator:
                 im.paste(skin, (0, 0, *im.size), mask)
                 d.line(_sag(ex, ey + 0.02 * r, 1.025 * r, 0.1 * r, 11), fill=_LASH, width=lw, joint="curve")
 
-    # ---------------------------------------------------------------------------------------- subtitles
-    def _subtitle_pages(self, subtitle: str, speaker: str, n: int) -> tuple[list[_Band | None], np.ndarray]:
-        """Split the subtitle into <=2-line pages; returns (one RGBA band + frame position per page, page per frame).
-        Pages get frames in proportion to their character count."""
-        text = " ".join(str(subtitle).split())
-        if not text:
-            return [None], np.zeros(n, np.intp)
-        H, W = self.portrait.shape[:2]
-        size = max(8, round(min(H, 1.25 * W) / 20))   # ~H/20 on landscape frames
-        fnt = font(size)
-        pad_x, pad_y, lh = round(0.7 * size), round(0.35 * size), round(1.3 * size)
-        prefix = f"{' '.join(str(speaker).split())}: " if str(speaker).strip() else ""
-        pw = fnt.getlength(prefix)
-        avail = 0.9 * W - 2 * pad_x
-        if pw > 0.45 * avail:
-            prefix, pw = "", 0.0
-        lines = wrap_text(text, fnt, max(size, avail - pw))
-        pages = [lines[i:i + 2] for i in range(0, len(lines), 2)]
-        cum = np.cumsum([sum(len(x) + 1 for x in pg) for pg in pages], dtype=np.float64)
-        page_of = np.searchsorted(cum / cum[-1], (np.arange(n) + 0.5) / max(1, n), side="right")
-        page_of = np.minimum(page_of, len(pages) - 1).astype(np.intp)
-        bands: list[_Band | None] = []
-        stroke = max(1, size // 14)
-        for pg in pages:
-            widths = [fnt.getlength(x) + (pw if j == 0 else 0) for j, x in enumerate(pg)]
-            bw = min(W, int(max(widths) + 2 * pad_x))
-            bh = min(H, len(pg) * lh + 2 * pad_y)
-            band = Image.new("RGBA", (bw, bh), (0, 0, 0, 0))
-            d = ImageDraw.Draw(band)
-            d.rounded_rectangle((0, 0, bw - 1, bh - 1), radius=max(2, size // 2), fill=(10, 10, 16, 165))
-            for j, line in enumerate(pg):
-                x = (bw - widths[j]) / 2
-                y = pad_y + j * lh + lh / 2
-                if j == 0 and prefix:
-                    d.text((x, y), prefix, font=fnt, fill=(255, 208, 96, 255), anchor="lm",
-                           stroke_width=stroke, stroke_fill=(0, 0, 0, 255))
-                    x += pw
-                d.text((x, y), line, font=fnt, fill=(255, 255, 255, 255), anchor="lm", stroke_width=stroke,
-                       stroke_fill=(0, 0, 0, 255))
-            bands.append((np.asarray(band), (W - bw) // 2, max(0, H - bh - round(0.035 * H))))
-        return bands, page_of
-
     # ---------------------------------------------------------------------------------------- render
     def render(self, mouth_open: np.ndarray, *, subtitle: str = "", speaker: str = "", blink_seed: int = 0,
                start_frame: int = 0, fps: float = 25.0, end_frame: int | None = None,
                context: tuple[np.ndarray | None, np.ndarray | None] | None = None) -> np.ndarray:
         """Render ``len(mouth_open)`` frames. ``mouth_open``: float (N,) in [0, 1] per frame (0 closed, 1 wide
         open; quantised to ``levels``). Blinks are a function of ``blink_seed`` and the absolute frame number
-        ``start_frame + i`` at ``fps`` frames/s (see :func:`blink_states`). ``subtitle`` is burned in at the bottom
-        on a translucent band, wrapped to <= 2 lines per page, pages shown for their share of the N frames;
-        ``speaker`` prefixes it. Returns uint8 (N, H, W, 3).
+        ``start_frame + i`` at ``fps`` frames/s (see :func:`stages.motion.blink_states`). ``subtitle`` is burned in
+        at the bottom on a translucent band, wrapped to <= 2 lines per page, pages shown for their share of the N
+        frames; ``speaker`` prefixes it. Returns uint8 (N, H, W, 3).
 
-        With layers, the head moves (:func:`head_motion`): a function of ``blink_seed``, the absolute frame number
-        and the envelope ``mouth_open`` (the nod), at rest at frame 0 and at ``end_frame`` (the end of the piece, when
-        known). ``context`` = (envelope of the frames just before the clip, of the frames just after) keeps the nod
-        continuous across a split clip (missing context counts as silence)."""
+        With layers, the head moves (:func:`stages.motion.head_motion`): a function of ``blink_seed``, the absolute
+        frame number and the envelope ``mouth_open`` (the nod), at rest at frame 0 and at ``end_frame`` (the end of the
+        piece, when known). ``context`` = (envelope of the frames just before the clip, of the frames just after)
+        keeps the nod continuous across a split clip (missing context counts as silence)."""
         m = np.nan_to_num(np.asarray(mouth_open, dtype=np.float32).reshape(-1), nan=0.0)
         n = int(m.shape[0])
         H, W = self.portrait.shape[:2]
@@ -357,7 +178,7 @@ class HeadAnimator:
             return out
         lv = np.clip(np.rint(m * (self.levels - 1)), 0, self.levels - 1).astype(np.intp)
         eyes = blink_states(n, start_frame=start_frame, fps=fps, seed=blink_seed)
-        bands, page_of = self._subtitle_pages(subtitle, speaker, n)
+        bands, page_of = subtitle_pages(subtitle, speaker, n, W, H)
         if self._rig is not None:
             before, after = context if context is not None else (None, None)
             drive = nod_drive(m, fps=fps, before=before, after=after)
@@ -508,7 +329,7 @@ class _Rig:
         return (a0, a1, b0, b1), blend_person(self.c[r], self.b[r], self.v[r], sp.pm[p], sp.a[p])
 
     def render(self, out: np.ndarray, motion: np.ndarray, lv: np.ndarray, eyes: np.ndarray,
-               bands: list[_Band | None], page_of: np.ndarray) -> None:
+               bands: list[Band | None], page_of: np.ndarray) -> None:
         """Fill ``out`` (n, H, W, 3): the scene (+ subtitle band) per frame, then per distinct (page, offset, phase)
         the composited person region, then per distinct (page, offset, phase, level) the mouth / eyelid patches."""
         n, s = out.shape[0], self.s
@@ -549,7 +370,8 @@ class _Rig:
 def bench(width: int = 640, height: int = 400, frames: int = 500, *, layers: bool = True) -> float:
     """Render ``frames`` frames of a ``width`` x ``height`` talking head (with a subtitle; with head motion unless
     ``layers`` is False) and return frames/s (wall clock of :meth:`HeadAnimator.render` alone, single thread)."""
-    from .art import render_person_layers, render_studio
+    from .portrait import render_person_layers
+    from .studio import render_studio
 
     studio = render_studio(width, height, title="Bench Show")
     lay = render_person_layers(studio, name="Ada", speaker_index=0)

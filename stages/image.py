@@ -16,8 +16,9 @@ import numpy as np
 from PIL import Image
 
 from ..bus.messages import Task
-from .art import render_person_layers, render_studio
 from .base import TaskContext, TaskError
+from .portrait import render_person_layers
+from .studio import render_studio
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -40,9 +41,9 @@ class CpuArt:
     """Stage ``image`` on CPU. Task inputs: ``kind`` = ``studio`` (``title``, ``description``,
     ``width``, ``height`` in pixels) or ``portrait`` (``studio`` object-store name, ``name``,
     ``speaker_index``). Outputs: ``image`` (object-store name of a PNG) and, for portraits,
-    ``layout`` (:class:`~streamwise.stages.art.FaceLayout` as a map), ``person`` (RGBA PNG at
+    ``layout`` (:class:`~streamwise.stages.portrait.FaceLayout` as a map), ``person`` (RGBA PNG at
     2x the frame size: the speaker alone) and ``backdrop`` (RGBA PNG: the scene without the
-    speaker, alpha = where the speaker shows), see :class:`~streamwise.stages.art.PortraitLayers`."""
+    speaker, alpha = where the speaker shows), see :class:`~streamwise.stages.portrait.PortraitLayers`."""
 
     stage = "image"
     model = "cpu-art"

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 
 from ..bus.messages import Task
-from .art import FaceLayout
 from .base import ArtifactCache, TaskContext
-from .head import HeadAnimator, nod_span
+from .head import HeadAnimator
 from .image import load_png, load_rgba
 from .media import encode_clip
+from .motion import nod_span
+from .portrait import FaceLayout
 from .speech import energy_envelope
 
 

@@ -62,6 +62,7 @@ class SchedulerService:
         self.cap = cap
         self.active: dict[str, _Active] = {}
         self.instances: dict[str, Heartbeat] = {}
+        self.seen: dict[str, float] = {}            # instance -> monotonic time of its last heartbeat
         self.outstanding: dict[str, int] = {}
         self.inbox: asyncio.Queue = asyncio.Queue()
         self._stop = asyncio.Event()
@@ -231,18 +232,20 @@ class SchedulerService:
         except MessageError:
             return
         self.instances[hb.instance] = hb
+        self.seen[hb.instance] = time.monotonic()   # our clock, not the worker's: hosts' clocks differ
         if hb.state == "gone":
             self._instance_gone(hb.instance)
 
     def _expire_instances(self) -> None:
-        now = time.time()
-        for inst, hb in list(self.instances.items()):
-            if now - hb.at > INSTANCE_TTL_S:
+        now = time.monotonic()
+        for inst in list(self.instances):
+            if now - self.seen.get(inst, now) > INSTANCE_TTL_S:
                 self._instance_gone(inst)
 
     def _instance_gone(self, instance: str) -> None:
         """Resubmit what was outstanding on a vanished instance (missed heartbeats)."""
         self.instances.pop(instance, None)
+        self.seen.pop(instance, None)
         self.outstanding.pop(instance, None)
         for active in self.active.values():
             for task_id, (inst, node_id) in list(active.dispatched.items()):

@@ -22,18 +22,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamwise.script_formats import (
-    Draft,
-    FormatError,
+from streamwise.script_formats import Draft, FormatError, RawLine, parse_json, parse_srt, parse_vtt
+from streamwise.script_text import (
     Label,
-    RawLine,
     clean_text,
     drop_paren,
     name_words,
     normalise_text,
-    parse_json,
-    parse_srt,
-    parse_vtt,
     plausible_label,
     snippet,
     speaker_key,

@@ -1,4 +1,5 @@
-"""Tests for the CPU rung's procedural art (stages.art) and talking-head animator (stages.head)."""
+"""Tests for the CPU rung's procedural art (stages.studio, stages.portrait, stages.compositing) and talking-head
+animator (stages.head, stages.motion, stages.subtitles)."""
 from __future__ import annotations
 
 import json
@@ -6,9 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from streamwise.stages.art import (DESK_TOP, FaceLayout, compose_layers, font, render_person_layers, render_portrait,
-                                   render_studio)
-from streamwise.stages.head import HeadAnimator, blink_states, head_motion, nod_drive, nod_span, wrap_text
+from streamwise.stages.compositing import compose_layers
+from streamwise.stages.drawing import font
+from streamwise.stages.head import HeadAnimator
+from streamwise.stages.motion import blink_states, head_motion, nod_drive, nod_span
+from streamwise.stages.portrait import FaceLayout, render_person_layers, render_portrait
+from streamwise.stages.studio import DESK_TOP, render_studio
+from streamwise.stages.subtitles import wrap_text
 
 W, H = 640, 400
 

@@ -212,3 +212,35 @@ async def _wait_ready(bus, pool):
             return await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
         except TimeoutError:
             continue
+
+
+async def test_a_killed_worker_loses_nothing(tmp_path):
+    """Two video instances; one is killed mid-show. Its heartbeat expires, the scheduler resubmits
+    what it held to the other instance, and the show still arrives whole."""
+    from streamwise.bus.client import connect
+    from streamwise.bus.server import EmbeddedServer
+    from streamwise.pool import DEFAULT_WORKERS
+
+    workers = dict(DEFAULT_WORKERS, video=2)
+    with EmbeddedServer() as server, Pool(server.url, workers, log_dir=tmp_path / "logs") as local:
+        bus = await connect(server.url)
+        try:
+            await asyncio.wait_for(_wait_ready(bus, local), 90)
+            while len([h for h in await registry.list_instances(bus.instances) if h.stage == "video"]) < 2:
+                await asyncio.sleep(0.1)
+            victim = dict(local.processes)["video-0"]
+
+            def kill_after_first_segment(kind, info):
+                if kind == "segment" and info["index"] == 0:
+                    victim.kill()
+
+            script = DATA / "two_speakers.txt"
+            report = await generate(bus, _request(script), tmp_path / "out", progress=kill_after_first_segment,
+                                    idle_timeout_s=60)
+        finally:
+            await bus.close()
+    assert victim.poll() is not None
+    assert "gone: resubmitting clip:" in (tmp_path / "logs" / "scheduler.log").read_text()
+    info = probe(tmp_path / "out" / "podcast.mp4")
+    assert info["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
+    assert [s.index for s in report.segments] == list(range(len(report.segments)))

@@ -1,30 +1,26 @@
-"""Procedural art for the CPU quality rung: a podcast-studio backdrop and cartoon speaker portraits.
+"""Cartoon speaker portraits for the CPU quality rung, seated in the studio of :mod:`stages.studio`.
 
-Everything is drawn with Pillow at ``SS`` x the output size and box-downscaled (antialiasing), and is fully
-deterministic in its inputs (no global RNG, hashes via blake2b). Coordinates are pixels, x right, y down.
+Drawn with Pillow at ``SS`` x the output size and box-downscaled (antialiasing), fully deterministic in their
+inputs (see :mod:`stages.drawing`). Coordinates are pixels, x right, y down.
 ``render_portrait`` returns the frame plus a :class:`FaceLayout` telling ``stages.head`` where to animate;
 ``render_person_layers`` also returns the speaker as a separate RGBA layer and the scene without the speaker, so
-``stages.head`` can move the head.
+``stages.head`` can move the head (the layers blend as described in :mod:`stages.compositing`).
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageChops, ImageDraw
 
-__all__ = ["FaceLayout", "PortraitLayers", "render_studio", "render_portrait", "render_person_layers", "draw_mouth",
-           "font", "DESK_TOP", "compose_layers", "backdrop_arrays", "person_premultiplied", "reduce_phase",
-           "blend_person"]
+from .compositing import compose_layers
+from .drawing import RGB, SS, _c, _ellipsize, _hash, font, mix, shade
+from .studio import DESK_TOP
 
-SS = 2            # supersampling factor
-DESK_TOP = 0.86   # desk top edge as a fraction of frame height (the speaker sits behind it)
-RGB = tuple[int, int, int]
+__all__ = ["FaceLayout", "PortraitLayers", "render_portrait", "render_person_layers", "draw_mouth"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,194 +50,12 @@ class FaceLayout:
                    eye_radius=int(d["eye_radius"]), skin_rgb=t(d["skin_rgb"]), lip_rgb=t(d["lip_rgb"]))
 
 
-# ----------------------------------------------------------------------------------------------- helpers
-
-def _hash(*parts: object) -> int:
-    return int.from_bytes(hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest(), "big")
-
-
-@lru_cache(maxsize=64)
-def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's built-in scalable font at ``size`` px (falls back to the bitmap default on old Pillow)."""
-    try:
-        return ImageFont.load_default(size=max(6, int(size)))
-    except (TypeError, OSError, ImportError, AttributeError):
-        return ImageFont.load_default()
-
-
-def shade(c: RGB, f: float) -> RGB:
-    """Scale a colour's brightness by ``f`` (clipped to 0..255)."""
-    return tuple(int(max(0, min(255, round(v * f)))) for v in c)  # type: ignore[return-value]
-
-
-def mix(a: RGB, b: RGB, t: float) -> RGB:
-    """Linear blend a -> b by ``t``."""
-    return tuple(int(round(x + (y - x) * t)) for x, y in zip(a, b))  # type: ignore[return-value]
-
+# ----------------------------------------------------------------------------------------------- portrait parts
 
 def _qbez(p0, p1, p2, n: int = 16) -> list[tuple[float, float]]:
     return [((1 - t) ** 2 * p0[0] + 2 * (1 - t) * t * p1[0] + t * t * p2[0],
              (1 - t) ** 2 * p0[1] + 2 * (1 - t) * t * p1[1] + t * t * p2[1]) for t in (i / n for i in range(n + 1))]
 
-
-def _glow(arr: np.ndarray, cx: float, cy: float, radius: float, color: RGB, strength: float) -> None:
-    """Add a gaussian light blob to a float HxWx3 array in place (only its bounding window is touched)."""
-    h, w = arr.shape[:2]
-    x0, x1 = max(0, int(cx - 2.5 * radius)), min(w, int(cx + 2.5 * radius) + 1)
-    y0, y1 = max(0, int(cy - 2.5 * radius)), min(h, int(cy + 2.5 * radius) + 1)
-    if x0 >= x1 or y0 >= y1:
-        return
-    yy, xx = np.ogrid[y0:y1, x0:x1]
-    g = np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (radius * radius))).astype(np.float32)
-    arr[y0:y1, x0:x1] += g[..., None] * (np.asarray(color, np.float32) * strength)
-
-
-def _fit_font(text: str, size: float, max_w: float) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    size = int(size)
-    while size > 8 and font(size).getlength(text) > max_w:
-        size = int(size * 0.9)
-    return font(size)
-
-
-def _ellipsize(text: str, fnt, max_w: float) -> str:
-    if fnt.getlength(text) <= max_w:
-        return text
-    while text and fnt.getlength(text + "…") > max_w:
-        text = text[:-1]
-    return text + "…"
-
-
-# ----------------------------------------------------------------------------------------------- studio
-
-_THEMES: tuple[tuple[RGB, RGB, RGB], ...] = (   # wall top, wall bottom, accent
-    ((16, 36, 54), (40, 86, 100), (255, 168, 72)),
-    ((38, 24, 58), (94, 58, 108), (86, 224, 214)),
-    ((18, 42, 38), (56, 98, 78), (255, 204, 96)),
-    ((20, 28, 62), (58, 74, 132), (255, 112, 150)),
-    ((56, 32, 34), (120, 72, 62), (110, 206, 255)),
-)
-_BOOKS: tuple[RGB, ...] = ((200, 70, 60), (230, 180, 70), (70, 130, 190), (90, 160, 110), (220, 220, 210),
-                           (150, 90, 160))
-
-
-def _c(x: float, y: float, rx: float, ry: float | None = None) -> tuple[float, float, float, float]:
-    """Box of half-size (rx, ry) centred on (x, y)."""
-    return (x - rx, y - (rx if ry is None else ry), x + rx, y + (rx if ry is None else ry))
-
-
-def _hexagon(x: float, y: float, r: float) -> list[tuple[float, float]]:
-    return [(x + r * math.cos(a), y + r * math.sin(a)) for a in (j * math.pi / 3 for j in range(6))]
-
-
-def render_studio(width: int, height: int, *, title: str, description: str | None = None, seed: int = 0) -> Image.Image:
-    """A podcast studio backdrop, RGB ``width`` x ``height`` px: gradient back wall with wood slats, acoustic
-    hexagon panels, a shelf with books and plants, pendant lamps, an ON AIR light, a neon sign with the show
-    title (and description), a desk with a microphone and a mug. Deterministic in (size, title, description, seed)."""
-    W, H = int(width), int(height)
-    w2, h2 = W * SS, H * SS
-    rng = random.Random(_hash("studio", W, H, title, description, seed))
-    top, bottom, accent = _THEMES[rng.randrange(len(_THEMES))]
-    flip = rng.random() < 0.5
-    fx = (lambda x: (1 - x) * w2) if flip else (lambda x: x * w2)   # fraction -> 2x px, mirrored if flipped
-    dy, white = DESK_TOP * h2, (255, 255, 255)
-    lw = lambda f: max(1, int(f * h2))  # noqa: E731  (line width as a fraction of height)
-
-    t = np.linspace(0.0, 1.0, h2, dtype=np.float32)[:, None, None]
-    arr = np.asarray(top, np.float32) * (1 - t) + np.asarray(bottom, np.float32) * t
-    img = Image.fromarray(np.broadcast_to(arr, (h2, w2, 3)).clip(0, 255).astype(np.uint8))
-    d = ImageDraw.Draw(img, "RGBA")
-    wood = mix((128, 86, 56), bottom, 0.15)      # wood slats behind the speaker
-    x, sw, gap, i = 0.27 * w2, 0.022 * w2, 0.007 * w2, 0
-    while x + sw <= 0.73 * w2:
-        d.rectangle((x, 0, x + sw, dy), fill=shade(wood, (0.92, 1.0, 1.08)[i % 3]))
-        d.rectangle((x + sw, 0, x + sw + gap, dy), fill=shade(wood, 0.45))
-        x, i = x + sw + gap, i + 1
-    R = 0.05 * h2                                # hexagon acoustic panels on one side
-    for col in range(3):
-        for row in range(4):
-            if rng.random() < 0.2:
-                continue
-            hx, hy = 0.055 * w2 + col * 1.55 * R + R, 0.34 * h2 + row * 1.8 * R + (0.9 * R if col % 2 else 0)
-            hx = (w2 - hx) if flip else hx
-            c = mix(bottom, accent, 0.35) if rng.random() < 0.3 else shade(bottom, rng.uniform(0.75, 1.2))
-            d.polygon(_hexagon(hx, hy, R), fill=shade(c, 0.7))
-            d.polygon(_hexagon(hx, hy, 0.8 * R), fill=c)
-    for sy in (0.40, 0.62):                      # shelves with books and a plant on the other side
-        (xa, xb), yy = sorted((fx(0.77), fx(0.97))), sy * h2
-        bx = xa + 0.01 * w2
-        while bx < xb - 0.09 * w2:
-            bw, bh = rng.uniform(0.011, 0.02) * w2, rng.uniform(0.07, 0.11) * h2
-            if rng.random() >= 0.15:
-                c = _BOOKS[rng.randrange(len(_BOOKS))]
-                d.rectangle((bx, yy - bh, bx + bw, yy), fill=shade(c, 0.8))
-                d.rectangle((bx + bw * 0.2, yy - bh * 0.8, bx + bw * 0.8, yy - bh * 0.72), fill=shade(c, 1.15))
-            bx += bw + 0.002 * w2
-        px, pot = xb - 0.05 * w2, 0.025 * w2
-        for j in range(7):
-            a = -math.pi / 2 + (j - 3) * 0.42
-            d.ellipse(_c(px + math.cos(a) * 0.04 * h2, yy - 0.06 * h2 + math.sin(a) * 0.05 * h2, 0.022 * h2, 0.03 * h2),
-                      fill=(64 + 12 * (j % 3), 140, 84))
-        py = yy - 0.055 * h2
-        d.polygon([(px - pot, py), (px + pot, py), (px + 0.75 * pot, yy), (px - 0.75 * pot, yy)], fill=(196, 110, 72))
-        d.rectangle((xa, yy, xb, yy + 0.014 * h2), fill=shade(wood, 1.2))
-    arr = np.asarray(img, np.float32).copy()     # lights: a backlight and two pendant lamps
-    _glow(arr, 0.5 * w2, 0.42 * h2, 0.42 * h2, mix(accent, white, 0.5), 0.32)
-    lamps = (fx(0.14), fx(0.86))
-    for lx in lamps:
-        _glow(arr, lx, 0.2 * h2, 0.2 * h2, (255, 226, 170), 0.35)
-    img = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
-    d = ImageDraw.Draw(img, "RGBA")
-    for lx in lamps:
-        d.line((lx, 0, lx, 0.1 * h2), fill=(30, 30, 34), width=lw(0.004))
-        d.pieslice(_c(lx, 0.14 * h2, 0.05 * h2), 180, 360, fill=shade(accent, 0.8))
-        d.ellipse(_c(lx, 0.14 * h2, 0.022 * h2, 0.015 * h2), fill=(255, 246, 220))
-    # neon title sign (+ description) with a blurred glow
-    tfont, dfont = _fit_font(title, 0.075 * h2, 0.58 * w2), font(int(0.032 * h2))
-    tw = tfont.getlength(title)
-    desc = _ellipsize(description.strip(), dfont, max(tw, 0.56 * w2)) if description and description.strip() else ""
-    sw_, sh, sy0 = max(tw, dfont.getlength(desc)) + 0.06 * w2, 0.11 * h2 + (0.045 * h2 if desc else 0), 0.035 * h2
-    box, neon, rad = ((w2 - sw_) / 2, sy0, (w2 + sw_) / 2, sy0 + sh), mix(accent, white, 0.55), 0.025 * h2
-    glow = Image.new("RGB", img.size, (0, 0, 0))
-    gd = ImageDraw.Draw(glow)
-    gd.rounded_rectangle(box, radius=rad, outline=accent, width=max(2, int(0.012 * h2)))
-    gd.text((w2 / 2, sy0 + 0.058 * h2), title, font=tfont, fill=accent, anchor="mm")
-    pad = int(0.05 * h2)
-    crop = (max(0, int(box[0]) - pad), max(0, int(box[1]) - pad),
-            min(w2, int(box[2]) + pad), min(h2, int(box[3]) + pad))
-    d.rounded_rectangle(box, radius=rad, fill=(12, 12, 22, 215))
-    region = np.asarray(img.crop(crop), np.float32)
-    region += 1.6 * np.asarray(glow.crop(crop).filter(ImageFilter.GaussianBlur(0.018 * h2)), np.float32)
-    img.paste(Image.fromarray(region.clip(0, 255).astype(np.uint8)), crop[:2])
-    d = ImageDraw.Draw(img, "RGBA")
-    d.rounded_rectangle(box, radius=rad, outline=neon, width=lw(0.005))
-    d.text((w2 / 2, sy0 + 0.058 * h2), title, font=tfont, fill=neon, anchor="mm")
-    if desc:
-        d.text((w2 / 2, sy0 + 0.122 * h2), desc, font=dfont, fill=(220, 220, 230), anchor="mm")
-    ob = _c(fx(0.87), 0.245 * h2, 0.065 * w2, 0.03 * h2)     # ON AIR light under a lamp
-    d.rounded_rectangle(ob, radius=0.01 * h2, fill=(70, 14, 18), outline=(255, 70, 70), width=lw(0.005))
-    d.text((fx(0.87), 0.245 * h2), "ON AIR", font=_fit_font("ON AIR", 0.04 * h2, 0.11 * w2), fill=(255, 130, 120),
-           anchor="mm")
-    # desk: top surface, front with an LED strip; a mic and a mug on it
-    for y0, y1, c in ((0, 1, (38, 32, 38)), (0, 0.03, (176, 126, 84)), (0, 0.006, (214, 170, 124)),
-                      (0.03, 0.036, accent), (0.036, 0.06, shade(accent, 0.35))):
-        d.rectangle((0, dy + y0 * h2, w2, dy + y1 * h2), fill=c)
-    mx = fx(0.88)
-    d.rectangle((mx - 0.004 * h2, dy - 0.1 * h2, mx + 0.004 * h2, dy), fill=(50, 50, 56))
-    d.ellipse(_c(mx, dy, 0.04 * h2, 0.011 * h2), fill=(44, 44, 50))
-    d.rounded_rectangle(_c(mx, dy - 0.155 * h2, 0.028 * h2, 0.065 * h2), radius=0.028 * h2, fill=(58, 58, 66),
-                        outline=(120, 120, 132), width=lw(0.004))
-    for gy in np.linspace(dy - 0.2 * h2, dy - 0.15 * h2, 4):
-        d.line((mx - 0.022 * h2, gy, mx + 0.022 * h2, gy), fill=(110, 110, 122), width=lw(0.003))
-    gx, mug = fx(0.2), mix(accent, white, 0.3)
-    d.rounded_rectangle((gx - 0.03 * h2, dy - 0.065 * h2, gx + 0.03 * h2, dy + 0.004 * h2), radius=0.008 * h2, fill=mug)
-    d.arc(_c(gx + 0.0325 * h2, dy - 0.0325 * h2, 0.0175 * h2), 270, 90, fill=mug, width=lw(0.007))
-    arr = np.asarray(img, np.float32)            # soft vignette
-    yy, xx = np.ogrid[-1:1:h2 * 1j, -1:1:w2 * 1j]
-    vig = (1.0 - 0.28 * np.clip((xx * xx + yy * yy) / 2.0, 0, 1) ** 1.3).astype(np.float32)
-    return Image.fromarray((arr * vig[..., None]).clip(0, 255).astype(np.uint8)).reduce(SS)
-
-
-# ----------------------------------------------------------------------------------------------- portrait parts
 
 def draw_mouth(d: ImageDraw.ImageDraw, cx: float, cy: float, width: float, open_px: float, lip: RGB, *,
                smile: float = 0.05, n: int = 28) -> None:
@@ -543,127 +357,6 @@ def _matte(draw_fn: Callable[[Image.Image], None], size: tuple[int, int], *, alp
     return out
 
 
-def _bbox(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1) of the non-zero pixels of a 2-D uint8 array, None when there are none."""
-    box = Image.fromarray(np.ascontiguousarray(alpha, dtype=np.uint8)).getbbox()
-    return None if box is None else (box[1], box[3], box[0], box[2])
-
-
-# ----------------------------------------------------------------------------------------------- layer compositing
-# A portrait is two layers: ``person`` (RGBA, straight alpha, ``scale`` x the frame size: the speaker alone) and
-# ``backdrop`` (RGBA, frame size: RGB = the scene without the speaker, i.e. studio + desk + microphone + name plate;
-# A = how much of the speaker shows through at that pixel: 255 in open studio, 0 behind the desk / the mic /
-# the name text, partial at their antialiased edges and behind the translucent plate). The frame is
-#     out = C + V * (Pm - A * B)
-# with C the backdrop RGB, V its alpha / 255, Pm and A the person's premultiplied colour and alpha box-reduced to
-# the frame grid (at a sub-pixel phase when shifted), and B the studio *behind* the speaker (B = C where V = 1;
-# estimated from fully open neighbours where 0 < V < 1). ``stages.head`` uses exactly this arithmetic per frame, so
-# an unshifted person reproduces the portrait bit for bit.
-
-def person_premultiplied(person: np.ndarray) -> np.ndarray:
-    """RGBA uint8 straight alpha -> float32 (h, w, 4): premultiplied RGB and alpha in [0, 1]."""
-    p = np.asarray(person)
-    a = p[..., 3].astype(np.float32) / np.float32(255.0)
-    out = np.empty(p.shape[:2] + (4,), np.float32)
-    np.multiply(p[..., :3].astype(np.float32), a[..., None], out=out[..., :3])
-    out[..., 3] = a
-    return out
-
-
-def reduce_phase(layer: np.ndarray, scale: int, phase: tuple[int, int], window: tuple[int, int, int, int],
-                 origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Box-reduce a premultiplied ``layer`` (h, w, C) held at ``scale`` x the frame grid, shifted right/down by
-    ``phase`` = (px, py) layer pixels (any integers), over the frame-pixel ``window`` (y0, y1, x0, x1); ``origin``
-    is the layer's top-left in scaled px (for a crop). Pixels outside the layer count as transparent zeros. float32
-    (y1-y0, x1-x0, C). The s*s samples are added in a fixed order, so a pixel's value never depends on the window."""
-    s, (px, py), (y0, y1, x0, x1) = int(scale), phase, window
-    Y0, X0 = s * y0 - py - origin[0], s * x0 - px - origin[1]
-    h, w, C = (y1 - y0) * s, (x1 - x0) * s, layer.shape[2]
-    crop = np.zeros((h, w, C), np.float32)
-    ys0, xs0 = max(0, Y0), max(0, X0)
-    ys1, xs1 = min(layer.shape[0], Y0 + h), min(layer.shape[1], X0 + w)
-    if ys1 > ys0 and xs1 > xs0:
-        crop[ys0 - Y0:ys1 - Y0, xs0 - X0:xs1 - X0] = layer[ys0:ys1, xs0:xs1]
-    if s == 1:
-        return crop
-    c5 = crop.reshape(y1 - y0, s, x1 - x0, s, C)
-    acc = c5[:, 0, :, 0].copy()
-    for j in range(s):
-        for i in range(s):
-            if i or j:
-                acc += c5[:, j, :, i]
-    acc /= np.float32(s * s)
-    return acc
-
-
-def backdrop_arrays(backdrop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(C, B, V) of a backdrop RGBA uint8 (H, W, 4): float32 (H, W, 3) scene, float32 (H, W, 3) studio behind the
-    speaker, float32 (H, W) speaker visibility in [0, 1]. Where 0 < V < 1 (edges of the desk, mic and name plate, the
-    translucent plate) B is the mean of the nearest fully open pixels (C itself when there are none within 3 px),
-    clamped so that the blend stays inside 0..255."""
-    bd = np.asarray(backdrop)
-    c = bd[..., :3].astype(np.float32)
-    v = bd[..., 3].astype(np.float32) / np.float32(255.0)
-    b = c.copy()
-    ys, xs = np.nonzero((bd[..., 3] > 0) & (bd[..., 3] < 255))
-    if ys.size:
-        H, W = v.shape
-        full = bd[..., 3] == 255
-        est = c[ys, xs].copy()
-        todo = np.ones(ys.size, bool)
-        for radius in (1, 2, 3):                 # the mean of the nearest fully open pixels (3x3, else 5x5, 7x7)
-            num, den = np.zeros((ys.size, 3), np.float32), np.zeros(ys.size, np.float32)
-            for dy in range(-radius, radius + 1):
-                for dx in range(-radius, radius + 1):
-                    yy, xx = ys + dy, xs + dx
-                    ok = todo & (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
-                    ok[ok] = full[yy[ok], xx[ok]]
-                    num[ok] += c[yy[ok], xx[ok]]
-                    den[ok] += 1
-            got = den > 0
-            est[got] = num[got] / den[got][:, None]
-            todo &= ~got
-        vv, cc = v[ys, xs][:, None], c[ys, xs]
-        b[ys, xs] = np.clip(est, (cc - 255.0 * (1 - vv)) / vv, cc / vv)
-    return c, b, v
-
-
-def blend_person(c: np.ndarray, b: np.ndarray, v: np.ndarray, pm: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """``C + V * (Pm - A * B)`` rounded to uint8 (see the layer notes above); c, b, pm (..., 3), v, a (...)."""
-    t = a[..., None] * b
-    np.subtract(pm, t, out=t)
-    t *= v[..., None]
-    t += c
-    t += np.float32(0.5)
-    return t.astype(np.uint8)
-
-
-def compose_layers(backdrop: np.ndarray, person: np.ndarray, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """The frame (H, W, 3) uint8 of a backdrop and a person layer (``person`` at an integer multiple ``s`` of the
-    frame size), the person shifted right/down by ``shift`` = (dx, dy) person-layer pixels (1/s frame px each).
-    The reference for what ``stages.head`` renders per frame."""
-    bd, pl = np.asarray(backdrop), np.asarray(person)
-    H, W = bd.shape[:2]
-    s = pl.shape[0] // H
-    if s < 1 or pl.shape[:2] != (s * H, s * W) or pl.shape[2] != 4 or bd.shape[2] != 4:
-        raise ValueError(f"person {pl.shape} must be RGBA at an integer multiple of the backdrop {bd.shape}")
-    out = np.array(bd[..., :3])
-    box = _bbox(pl[..., 3])
-    dx, dy = int(shift[0]), int(shift[1])
-    if box is None:
-        return out
-    y0, y1 = max(0, (box[0] + dy) // s), min(H, -(-(box[1] + dy) // s))     # the frame pixels the person touches
-    x0, x1 = max(0, (box[2] + dx) // s), min(W, -(-(box[3] + dx) // s))
-    if y0 >= y1 or x0 >= x1:
-        return out
-    c, b, v = (x[y0:y1, x0:x1] for x in backdrop_arrays(bd))       # B always from the whole frame (see there)
-    Y0, X0 = max(0, s * y0 - dy), max(0, s * x0 - dx)                       # the layer pixels that land there
-    crop = pl[Y0:max(Y0, s * y1 - dy), X0:max(X0, s * x1 - dx)]
-    pa = reduce_phase(person_premultiplied(crop), s, (dx, dy), (y0, y1, x0, x1), origin=(Y0, X0))
-    out[y0:y1, x0:x1] = blend_person(c, b, v, pa[..., :3], pa[..., 3])
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- portrait
 
 @dataclass(frozen=True, slots=True)
@@ -671,7 +364,7 @@ class PortraitLayers:
     """A portrait as layers. ``image`` is the composite RGB frame (what :func:`render_portrait` returns), ``person``
     the speaker alone as straight-alpha RGBA at ``SS`` x the frame size (so it can move by half pixels),
     ``backdrop`` RGBA at the frame size: RGB the scene without the speaker (studio, desk, mic, name plate), A the
-    speaker's visibility (0 behind the desk, mic and name text). See the layer notes above for the blend."""
+    speaker's visibility (0 behind the desk, mic and name text). See :mod:`stages.compositing` for the blend."""
     image: Image.Image
     layout: FaceLayout
     person: Image.Image
