@@ -35,7 +35,7 @@ class PyavMux:
     model = "pyav-fmp4"
 
     def __init__(self) -> None:
-        self._clips = ArtifactCache(3)
+        self._clips = ArtifactCache(2)   # a segment boundary shares at most one clip with the next
         self._audio = ArtifactCache(16)
 
     def load(self) -> None:

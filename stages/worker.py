@@ -203,8 +203,22 @@ class Worker:
                 pass
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas (``M_ARENA_MAX``). Workers run each task in a fresh
+    thread; with glibc's default of 8 arenas per core the freed frame buffers stay spread over
+    many arenas and RSS grows (measured: the mux worker peaked at 524 MB, 353 MB with 2 arenas).
+    A no-op where glibc is not the C library."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)   # -8 = M_ARENA_MAX in <malloc.h>
+    except (OSError, AttributeError):
+        pass
+
+
 async def serve(url: str, adapter: StageAdapter, **kwargs) -> None:
     """Connect to ``url`` and run a :class:`Worker` for ``adapter`` until cancelled or evicted."""
+    limit_malloc_arenas()
     tracing.setup(f"streamwise-{adapter.stage}")
     bus = await connect(url, name=f"streamwise-worker-{adapter.stage}")
     worker = Worker(bus, adapter, **kwargs)
