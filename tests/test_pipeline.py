@@ -244,3 +244,12 @@ async def test_a_killed_worker_loses_nothing(tmp_path):
     info = probe(tmp_path / "out" / "podcast.mp4")
     assert info["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
     assert [s.index for s in report.segments] == list(range(len(report.segments)))
+
+
+async def test_two_requests_at_once_share_the_pool(ready, tmp_path):
+    a, b = await asyncio.gather(
+        generate(ready, _request(DATA / "two_speakers.txt"), tmp_path / "a", idle_timeout_s=60),
+        generate(ready, _request(DATA / "prefixed.srt"), tmp_path / "b", idle_timeout_s=60))
+    assert a.speakers == ["Ada", "Ben"] and a.request_id != b.request_id
+    for report, out in ((a, tmp_path / "a"), (b, tmp_path / "b")):
+        assert probe(out / "podcast.mp4")["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
