@@ -83,7 +83,6 @@ class PodcastPlan:
         self.total_frames: int | None = None
         self.next_segment = 0
         self.segments_done = 0
-        self.error: str | None = None
         self.dag.add(Node("screenplay", "screenplay", runtime_s=self._rt("screenplay")))
         self.refresh_deadlines()
 
