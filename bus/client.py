@@ -30,6 +30,8 @@ INSTANCE_TTL_S = 10.0      # a worker missing heartbeats this long is gone (KV b
 EVENTS_MAX_AGE_S = 3600.0  # completion events are for the live scheduler; an hour covers replay
 SEGMENTS_MAX_AGE_S = 6 * 3600.0
 ARTIFACTS_TTL_S = 6 * 3600.0
+# a cache entry names artifacts written before it, so it must expire before they do
+CACHE_TTL_S = ARTIFACTS_TTL_S - 3600.0
 ACK_WAIT_S = 30.0
 
 
@@ -57,6 +59,7 @@ class Bus:
     js: JetStreamContext
     instances: KeyValue
     artifacts: ObjectStore
+    cache: KeyValue
     url: str
 
     @property
@@ -116,22 +119,28 @@ def content_name(*parts: str | bytes) -> str:
     return h.hexdigest()[:32]
 
 
-async def ensure_layout(js: JetStreamContext) -> tuple[KeyValue, ObjectStore]:
-    """Create or update the streams, the instance KV and the object store (idempotent)."""
+async def _kv(js: JetStreamContext, bucket: str, ttl_s: float) -> KeyValue:
+    try:
+        return await js.key_value(bucket)
+    except (NotFoundError, BadRequestError):
+        return await js.create_key_value(api.KeyValueConfig(bucket=bucket, ttl=ttl_s))
+
+
+async def ensure_layout(js: JetStreamContext) -> tuple[KeyValue, ObjectStore, KeyValue]:
+    """Create or update the streams, the instance KV, the object store and the result cache
+    KV (idempotent)."""
     for config in _stream_configs():
         try:
             await js.add_stream(config)
         except BadRequestError:
             await js.update_stream(config)
-    try:
-        kv = await js.key_value(subjects.KV_INSTANCES)
-    except (NotFoundError, BadRequestError):
-        kv = await js.create_key_value(api.KeyValueConfig(bucket=subjects.KV_INSTANCES, ttl=INSTANCE_TTL_S))
+    kv = await _kv(js, subjects.KV_INSTANCES, INSTANCE_TTL_S)
+    cache = await _kv(js, subjects.KV_CACHE, CACHE_TTL_S)
     try:
         store = await js.object_store(subjects.OBJECT_STORE)
     except (NotFoundError, BadRequestError):
         store = await js.create_object_store(subjects.OBJECT_STORE, api.ObjectStoreConfig(ttl=ARTIFACTS_TTL_S))
-    return kv, store
+    return kv, store, cache
 
 
 async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: float = 5.0) -> Bus:
@@ -153,5 +162,5 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
     except (OSError, asyncio.TimeoutError, nats.errors.NoServersError) as exc:
         raise ConnectionError(f"cannot connect to NATS at {url}: {str(exc) or type(exc).__name__}") from None
     js = nc.jetstream(timeout=10.0)
-    kv, store = await ensure_layout(js)
-    return Bus(nc=nc, js=js, instances=kv, artifacts=store, url=url)
+    kv, store, cache = await ensure_layout(js)
+    return Bus(nc=nc, js=js, instances=kv, artifacts=store, cache=cache, url=url)

@@ -138,6 +138,7 @@ class Status(msgspec.Struct, kw_only=True):
     segments_done: int = 0
     segments_total: int | None = None
     video_duration_s: float | None = None
+    cache_hits: int = 0
     error: str | None = None
     at: float = 0.0
 

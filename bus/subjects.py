@@ -20,6 +20,7 @@ STREAM_STATUS = "SW_STATUS"
 STREAM_DEADLETTER = "SW_DEADLETTER"
 
 KV_INSTANCES = "sw_instances"
+KV_CACHE = "sw_cache"
 OBJECT_STORE = "sw_artifacts"
 
 SCHEDULER_CONSUMER = "schedulers"

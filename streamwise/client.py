@@ -62,6 +62,7 @@ class Report:
     stall_s: float
     segments: list[SegmentRecord]
     quality: dict = field(default_factory=dict)
+    cache_hits: int = 0
     startup_s: float | None = None
     script: str | None = None
     files: dict = field(default_factory=dict)
@@ -183,6 +184,7 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
                     video_duration_s=round(duration, 3), ttff_s=round(records[0].arrived_s, 4), wall_s=round(wall, 3),
                     realtime_factor=round(wall / duration, 4) if duration else 0.0,
                     stall_s=round(stall_seconds(records), 4), segments=records, quality=records[0].quality,
+                    cache_hits=last.cache_hits if last else 0,
                     script=request.script_name,
                     files={"hls": "index.m3u8", "mp4": "podcast.mp4"})
     (out / "report.json").write_text(report.to_json())

@@ -36,6 +36,8 @@ class Node:
     instance: str | None = None
     dispatched_at: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)
+    cache_key: str | None = None   # content hash of what the node computes; None = not cacheable
+    cached: bool = False           # completed from the cache, without dispatch
 
 
 class Dag:

@@ -23,11 +23,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+from .bus.client import content_name
 from .bus.messages import Event, Quality, Request
 from .dag import Dag, Node, NodeState
 from .deadlines import StageProfile, segment_deadline, sketch_duration_s, upstream_deadline
 
 MAX_ATTEMPTS = 3
+# Part of every cache key: bump when a CPU-rung renderer or voice changes its output for the same inputs.
+CACHE_VERSION = "cpu-rung-2"
 PAUSE_AFTER_LINE_S = 0.35    # silence after each line (the turn-taking gap)
 PAUSE_BETWEEN_PIECES_S = 0.1
 AUDIO_PREROLL_S = 0.2         # audio before a segment given to the mux so the AAC encoder is warm (media.py)
@@ -83,6 +88,7 @@ class PodcastPlan:
         self.total_frames: int | None = None
         self.next_segment = 0
         self.segments_done = 0
+        self.cache_hits = 0
         self.dag.add(Node("screenplay", "screenplay", runtime_s=self._rt("screenplay")))
         self.refresh_deadlines()
 
@@ -138,13 +144,29 @@ class PodcastPlan:
             node.attempt += 1
             node.state, node.instance = NodeState.PENDING, None
             return None
-        node.state, node.outputs = NodeState.DONE, dict(event.outputs)
+        self._complete(node, event.outputs)
+        return node
+
+    def complete_from_cache(self, node: Node, outputs: dict[str, Any]) -> None:
+        """Complete a ready node with the outputs an identical node produced before (a cache
+        hit): the DAG expands exactly as after a completion event, and nothing is dispatched."""
+        node.cached = True
+        self.cache_hits += 1
+        self._complete(node, outputs)
+
+    def _complete(self, node: Node, outputs: dict[str, Any]) -> None:
+        node.state, node.outputs = NodeState.DONE, dict(outputs)
         expand = {"screenplay": self._on_screenplay, "tts": self._on_speech, "mux": self._on_segment}
         handler = expand.get(node.stage)
         if handler:
             handler(node)
         self.refresh_deadlines()
-        return node
+
+    def _key(self, node: Node, *parts: Any) -> str:
+        """Content key of ``node``: its stage, the cache version, the keys of its dependencies
+        and ``parts`` (its own content inputs), hashed (see :func:`streamwise.bus.client.content_name`)."""
+        deps = [self.dag[d].cache_key or d for d in node.deps]
+        return content_name(CACHE_VERSION, node.stage, msgspec.msgpack.encode([deps, list(parts)]))
 
     def task_id(self, node: Node) -> str:
         return f"{self.request.request_id}.{node.node_id}.{self.epoch}-{node.attempt}"
@@ -158,12 +180,15 @@ class PodcastPlan:
         self.title = self.request.title or out.get("title") or self.title
         self.lines = len(lines)
         r = self.request
-        self.dag.add(Node("studio", "image", runtime_s=self._rt("image.studio"),
-                          inputs={"kind": "studio", "title": self.title, "description": out.get("studio"),
-                                  "width": r.width, "height": r.height}))
+        studio = self.dag.add(Node("studio", "image", runtime_s=self._rt("image.studio"),
+                                   inputs={"kind": "studio", "title": self.title, "description": out.get("studio"),
+                                           "width": r.width, "height": r.height}))
+        studio.cache_key = self._key(studio, sorted(studio.inputs.items()))
         for s, name in enumerate(self.speakers):
-            self.dag.add(Node(f"portrait:{s}", "image", deps=("studio",), runtime_s=self._rt("image.portrait"),
-                              inputs={"kind": "portrait", "name": name, "speaker_index": s}))
+            portrait = self.dag.add(Node(f"portrait:{s}", "image", deps=("studio",),
+                                         runtime_s=self._rt("image.portrait"),
+                                         inputs={"kind": "portrait", "name": name, "speaker_index": s}))
+            portrait.cache_key = self._key(portrait, name, s)
         for li, line in enumerate(lines):
             texts = line["pieces"]
             for pi, text in enumerate(texts):
@@ -172,10 +197,11 @@ class PodcastPlan:
                 self.pieces.append(piece)
                 # the show's first clip is no longer than the first segment: it alone decides TTFF
                 first_clip = min(r.max_clip_s, max(r.first_segment_s, 0.5)) if piece.index == 0 else None
-                self.dag.add(Node(piece.node_id, "tts", runtime_s=self._rt("tts", piece.est_s), inputs={
+                node = self.dag.add(Node(piece.node_id, "tts", runtime_s=self._rt("tts", piece.est_s), inputs={
                     "text": text, "speaker_index": piece.speaker, "fps": r.fps, "max_clip_s": r.max_clip_s,
                     "first_clip_s": first_clip,
                     "pause_after_s": PAUSE_AFTER_LINE_S if piece.last_of_line else PAUSE_BETWEEN_PIECES_S}))
+                node.cache_key = self._key(node, sorted(node.inputs.items()))
 
     def _on_speech(self, node: Node) -> None:
         piece = self.pieces[int(node.node_id.split(":")[1])]
@@ -190,13 +216,16 @@ class PodcastPlan:
         words = piece.text.split()
         for c, (a, b) in enumerate(piece.clips):
             w0, w1 = (round(len(words) * x / out["samples"]) for x in (a, b))
-            self.dag.add(Node(f"clip:{piece.index}:{c}", "video", deps=(f"portrait:{piece.speaker}", piece.node_id),
-                              runtime_s=self._rt("video", (b - a) / spf), inputs={
-                                  "audio": piece.audio_ref, "sample_from": a, "sample_to": b, "sample_rate": rate,
-                                  "subtitle": " ".join(words[w0:w1]), "speaker": self.speakers[piece.speaker],
-                                  "start_frame": a // spf, "blink_seed": piece.speaker * 7919 + piece.index,
-                                  "fps": self.request.fps, "width": self.request.width,
-                                  "height": self.request.height}))
+            clip = self.dag.add(Node(f"clip:{piece.index}:{c}", "video",
+                                     deps=(f"portrait:{piece.speaker}", piece.node_id),
+                                     runtime_s=self._rt("video", (b - a) / spf), inputs={
+                                         "audio": piece.audio_ref, "sample_from": a, "sample_to": b,
+                                         "sample_rate": rate, "subtitle": " ".join(words[w0:w1]),
+                                         "speaker": self.speakers[piece.speaker], "start_frame": a // spf,
+                                         "blink_seed": piece.speaker * 7919 + piece.index,
+                                         "fps": self.request.fps, "width": self.request.width,
+                                         "height": self.request.height}))
+            clip.cache_key = self._key(clip, sorted((k, v) for k, v in clip.inputs.items() if k != "audio"))
         self._extend_timeline()
 
     def _on_segment(self, node: Node) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import msgpack
 import nats.errors
 from nats.js import api
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from opentelemetry import trace
 
@@ -48,6 +49,7 @@ class _Active:
     reader: asyncio.Task | None = None
     dispatched: dict[str, tuple[str, str]] = field(default_factory=dict)   # task_id -> (instance, node_id)
     span: object = None              # the request's trace span (a no-op span when tracing is off)
+    cache_checked: set[str] = field(default_factory=set)   # node ids already looked up in the cache
 
 
 class SchedulerService:
@@ -134,6 +136,7 @@ class SchedulerService:
                 for kind, payload in items:
                     await self._apply(kind, payload)
                 self._expire_instances()
+                await self._serve_from_cache()
                 await self._dispatch()
         finally:
             for t in helpers:
@@ -212,6 +215,8 @@ class SchedulerService:
             return
         if node is None:
             return
+        if node.cache_key:
+            await self.bus.cache.put(node.cache_key, msgpack.packb(node.outputs))
         t0 = plan.request.submitted_at
         log.debug("%s %s done on %s: started +%.3f s, ran %.3f s, deadline slack %.3f s", event.request_id,
                   node.node_id, event.instance, event.started_at - t0, event.finished_at - event.started_at,
@@ -259,6 +264,30 @@ class SchedulerService:
                     node.state, node.instance = NodeState.PENDING, None
 
     # ------------------------------------------------------------------ schedule + execute
+    async def _serve_from_cache(self) -> None:
+        """Complete ready nodes whose content key is in the cache (KV ``sw_cache``) without
+        dispatching them; repeat while hits make new nodes ready."""
+        while True:
+            todo = [(active, n) for active in self.active.values() for n in active.plan.dag.ready()
+                    if n.cache_key and n.node_id not in active.cache_checked]
+            if not todo:
+                return
+            found = await asyncio.gather(*(self._cache_get(n.cache_key) for _, n in todo))
+            for (active, node), outputs in zip(todo, found):
+                active.cache_checked.add(node.node_id)
+                if outputs is not None and active.plan.request.request_id in self.active:
+                    try:
+                        active.plan.complete_from_cache(node, outputs)
+                    except PlanError as exc:
+                        await self._finish(active, failed=str(exc))
+
+    async def _cache_get(self, key: str) -> dict | None:
+        try:
+            entry = await self.bus.cache.get(key)
+        except (KeyNotFoundError, NotFoundError):
+            return None
+        return msgpack.unpackb(entry.value) if entry.value else None
+
     async def _dispatch(self) -> None:
         ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline)
                  for rid, active in self.active.items() for n in active.plan.dag.ready()]
@@ -286,7 +315,8 @@ class SchedulerService:
     async def _status(self, plan: PodcastPlan, state: str, message: str, error: str | None = None) -> None:
         status = Status(request_id=plan.request.request_id, state=state, message=message, speakers=plan.speakers,
                         lines=plan.lines, segments_done=plan.segments_done, segments_total=plan.segments_total,
-                        video_duration_s=plan.video_duration_s, error=error, at=time.time())
+                        video_duration_s=plan.video_duration_s, cache_hits=plan.cache_hits, error=error,
+                        at=time.time())
         await self.bus.publish(subjects.status(plan.request.tenant, plan.request.request_id), status)
 
     async def _finish(self, active: _Active, failed: str | None = None) -> None:

@@ -253,3 +253,18 @@ async def test_two_requests_at_once_share_the_pool(ready, tmp_path):
     assert a.speakers == ["Ada", "Ben"] and a.request_id != b.request_id
     for report, out in ((a, tmp_path / "a"), (b, tmp_path / "b")):
         assert probe(out / "podcast.mp4")["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
+
+
+async def test_a_second_identical_request_is_served_from_the_cache(ready, tmp_path):
+    script = ROOT / "examples" / "podcast.txt"
+    first = await generate(ready, _request(script, title="Cache Test"), tmp_path / "a", idle_timeout_s=60)
+    second = await generate(ready, _request(script, title="Cache Test"), tmp_path / "b", idle_timeout_s=60)
+    from streamwise.script import load_script
+
+    sp = load_script(script)
+    cacheable = 1 + len(sp.speakers)            # studio + portraits, then every piece and clip on top
+    assert first.cache_hits == 0
+    assert second.cache_hits > cacheable + len(sp.lines)
+    assert second.video_duration_s == first.video_duration_s
+    assert second.wall_s < first.wall_s
+    assert probe(tmp_path / "b" / "podcast.mp4")["duration_s"] == pytest.approx(second.video_duration_s, abs=0.05)
