@@ -89,6 +89,8 @@ class Event(msgspec.Struct, kw_only=True):
 
     ``outputs`` is stage-specific (see ``docs/protocol.md``); ``error`` is a one-line
     reason when ``ok`` is false, and ``retryable`` says whether another attempt could help.
+    ``handed_back`` marks a task a draining instance returns unrun (spot eviction): the
+    scheduler places it again without counting a failure.
     """
 
     v: int = SCHEMA_VERSION
@@ -100,6 +102,7 @@ class Event(msgspec.Struct, kw_only=True):
     ok: bool = True
     error: str | None = None
     retryable: bool = True
+    handed_back: bool = False
     outputs: dict[str, Any] = {}
     started_at: float = 0.0
     finished_at: float = 0.0

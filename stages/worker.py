@@ -36,6 +36,8 @@ from .base import StageAdapter, TaskContext, TaskError, nice_for_slack
 
 log = logging.getLogger(__name__)
 
+EVICTION_NOTICE_S = 30.0   # spot VMs' eviction notice (Azure: 30 s; the StreamWise design notes)
+
 
 def new_instance_id(stage: str) -> str:
     """``<stage>-<host>-<pid>-<4 hex>``: unique, a valid subject token."""
@@ -68,7 +70,9 @@ class Worker:
         self._seq = itertools.count()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._drain_until: float | None = None   # monotonic end of an eviction notice
         self.done = 0
+        self._busy_s = 0.0
 
     @property
     def subject(self) -> str:
@@ -104,10 +108,18 @@ class Worker:
         self._wake.set()
 
     async def _on_evict(self, msg) -> None:
-        log.warning("instance %s: eviction notice, draining", self.instance)
+        """Spot-eviction notice (payload: seconds of notice, default 30): take no new task, run
+        the queued tasks that fit in the notice (by this instance's mean task time), hand the
+        rest back to the scheduler, then stop."""
+        try:
+            notice_s = float(msg.data or EVICTION_NOTICE_S)
+        except ValueError:
+            notice_s = EVICTION_NOTICE_S
+        log.warning("instance %s: eviction notice (%.0f s), draining", self.instance, notice_s)
         self.heartbeat.state = "draining"
+        self._drain_until = time.monotonic() + notice_s
         await registry.beat(self.bus.instances, self.heartbeat)
-        self.stop()
+        self._wake.set()
 
     async def _heartbeats(self) -> None:
         while True:
@@ -119,7 +131,7 @@ class Worker:
             await asyncio.sleep(registry.HEARTBEAT_S)
 
     async def _pull(self, sub) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self._drain_until is None:
             room = self.prefetch - len(self._queue)
             if room <= 0:
                 await asyncio.sleep(0.005)
@@ -146,8 +158,14 @@ class Worker:
             return
         heapq.heappush(self._queue, (task.deadline, next(self._seq), task, msg))
 
+    def _fits_in_notice(self) -> bool:
+        mean = self._busy_s / self.done if self.done else 0.0
+        return time.monotonic() + mean <= self._drain_until
+
     async def _execute(self) -> None:
         while not self._stop.is_set():
+            if self._drain_until is not None and not (self._queue and self._fits_in_notice()):
+                return   # draining: what is left goes back to the scheduler
             if not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
@@ -181,6 +199,7 @@ class Worker:
         await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
         await msg.ack()
         self.done += 1
+        self._busy_s += event.finished_at - started
 
     async def _store_if_large(self, task: Task, outputs: dict, ctx: TaskContext) -> dict:
         """Outputs that would not fit in an event go to the object store as ``{"$ref": name}``."""
@@ -195,12 +214,18 @@ class Worker:
             await msg.in_progress()
 
     async def _hand_back(self) -> None:
+        """Return queued tasks: a ``handed_back`` event lets the scheduler place each one on
+        another instance at once, and ``term`` removes it from this instance's subject."""
         while self._queue:
             _, _, task, msg = heapq.heappop(self._queue)
+            event = Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id, stage=task.stage,
+                          instance=self.instance, ok=False, handed_back=True, error="handed back: instance draining",
+                          started_at=time.time(), finished_at=time.time())
             try:
-                await msg.nak()
-            except Exception:
-                pass
+                await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
+                await msg.term()
+            except Exception as exc:  # the bus is going away too: the missed heartbeat will resubmit it
+                log.warning("could not hand back %s: %s", task.task_id, exc)
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:

@@ -32,7 +32,8 @@ class Node:
     deadline: float = float("inf")
     runtime_s: float = 0.0
     state: NodeState = NodeState.PENDING
-    attempt: int = 0
+    attempt: int = 0               # dispatches so far (part of the task id)
+    failures: int = 0              # failed attempts (handed-back and lost tasks do not count)
     instance: str | None = None
     dispatched_at: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)

@@ -138,14 +138,21 @@ class PodcastPlan:
         if node is None or node.state is not NodeState.DISPATCHED or event.task_id != self.task_id(node):
             return None  # a late duplicate or an older attempt: results are idempotent, ignore
         if not event.ok:
-            if not event.retryable or node.attempt + 1 >= MAX_ATTEMPTS:
-                node.state = NodeState.FAILED
-                raise PlanError(event.error or f"{node.node_id} failed")
-            node.attempt += 1
-            node.state, node.instance = NodeState.PENDING, None
+            if not event.handed_back:
+                node.failures += 1
+                if not event.retryable or node.failures >= MAX_ATTEMPTS:
+                    node.state = NodeState.FAILED
+                    raise PlanError(event.error or f"{node.node_id} failed")
+            self.requeue(node)
             return None
         self._complete(node, event.outputs)
         return node
+
+    def requeue(self, node: Node) -> None:
+        """Make a dispatched node ready again under a new task id (its instance failed it,
+        handed it back, or vanished); a late event for the old task id is then ignored."""
+        node.attempt += 1
+        node.state, node.instance = NodeState.PENDING, None
 
     def complete_from_cache(self, node: Node, outputs: dict[str, Any]) -> None:
         """Complete a ready node with the outputs an identical node produced before (a cache

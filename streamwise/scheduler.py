@@ -260,8 +260,7 @@ class SchedulerService:
                 node = active.plan.dag.nodes.get(node_id)
                 if node is not None and node.state is NodeState.DISPATCHED:
                     log.warning("instance %s gone: resubmitting %s", instance, node_id)
-                    node.attempt += 1
-                    node.state, node.instance = NodeState.PENDING, None
+                    active.plan.requeue(node)
 
     # ------------------------------------------------------------------ schedule + execute
     async def _serve_from_cache(self) -> None:

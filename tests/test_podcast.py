@@ -122,6 +122,18 @@ def test_failed_tasks_are_retried_then_fail_the_request(profiles):
         _complete(plan, "screenplay", {}, ok=False)
 
 
+def test_handed_back_tasks_are_requeued_without_counting_a_failure(profiles):
+    plan = PodcastPlan(_request(), profiles)
+    for _ in range(MAX_ATTEMPTS + 2):
+        node = plan.dag["screenplay"]
+        node.state = NodeState.DISPATCHED
+        ev = Event(task_id=plan.task_id(node), request_id="r1", node_id="screenplay", stage="screenplay",
+                   instance="i", ok=False, handed_back=True)
+        assert plan.on_event(ev) is None
+    node = plan.dag["screenplay"]
+    assert node.state is NodeState.PENDING and node.failures == 0 and node.attempt == MAX_ATTEMPTS + 2
+
+
 def test_a_bad_script_fails_at_once_and_late_duplicates_are_ignored(profiles):
     plan = PodcastPlan(_request(), profiles)
     with pytest.raises(PlanError):

@@ -90,13 +90,34 @@ async def test_an_invalid_task_is_dead_lettered_not_retried(bus):
     await dead.unsubscribe()
 
 
-async def test_an_eviction_notice_drains_the_worker(bus):
-    worker = Worker(bus, RecordingStage(), instance="rec-evict")
+class SlowStage(RecordingStage):
+    """Takes 0.3 s per task, so an eviction notice finds work queued."""
+
+    async def run(self, task: Task, ctx: TaskContext) -> dict:
+        await asyncio.sleep(0.3)
+        return await super().run(task, ctx)
+
+
+async def test_an_eviction_notice_drains_the_worker_and_hands_back_the_rest(bus):
+    stage = SlowStage()
+    worker = Worker(bus, stage, instance="rec-evict", prefetch=8)
+    now = time.time()
+    for i in range(6):
+        await bus.publish(subjects.tasks("recorder", "rec-evict"), _task("ev1", f"n{i}", now + i))
     runner = asyncio.create_task(worker.run())
-    await registry.wait_for_stages(bus.instances, {"screenplay"}, 10)
-    await bus.nc.publish(subjects.evict("rec-evict"), b"30")
+    while not stage.ran:
+        await asyncio.sleep(0.01)
+    await bus.nc.publish(subjects.evict("rec-evict"), b"0.5")    # half a second of notice
     await asyncio.wait_for(runner, 10)
+    events = await _events(bus, "ev1", 6)                        # nothing lost: one event per task
+    done = [e.node_id for e in events if e.ok]
+    back = [e.node_id for e in events if e.handed_back]
+    assert done == stage.ran and 1 <= len(done) < 6
+    assert sorted(done + back) == [f"n{i}" for i in range(6)]
+    assert all(e.handed_back and e.error.startswith("handed back") for e in events if not e.ok)
     assert worker.heartbeat.state == "gone"
+    info = await bus.js.stream_info(subjects.STREAM_TASKS, subjects_filter=subjects.tasks("recorder", "rec-evict"))
+    assert info.state.messages == 0          # handed-back tasks are gone from the evicted instance's subject
 
 
 def test_nice_for_slack():
