@@ -136,7 +136,8 @@ def cmd_up(args) -> int:
         _run(_wait_ready(url, pool, 120.0))
         print(f"ready: {', '.join(f'{s}={n}' for s, n in workers.items())} (Ctrl-C to stop)", flush=True)
         while True:
-            pool.check()
+            for name, code in pool.reap():
+                print(f"{name} exited with code {code}" + (" (drained)" if code == 0 else ""), flush=True)
             time.sleep(1.0)
     except KeyboardInterrupt:
         return 0

@@ -84,6 +84,13 @@ class Pool:
             if proc.poll() is not None:
                 raise PoolError(f"{name} exited with code {proc.returncode}{self._tail(name)}")
 
+    def reap(self) -> list[tuple[str, int]]:
+        """Children that have exited since the last call, as ``(name, exit code)``; they are
+        dropped from the pool (an evicted worker drains and exits with 0)."""
+        gone = [(name, proc.returncode) for name, proc in self.processes if proc.poll() is not None]
+        self.processes = [(name, proc) for name, proc in self.processes if proc.returncode is None]
+        return gone
+
     def _tail(self, name: str) -> str:
         if not self.log_dir:
             return ""

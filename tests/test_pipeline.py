@@ -214,9 +214,11 @@ async def _wait_ready(bus, pool):
             continue
 
 
-async def test_a_killed_worker_loses_nothing(tmp_path):
-    """Two video instances; one is killed mid-show. Its heartbeat expires, the scheduler resubmits
-    what it held to the other instance, and the show still arrives whole."""
+@pytest.mark.parametrize("how", ["killed", "evicted"])
+async def test_a_lost_worker_loses_nothing(tmp_path, how):
+    """Two video instances; one is killed (SIGKILL) or gets a spot-eviction notice mid-show. A killed
+    one's heartbeat expires and the scheduler resubmits what it held; an evicted one drains and hands
+    its queue back. Either way the show arrives whole."""
     from streamwise.bus.client import connect
     from streamwise.bus.server import EmbeddedServer
     from streamwise.pool import DEFAULT_WORKERS
@@ -226,21 +228,35 @@ async def test_a_killed_worker_loses_nothing(tmp_path):
         bus = await connect(server.url)
         try:
             await asyncio.wait_for(_wait_ready(bus, local), 90)
-            while len([h for h in await registry.list_instances(bus.instances) if h.stage == "video"]) < 2:
+            while len(videos := [h for h in await registry.list_instances(bus.instances)
+                                 if h.stage == "video"]) < 2:
                 await asyncio.sleep(0.1)
-            victim = dict(local.processes)["video-0"]
+            victim = next(p for name, p in local.processes if name == "video-0")
+            victim_id = next(h.instance for h in videos if h.pid == victim.pid)
+            hit = asyncio.Event()
 
-            def kill_after_first_segment(kind, info):
+            def on_progress(kind, info):
                 if kind == "segment" and info["index"] == 0:
-                    victim.kill()
+                    hit.set()
 
-            script = DATA / "two_speakers.txt"
-            report = await generate(bus, _request(script), tmp_path / "out", progress=kill_after_first_segment,
-                                    idle_timeout_s=60)
+            async def strike():
+                await hit.wait()
+                if how == "killed":
+                    victim.kill()
+                else:
+                    await bus.nc.publish(subjects.evict(victim_id), b"0.2")
+
+            striker = asyncio.create_task(strike())
+            report = await generate(bus, _request(DATA / "two_speakers.txt"), tmp_path / "out",
+                                    progress=on_progress, idle_timeout_s=60)
+            await striker
+            if how == "evicted":
+                assert await asyncio.to_thread(victim.wait, 10) == 0     # drained and exited by itself
         finally:
             await bus.close()
-    assert victim.poll() is not None
-    assert "gone: resubmitting clip:" in (tmp_path / "logs" / "scheduler.log").read_text()
+    log = (tmp_path / "logs" / "scheduler.log").read_text()
+    if how == "killed":
+        assert victim.poll() is not None and "gone: resubmitting clip:" in log
     info = probe(tmp_path / "out" / "podcast.mp4")
     assert info["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
     assert [s.index for s in report.segments] == list(range(len(report.segments)))
