@@ -284,3 +284,32 @@ async def test_a_second_identical_request_is_served_from_the_cache(ready, tmp_pa
     assert second.video_duration_s == first.video_duration_s
     assert second.wall_s < first.wall_s
     assert probe(tmp_path / "b" / "podcast.mp4")["duration_s"] == pytest.approx(second.video_duration_s, abs=0.05)
+
+
+def test_cli_up_then_generate_against_it(tmp_path):
+    """`streamwise up` prints the bus URL first, serves `generate --nats URL`, and stops every
+    process it started on Ctrl-C."""
+    import psutil, signal
+
+    up = subprocess.Popen([sys.executable, "-m", "streamwise", "up", "--workers", "video=2"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = up.stdout.readline().strip()
+        assert url.startswith("nats://127.0.0.1:")
+        assert up.stdout.readline().startswith("ready: ")
+        children = psutil.Process(up.pid).children(recursive=True)
+        cmdlines = [" ".join(c.cmdline()) for c in children]
+        assert sum("worker --stage video" in c for c in cmdlines) == 2 and any("nats-server" in c for c in cmdlines)
+        out = tmp_path / "show"
+        gen = subprocess.run([sys.executable, "-m", "streamwise", "generate", "--script",
+                              str(DATA / "prefixed.srt"), "--out", str(out), "--nats", url, "--quiet"],
+                             capture_output=True, text=True, timeout=120)
+        assert gen.returncode == 0, gen.stderr
+        assert json.loads((out / "report.json").read_text())["speakers"]
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=20) == 0
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive
+    finally:
+        if up.poll() is None:
+            up.kill()
