@@ -155,6 +155,7 @@ class Heartbeat(msgspec.Struct, kw_only=True):
     model: str
     hardware: str = "cpu"
     gpus: int = 0
+    emulated: bool = False       # a stand-in that takes a GPU model's profiled time (no GPU)
     state: InstanceState = "ready"
     queue: int = 0
     running: int = 0

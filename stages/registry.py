@@ -36,16 +36,27 @@ def default_model(stage: str) -> str:
     raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
 
 
-def make_adapter(stage: str, model: str | None = None) -> StageAdapter:
+def make_adapter(stage: str, model: str | None = None, *, emulate: bool = False, hardware: str = "cpu",
+                 gpus: int = 0) -> StageAdapter:
     """Instantiate the adapter for ``stage`` / ``model`` (default model when ``None``).
+
+    ``emulate``: an :class:`~streamwise.stages.emulated.EmulatedGpuStage` that serves ``model``
+    on ``gpus`` × ``hardware`` by taking its profiled time around the stage's CPU rung.
 
     Raises:
         ValueError: unknown stage or model (the message lists the known models).
     """
+    if emulate:
+        if not model or hardware == "cpu" or gpus < 1:
+            raise ValueError("--emulate needs --model, a GPU --hardware (a100, h100, h200, gb200) and --gpus >= 1")
+        from .emulated import EmulatedGpuStage
+
+        return EmulatedGpuStage(stage, model, hardware, gpus, make_adapter(stage))
     model = model or default_model(stage)
     target = ADAPTERS.get((stage, model))
     if target is None:
         known = ", ".join(m for s, m in ADAPTERS if s == stage) or "none"
-        raise ValueError(f"no model {model!r} for stage {stage!r}; known: {known}")
+        raise ValueError(f"no model {model!r} for stage {stage!r}; known: {known} (GPU adapters come with "
+                         f"issue 5; --emulate stands in for a GPU model with its profiled time)")
     module, cls = target.split(":")
     return getattr(import_module(module), cls)(**_KWARGS.get((stage, model), {}))

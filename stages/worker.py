@@ -55,7 +55,7 @@ class Worker:
 
     def __init__(self, bus: Bus, adapter: StageAdapter, *, instance: str | None = None,
                  hardware: str = "cpu", gpus: int = 0, prefetch: int = 4,
-                 deadline_priority: bool | None = None) -> None:
+                 deadline_priority: bool | None = None, emulated: bool = False) -> None:
         self.bus = bus
         self.adapter = adapter
         self.instance = instance or new_instance_id(adapter.stage)
@@ -64,7 +64,8 @@ class Worker:
         self.deadline_priority = (os.environ.get("STREAMWISE_DEADLINE_PRIORITY", "1") != "0"
                                   if deadline_priority is None else deadline_priority)
         self.heartbeat = Heartbeat(instance=self.instance, stage=adapter.stage, model=adapter.model,
-                                   hardware=hardware, gpus=gpus, state="starting", pid=os.getpid(),
+                                   hardware=hardware, gpus=gpus, emulated=emulated, state="starting",
+                                   pid=os.getpid(),
                                    host=socket.gethostname())
         self._queue: list[tuple[float, int, Task, object]] = []
         self._seq = itertools.count()
@@ -82,6 +83,7 @@ class Worker:
         """Load the adapter, register, and serve tasks until :meth:`stop` or an eviction."""
         await registry.beat(self.bus.instances, self.heartbeat)
         await asyncio.to_thread(self.adapter.load)
+        self.heartbeat.model = self.adapter.model     # an adapter may settle its model on load
         sub = await self.bus.js.pull_subscribe(
             self.subject, durable=self.instance, stream=subjects.STREAM_TASKS,
             config=api.ConsumerConfig(ack_wait=ACK_WAIT_S, max_ack_pending=self.prefetch + 2,

@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--hardware", default="cpu")
     w.add_argument("--gpus", type=int, default=0)
     w.add_argument("--instance", help="instance id (default: <stage>-<host>-<pid>-<rand>)")
+    w.add_argument("--emulate", action="store_true",
+                   help="stand in for a GPU model: CPU-rung output, the model's profiled time (marked emulated)")
     w.add_argument("--nats", required=True)
 
     s = sub.add_parser("scheduler", help="run one request-scheduler process")
@@ -114,8 +116,9 @@ def cmd_worker(args) -> int:
     from .stages.registry import make_adapter
     from .stages.worker import serve
 
-    adapter = make_adapter(args.stage, args.model)
-    _run(_serve_forever(serve, args.nats, adapter, instance=args.instance, hardware=args.hardware, gpus=args.gpus))
+    adapter = make_adapter(args.stage, args.model, emulate=args.emulate, hardware=args.hardware, gpus=args.gpus)
+    _run(_serve_forever(serve, args.nats, adapter, instance=args.instance, hardware=args.hardware, gpus=args.gpus,
+                        emulated=args.emulate))
     return 0
 
 

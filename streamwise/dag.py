@@ -37,6 +37,9 @@ class Node:
     instance: str | None = None
     dispatched_at: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0        # seconds of video the node renders (for GPU runtime estimates)
+    quality: Any = None            # the quality rung it was dispatched at (a bus Quality), if chosen
+    rung_index: int = 0            # that rung's place in its ladder (0 = highest)
     cache_key: str | None = None   # content hash of what the node computes; None = not cacheable
     cached: bool = False           # completed from the cache, without dispatch
 

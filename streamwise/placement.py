@@ -1,58 +1,158 @@
-"""Instance selection for ready nodes: a pure function over a snapshot.
+"""Instance selection and quality rungs for ready nodes: a pure function over a snapshot.
 
-Earliest-deadline-first across all requests of this scheduler (StreamWise scheduler
-design, arXiv 2603.05800, section 4): ready nodes are taken in deadline order and each
-goes to the ready instance of its stage with the fewest outstanding tasks, as long as the
-instance has fewer than ``cap`` outstanding. Keeping only a few tasks outstanding per
-instance is what keeps ordering in the scheduler's hands: the rest wait here, in EDF
-order, instead of in a FIFO stream. (Profile-based expected completion times, costs and
-quality rungs come with issue 3.)
+From the StreamWise scheduler design (arXiv 2603.05800; design notes section 4):
+
+- **EDF across requests**: ready nodes of every request are taken in deadline order.
+- **Instance selection**: each goes to the instance of its stage with the earliest expected
+  completion, ``queued_s`` (expected seconds of the work already outstanding there) plus
+  the expected runtime of this node on it; ties go to the cheaper instance ($/s). An
+  instance takes at most ``cap`` outstanding tasks, so ordering stays in the scheduler's
+  EDF queue instead of a FIFO stream; the rest wait for a later round.
+- **Adaptive quality**: for a stage with a ladder, the highest rung whose best instance
+  finishes by the node's deadline is feasible (the static CPU rung when none is); the
+  per-request hysteresis of :func:`streamwise.quality.next_rung` steps down at once and
+  climbs back one rung after ``climb_after`` shots with slack.
+
+Everything the policy needs comes in as arguments; the new hysteresis states come back
+with the decisions (state passed explicitly, Ray Serve style), so the live scheduler and a
+simulator run the same code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Hashable
+from typing import Callable, Hashable, Mapping
+
+from .quality import Ladder, QualityState, Rung, next_rung
 
 
 @dataclass(frozen=True)
 class ReadyNode:
-    """A node that could run now: ``key`` identifies it to the caller."""
+    """A node that could run now. ``key`` identifies it to the caller, ``request`` keys its
+    quality state; ``deadline`` is absolute (s)."""
 
     key: Hashable
     stage: str
     deadline: float
+    request: Hashable = None
 
 
 @dataclass(frozen=True)
 class InstanceView:
-    """What placement needs to know of an instance."""
+    """What placement needs to know of an instance: ``queued_s`` = expected seconds of its
+    outstanding tasks, ``price_per_s`` in $/s."""
 
     instance: str
     stage: str
     model: str
     outstanding: int
     accepting: bool = True
+    hardware: str = "cpu"
+    gpus: int = 0
+    queued_s: float = 0.0
+    price_per_s: float = 0.0
 
 
-def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int) -> list[tuple[ReadyNode, InstanceView]]:
-    """Decide which ready nodes to dispatch now, and where.
+@dataclass(frozen=True)
+class Decision:
+    """Dispatch ``node`` to ``instance`` at ``rung`` (``None``: the stage has no ladder);
+    ``expected_s``: its expected runtime there."""
 
-    Returns ``(node, instance)`` pairs in dispatch (deadline) order; nodes with no free
-    instance of their stage stay for a later round. Ties in load go to the instance id
-    that sorts first, so decisions are deterministic.
+    node: ReadyNode
+    instance: InstanceView
+    rung: Rung | None
+    expected_s: float
+
+
+RuntimeFn = Callable[[ReadyNode, InstanceView, "Rung | None"], float]
+
+
+class _Pool:
+    """Mutable load bookkeeping for one round of :func:`assign`."""
+
+    def __init__(self, instances: list[InstanceView], cap: int) -> None:
+        self.cap = cap
+        self.load = {i.instance: i.outstanding for i in instances}
+        self.queued = {i.instance: i.queued_s for i in instances}
+        self.by_stage: dict[str, list[InstanceView]] = {}
+        for inst in sorted(instances, key=lambda i: i.instance):
+            if inst.accepting:
+                self.by_stage.setdefault(inst.stage, []).append(inst)
+
+    def best(self, node: ReadyNode, runtime_s: RuntimeFn, rung: Rung | None,
+             model: str | None) -> tuple[InstanceView, float, float] | None:
+        """(instance, expected runtime, expected completion offset) of the earliest finisher;
+        ties to the cheaper $/s, then to the one with fewer outstanding tasks."""
+        found, best_rank = None, None
+        for inst in self.by_stage.get(node.stage, ()):
+            if self.load[inst.instance] >= self.cap or (model is not None and inst.model != model):
+                continue
+            try:
+                rt = runtime_s(node, inst, rung)
+            except KeyError:          # no profile for this (model, hardware, gpus): cannot place here
+                continue
+            done = self.queued[inst.instance] + rt
+            rank = (done, inst.price_per_s, self.load[inst.instance])
+            if found is None or rank < best_rank:
+                found, best_rank = (inst, rt, done), rank
+        return found
+
+    def take(self, inst: InstanceView, rt: float) -> None:
+        self.load[inst.instance] += 1
+        self.queued[inst.instance] += rt
+
+
+def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, now: float = 0.0,
+           runtime_s: RuntimeFn | None = None, ladders: Mapping[str, Ladder] | None = None,
+           states: Mapping[Hashable, QualityState] | None = None
+           ) -> tuple[list[Decision], dict[Hashable, QualityState]]:
+    """Decide which ready nodes to dispatch now, where, and at which rung.
+
+    ``runtime_s(node, instance, rung)`` gives expected seconds (raise ``KeyError`` when the
+    instance cannot run it); default: 0 (pure load balancing). ``ladders`` maps a stage to
+    its quality ladder; ``states`` holds each request's hysteresis state.
+    Returns the decisions in dispatch (deadline) order and the updated states.
     """
-    load = {i.instance: i.outstanding for i in instances}
-    by_stage: dict[str, list[InstanceView]] = {}
-    for inst in sorted(instances, key=lambda i: i.instance):
-        if inst.accepting:
-            by_stage.setdefault(inst.stage, []).append(inst)
+    runtime_s = runtime_s or (lambda node, inst, rung: 0.0)
+    ladders = ladders or {}
+    new_states = dict(states or {})
+    pool = _Pool(instances, cap)
     decisions = []
     for node in sorted(ready, key=lambda n: n.deadline):
-        candidates = [i for i in by_stage.get(node.stage, ()) if load[i.instance] < cap]
-        if not candidates:
+        ladder = ladders.get(node.stage)
+        if ladder is None:
+            found = pool.best(node, runtime_s, None, None)
+            rung = None
+        else:
+            found, rung, state = _place_on_ladder(node, ladder, pool, runtime_s, now,
+                                                  new_states.get(node.request, QualityState()))
+            if found is not None:
+                new_states[node.request] = state
+        if found is None:
             continue
-        best = min(candidates, key=lambda i: load[i.instance])
-        load[best.instance] += 1
-        decisions.append((node, best))
-    return decisions
+        inst, rt, _ = found
+        pool.take(inst, rt)
+        decisions.append(Decision(node, inst, rung, rt))
+    return decisions, new_states
+
+
+def _place_on_ladder(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: RuntimeFn, now: float,
+                     state: QualityState):
+    """Highest feasible rung (deadline met on its best instance), then hysteresis."""
+    options = {}
+    feasible = None
+    for rung in ladder.rungs:
+        found = pool.best(node, runtime_s, rung, ladder.model_of(rung))
+        if found is None:
+            continue
+        options[rung.name] = found
+        if feasible is None and now + found[2] <= node.deadline:
+            feasible = rung
+    if not options:
+        return None, None, state
+    if feasible is None:   # nothing meets the deadline: the lowest rung we can run at all
+        feasible = next(r for r in reversed(ladder.rungs) if r.name in options)
+    rung, new_state = next_rung(state, ladder, feasible)
+    if rung.name not in options:   # hysteresis asks for a rung with no free instance right now
+        rung, new_state = feasible, QualityState(ladder.index(feasible), 0)
+    return options[rung.name], rung, new_state

@@ -29,6 +29,7 @@ from .bus.client import content_name
 from .bus.messages import Event, Quality, Request
 from .dag import Dag, Node, NodeState
 from .deadlines import StageProfile, segment_deadline, sketch_duration_s, upstream_deadline
+from .quality import Ladder, Rung
 
 MAX_ATTEMPTS = 3
 # Part of every cache key: bump when a CPU-rung renderer or voice changes its output for the same inputs.
@@ -232,6 +233,7 @@ class PodcastPlan:
                                          "blink_seed": piece.speaker * 7919 + piece.index,
                                          "fps": self.request.fps, "width": self.request.width,
                                          "height": self.request.height}))
+            clip.duration_s = (b - a) / rate
             clip.cache_key = self._key(clip, sorted((k, v) for k, v in clip.inputs.items() if k != "audio"))
         self._extend_timeline()
 
@@ -322,6 +324,26 @@ class PodcastPlan:
         return {"video": video, "audio": self._audio_parts(start * spf - preroll, end * spf),
                 "preroll_samples": preroll, "sample_rate": self.sample_rate, "fps": self.request.fps,
                 "tenant": self.request.tenant}
+
+    def set_rung(self, node: Node, rung: Rung, ladder: Ladder) -> None:
+        """Record the quality rung ``node`` is dispatched at. The static (CPU) rung renders at
+        the stream's size; other rungs at their own size, brought to the stream's size downstream."""
+        node.rung_index = ladder.index(rung)
+        if rung == ladder.static:
+            node.quality = self.quality
+        else:
+            node.quality = Quality(rung=rung.name, width=rung.width, height=rung.height, fps=self.request.fps,
+                                   steps=rung.steps)
+
+    def quality_of(self, node: Node) -> Quality:
+        """The quality a task carries: its own rung; for a segment, the lowest rung among its clips."""
+        if node.quality is not None:
+            return node.quality
+        if node.stage == "mux":
+            clips = [self.dag[d] for d in node.deps if self.dag[d].stage == "video" and self.dag[d].quality]
+            if clips:
+                return max(clips, key=lambda c: c.rung_index).quality
+        return self.quality
 
     # ---------------------------------------------------------------- deadlines
     def refresh_deadlines(self) -> None:

@@ -35,7 +35,9 @@ from .bus.codec import MessageError, decode
 from .bus.messages import Event, Heartbeat, Request, Status, Task
 from .dag import NodeState
 from .deadlines import StageProfile, load_profiles
+from .instance_state import InstanceState
 from .placement import InstanceView, ReadyNode, assign
+from .quality import Ladder, QualityState, Rung, load_ladders
 from .podcast import PlanError, PodcastPlan
 
 log = logging.getLogger(__name__)
@@ -58,14 +60,15 @@ class SchedulerService:
     ``cap`` is the number of tasks kept outstanding per instance (1 running + prefetch).
     """
 
-    def __init__(self, bus: Bus, *, profiles: dict[str, StageProfile] | None = None, cap: int = 3) -> None:
+    def __init__(self, bus: Bus, *, profiles: dict[str, StageProfile] | None = None, cap: int = 3,
+                 ladders: dict[str, Ladder] | None = None) -> None:
         self.bus = bus
         self.profiles = profiles if profiles is not None else load_profiles()
         self.cap = cap
         self.active: dict[str, _Active] = {}
-        self.instances: dict[str, Heartbeat] = {}
-        self.seen: dict[str, float] = {}            # instance -> monotonic time of its last heartbeat
-        self.outstanding: dict[str, int] = {}
+        self.pool = InstanceState(ttl_s=INSTANCE_TTL_S)
+        self.ladders = ladders if ladders is not None else _default_ladders()
+        self.quality_states: dict[str, QualityState] = {}
         self.inbox: asyncio.Queue = asyncio.Queue()
         self._stop = asyncio.Event()
         self.dispatch_count = 0
@@ -204,7 +207,8 @@ class SchedulerService:
             return
         instance, _ = active.dispatched.pop(event.task_id, (None, None))
         if instance is not None:
-            self.outstanding[instance] = max(0, self.outstanding.get(instance, 0) - 1)
+            ran = event.ok and event.finished_at > event.started_at
+            self.pool.finished(instance, event.task_id, event.finished_at - event.started_at if ran else None)
         plan = active.plan
         if "$ref" in event.outputs:  # outputs too large for one message were stored as an artifact
             event.outputs = msgpack.unpackb(await self.bus.get_blob(event.outputs["$ref"]))
@@ -236,22 +240,17 @@ class SchedulerService:
             hb = decode(entry.value, Heartbeat)
         except MessageError:
             return
-        self.instances[hb.instance] = hb
-        self.seen[hb.instance] = time.monotonic()   # our clock, not the worker's: hosts' clocks differ
+        self.pool.beat(hb)
         if hb.state == "gone":
             self._instance_gone(hb.instance)
 
     def _expire_instances(self) -> None:
-        now = time.monotonic()
-        for inst in list(self.instances):
-            if now - self.seen.get(inst, now) > INSTANCE_TTL_S:
-                self._instance_gone(inst)
+        for inst in self.pool.expired():
+            self._instance_gone(inst)
 
     def _instance_gone(self, instance: str) -> None:
         """Resubmit what was outstanding on a vanished instance (missed heartbeats)."""
-        self.instances.pop(instance, None)
-        self.seen.pop(instance, None)
-        self.outstanding.pop(instance, None)
+        self.pool.forget(instance)
         for active in self.active.values():
             for task_id, (inst, node_id) in list(active.dispatched.items()):
                 if inst != instance:
@@ -288,27 +287,36 @@ class SchedulerService:
         return msgpack.unpackb(entry.value) if entry.value else None
 
     async def _dispatch(self) -> None:
-        ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline)
+        ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline, rid)
                  for rid, active in self.active.items() for n in active.plan.dag.ready()]
         if not ready:
             return
-        views = [InstanceView(hb.instance, hb.stage, hb.model, self.outstanding.get(hb.instance, 0),
-                              accepting=hb.state == "ready") for hb in self.instances.values()]
-        for choice, inst in assign(ready, views, cap=self.cap):
-            rid, node_id = choice.key
+        decisions, self.quality_states = assign(
+            ready, self.pool.views(), cap=self.cap, now=time.time(), runtime_s=self._runtime,
+            ladders=self.ladders, states=self.quality_states)
+        for d in decisions:
+            rid, node_id = d.node.key
             active = self.active[rid]
             plan = active.plan
             node = plan.dag[node_id]
+            if d.rung is not None:
+                plan.set_rung(node, d.rung, self.ladders[node.stage])
             task = Task(task_id=plan.task_id(node), request_id=rid, tenant=plan.request.tenant,
-                        node_id=node_id, stage=node.stage, model=inst.model, deadline=node.deadline,
-                        attempt=node.attempt, inputs=plan.task_inputs(node), quality=plan.quality,
+                        node_id=node_id, stage=node.stage, model=d.instance.model, deadline=node.deadline,
+                        attempt=node.attempt, inputs=plan.task_inputs(node), quality=plan.quality_of(node),
                         dispatched_at=time.time())
-            node.state, node.instance, node.dispatched_at = NodeState.DISPATCHED, inst.instance, task.dispatched_at
-            active.dispatched[task.task_id] = (inst.instance, node_id)
-            self.outstanding[inst.instance] = self.outstanding.get(inst.instance, 0) + 1
-            await self.bus.publish(subjects.tasks(inst.model, inst.instance), task, msg_id=task.task_id,
-                                   headers=tracing.inject(active.span))
+            node.state, node.instance, node.dispatched_at = NodeState.DISPATCHED, d.instance.instance, task.dispatched_at
+            active.dispatched[task.task_id] = (d.instance.instance, node_id)
+            self.pool.dispatched(d.instance.instance, task.task_id, d.expected_s)
+            await self.bus.publish(subjects.tasks(d.instance.model, d.instance.instance), task,
+                                   msg_id=task.task_id, headers=tracing.inject(active.span))
             self.dispatch_count += 1
+
+    def _runtime(self, ready: ReadyNode, inst: InstanceView, rung: Rung | None) -> float:
+        rid, node_id = ready.key
+        node = self.active[rid].plan.dag[node_id]
+        return self.pool.runtime_s(inst, rung, cpu_estimate_s=node.runtime_s, duration_s=node.duration_s,
+                                   ladder=self.ladders.get(node.stage))
 
     # ------------------------------------------------------------------ update
     async def _status(self, plan: PodcastPlan, state: str, message: str, error: str | None = None) -> None:
@@ -324,8 +332,9 @@ class SchedulerService:
         self.active.pop(rid, None)
         if active.reader:
             active.reader.cancel()
-        for inst, _ in active.dispatched.values():
-            self.outstanding[inst] = max(0, self.outstanding.get(inst, 0) - 1)
+        for task_id, (inst, _) in active.dispatched.items():
+            self.pool.finished(inst, task_id)
+        self.quality_states.pop(rid, None)
         active.span.set_attribute("streamwise.segments", plan.segments_done)
         if failed:
             active.span.set_status(trace.StatusCode.ERROR, failed)
@@ -344,6 +353,12 @@ class SchedulerService:
             await active.events_sub.unsubscribe()
         except Exception:
             pass
+
+
+def _default_ladders() -> dict[str, Ladder]:
+    """Stage -> quality ladder: talking-head clips climb FantasyTalking's ladder when such
+    instances (real or emulated) exist, and fall to the CPU rung (``cpu-head``) otherwise."""
+    return {"video": load_ladders()["fantasytalking"]}
 
 
 def _check_request(r: Request) -> None:

@@ -152,8 +152,9 @@ def test_placement_is_edf_and_respects_per_instance_capacity():
              ReadyNode("img", "image", 5.0)]
     views = [InstanceView("tts-a", "tts", "piper", outstanding=1), InstanceView("tts-b", "tts", "piper", 0),
              InstanceView("img-a", "image", "cpu-art", 0, accepting=False)]
-    decisions = assign(ready, views, cap=2)
-    assert [(n.key, i.instance) for n, i in decisions] == [("early", "tts-b"), ("mid", "tts-a"), ("late", "tts-b")]
+    decisions, _ = assign(ready, views, cap=2)
+    assert [(d.node.key, d.instance.instance) for d in decisions] == [("early", "tts-b"), ("mid", "tts-a"),
+                                                                        ("late", "tts-b")]
 
 
 def test_profiles_load_and_validate():
