@@ -1,0 +1,104 @@
+"""Placement and adaptive quality as pure policies, with the real reference profiles.
+
+Scenarios from the StreamWise scheduler design (arXiv 2603.05800, section 4): a faster
+instance is preferred, ties go to the cheaper one, quality steps down for the first shots
+when the TTFF is tight and climbs back one rung at a time, and an instance without a
+profile for a task is never chosen.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from streamwise.instance_state import InstanceState, load_prices
+from streamwise.placement import InstanceView, ReadyNode, assign
+from streamwise.quality import QualityState, load_ladders
+
+LADDER = load_ladders()["fantasytalking"]
+CLIP_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def state():
+    return InstanceState(ttl_s=10)
+
+
+def _view(state, name, model, hardware, gpus, queued_s=0.0):
+    price = state.prices[hardware] * max(gpus, 1) / 3600
+    return InstanceView(name, "video", model, 0, hardware=hardware, gpus=gpus, queued_s=queued_s, price_per_s=price)
+
+
+def _runtime(state, cpu_s=0.5):
+    return lambda node, inst, rung: state.runtime_s(inst, rung, cpu_estimate_s=cpu_s, duration_s=CLIP_S,
+                                                   ladder=LADDER)
+
+
+def test_the_faster_instance_is_preferred_and_ties_go_to_the_cheaper(state):
+    views = [_view(state, "ft-a100", "fantasytalking", "a100", 8), _view(state, "ft-h100", "fantasytalking", "h100", 8)]
+    (d,), _ = assign([ReadyNode("c0", "video", 1e9, "r")], views, cap=3, now=0, runtime_s=_runtime(state),
+                     ladders={"video": LADDER})
+    assert d.instance.instance == "ft-h100" and d.rung.name == "high"
+    same = [InstanceView("cpu-b", "tts", "piper", 0, price_per_s=0.002),
+            InstanceView("cpu-a", "tts", "piper", 0, price_per_s=0.001)]
+    (d,), _ = assign([ReadyNode("t0", "tts", 5.0)], same, cap=3, runtime_s=lambda n, i, r: 0.3)
+    assert d.instance.instance == "cpu-a"
+
+
+def test_a_busy_fast_instance_loses_to_an_idle_slower_one(state):
+    views = [_view(state, "ft-h100", "fantasytalking", "h100", 8, queued_s=400.0),
+             _view(state, "ft-a100", "fantasytalking", "a100", 8)]
+    (d,), _ = assign([ReadyNode("c0", "video", 1e9, "r")], views, cap=3, runtime_s=_runtime(state),
+                     ladders={"video": LADDER})
+    assert d.instance.instance == "ft-a100"
+
+
+def test_quality_steps_down_when_ttff_is_tight_and_climbs_back_one_rung_at_a_time(state):
+    views = [_view(state, "ft", "fantasytalking", "gb200", 8), InstanceView("cpu", "video", "cpu-head", 0)]
+    runtime = _runtime(state)
+    states = {}
+    rungs = []
+    # the first three shots are due within seconds (tight TTFF), the rest far in the future
+    for k in range(12):
+        deadline = 3.0 + k if k < 3 else 10_000.0 + k
+        decisions, states = assign([ReadyNode(f"c{k}", "video", deadline, "r")], views, cap=100, now=0.0,
+                                   runtime_s=runtime, ladders={"video": LADDER}, states=states)
+        rungs.append(decisions[0].rung.name)
+    assert rungs[:3] == ["static"] * 3                                # nothing else fits in 3 s
+    assert decisions[0].instance.instance == "ft"
+    climb = rungs[3:]
+    order = [r.name for r in LADDER.rungs]
+    assert climb[-1] == "high"
+    steps = [order.index(a) - order.index(b) for a, b in zip(climb, climb[1:])]
+    assert all(s in (0, 1) for s in steps)                           # one rung at a time, never down
+    assert climb.count("low") >= LADDER.climb_after - 1 and "medium" in climb
+
+
+def test_static_rung_when_no_gpu_instance_exists(state):
+    views = [InstanceView("cpu", "video", "cpu-head", 0)]
+    decisions, states = assign([ReadyNode("c0", "video", 100.0, "r")], views, cap=3, now=0,
+                               runtime_s=_runtime(state), ladders={"video": LADDER})
+    assert decisions[0].rung.name == "static" and states["r"] == QualityState(LADDER.index("static"), 0)
+
+
+def test_an_instance_without_a_profile_is_never_chosen(state):
+    views = [_view(state, "odd", "fantasytalking", "h100", 3)]     # 3 GPUs: not a profiled layout
+    decisions, _ = assign([ReadyNode("c0", "video", 100.0, "r")], views, cap=3, runtime_s=_runtime(state),
+                          ladders={"video": LADDER})
+    assert decisions == []
+
+
+def test_learnt_speed_changes_the_expected_runtime(state):
+    s = InstanceState(ttl_s=10)
+    cpu = InstanceView("cpu-1", "video", "cpu-head", 0)
+    before = s.runtime_s(cpu, None, cpu_estimate_s=1.0, duration_s=2.0, ladder=None)
+    for i in range(10):
+        s.dispatched("cpu-1", f"t{i}", 1.0)
+        s.finished("cpu-1", f"t{i}", observed_s=2.5)                 # this CPU is 2.5x slower than profiled
+    after = s.runtime_s(cpu, None, cpu_estimate_s=1.0, duration_s=2.0, ladder=None)
+    assert before == 1.0 and after == pytest.approx(2.5, rel=0.05)
+
+
+def test_prices_come_from_the_paper():
+    spot, reserved = load_prices("spot"), load_prices("reserved")
+    assert (spot["a100"], spot["h100"], spot["h200"], spot["gb200"]) == (1.07, 4.03, 4.22, 10.76)
+    assert reserved["gb200"] == 14.42
