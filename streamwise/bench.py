@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import platform
 import tempfile
@@ -123,3 +124,81 @@ def print_figures(figures: dict) -> None:
         print(f"  {name:<44} {value:>10}   target {target:<10} {'ok' if ok else 'MISSED'}")
     print("  peak RSS by process (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in
                                                      figures["peak_memory_mb_by_process"].items()))
+
+
+# --------------------------------------------------------------------------- scheduler benchmark
+SHORT_SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "short_chat.txt"
+
+
+async def _many(url: str, script: Path, n: int, policy: str, out: Path, ttff_s: float) -> tuple[list, list[float]]:
+    """N concurrent requests against an in-process scheduler using ``policy``."""
+    from .scheduler import SchedulerService
+
+    bus = await connect(url, name="streamwise-bench-scheduler")
+    service = SchedulerService(bus, policy=policy, use_cache=False)   # identical requests: measure work, not hits
+    runner = asyncio.create_task(service.run())
+    try:
+        await asyncio.sleep(1.0)   # let the scheduler see the instances' heartbeats
+        text = script.read_text(encoding="utf-8")
+        requests = [Request(request_id=uuid.uuid4().hex[:16], submitted_at=0.0, script=text, script_name=str(script),
+                            ttff_s=ttff_s) for _ in range(n)]
+        reports = await asyncio.gather(*(generate(bus, r, out / f"{policy}-{n}-{i}", idle_timeout_s=300)
+                                         for i, r in enumerate(requests)))
+        return list(reports), list(service.overhead_s)
+    finally:
+        service.stop()
+        await runner
+        await bus.close()
+
+
+def _misses(report, ttff_s: float) -> int:
+    """Segments that arrived after their deadline (submit + TTFF + playback offset)."""
+    return sum(1 for s in report.segments if s.arrived_s > ttff_s + s.start_s + 1e-3)
+
+
+def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path = SHORT_SCRIPT,
+                        emulate: list[str] | None = None, ttff_s: float = 1.5) -> list[dict]:
+    """For each policy and N: N concurrent requests on one pool (CPU workers plus the
+    ``emulate`` GPU stand-ins, each ``model:hardware:gpus``); one row per (policy, N)."""
+    from .cli import _run as run_loop, _wait_ready
+
+    extra = []
+    for i, spec in enumerate(emulate or []):
+        model, hardware, gpus = spec.split(":")
+        extra.append((f"video-{model}-{i}", ["worker", "--stage", "video", "--model", model, "--hardware", hardware,
+                                             "--gpus", gpus, "--emulate"]))
+    rows = []
+    out = Path(tempfile.mkdtemp(prefix="sw-bench-sched-"))
+    logging.getLogger("streamwise.scheduler").setLevel(logging.WARNING)
+    with EmbeddedServer() as server, Pool(server.url, log_dir=out / "logs", scheduler=False, extra=extra) as pool:
+        run_loop(_wait_ready(server.url, pool, 120.0, {s for s in pool.stages() if s != "scheduler"}))
+        for policy in policies:
+            for n in counts:
+                reports, overhead = run_loop(_many(server.url, script, n, policy, out, ttff_s))
+                rungs: dict[str, int] = {}
+                for r in reports:
+                    for s in r.segments:
+                        rungs[s.quality["rung"]] = rungs.get(s.quality["rung"], 0) + 1
+                ms = sorted(o * 1000 for o in overhead) or [0.0]
+                rows.append({
+                    "policy": policy, "requests": n,
+                    "ttff_s": [r.ttff_s for r in reports], "stall_s": [r.stall_s for r in reports],
+                    "deadline_misses": [_misses(r, ttff_s) for r in reports],
+                    "segments": sum(len(r.segments) for r in reports), "rungs": rungs,
+                    "overhead_ms_p50": ms[len(ms) // 2], "overhead_ms_p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
+                    "dispatches_per_s": len(ms) / (sum(ms) / 1000) if sum(ms) else 0.0,
+                })
+    return rows
+
+
+def print_scheduler_rows(rows: list[dict]) -> None:
+    """A table: per (policy, N) the worst and median request, the rung mix and the overhead."""
+    print("| policy | N | TTFF median / max (s) | stall median / max (s) | missed segments | rungs | "
+          "overhead p50 / p99 (ms per task) | dispatches/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        rungs = ", ".join(f"{k} {v}" for k, v in sorted(r["rungs"].items()))
+        print(f"| {r['policy']} | {r['requests']} | {med(r['ttff_s']):.2f} / {max(r['ttff_s']):.2f} | "
+              f"{med(r['stall_s']):.2f} / {max(r['stall_s']):.2f} | {sum(r['deadline_misses'])} of {r['segments']} | "
+              f"{rungs} | {r['overhead_ms_p50']:.2f} / {r['overhead_ms_p99']:.2f} | {r['dispatches_per_s']:.0f} |")

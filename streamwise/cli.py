@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--size", default="640x400")
     b.add_argument("--fps", type=float, default=25.0)
     b.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    b.add_argument("--requests", help="scheduler benchmark: concurrent request counts, e.g. 1,4,16")
+    b.add_argument("--policy", default="edf,fifo", help="scheduler benchmark: policies to compare (edf,fifo)")
+    b.add_argument("--emulate", action="append", default=[],
+                   help="scheduler benchmark: add an emulated GPU video instance MODEL:HARDWARE:GPUS (repeatable)")
     return p
 
 
@@ -229,6 +233,15 @@ def cmd_bench(args) -> int:
 
     from .bench import DEFAULT_SCRIPT, print_figures, run_bench
 
+    if args.requests:
+        from .bench import SHORT_SCRIPT, print_scheduler_rows, run_scheduler_bench
+
+        rows = run_scheduler_bench([int(n) for n in args.requests.split(",")], args.policy.split(","),
+                                   script=Path(args.script) if args.script else SHORT_SCRIPT, emulate=args.emulate)
+        print(json.dumps(rows) if args.json else "", end="\n" if args.json else "")
+        if not args.json:
+            print_scheduler_rows(rows)
+        return 0
     out = Path(args.out or tempfile.mkdtemp(prefix="streamwise-bench-"))
     figures = run_bench(Path(args.script) if args.script else DEFAULT_SCRIPT, out, size=_size(args.size), fps=args.fps)
     print(json.dumps(figures) if args.json else "", end="\n" if args.json else "")

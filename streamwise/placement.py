@@ -35,6 +35,7 @@ class ReadyNode:
     stage: str
     deadline: float
     request: Hashable = None
+    arrival: tuple = ()        # (request submit time, node number): the order a FIFO policy uses
 
 
 @dataclass(frozen=True)
@@ -104,21 +105,29 @@ class _Pool:
 
 def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, now: float = 0.0,
            runtime_s: RuntimeFn | None = None, ladders: Mapping[str, Ladder] | None = None,
-           states: Mapping[Hashable, QualityState] | None = None
+           states: Mapping[Hashable, QualityState] | None = None, policy: str = "edf"
            ) -> tuple[list[Decision], dict[Hashable, QualityState]]:
     """Decide which ready nodes to dispatch now, where, and at which rung.
 
     ``runtime_s(node, instance, rung)`` gives expected seconds (raise ``KeyError`` when the
     instance cannot run it); default: 0 (pure load balancing). ``ladders`` maps a stage to
-    its quality ladder; ``states`` holds each request's hysteresis state.
-    Returns the decisions in dispatch (deadline) order and the updated states.
+    its quality ladder; ``states`` holds each request's hysteresis state. ``policy``:
+    ``"edf"`` (earliest deadline first, the StreamWise policy) or ``"fifo"`` (the baseline:
+    requests in arrival order, nodes in the order they were added).
+    Returns the decisions in dispatch order and the updated states.
+
+    Raises:
+        ValueError: unknown ``policy``.
     """
+    if policy not in ("edf", "fifo"):
+        raise ValueError(f"unknown policy {policy!r}: use 'edf' or 'fifo'")
+    order = (lambda n: n.deadline) if policy == "edf" else (lambda n: n.arrival)
     runtime_s = runtime_s or (lambda node, inst, rung: 0.0)
     ladders = ladders or {}
     new_states = dict(states or {})
     pool = _Pool(instances, cap)
     decisions = []
-    for node in sorted(ready, key=lambda n: n.deadline):
+    for node in sorted(ready, key=order):
         ladder = ladders.get(node.stage)
         if ladder is None:
             found = pool.best(node, runtime_s, None, None)

@@ -47,9 +47,10 @@ class Pool:
     (``None``: children inherit this process's stderr)."""
 
     def __init__(self, url: str, workers: dict[str, int] | None = None, *, log_dir: str | os.PathLike | None = None,
-                 scheduler: bool = True) -> None:
+                 scheduler: bool = True, extra: list[tuple[str, list[str]]] | None = None) -> None:
         self.url = url
         self.workers = workers or dict(DEFAULT_WORKERS)
+        self.extra = extra or []   # (name, arguments after `streamwise`), e.g. emulated GPU workers
         self.log_dir = Path(log_dir) if log_dir else None
         self.scheduler = scheduler
         self.processes: list[tuple[str, subprocess.Popen]] = []
@@ -60,6 +61,7 @@ class Pool:
         for stage, count in self.workers.items():
             for i in range(count):
                 cmds.append((f"{stage}-{i}", base + ["worker", "--stage", stage, "--nats", self.url]))
+        cmds += [(name, base + args + ["--nats", self.url]) for name, args in self.extra]
         return cmds
 
     def start(self) -> "Pool":

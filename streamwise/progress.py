@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -57,4 +59,4 @@ class ProgressView:
             self.console.print(
                 f"[green]done[/green]: {report.video_duration_s:.1f} s of video in {report.wall_s:.1f} s "
                 f"(TTFF {report.ttff_s:.2f} s, realtime factor {report.realtime_factor:.2f}, "
-                f"stall {report.stall_s:.2f} s) -> {out}/podcast.mp4, {out}/index.m3u8")
+                f"stall {report.stall_s:.2f} s) -> {Path(out) / 'podcast.mp4'}, {Path(out) / 'index.m3u8'}")

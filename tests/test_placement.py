@@ -102,3 +102,13 @@ def test_prices_come_from_the_paper():
     spot, reserved = load_prices("spot"), load_prices("reserved")
     assert (spot["a100"], spot["h100"], spot["h200"], spot["gb200"]) == (1.07, 4.03, 4.22, 10.76)
     assert reserved["gb200"] == 14.42
+
+
+def test_fifo_baseline_serves_requests_in_arrival_order():
+    ready = [ReadyNode("old-late", "tts", 100.0, "old", (1.0, 0)), ReadyNode("new-early", "tts", 5.0, "new", (2.0, 0))]
+    views = [InstanceView("t", "tts", "piper", 0)]
+    edf, _ = assign(ready, views, cap=1)
+    fifo, _ = assign(ready, views, cap=1, policy="fifo")
+    assert [d.node.key for d in edf] == ["new-early"] and [d.node.key for d in fifo] == ["old-late"]
+    with pytest.raises(ValueError, match="policy"):
+        assign(ready, views, cap=1, policy="lottery")
