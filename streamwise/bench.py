@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import platform
 import tempfile
@@ -130,24 +129,16 @@ def print_figures(figures: dict) -> None:
 SHORT_SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "short_chat.txt"
 
 
-async def _many(url: str, script: Path, n: int, policy: str, out: Path, ttff_s: float) -> tuple[list, list[float]]:
-    """N concurrent requests against an in-process scheduler using ``policy``."""
-    from .scheduler import SchedulerService
-
+async def _many(url: str, script: Path, n: int, out: Path, ttff_s: float) -> list:
+    """N concurrent requests, submitted at once."""
     bus = await connect(url, name="streamwise-bench-scheduler")
-    service = SchedulerService(bus, policy=policy, use_cache=False)   # identical requests: measure work, not hits
-    runner = asyncio.create_task(service.run())
     try:
-        await asyncio.sleep(1.0)   # let the scheduler see the instances' heartbeats
         text = script.read_text(encoding="utf-8")
         requests = [Request(request_id=uuid.uuid4().hex[:16], submitted_at=0.0, script=text, script_name=str(script),
                             ttff_s=ttff_s) for _ in range(n)]
-        reports = await asyncio.gather(*(generate(bus, r, out / f"{policy}-{n}-{i}", idle_timeout_s=300)
-                                         for i, r in enumerate(requests)))
-        return list(reports), list(service.overhead_s)
+        return list(await asyncio.gather(*(generate(bus, r, out / f"{n}-{i}", idle_timeout_s=300)
+                                           for i, r in enumerate(requests))))
     finally:
-        service.stop()
-        await runner
         await bus.close()
 
 
@@ -158,8 +149,9 @@ def _misses(report, ttff_s: float) -> int:
 
 def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path = SHORT_SCRIPT,
                         emulate: list[str] | None = None, ttff_s: float = 1.5) -> list[dict]:
-    """For each policy and N: N concurrent requests on one pool (CPU workers plus the
-    ``emulate`` GPU stand-ins, each ``model:hardware:gpus``); one row per (policy, N)."""
+    """For each policy and N: N concurrent requests on a fresh pool (a scheduler process with
+    that policy, CPU workers, and the ``emulate`` GPU stand-ins, each ``model:hardware:gpus``);
+    one row per (policy, N)."""
     from .cli import _run as run_loop, _wait_ready
 
     extra = []
@@ -169,25 +161,30 @@ def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path 
                                              "--gpus", gpus, "--emulate"]))
     rows = []
     out = Path(tempfile.mkdtemp(prefix="sw-bench-sched-"))
-    logging.getLogger("streamwise.scheduler").setLevel(logging.WARNING)
-    with EmbeddedServer() as server, Pool(server.url, log_dir=out / "logs", scheduler=False, extra=extra) as pool:
-        run_loop(_wait_ready(server.url, pool, 120.0, {s for s in pool.stages() if s != "scheduler"}))
-        for policy in policies:
-            for n in counts:
-                reports, overhead = run_loop(_many(server.url, script, n, policy, out, ttff_s))
-                rungs: dict[str, int] = {}
-                for r in reports:
-                    for s in r.segments:
-                        rungs[s.quality["rung"]] = rungs.get(s.quality["rung"], 0) + 1
-                ms = sorted(o * 1000 for o in overhead) or [0.0]
-                rows.append({
-                    "policy": policy, "requests": n,
-                    "ttff_s": [r.ttff_s for r in reports], "stall_s": [r.stall_s for r in reports],
-                    "deadline_misses": [_misses(r, ttff_s) for r in reports],
-                    "segments": sum(len(r.segments) for r in reports), "rungs": rungs,
-                    "overhead_ms_p50": ms[len(ms) // 2], "overhead_ms_p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
-                    "dispatches_per_s": len(ms) / (sum(ms) / 1000) if sum(ms) else 0.0,
-                })
+    for policy in policies:
+        for n in counts:
+            # a fresh bus and pool per run; the scheduler in its own process, as in production,
+            # with the result cache off (identical requests would be served from it)
+            stats = out / f"{policy}-{n}.json"
+            options = ["--policy", policy, "--no-cache", "--stats", str(stats)]
+            with EmbeddedServer() as server:
+                with Pool(server.url, log_dir=out / f"logs-{policy}-{n}", scheduler=options, extra=extra) as pool:
+                    run_loop(_wait_ready(server.url, pool, 120.0))
+                    reports = run_loop(_many(server.url, script, n, out / policy, ttff_s))
+            overhead = json.loads(stats.read_text())["overhead_s"]
+            rungs: dict[str, int] = {}
+            for r in reports:
+                for s in r.segments:
+                    rungs[s.quality["rung"]] = rungs.get(s.quality["rung"], 0) + 1
+            ms = sorted(o * 1000 for o in overhead) or [0.0]
+            rows.append({
+                "policy": policy, "requests": n,
+                "ttff_s": [r.ttff_s for r in reports], "stall_s": [r.stall_s for r in reports],
+                "deadline_misses": [_misses(r, ttff_s) for r in reports],
+                "segments": sum(len(r.segments) for r in reports), "rungs": rungs,
+                "overhead_ms_p50": ms[len(ms) // 2], "overhead_ms_p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
+                "dispatches_per_s": len(ms) / (sum(ms) / 1000) if sum(ms) else 0.0,
+            })
     return rows
 
 

@@ -84,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("scheduler", help="run one request-scheduler process")
     s.add_argument("--nats", required=True)
+    s.add_argument("--policy", choices=("edf", "fifo"), default="edf",
+                   help="dispatch order: earliest deadline first (default) or the FIFO baseline")
+    s.add_argument("--no-cache", action="store_true", help="do not use or fill the result cache")
+    s.add_argument("--stats", help="write dispatch-overhead samples (JSON) to this file on exit")
 
     b = sub.add_parser("bench", help="measure TTFF, realtime factor and peak memory of one podcast")
     b.add_argument("--script", help="script file (default: examples/two_minutes.txt)")
@@ -129,7 +133,7 @@ def cmd_worker(args) -> int:
 def cmd_scheduler(args) -> int:
     from .scheduler import serve
 
-    _run(_serve_forever(serve, args.nats))
+    _run(_serve_forever(serve, args.nats, policy=args.policy, use_cache=not args.no_cache, stats_path=args.stats))
     return 0
 
 

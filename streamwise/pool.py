@@ -47,7 +47,7 @@ class Pool:
     (``None``: children inherit this process's stderr)."""
 
     def __init__(self, url: str, workers: dict[str, int] | None = None, *, log_dir: str | os.PathLike | None = None,
-                 scheduler: bool = True, extra: list[tuple[str, list[str]]] | None = None) -> None:
+                 scheduler: bool | list[str] = True, extra: list[tuple[str, list[str]]] | None = None) -> None:
         self.url = url
         self.workers = workers or dict(DEFAULT_WORKERS)
         self.extra = extra or []   # (name, arguments after `streamwise`), e.g. emulated GPU workers
@@ -57,7 +57,8 @@ class Pool:
 
     def commands(self) -> list[tuple[str, list[str]]]:
         base = [sys.executable, "-m", "streamwise"]
-        cmds = [("scheduler", base + ["scheduler", "--nats", self.url])] if self.scheduler else []
+        options = self.scheduler if isinstance(self.scheduler, list) else []   # extra `streamwise scheduler` options
+        cmds = [("scheduler", base + ["scheduler", "--nats", self.url] + options)] if self.scheduler is not False else []
         for stage, count in self.workers.items():
             for i in range(count):
                 cmds.append((f"{stage}-{i}", base + ["worker", "--stage", stage, "--nats", self.url]))
@@ -78,7 +79,7 @@ class Pool:
     def stages(self) -> set[str]:
         """The stages this pool serves (for waiting until they are ready)."""
         names = {s for s, n in self.workers.items() if n > 0}
-        return names | ({"scheduler"} if self.scheduler else set())
+        return names | ({"scheduler"} if self.scheduler is not False else set())
 
     def check(self) -> None:
         """Raise :class:`PoolError` naming any child that has exited (with its last log line)."""

@@ -15,6 +15,7 @@ index.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -383,11 +384,12 @@ def _check_request(r: Request) -> None:
         raise ValueError("fps must be in 1..60 and segment_s, max_clip_s, ttff_s positive")
 
 
-async def serve(url: str) -> None:
-    """Connect to ``url`` and run the scheduler service until cancelled."""
+async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_path: str | None = None) -> None:
+    """Connect to ``url`` and run the scheduler service until cancelled. ``stats_path``: write
+    the per-task dispatch overhead samples (seconds, JSON) there on exit, for benchmarks."""
     tracing.setup("streamwise-scheduler")
     bus = await connect(url, name="streamwise-scheduler")
-    service = SchedulerService(bus)
+    service = SchedulerService(bus, policy=policy, use_cache=use_cache)
     heartbeat = Heartbeat(instance=f"scheduler-{os.getpid()}-{uuid.uuid4().hex[:4]}", stage="scheduler",
                           model="streamwise", state="ready", pid=os.getpid())
 
@@ -401,5 +403,8 @@ async def serve(url: str) -> None:
         await service.run()
     finally:
         beating.cancel()
+        if stats_path:
+            with open(stats_path, "w") as f:
+                json.dump({"overhead_s": service.overhead_s, "dispatches": service.dispatch_count}, f)
         await registry.forget(bus.instances, heartbeat.instance)
         await bus.close()
