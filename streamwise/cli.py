@@ -254,8 +254,20 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (e.g. `kill`, a container stop) ends like Ctrl-C: ``finally`` blocks stop the
+    nats-server and worker processes this command started, instead of orphaning them."""
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # one is enough: let the clean-up finish
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("generate", "up", "bench"):
+        _exit_on_sigterm()
     if args.verbose:
         os.environ["STREAMWISE_LOG_LEVEL"] = "DEBUG"   # inherited by the pool's child processes
     logging.basicConfig(level=os.environ.get("STREAMWISE_LOG_LEVEL", "INFO"),

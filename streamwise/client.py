@@ -87,10 +87,12 @@ def stall_seconds(records: list[SegmentRecord]) -> float:
 ProgressFn = Callable[[str, dict], None]
 
 
-async def _pump(sub, kind: str, queue: asyncio.Queue) -> None:
-    while True:
+async def _pump(sub, kind: str, queue: asyncio.Queue, stop: asyncio.Event) -> None:
+    # Python 3.11's wait_for (inside next_msg) can swallow a cancellation that races with its
+    # timeout, so the loop also watches an explicit stop flag instead of relying on cancel().
+    while not stop.is_set():
         try:
-            msg = await sub.next_msg(timeout=3600)
+            msg = await sub.next_msg(timeout=1.0)
         except (nats.errors.TimeoutError, asyncio.TimeoutError):
             continue
         await queue.put((kind, msg, time.time()))
@@ -119,8 +121,9 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
     seg_sub = await bus.js.subscribe(subjects.segments(tenant, rid), stream=subjects.STREAM_SEGMENTS, **ordered)
     status_sub = await bus.js.subscribe(subjects.status(tenant, rid), stream=subjects.STREAM_STATUS, **ordered)
     queue: asyncio.Queue = asyncio.Queue()
-    pumps = [asyncio.create_task(_pump(seg_sub, "segment", queue)),
-             asyncio.create_task(_pump(status_sub, "status", queue))]
+    stop = asyncio.Event()
+    pumps = [asyncio.create_task(_pump(seg_sub, "segment", queue, stop)),
+             asyncio.create_task(_pump(status_sub, "status", queue, stop))]
     hls = HlsWriter(out, target_duration_s=request.segment_s)
     media: dict[int, bytes] = {}
     init: bytes | None = None
@@ -170,9 +173,10 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
                 progress("segment", asdict(records[-1]))
         wall = time.time() - t0
     finally:
+        stop.set()
         for p in pumps:
             p.cancel()
-        await asyncio.gather(*pumps, return_exceptions=True)
+        await asyncio.wait(pumps, timeout=3.0)
         for sub in (seg_sub, status_sub):
             with contextlib.suppress(Exception):  # best effort: the ordered consumers expire anyway
                 await asyncio.wait_for(sub.unsubscribe(), timeout=2.0)

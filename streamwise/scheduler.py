@@ -101,7 +101,9 @@ class SchedulerService:
                 await self.inbox.put(("request", msg))
 
     async def _read_events(self, request_id: str, sub) -> None:
-        while True:
+        # loops on the request being active, not only on cancel(): Python 3.11's wait_for
+        # (inside fetch) can swallow a cancellation that races with its timeout
+        while request_id in self.active and not self._stop.is_set():
             try:
                 msgs = await sub.fetch(batch=64, timeout=1.0)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
@@ -120,7 +122,7 @@ class SchedulerService:
             await watcher.stop()
 
     async def _keep_requests_alive(self) -> None:
-        while True:
+        while not self._stop.is_set():
             await asyncio.sleep(ACK_WAIT_S / 3)
             for active in list(self.active.values()):
                 try:
@@ -180,11 +182,11 @@ class SchedulerService:
         active.events_sub = await self.bus.js.pull_subscribe(
             subjects.events(request.request_id), stream=subjects.STREAM_EVENTS,
             config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.NEW, inactive_threshold=60.0))
-        active.reader = asyncio.create_task(self._read_events(request.request_id, active.events_sub))
         active.span = tracing.tracer().start_span("request", attributes={
             "streamwise.request_id": request.request_id, "streamwise.tenant": request.tenant,
             "streamwise.ttff_s": request.ttff_s})
-        self.active[request.request_id] = active
+        self.active[request.request_id] = active     # before the reader starts: it loops while active
+        active.reader = asyncio.create_task(self._read_events(request.request_id, active.events_sub))
         log.info("request %s accepted (tenant %s)", request.request_id, request.tenant)
         await self._status(plan, "accepted", "request accepted")
 

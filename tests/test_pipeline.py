@@ -313,3 +313,27 @@ def test_cli_up_then_generate_against_it(tmp_path):
     finally:
         if up.poll() is None:
             up.kill()
+
+
+async def test_a_new_request_overtakes_the_backlog_of_an_old_one(ready, tmp_path):
+    """EDF across requests: B arrives while A (a long show) still has most of its speech and
+    clips queued; B's early nodes have earlier deadlines than A's late ones, so B's first
+    segment does not wait for A's backlog."""
+    import time
+
+    first_of_a = asyncio.Event()
+
+    def on_a(kind, info):
+        if kind == "segment":
+            first_of_a.set()
+
+    t0 = time.time()
+    a_task = asyncio.create_task(generate(ready, _request(ROOT / "examples" / "podcast.txt", title="Old"),
+                                          tmp_path / "a", progress=on_a, idle_timeout_s=120))
+    await first_of_a.wait()
+    b_submitted = time.time() - t0
+    b = await generate(ready, _request(DATA / "prefixed.srt", title="New"), tmp_path / "b", idle_timeout_s=120)
+    a = await a_task
+    a_left_after_b_submitted = a.wall_s - b_submitted
+    assert b_submitted + b.ttff_s < a.segments[-1].arrived_s          # B started while A was still running
+    assert b.ttff_s < a_left_after_b_submitted / 3                     # and did not queue behind A's backlog
