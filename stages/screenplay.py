@@ -12,10 +12,9 @@ from typing import Any
 from ..bus.messages import Task
 from ..script import ScriptError, parse_script
 from .base import TaskContext, TaskError
-from .speech import split_text
+from .speech import FIRST_PIECE_CHARS, split_text
 
 MAX_PIECE_CHARS = 180
-FIRST_PIECE_CHARS = 90
 
 
 class ScriptScreenplay:
@@ -49,6 +48,6 @@ class ScriptScreenplay:
             raise TaskError(str(exc), retryable=False) from None
         index = {name: i for i, name in enumerate(screenplay.speakers)}
         lines = [{"speaker": index[line.speaker],
-                  "pieces": split_text(line.text, MAX_PIECE_CHARS)} for line in screenplay.lines]
+                  "pieces": split_text(line.text, MAX_PIECE_CHARS, FIRST_PIECE_CHARS)} for line in screenplay.lines]
         return {"title": screenplay.title, "studio": screenplay.studio, "speakers": list(screenplay.speakers),
                 "lines": lines}

@@ -270,7 +270,7 @@ _DASHES = {"-", "--", "\u2013", "\u2014"}
 _ABBREVIATIONS = {"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "e.g.", "i.e.", "etc.", "jr.", "sr.", "no."}
 _CONJUNCTIONS = {"and", "but", "or", "so", "because", "which", "while", "when", "where", "although", "though",
                  "whereas", "since", "unless", "until", "then", "yet", "that", "if"}
-_FIRST_PIECE_CHARS = 80
+FIRST_PIECE_CHARS = 80   # the first piece of a line: short, so its audio (and the first frame) come quickly
 
 
 def _break_level(words: list[str], k: int) -> int:
@@ -285,12 +285,12 @@ def _break_level(words: list[str], k: int) -> int:
     return 1
 
 
-def split_text(text: str, max_chars: int = 180) -> list[str]:
+def split_text(text: str, max_chars: int = 180, first_chars: int = FIRST_PIECE_CHARS) -> list[str]:
     """Split a (possibly several-thousand-character) line into speakable pieces of <= ``max_chars`` characters.
 
     Breaks at sentence ends first, then at clause punctuation (, ; : and dashes), then before conjunctions, then
     at any word boundary; a single word longer than ``max_chars`` is cut hard. Short sentences are grouped while
-    they fit. The FIRST piece is limited to ~80 characters (at the best break available) so the first audio is
+    they fit. The FIRST piece is limited to ~``first_chars`` characters (at the best break available) so the first audio is
     ready quickly: time to first audio does not grow with the line length. Whitespace inside pieces is collapsed
     to single spaces, so joining the pieces with spaces gives back the text modulo whitespace.
     Returns [] for blank text. Raises ValueError if max_chars < 1.
@@ -301,7 +301,7 @@ def split_text(text: str, max_chars: int = 180) -> list[str]:
     pieces: list[str] = []
     i = 0
     while i < len(words):
-        limit = min(max_chars, _FIRST_PIECE_CHARS) if not pieces else max_chars
+        limit = min(max_chars, first_chars) if not pieces else max_chars
         if len(words[i]) > max_chars:  # hard cut of an over-long word
             pieces.append(words[i][:max_chars])
             words[i] = words[i][max_chars:]

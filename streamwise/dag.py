@@ -41,7 +41,6 @@ class Node:
     quality: Any = None            # the quality rung it was dispatched at (a bus Quality), if chosen
     rung_index: int = 0            # that rung's place in its ladder (0 = highest)
     cache_key: str | None = None   # content hash of what the node computes; None = not cacheable
-    cached: bool = False           # completed from the cache, without dispatch
 
 
 class Dag:

@@ -158,7 +158,6 @@ class PodcastPlan:
     def complete_from_cache(self, node: Node, outputs: dict[str, Any]) -> None:
         """Complete a ready node with the outputs an identical node produced before (a cache
         hit): the DAG expands exactly as after a completion event, and nothing is dispatched."""
-        node.cached = True
         self.cache_hits += 1
         self._complete(node, outputs)
 
