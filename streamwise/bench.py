@@ -27,7 +27,7 @@ from .bus.client import connect
 from .bus.messages import Request
 from .bus.server import EmbeddedServer
 from .client import generate
-from .pool import Pool
+from .pool import Pool, emulated_workers
 
 DEFAULT_SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "two_minutes.txt"
 
@@ -154,11 +154,7 @@ def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path 
     one row per (policy, N)."""
     from .cli import _run as run_loop, _wait_ready
 
-    extra = []
-    for i, spec in enumerate(emulate or []):
-        model, hardware, gpus = spec.split(":")
-        extra.append((f"video-{model}-{i}", ["worker", "--stage", "video", "--model", model, "--hardware", hardware,
-                                             "--gpus", gpus, "--emulate"]))
+    extra = emulated_workers(emulate or [])
     rows = []
     out = Path(tempfile.mkdtemp(prefix="sw-bench-sched-"))
     for policy in policies:

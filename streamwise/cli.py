@@ -28,7 +28,7 @@ from .bus.client import connect
 from .bus.messages import Request
 from .bus.registry import wait_for_stages
 from .bus.server import EmbeddedServer
-from .pool import Pool, parse_workers
+from .pool import Pool, emulated_workers, parse_workers
 from .stages.registry import STAGES
 
 FORMATS = ("text", "vtt", "srt", "json")
@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--port", type=int, help="port of the embedded nats-server (default: a free one)")
     u.add_argument("--nats", help="use this running server instead of an embedded one")
     u.add_argument("--workers", help=f"instances per stage, e.g. tts=2,video=3 (stages: {', '.join(STAGES)})")
+    u.add_argument("--emulate", action="append", default=[], metavar="MODEL:HARDWARE:GPUS",
+                   help="also start an emulated GPU video instance, e.g. fantasytalking:gb200:40 (repeatable)")
 
     w = sub.add_parser("worker", help="run one worker instance")
     w.add_argument("--stage", required=True, choices=STAGES)
@@ -139,10 +141,11 @@ def cmd_scheduler(args) -> int:
 
 def cmd_up(args) -> int:
     workers = parse_workers(args.workers)
+    extra = emulated_workers(args.emulate)
     server = None if args.nats else EmbeddedServer(port=args.port).start()
     url = args.nats or server.url
     print(url, flush=True)
-    pool = Pool(url, workers).start()
+    pool = Pool(url, workers, extra=extra).start()
     try:
         _run(_wait_ready(url, pool, 120.0))
         print(f"ready: {', '.join(f'{s}={n}' for s, n in workers.items())} (Ctrl-C to stop)", flush=True)

@@ -38,6 +38,23 @@ def parse_workers(spec: str | None) -> dict[str, int]:
     return counts
 
 
+def emulated_workers(specs: list[str]) -> list[tuple[str, list[str]]]:
+    """``["fantasytalking:gb200:40", ...]`` -> extra pool commands for emulated GPU video instances.
+
+    Raises:
+        ValueError: a spec that is not ``MODEL:HARDWARE:GPUS`` with a positive GPU count.
+    """
+    extra = []
+    for i, spec in enumerate(specs):
+        parts = spec.split(":")
+        if len(parts) != 3 or not parts[2].isdigit() or int(parts[2]) < 1:
+            raise ValueError(f"--emulate {spec!r}: expected MODEL:HARDWARE:GPUS, e.g. fantasytalking:gb200:40")
+        model, hardware, gpus = parts
+        extra.append((f"video-{model}-{i}", ["worker", "--stage", "video", "--model", model, "--hardware", hardware,
+                                             "--gpus", gpus, "--emulate"]))
+    return extra
+
+
 class PoolError(RuntimeError):
     """A process of the pool exited."""
 

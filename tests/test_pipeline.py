@@ -291,7 +291,8 @@ def test_cli_up_then_generate_against_it(tmp_path):
     process it started on Ctrl-C."""
     import psutil, signal
 
-    up = subprocess.Popen([sys.executable, "-m", "streamwise", "up", "--workers", "video=2"],
+    up = subprocess.Popen([sys.executable, "-m", "streamwise", "up", "--workers", "video=2",
+                           "--emulate", "fantasytalking:gb200:40"],
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         url = up.stdout.readline().strip()
@@ -299,7 +300,8 @@ def test_cli_up_then_generate_against_it(tmp_path):
         assert up.stdout.readline().startswith("ready: ")
         children = psutil.Process(up.pid).children(recursive=True)
         cmdlines = [" ".join(c.cmdline()) for c in children]
-        assert sum("worker --stage video" in c for c in cmdlines) == 2 and any("nats-server" in c for c in cmdlines)
+        assert sum("worker --stage video --nats" in c for c in cmdlines) == 2 and any("nats-server" in c for c in cmdlines)
+        assert any("--model fantasytalking --hardware gb200 --gpus 40 --emulate" in c for c in cmdlines)
         out = tmp_path / "show"
         gen = subprocess.run([sys.executable, "-m", "streamwise", "generate", "--script",
                               str(DATA / "prefixed.srt"), "--out", str(out), "--nats", url, "--quiet"],
