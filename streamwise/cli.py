@@ -175,7 +175,7 @@ async def _wait_ready(url: str, pool: Pool | None, timeout_s: float, stages: set
 
 
 def cmd_generate(args) -> int:
-    from .client import GenerateError, generate, new_request_id
+    from .client import GenerateError, new_request_id
     from .progress import ProgressView
 
     script = Path(args.script)

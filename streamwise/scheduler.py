@@ -34,7 +34,7 @@ from .bus import registry, subjects
 from .bus.client import ACK_WAIT_S, INSTANCE_TTL_S, Bus, connect
 from .bus.codec import MessageError, decode
 from .bus.messages import Event, Heartbeat, Request, Status, Task
-from .dag import NodeState
+from .dag import Node, NodeState
 from .deadlines import StageProfile, load_profiles
 from .estimate import book
 from .instance_state import InstanceState
@@ -147,8 +147,11 @@ class SchedulerService:
                 for kind, payload in items:
                     await self._apply(kind, payload)
                 self._expire_instances()
-                await self._serve_from_cache()
-                await self._dispatch()
+                scan_started = time.perf_counter()
+                ready = self._ready()
+                scan_s = time.perf_counter() - scan_started
+                ready = await self._serve_from_cache(ready)
+                await self._dispatch(ready, scan_s)
         finally:
             for t in helpers:
                 t.cancel()
@@ -270,22 +273,32 @@ class SchedulerService:
                     active.plan.requeue(node)
 
     # ------------------------------------------------------------------ schedule + execute
-    async def _serve_from_cache(self) -> None:
+    def _ready(self) -> list[tuple[str, int, Node]]:
+        """(request id, position, node) of every ready node of every active request: one scan of
+        the DAGs per loop, shared by the cache pass and placement."""
+        return [(rid, i, n) for rid, active in self.active.items() for i, n in enumerate(active.plan.dag.ready())]
+
+    async def _serve_from_cache(self, ready: list[tuple[str, int, Node]]) -> list[tuple[str, int, Node]]:
         """Complete ready nodes whose content key is in the cache (KV ``sw_cache``) without
-        dispatching them; repeat while hits make new nodes ready."""
+        dispatching them; repeat while hits make new nodes ready. Returns what is still ready."""
         while self.use_cache:
-            todo = [(active, n) for active in self.active.values() for n in active.plan.dag.ready()
-                    if n.cache_key and n.node_id not in active.cache_checked]
+            todo = [(self.active[rid], n) for rid, _, n in ready
+                    if n.cache_key and n.node_id not in self.active[rid].cache_checked]
             if not todo:
-                return
+                break
             found = await asyncio.gather(*(self._cache_get(n.cache_key) for _, n in todo))
+            hits = 0
             for (active, node), outputs in zip(todo, found):
                 active.cache_checked.add(node.node_id)
                 if outputs is not None and active.plan.request.request_id in self.active:
+                    hits += 1
                     try:
                         active.plan.complete_from_cache(node, outputs)
                     except PlanError as exc:
                         await self._finish(active, failed=str(exc))
+            if hits:
+                ready = self._ready()      # hits completed nodes and made others ready
+        return ready
 
     async def _cache_get(self, key: str) -> dict | None:
         try:
@@ -294,10 +307,12 @@ class SchedulerService:
             return None
         return msgpack.unpackb(entry.value) if entry.value else None
 
-    async def _dispatch(self) -> None:
-        started = time.perf_counter()
-        ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline, rid, (active.plan.request.submitted_at, i))
-                 for rid, active in self.active.items() for i, n in enumerate(active.plan.dag.ready())]
+    async def _dispatch(self, ready_nodes: list[tuple[str, int, Node]], scan_s: float = 0.0) -> None:
+        """Place and publish ``ready_nodes``; ``scan_s`` (the time spent finding them) counts in
+        the per-task overhead."""
+        started = time.perf_counter() - scan_s
+        ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline, rid, (self.active[rid].plan.request.submitted_at, i))
+                 for rid, i, n in ready_nodes if rid in self.active]
         if not ready:
             return
         decisions, self.quality_states = assign(
