@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--policy", default="edf,fifo", help="scheduler benchmark: policies to compare (edf,fifo)")
     b.add_argument("--emulate", action="append", default=[],
                    help="scheduler benchmark: add an emulated GPU video instance MODEL:HARDWARE:GPUS (repeatable)")
+    b.add_argument("--dispatch", action="store_true",
+                   help="with --requests: measure only the scheduler's own cost per task, its tasks answered at "
+                        "once by a synthetic load generator (no media is produced)")
     return p
 
 
@@ -240,6 +243,16 @@ def cmd_bench(args) -> int:
 
     from .bench import DEFAULT_SCRIPT, print_figures, run_bench
 
+    if args.requests and args.dispatch:
+        from .bench import SHORT_SCRIPT
+        from .bench_dispatch import print_dispatch_rows, run_dispatch_bench
+
+        rows = run_dispatch_bench([int(n) for n in args.requests.split(",")], args.policy.split(","),
+                                  script=Path(args.script) if args.script else SHORT_SCRIPT)
+        print(json.dumps(rows) if args.json else "", end="\n" if args.json else "")
+        if not args.json:
+            print_dispatch_rows(rows)
+        return 0
     if args.requests:
         from .bench import SHORT_SCRIPT, print_scheduler_rows, run_scheduler_bench
 
