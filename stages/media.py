@@ -127,6 +127,27 @@ def decode_clip(data: bytes) -> np.ndarray:
     return np.stack(out)
 
 
+def scale_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale RGB frames to ``width`` x ``height`` pixels with swscale's Lanczos filter (PyAV).
+
+    frames: uint8 (N, H, W, 3). Returns uint8 (N, height, width, 3); the input itself when it
+    already has that size. Used to keep one resolution per stream: a clip rendered at a lower
+    quality rung is brought to the stream's size before muxing (StreamWise design, "adaptive
+    quality": output upscaled so one stream keeps one resolution).
+    Raises ValueError on a bad shape/dtype or a non-positive size.
+    """
+    frames = _check_frames(frames)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"scale_frames: size {width}x{height} must be positive")
+    if frames.shape[1:3] == (height, width):
+        return frames
+    out = np.empty((len(frames), height, width, 3), np.uint8)
+    for i, f in enumerate(frames):
+        out[i] = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(
+            width=width, height=height, format="rgb24", interpolation="LANCZOS").to_ndarray()
+    return out
+
+
 # --------------------------------------------------------------------------- audio helpers
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..bus import subjects
 from ..bus.messages import Segment, Task
 from .base import ArtifactCache, TaskContext, TaskError
-from .media import decode_clip, encode_segment
+from .media import decode_clip, encode_segment, scale_frames
 from .talking_head import pcm_array
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,9 @@ class PyavMux:
     """Stage ``mux``. Task inputs: ``index``, ``start_s``, ``duration_s``, ``final``, ``fps``,
     ``sample_rate``, ``tenant``, ``video`` (``[[clip name, frame from, frame to], ...]``),
     ``audio`` (``[[pcm name, sample from, sample to], ...]``, starting ``preroll_samples``
-    before the span). Outputs: ``bytes`` (segment size) and ``index``."""
+    before the span), optional ``width``/``height`` (the stream's size in pixels: clips of a
+    lower quality rung are scaled to it, so one stream keeps one resolution). Outputs:
+    ``bytes`` (segment size) and ``index``."""
 
     stage = "mux"
     model = "pyav-fmp4"
@@ -51,6 +53,10 @@ class PyavMux:
         inputs = task.inputs
         t0 = time.perf_counter()
         frames = [(await self._clips.get(ctx, name, decode_clip))[a:b] for name, a, b in inputs["video"]]
+        if inputs.get("width") and inputs.get("height"):
+            size = (int(inputs["width"]), int(inputs["height"]))
+            frames = [f if f.shape[1:3] == size[::-1] else await ctx.in_thread(scale_frames, f, *size)
+                      for f in frames]
         audio = [(await self._audio.get(ctx, name, pcm_array))[a:b] for name, a, b in inputs["audio"]]
         if not frames or not audio:
             raise TaskError(f"segment {inputs['index']}: no clips or audio to mux", retryable=False)

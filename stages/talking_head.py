@@ -17,7 +17,7 @@ from ..bus.messages import Task
 from .base import ArtifactCache, TaskContext
 from .head import HeadAnimator
 from .image import load_png, load_rgba
-from .media import encode_clip
+from .media import encode_clip, scale_frames
 from .motion import nod_span
 from .portrait import FaceLayout
 from .speech import energy_envelope
@@ -33,7 +33,10 @@ class CpuTalkingHead:
     ``sample_from``/``sample_to`` (the clip's sample range), ``sample_rate`` (Hz), ``portrait``
     (PNG name), ``layout``, optional ``person`` and ``backdrop`` (the portrait's layers, PNG
     names: with both the head moves), ``subtitle``, ``speaker``, ``start_frame``, ``blink_seed``,
-    ``fps``. Output: ``clip`` (object-store name of the encoded clip) and ``frames``."""
+    ``fps``. Output: ``clip`` (object-store name of the encoded clip) and ``frames``.
+    The clip has the size of the task's quality rung (``task.quality.width`` x ``height``):
+    the stream's size on the static rung; smaller when an emulated GPU rung wraps this
+    renderer (the mux brings every clip to the stream's size)."""
 
     stage = "video"
     model = "cpu-head"
@@ -74,13 +77,15 @@ class CpuTalkingHead:
         animator = await self._animator(ctx, inputs)
         audio = await self._audio.get(ctx, inputs["audio"], pcm_array)
         fps = float(inputs["fps"])
-        frames = await ctx.in_thread(self._render, animator, audio, inputs, fps)
+        frames = await ctx.in_thread(self._render, animator, audio, inputs, fps,
+                                     (task.quality.width, task.quality.height))
         name = await ctx.bus.put_blob(ctx.blob_name(task, "clip.mp4"), frames)
         clip_samples = len(audio[int(inputs["sample_from"]):int(inputs["sample_to"])])
         return {"clip": name, "frames": round(clip_samples * fps / int(inputs["sample_rate"]))}
 
     @staticmethod
-    def _render(animator: HeadAnimator, audio: np.ndarray, inputs: dict, fps: float) -> bytes:
+    def _render(animator: HeadAnimator, audio: np.ndarray, inputs: dict, fps: float,
+                size: tuple[int, int] | None = None) -> bytes:
         rate = int(inputs["sample_rate"])
         a, b = int(inputs["sample_from"]), int(inputs["sample_to"])
         envelope = energy_envelope(audio[a:b], fps, sample_rate=rate)
@@ -91,6 +96,8 @@ class CpuTalkingHead:
         frames = animator.render(envelope, subtitle=inputs.get("subtitle", ""), speaker=inputs.get("speaker", ""),
                                  blink_seed=int(inputs.get("blink_seed", 0)),
                                  start_frame=int(inputs.get("start_frame", 0)), fps=fps, **extra)
+        if size and all(size):
+            frames = scale_frames(frames, *size)
         return encode_clip(frames, fps)
 
 

@@ -338,3 +338,43 @@ async def test_a_new_request_overtakes_the_backlog_of_an_old_one(ready, tmp_path
     a_left_after_b_submitted = a.wall_s - b_submitted
     assert b_submitted + b.ttff_s < a.segments[-1].arrived_s          # B started while A was still running
     assert b.ttff_s < a_left_after_b_submitted / 3                     # and did not queue behind A's backlog
+
+
+async def test_quality_steps_down_for_the_first_shots_climbs_back_and_keeps_one_resolution(tmp_path, monkeypatch):
+    """Adaptive quality end to end. Three emulated FantasyTalking instances on 40 GB200s each
+    (they take the reference profile's time: ~3.1 s for a 3 s clip at the 384x240 "low" rung,
+    ~6.7 s at 640x400 "medium") and a much slower one on one A100 (over a minute per clip).
+    With a 4 s TTFF the first shots cannot be "medium"; as the three instances get ahead of
+    playback, later shots climb back. The slow instance is never chosen (the earliest expected
+    completion wins), and the stream keeps one resolution: low-rung clips are rendered at
+    384x240 and scaled to 640x400 in the mux."""
+    import re
+
+    from streamwise.bus.client import connect
+    from streamwise.bus.server import EmbeddedServer
+    from streamwise.pool import emulated_workers
+
+    monkeypatch.setenv("STREAMWISE_LOG_LEVEL", "DEBUG")     # the scheduler logs where each task ran
+    specs = ["fantasytalking:gb200:40"] * 3 + ["fantasytalking:a100:1"]
+    with EmbeddedServer() as server, Pool(server.url, log_dir=tmp_path / "logs", extra=emulated_workers(specs)) as local:
+        bus = await connect(server.url)
+        try:
+            await asyncio.wait_for(_wait_ready(bus, local), 90)
+            while len([h for h in await registry.list_instances(bus.instances) if h.emulated]) < 4:
+                await asyncio.sleep(0.1)
+            report = await generate(bus, _request(ROOT / "examples" / "short_chat.txt", ttff_s=4.0),
+                                    tmp_path / "out", idle_timeout_s=120)
+        finally:
+            await bus.close()
+        slow_pid = next(p.pid for name, p in local.processes if name == "video-fantasytalking-3")
+    order = ["static", "low", "medium", "high"]
+    rungs = [s.quality["rung"] for s in report.segments]
+    assert rungs[0] in ("static", "low"), rungs
+    assert max(order.index(r) for r in rungs[1:]) > order.index(rungs[0]), rungs
+    assert {s.quality["width"] for s in report.segments if s.quality["rung"] == "low"} <= {384}
+    info = probe(tmp_path / "out" / "podcast.mp4")
+    assert (info["width"], info["height"]) == (640, 400)
+    assert info["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
+    log = (tmp_path / "logs" / "scheduler.log").read_text()
+    ran_on = re.findall(r" (clip:\S+) done on (\S+):", log)
+    assert ran_on and not any(f"-{slow_pid}-" in inst for _, inst in ran_on)
