@@ -36,6 +36,7 @@ class ReadyNode:
     deadline: float
     request: Hashable = None
     arrival: tuple = ()        # (request submit time, node number): the order a FIFO policy uses
+    model: str | None = None   # only instances of this model may run it (e.g. "llm" for a topic's screenplay)
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,13 @@ class _Pool:
                 self.by_stage.setdefault(inst.stage, []).append(inst)
 
     def best(self, node: ReadyNode, runtime_s: RuntimeFn, rung: Rung | None,
-             model: str | None) -> tuple[InstanceView, float, float] | None:
+             model: str | None, busy: bool = False) -> tuple[InstanceView, float, float] | None:
         """(instance, expected runtime, expected completion offset) of the earliest finisher;
-        ties to the cheaper $/s, then to the one with fewer outstanding tasks."""
+        ties to the cheaper $/s, then to the one with fewer outstanding tasks. ``busy``: also
+        consider instances at their cap (whose queue the node would wait behind)."""
         found, best_rank = None, None
         for inst in self.by_stage.get(node.stage, ()):
-            if self.load[inst.instance] >= self.cap or (model is not None and inst.model != model):
+            if (self.load[inst.instance] >= self.cap and not busy) or (model is not None and inst.model != model):
                 continue
             try:
                 rt = runtime_s(node, inst, rung)
@@ -100,6 +102,10 @@ class _Pool:
 
     def take(self, inst: InstanceView, rt: float) -> None:
         self.load[inst.instance] += 1
+        self.queued[inst.instance] += rt
+
+    def reserve(self, inst: InstanceView, rt: float) -> None:
+        """A held node will wait for ``inst``: later nodes of this round see its queue longer."""
         self.queued[inst.instance] += rt
 
 
@@ -130,7 +136,7 @@ def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, n
     for node in sorted(ready, key=order):
         ladder = ladders.get(node.stage)
         if ladder is None:
-            found = pool.best(node, runtime_s, None, None)
+            found = pool.best(node, runtime_s, None, node.model)
             rung = None
         else:
             found, rung, state = _place_on_ladder(node, ladder, pool, runtime_s, now,
@@ -147,16 +153,25 @@ def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, n
 
 def _place_on_ladder(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: RuntimeFn, now: float,
                      state: QualityState):
-    """Highest feasible rung (deadline met on its best instance), then hysteresis."""
-    options = {}
-    feasible = None
-    for rung in ladder.rungs:
-        found = pool.best(node, runtime_s, rung, ladder.model_of(rung))
-        if found is None:
-            continue
-        options[rung.name] = found
-        if feasible is None and now + found[2] <= node.deadline:
-            feasible = rung
+    """Highest feasible rung (deadline met on its best instance), then hysteresis.
+
+    When every instance of a better rung is at its cap but one of them would still finish the
+    node in time at that rung (its queue + the runtime), the node is held (``None``) instead
+    of being dropped to a lower rung on a free instance: "no instance free: queue and re-plan
+    as capacity frees" (StreamWise scheduler design, arXiv 2603.05800). The wait is reserved
+    on that instance for the rest of the round, and re-planned on the next loop (as the clock
+    advances, a held node falls to a lower rung once waiting no longer meets its deadline).
+    """
+    options, feasible = _rung_options(node, ladder, pool, runtime_s, now, busy=False)
+    waiting, feasible_waiting = _rung_options(node, ladder, pool, runtime_s, now, busy=True)
+    if feasible_waiting is not None:
+        target = next_rung(state, ladder, feasible_waiting)[0]
+        chosen = next_rung(state, ladder, feasible)[0] if feasible is not None else None
+        if (target.name in waiting and (chosen is None or ladder.index(target) < ladder.index(chosen))
+                and (target.name not in options or now + options[target.name][2] > node.deadline)):
+            inst, rt, _ = waiting[target.name]
+            pool.reserve(inst, rt)
+            return None, None, state
     if not options:
         return None, None, state
     if feasible is None:   # nothing meets the deadline: the lowest rung we can run at all
@@ -165,3 +180,18 @@ def _place_on_ladder(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: Ru
     if rung.name not in options:   # hysteresis asks for a rung with no free instance right now
         rung, new_state = feasible, QualityState(ladder.index(feasible), 0)
     return options[rung.name], rung, new_state
+
+
+def _rung_options(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: RuntimeFn, now: float, busy: bool):
+    """Per rung name, the best instance for ``node`` (free ones only, or ``busy`` ones too),
+    and the highest rung whose best instance meets the node's deadline (``None``: none)."""
+    options = {}
+    feasible = None
+    for rung in ladder.rungs:
+        found = pool.best(node, runtime_s, rung, ladder.model_of(rung), busy=busy)
+        if found is None:
+            continue
+        options[rung.name] = found
+        if feasible is None and now + found[2] <= node.deadline:
+            feasible = rung
+    return options, feasible

@@ -112,3 +112,26 @@ def test_fifo_baseline_serves_requests_in_arrival_order():
     assert [d.node.key for d in edf] == ["new-early"] and [d.node.key for d in fifo] == ["old-late"]
     with pytest.raises(ValueError, match="policy"):
         assign(ready, views, cap=1, policy="lottery")
+
+
+def test_a_node_waits_for_a_busy_gpu_that_meets_its_deadline_instead_of_dropping_to_static(state):
+    """Every GPU instance at its cap, a CPU instance free: a clip whose deadline the busy GPU
+    still meets (queue + runtime) is held for it at a GPU rung; a clip due too soon for the
+    wait goes to the CPU at once; and the held clip's wait is counted against the next one."""
+    gpu = InstanceView("ft", "video", "fantasytalking", 3, hardware="gb200", gpus=8, queued_s=20.0,
+                       price_per_s=state.prices["gb200"] * 8 / 3600)
+    views = [gpu, InstanceView("cpu", "video", "cpu-head", 0)]
+    runtime = _runtime(state)
+    low = runtime(ReadyNode("x", "video", 0), gpu, LADDER.rungs[LADDER.index("low")])
+    relaxed = ReadyNode("late", "video", 20.0 + 1.5 * low, "r")
+    decisions, _ = assign([relaxed], views, cap=3, now=0.0, runtime_s=runtime, ladders={"video": LADDER},
+                          states={"r": QualityState(LADDER.index("low"), 0)})
+    assert decisions == []                                        # held for the GPU, not rendered static
+    urgent = ReadyNode("soon", "video", 3.0, "r")
+    (d,), _ = assign([urgent], views, cap=3, now=0.0, runtime_s=runtime, ladders={"video": LADDER})
+    assert d.instance.instance == "cpu" and d.rung.name == "static"
+    # two relaxed clips that only one wait fits: the first is held, the second goes static now
+    second = ReadyNode("late2", "video", 20.0 + 1.5 * low + 0.1, "r")
+    decisions, _ = assign([relaxed, second], views, cap=3, now=0.0, runtime_s=runtime, ladders={"video": LADDER},
+                          states={"r": QualityState(LADDER.index("low"), 0)})
+    assert [(d.node.key, d.rung.name) for d in decisions] == [("late2", "static")]
