@@ -37,7 +37,8 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 
 import numpy as np
-import yaml
+
+from .deadlines import load_profiles
 
 HARDWARE = ("a100", "h100", "h200", "gb200")
 #: Shapes are borrowed from raw runs in this order of GPU type (GB200 has no raw runs).
@@ -305,9 +306,10 @@ class ProfileBook:
                     pred += [e.runtime(None, None, None, None, 1), e.runtime(None, None, None, None, 2)]
                     obs += [b or p, b + p if b else 2 * p]
                 fits.append(_stat(m, hw, None, src, pred, obs))
-        for stage, s in (yaml.safe_load(_text("cpu.yaml")).get("stages") or {}).items():
-            entries[(stage, "cpu", 0)] = _Affine(float(s["base_s"]), float(s.get("per_unit_s", 0.0)),
-                                                 str(s.get("unit", "none")), 0.0)
+        # one reader of cpu.yaml for the whole scheduler: the plan's upstream deadlines and
+        # placement's CPU estimates come from the same validated StageProfiles
+        for stage, p in load_profiles().items():
+            entries[(stage, "cpu", 0)] = _Affine(p.base_s, p.per_unit_s, p.unit, 0.0)
         return cls(entries, fits)
 
     def _name(self, model: str) -> str:
