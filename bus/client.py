@@ -33,6 +33,9 @@ ARTIFACTS_TTL_S = 6 * 3600.0
 # a cache entry names artifacts written before it, so it must expire before they do
 CACHE_TTL_S = ARTIFACTS_TTL_S - 3600.0
 ACK_WAIT_S = 30.0
+# a request stays un-acked while its scheduler runs it (in-progress acks every third of
+# this); when that scheduler dies, another one takes the request over after this long
+REQUEST_ACK_WAIT_S = 10.0
 
 
 def _stream_configs() -> list[api.StreamConfig]:

@@ -282,6 +282,8 @@ async def test_a_second_identical_request_is_served_from_the_cache(ready, tmp_pa
     assert first.cache_hits == 0
     assert second.cache_hits > cacheable + len(sp.lines)
     assert second.video_duration_s == first.video_duration_s
+    # a cached clip keeps the rung it was rendered at: the segments record the same quality
+    assert [s.quality for s in second.segments] == [s.quality for s in first.segments]
     assert probe(tmp_path / "b" / "podcast.mp4")["duration_s"] == pytest.approx(second.video_duration_s, abs=0.05)
 
 
@@ -378,3 +380,55 @@ async def test_quality_steps_down_for_the_first_shots_climbs_back_and_keeps_one_
     log = (tmp_path / "logs" / "scheduler.log").read_text()
     ran_on = re.findall(r" (clip:\S+) done on (\S+):", log)
     assert ran_on and not any(f"-{slow_pid}-" in inst for _, inst in ran_on)
+
+
+async def test_a_killed_scheduler_s_request_is_taken_over_and_resumes_from_the_cache(tmp_path):
+    """The scheduler process running a request is killed (SIGKILL) after the first segments;
+    a second scheduler takes the request over when its ack wait expires, rebuilds the DAG,
+    completes what was already computed from the result cache, and the viewer gets the
+    whole show, each segment once."""
+    import signal
+
+    from streamwise.bus.client import connect
+    from streamwise.bus.messages import Status
+    from streamwise.bus.server import EmbeddedServer
+    from streamwise.bus.codec import decode
+
+    with EmbeddedServer() as server, Pool(server.url, log_dir=tmp_path / "logs") as local:
+        bus = await connect(server.url)
+        second = None
+        try:
+            await asyncio.wait_for(_wait_ready(bus, local), 90)
+            first = next(p for name, p in local.processes if name == "scheduler")
+            statuses: list[Status] = []
+
+            async def on_status(msg):
+                statuses.append(decode(msg.data, Status))
+
+            status_sub = await bus.nc.subscribe(subjects.status("default", "*"), cb=on_status)
+            state = {"killed": False}
+
+            def kill_after_two_segments(kind, info):
+                nonlocal second
+                if kind == "segment" and info["index"] == 1 and not state["killed"]:
+                    state["killed"] = True
+                    first.send_signal(signal.SIGKILL)
+                    second = subprocess.Popen([sys.executable, "-m", "streamwise", "scheduler", "--nats", server.url],
+                                              stdout=subprocess.DEVNULL,
+                                              stderr=open(tmp_path / "logs" / "scheduler-2.log", "wb"))
+
+            report = await generate(bus, _request(ROOT / "examples" / "podcast.txt"), tmp_path / "out",
+                                    progress=kill_after_two_segments, idle_timeout_s=90)
+            await status_sub.unsubscribe()
+        finally:
+            await bus.close()
+            if second is not None:
+                second.terminate()
+                second.wait(10)
+    assert state["killed"] and first.poll() is not None
+    assert [s.index for s in report.segments] == list(range(len(report.segments)))
+    info = probe(tmp_path / "out" / "podcast.mp4")
+    assert info["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
+    taken_over = [s for s in statuses if s.request_id == report.request_id and s.state == "done"]
+    assert taken_over and taken_over[-1].cache_hits > 0          # resumed from the cache, not from scratch
+    assert "accepted" in (tmp_path / "logs" / "scheduler-2.log").read_text()
