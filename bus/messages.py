@@ -36,7 +36,8 @@ class Request(msgspec.Struct, kw_only=True):
     """A user's request for one podcast, published to ``sw.requests.<tenant>``.
 
     Exactly one of ``script``, ``script_ref`` (an object-store name, for scripts larger
-    than the server's max payload) or ``topic`` must be given. ``ttff_s`` is the SLO:
+    than the server's max payload) or ``topic`` and/or ``document`` (the LLM writes the
+    screenplay) must be given. ``ttff_s`` is the SLO:
     the first segment must reach the viewer within ``ttff_s`` seconds of ``submitted_at``.
     Segments are ``segment_s`` long except the first, ``first_segment_s`` (a short first
     segment is what keeps time to first frame low).
@@ -51,6 +52,8 @@ class Request(msgspec.Struct, kw_only=True):
     script_format: ScriptFormat | None = None
     script_name: str = "script"
     topic: str | None = None
+    document: str | None = None      # source text for the LLM screenplay (with or without a topic)
+    document_name: str | None = None
     title: str | None = None
     ttff_s: float = 1.5
     width: int = 640
@@ -90,7 +93,9 @@ class Event(msgspec.Struct, kw_only=True):
     ``outputs`` is stage-specific (see ``docs/protocol.md``); ``error`` is a one-line
     reason when ``ok`` is false, and ``retryable`` says whether another attempt could help.
     ``handed_back`` marks a task a draining instance returns unrun (spot eviction): the
-    scheduler places it again without counting a failure.
+    scheduler places it again without counting a failure. ``partial`` marks an event a
+    streaming stage (the LLM screenplay) publishes *before* its task finishes, with the
+    outputs produced since the previous one; the final event follows with ``partial`` false.
     """
 
     v: int = SCHEMA_VERSION
@@ -103,6 +108,7 @@ class Event(msgspec.Struct, kw_only=True):
     error: str | None = None
     retryable: bool = True
     handed_back: bool = False
+    partial: bool = False
     outputs: dict[str, Any] = {}
     started_at: float = 0.0
     finished_at: float = 0.0
@@ -142,6 +148,7 @@ class Status(msgspec.Struct, kw_only=True):
     segments_total: int | None = None
     video_duration_s: float | None = None
     cache_hits: int = 0
+    screenplay_done_at: float | None = None   # when the screenplay's last line was produced (Unix s)
     error: str | None = None
     at: float = 0.0
 

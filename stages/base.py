@@ -19,6 +19,14 @@ from ..bus.client import Bus
 from ..bus.messages import Task
 
 
+@dataclass
+class Partial:
+    """Outputs a streaming adapter publishes before its task finishes (an ``Event`` with
+    ``partial=True``): e.g. the screenplay lines the LLM has written so far."""
+
+    outputs: dict[str, Any]
+
+
 class TaskError(Exception):
     """A task that failed. ``retryable=False`` means another attempt would fail the same
     way (bad input), so the scheduler fails the request with this message instead."""
@@ -99,6 +107,10 @@ class StageAdapter(Protocol):
 
     async def run(self, task: Task, ctx: TaskContext) -> dict[str, Any]:
         """Do the task and return its outputs (plain MessagePack values; large data by object-store name).
+
+        A streaming adapter may instead be an async generator: it yields :class:`Partial`
+        outputs as they are ready (each becomes a partial event) and finally the task's
+        outputs as a plain dict (the completion event).
 
         Raises:
             TaskError: the task failed; ``retryable`` tells the scheduler whether to try again.

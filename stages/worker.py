@@ -32,7 +32,7 @@ from ..bus import registry, subjects
 from ..bus.client import ACK_WAIT_S, Bus, connect
 from ..bus.codec import MessageError, decode, encode
 from ..bus.messages import Event, Heartbeat, Task
-from .base import StageAdapter, TaskContext, TaskError, nice_for_slack
+from .base import Partial, StageAdapter, TaskContext, TaskError, nice_for_slack
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,12 @@ class Worker:
                 "streamwise.node": task.node_id, "streamwise.instance": self.instance,
                 "streamwise.slack_s": task.deadline - started, "streamwise.attempt": task.attempt}) as span:
             try:
-                event.outputs = await self._store_if_large(task, await self.adapter.run(task, ctx), ctx)
+                result = self.adapter.run(task, ctx)
+                if hasattr(result, "__anext__"):     # a streaming adapter: partial events first
+                    outputs = await self._stream(task, result, ctx, started)
+                else:
+                    outputs = await result
+                event.outputs = await self._store_if_large(task, outputs, ctx)
             except TaskError as exc:
                 event.ok, event.error, event.retryable = False, str(exc), exc.retryable
             except Exception as exc:  # an adapter bug or a crashed model: report, let the scheduler retry
@@ -203,12 +208,35 @@ class Worker:
         self.done += 1
         self._busy_s += event.finished_at - started
 
-    async def _store_if_large(self, task: Task, outputs: dict, ctx: TaskContext) -> dict:
+    async def _store_if_large(self, task: Task, outputs: dict, ctx: TaskContext,
+                              name: str = "outputs.msgpack") -> dict:
         """Outputs that would not fit in an event go to the object store as ``{"$ref": name}``."""
         data = encode(outputs)
         if len(data) <= self.bus.max_payload // 2:
             return outputs
-        return {"$ref": await self.bus.put_blob(ctx.blob_name(task, "outputs.msgpack"), data)}
+        return {"$ref": await self.bus.put_blob(ctx.blob_name(task, name), data)}
+
+    async def _stream(self, task: Task, results, ctx: TaskContext, started: float) -> dict:
+        """Publish each :class:`Partial` a streaming adapter yields as a partial event (in
+        order, de-duplicated by ``<task id>:partial:<n>``); return its final outputs.
+
+        Raises:
+            TaskError: the adapter ended without final outputs.
+        """
+        final, n = None, 0
+        async for item in results:
+            if not isinstance(item, Partial):
+                final = item
+                continue
+            n += 1
+            outputs = await self._store_if_large(task, item.outputs, ctx, f"partial-{n}.msgpack")
+            event = Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id, stage=task.stage,
+                          instance=self.instance, partial=True, outputs=outputs, started_at=started,
+                          finished_at=time.time())
+            await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:partial:{n}")
+        if final is None:
+            raise TaskError(f"{self.adapter.model}: the stream ended without final outputs")
+        return final
 
     async def _keep_alive(self, msg) -> None:
         while True:

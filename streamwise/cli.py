@@ -28,7 +28,7 @@ from .bus.client import connect
 from .bus.messages import Request
 from .bus.registry import wait_for_stages
 from .bus.server import EmbeddedServer
-from .pool import Pool, emulated_workers, parse_workers
+from .pool import DEFAULT_WORKERS, Pool, emulated_workers, parse_workers
 from .stages.registry import STAGES
 
 FORMATS = ("text", "vtt", "srt", "json")
@@ -50,8 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    g = sub.add_parser("generate", help="turn a script into a streamed podcast")
-    g.add_argument("--script", required=True, help="script file: 'Speaker: line' text, WebVTT, SRT or JSON")
+    g = sub.add_parser("generate", help="turn a script, a topic or a document into a streamed podcast")
+    g.add_argument("--script", help="script file: 'Speaker: line' text, WebVTT, SRT or JSON")
+    g.add_argument("--topic", help="what the show is about: an LLM writes the screenplay, streamed line by line")
+    g.add_argument("--document", help="a .txt, .md or .pdf file the LLM writes the show about (alone or with --topic)")
+    _llm_options(g)
     g.add_argument("--format", choices=FORMATS, help="script format (default: detect)")
     g.add_argument("--out", required=True, help="output directory (index.m3u8, podcast.mp4, report.json)")
     g.add_argument("--ttff", type=float, default=1.5, help="time-to-first-frame SLO in seconds (default 1.5)")
@@ -73,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--workers", help=f"instances per stage, e.g. tts=2,video=3 (stages: {', '.join(STAGES)})")
     u.add_argument("--emulate", action="append", default=[], metavar="MODEL:HARDWARE:GPUS",
                    help="also start an emulated GPU video instance, e.g. fantasytalking:gb200:40 (repeatable)")
+    u.add_argument("--plan", help="a provisioner plan (streamwise provision --out): one emulated GPU video instance per replica")
 
     w = sub.add_parser("worker", help="run one worker instance")
     w.add_argument("--stage", required=True, choices=STAGES)
@@ -82,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--instance", help="instance id (default: <stage>-<host>-<pid>-<rand>)")
     w.add_argument("--emulate", action="store_true",
                    help="stand in for a GPU model: CPU-rung output, the model's profiled time (marked emulated)")
+    _llm_options(w)
     w.add_argument("--nats", required=True)
 
     s = sub.add_parser("scheduler", help="run one request-scheduler process")
@@ -104,7 +109,30 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--dispatch", action="store_true",
                    help="with --requests: measure only the scheduler's own cost per task, its tasks answered at "
                         "once by a synthetic load generator (no media is produced)")
+    from .sim.cli import add_parsers as sim_parsers   # simulate, provision, bench-sim (issue 4)
+    p.set_defaults(sim_handlers=sim_parsers(sub))
+    from .profile_cmd import add_parser as profile_parser   # profile a GPU adapter (issue 5)
+    profile_parser(sub)
     return p
+
+
+def _llm_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llm", choices=("vllm", "openai", "transformers"),
+                   help="screenplay LLM backend (default: vllm when importable, else transformers; openai with --llm-url)")
+    p.add_argument("--llm-model", help="LLM checkpoint: a name from configs/models.yaml (default smollm2-135m), a "
+                                       "Hugging Face directory or a .gguf file; for --llm openai, the server's model id")
+    p.add_argument("--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (vllm serve)")
+    p.add_argument("--llm-max-tokens", type=int, help="cap on generated tokens per screenplay (default 700)")
+
+
+def _llm_args(args) -> list[str]:
+    """The worker command-line options that carry ``args``' LLM choices."""
+    out = []
+    for flag, value in (("--llm", args.llm), ("--llm-model", args.llm_model), ("--llm-url", args.llm_url),
+                        ("--llm-max-tokens", args.llm_max_tokens)):
+        if value is not None:
+            out += [flag, str(value)]
+    return out
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -129,7 +157,12 @@ def cmd_worker(args) -> int:
     from .stages.registry import make_adapter
     from .stages.worker import serve
 
-    adapter = make_adapter(args.stage, args.model, emulate=args.emulate, hardware=args.hardware, gpus=args.gpus)
+    options = None
+    if args.stage == "screenplay" and args.model == "llm":
+        options = {"backend": args.llm, "llm_model": args.llm_model, "url": args.llm_url,
+                   "max_tokens": args.llm_max_tokens}
+    adapter = make_adapter(args.stage, args.model, emulate=args.emulate, hardware=args.hardware, gpus=args.gpus,
+                           options=options)
     _run(_serve_forever(serve, args.nats, adapter, instance=args.instance, hardware=args.hardware, gpus=args.gpus,
                         emulated=args.emulate))
     return 0
@@ -144,7 +177,8 @@ def cmd_scheduler(args) -> int:
 
 def cmd_up(args) -> int:
     workers = parse_workers(args.workers)
-    extra = emulated_workers(args.emulate)
+    from .sim.cluster import plan_emulate_specs
+    extra = emulated_workers(args.emulate + (plan_emulate_specs(args.plan) if args.plan else []))
     server = None if args.nats else EmbeddedServer(port=args.port).start()
     url = args.nats or server.url
     print(url, flush=True)
@@ -181,17 +215,33 @@ def cmd_generate(args) -> int:
     from .client import GenerateError, new_request_id
     from .progress import ProgressView
 
-    script = Path(args.script)
-    try:
-        text = script.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as exc:
-        print(f"streamwise: cannot read script {script}: {exc.strerror}", file=sys.stderr)
-        return 1
     width, height = _size(args.size)
-    request = Request(request_id=new_request_id(), tenant=args.tenant, submitted_at=0.0, script=text,
-                      script_format=args.format, script_name=str(script), title=args.title, ttff_s=args.ttff,
-                      width=width, height=height, fps=args.fps, segment_s=args.segment,
-                      first_segment_s=args.first_segment, max_clip_s=args.max_clip)
+    llm = bool(args.topic or args.document)
+    if bool(args.script) == llm:
+        print("streamwise generate: give either --script, or --topic and/or --document", file=sys.stderr)
+        return 2
+    if args.script:
+        script = Path(args.script)
+        try:
+            text = script.read_text(encoding="utf-8-sig", errors="replace")
+        except OSError as exc:
+            print(f"streamwise: cannot read script {script}: {exc.strerror}", file=sys.stderr)
+            return 1
+        source = dict(script=text, script_format=args.format, script_name=str(script))
+    else:
+        from .llm_format import DocumentError, read_document
+
+        doc_path = args.document
+        try:
+            document = read_document(doc_path) if doc_path else None
+        except DocumentError as exc:
+            print(f"streamwise: {exc}", file=sys.stderr)
+            return 1
+        source = dict(topic=args.topic, document=document, document_name=doc_path,
+                      script_name=doc_path or "topic")
+    request = Request(request_id=new_request_id(), tenant=args.tenant, submitted_at=0.0, title=args.title,
+                      ttff_s=args.ttff, width=width, height=height, fps=args.fps, segment_s=args.segment,
+                      first_segment_s=args.first_segment, max_clip_s=args.max_clip, **source)
     view = ProgressView(enabled=not args.quiet)
     started = time.time()
     server = pool = None
@@ -202,9 +252,15 @@ def cmd_generate(args) -> int:
             view.note("starting embedded bus and workers ...")
             server = EmbeddedServer().start()
             url = server.url
-            pool = Pool(url, log_dir=Path(args.out) / "logs").start()
+            workers, extra = None, None
+            if llm:   # the screenplay worker is the LLM (it parses scripts too)
+                workers = {**DEFAULT_WORKERS, "screenplay": 0}
+                extra = [("screenplay-llm", ["worker", "--stage", "screenplay", "--model", "llm", *_llm_args(args)])]
+                view.note("loading the screenplay LLM (the first run converts its checkpoint once) ...")
+            pool = Pool(url, workers, log_dir=Path(args.out) / "logs", extra=extra).start()
         try:
-            _run(_wait_ready(url, pool, 90.0 if pool else 15.0, None if pool else {"scheduler", *STAGES}))
+            stages = ({"scheduler", *STAGES} if not pool else pool.stages() | {"screenplay"})
+            _run(_wait_ready(url, pool, (300.0 if llm else 90.0) if pool else 15.0, stages))
         except TimeoutError as exc:
             hint = "" if pool else f"; start a pool with: streamwise up --nats {url}"
             raise TimeoutError(f"{exc}{hint}") from None
@@ -291,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("nats").setLevel(logging.WARNING)
     handlers = {"generate": cmd_generate, "up": cmd_up, "worker": cmd_worker, "scheduler": cmd_scheduler,
                 "bench": cmd_bench}
+    handlers.update(args.sim_handlers)
+    if args.command == "profile":
+        from .profile_cmd import cmd_profile
+        handlers["profile"] = cmd_profile
     try:
         return handlers[args.command](args)
     except ValueError as exc:

@@ -50,7 +50,11 @@ class SegmentRecord:
 class Report:
     """``report.json``. ``ttff_s``: request published -> first segment received;
     ``realtime_factor``: ``wall_s / video_duration_s``; ``stall_s``: total playback stall if
-    playback starts when the first segment arrives and pauses whenever the next is late."""
+    playback starts when the first segment arrives and pauses whenever the next is late.
+    ``first_line_s`` / ``screenplay_done_s``: request published -> the first screenplay line
+    reached the scheduler / the screenplay's last line was written (both ``None`` until a
+    screenplay is known; for an LLM screenplay streamed line by line, ``ttff_s <
+    screenplay_done_s`` means playback began before the screenplay was finished)."""
 
     request_id: str
     speakers: list[str]
@@ -63,6 +67,8 @@ class Report:
     segments: list[SegmentRecord]
     quality: dict = field(default_factory=dict)
     cache_hits: int = 0
+    first_line_s: float | None = None
+    screenplay_done_s: float | None = None
     startup_s: float | None = None
     script: str | None = None
     files: dict = field(default_factory=dict)
@@ -131,6 +137,7 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
     pending: dict[int, tuple[Segment, bytes, float]] = {}
     last: Status | None = None
     final_index: int | None = None
+    first_line_at: float | None = None
     request.submitted_at = t0 = time.time()
     try:
         await bus.publish(subjects.requests(tenant), request, msg_id=rid)
@@ -148,6 +155,8 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
             idle_since = time.monotonic()
             if kind == "status":
                 last = decode(msg.data, Status)
+                if first_line_at is None and last.lines:
+                    first_line_at = arrived
                 progress("status", to_builtins(last))
                 if last.state == "failed":
                     raise GenerateError(last.error or last.message or "request failed")
@@ -189,6 +198,9 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
                     realtime_factor=round(wall / duration, 4) if duration else 0.0,
                     stall_s=round(stall_seconds(records), 4), segments=records, quality=records[0].quality,
                     cache_hits=last.cache_hits if last else 0,
+                    first_line_s=None if first_line_at is None else round(first_line_at - t0, 4),
+                    screenplay_done_s=(round(last.screenplay_done_at - t0, 4)
+                                       if last and last.screenplay_done_at else None),
                     script=request.script_name,
                     files={"hls": "index.m3u8", "mp4": "podcast.mp4"})
     (out / "report.json").write_text(report.to_json())

@@ -90,6 +90,8 @@ class PodcastPlan:
         self.next_segment = 0
         self.segments_done = 0
         self.cache_hits = 0
+        self.screenplay_done = False          # the last screenplay line is in (an LLM streams them)
+        self.screenplay_done_at: float | None = None
         self.dag.add(Node("screenplay", "screenplay", runtime_s=self._rt("screenplay")))
         self.refresh_deadlines()
 
@@ -147,7 +149,26 @@ class PodcastPlan:
             self.requeue(node)
             return None
         self._complete(node, event.outputs)
+        if node.stage == "screenplay":
+            self.screenplay_done_at = event.finished_at or None
         return node
+
+    def on_partial(self, event: Event) -> bool:
+        """Apply a partial screenplay event (lines an LLM has written so far): add the studio,
+        the new speakers' portraits and the new lines' speech nodes. Lines are keyed by
+        index, so a repeated line is ignored. Returns whether it applied (``False`` for a
+        stale attempt or a node that is not streaming).
+
+        Raises:
+            PlanError: the outputs make the request impossible.
+        """
+        node = self.dag.nodes.get(event.node_id)
+        if (node is None or node.stage != "screenplay" or node.state is not NodeState.DISPATCHED
+                or event.task_id != self.task_id(node)):
+            return False
+        self._expand_screenplay(event.outputs)
+        self.refresh_deadlines()
+        return True
 
     def requeue(self, node: Node) -> None:
         """Make a dispatched node ready again under a new task id (its instance failed it,
@@ -179,24 +200,52 @@ class PodcastPlan:
         return f"{self.request.request_id}.{node.node_id}.{self.epoch}-{node.attempt}"
 
     def _on_screenplay(self, node: Node) -> None:
+        """The screenplay is complete: add what the lines not yet streamed need, then fix the
+        show's length (the final segment can only be known now)."""
         out = node.outputs
+        self._expand_screenplay(out)
+        if not self.lines:
+            raise PlanError(f"{self.request.script_name if not self.is_topic else 'the LLM screenplay'}: "
+                            "no dialogue found")
+        self.screenplay_done = True
+        self._extend_timeline()
+
+    @property
+    def is_topic(self) -> bool:
+        """Whether an LLM writes this request's screenplay (a topic or document, not a script)."""
+        return bool(self.request.topic or self.request.document)
+
+    def required_model(self, node: Node) -> str | None:
+        """The model a node must run on, if its stage has several kinds: a topic request's
+        screenplay needs the LLM (``llm``); anything else runs on any model of its stage."""
+        return "llm" if node.stage == "screenplay" and self.is_topic else None
+
+    def _expand_screenplay(self, out: dict[str, Any]) -> None:
+        """Grow the DAG by screenplay outputs, complete or partial: the studio once its
+        description (or the first speaker or line) is known, a portrait per new speaker,
+        speech nodes per new line. Lines carry ``index`` when streamed; a line whose index is
+        already in is skipped, so partial and final events may overlap."""
         lines = out.get("lines") or []
-        if not lines:
-            raise PlanError(f"{self.request.script_name}: no dialogue found")
-        self.speakers = list(out["speakers"])
-        self.title = self.request.title or out.get("title") or self.title
-        self.lines = len(lines)
         r = self.request
-        studio = self.dag.add(Node("studio", "image", runtime_s=self._rt("image.studio"),
-                                   inputs={"kind": "studio", "title": self.title, "description": out.get("studio"),
-                                           "width": r.width, "height": r.height}))
-        studio.cache_key = self._key(studio, sorted(studio.inputs.items()))
-        for s, name in enumerate(self.speakers):
+        if "studio" not in self.dag and (out.get("studio") or out.get("speakers") or lines):
+            self.title = self.request.title or out.get("title") or self.title
+            studio = self.dag.add(Node("studio", "image", runtime_s=self._rt("image.studio"),
+                                       inputs={"kind": "studio", "title": self.title,
+                                               "description": out.get("studio"), "width": r.width,
+                                               "height": r.height}))
+            studio.cache_key = self._key(studio, sorted(studio.inputs.items()))
+        for s in range(len(self.speakers), len(out.get("speakers") or [])):
+            name = out["speakers"][s]
+            self.speakers.append(name)
             portrait = self.dag.add(Node(f"portrait:{s}", "image", deps=("studio",),
                                          runtime_s=self._rt("image.portrait"),
                                          inputs={"kind": "portrait", "name": name, "speaker_index": s}))
             portrait.cache_key = self._key(portrait, name, s)
-        for li, line in enumerate(lines):
+        for pos, line in enumerate(lines):
+            li = int(line.get("index", pos))
+            if li != self.lines:          # already in (a repeat), or a gap: keep the lines contiguous
+                continue
+            self.lines += 1
             texts = line["pieces"]
             for pi, text in enumerate(texts):
                 piece = Piece(index=len(self.pieces), line=li, speaker=int(line["speaker"]), text=text,
@@ -209,6 +258,22 @@ class PodcastPlan:
                     "first_clip_s": first_clip,
                     "pause_after_s": PAUSE_AFTER_LINE_S if piece.last_of_line else PAUSE_BETWEEN_PIECES_S}))
                 node.cache_key = self._key(node, sorted(node.inputs.items()))
+
+    def _resume_state(self) -> dict[str, Any] | None:
+        """What a retried LLM screenplay task continues from: the lines already received
+        (``None`` on the first attempt or when none arrived)."""
+        if not self.lines:
+            return None
+        studio = self.dag["studio"].inputs.get("description") if "studio" in self.dag else None
+        lines, seen = [], set()
+        for p in self.pieces:
+            if p.line in seen:
+                lines[-1]["text"] += " " + p.text
+            else:
+                seen.add(p.line)
+                lines.append({"speaker": p.speaker, "text": p.text})
+        return {"title": self.title, "studio": studio, "speakers": list(self.speakers), "host": None,
+                "lines": lines}
 
     def _on_speech(self, node: Node) -> None:
         piece = self.pieces[int(node.node_id.split(":")[1])]
@@ -248,7 +313,8 @@ class PodcastPlan:
             piece.offset = offset
             offset += piece.frames
         else:
-            self.total_frames = offset
+            if self.screenplay_done:
+                self.total_frames = offset
         self.covered = offset
         while True:
             start = self.segment_start(self.next_segment)
@@ -257,8 +323,8 @@ class PodcastPlan:
                 if start >= self.total_frames:
                     break
                 end = min(end, self.total_frames)
-            elif end > self.covered:
-                break
+            elif end > self.covered or (end == self.covered and not self.screenplay_done):
+                break     # (while the screenplay streams, the segment ending here may turn out to be the last)
             self._add_segment(self.next_segment, start, end)
             self.next_segment += 1
 
@@ -299,6 +365,9 @@ class PodcastPlan:
         """The task payload of a ready node (dependency outputs resolved to object-store names)."""
         r = self.request
         if node.stage == "screenplay":
+            if self.is_topic:
+                return {"topic": r.topic, "document": r.document, "name": r.document_name,
+                        "resume": self._resume_state()}
             return {"script": r.script, "script_ref": r.script_ref, "format": r.script_format,
                     "name": r.script_name}
         inputs = dict(node.inputs)
@@ -322,7 +391,7 @@ class PodcastPlan:
         preroll = min(start * spf, int(AUDIO_PREROLL_S * self.sample_rate))
         return {"video": video, "audio": self._audio_parts(start * spf - preroll, end * spf),
                 "preroll_samples": preroll, "sample_rate": self.sample_rate, "fps": self.request.fps,
-                "tenant": self.request.tenant}
+                "tenant": self.request.tenant, "width": self.request.width, "height": self.request.height}
 
     def set_rung(self, node: Node, rung: Rung, ladder: Ladder) -> None:
         """Record the quality rung ``node`` is dispatched at. The static (CPU) rung renders at
@@ -378,11 +447,16 @@ class PodcastPlan:
             dag[piece.node_id].deadline = d_tts
             speaker_first[piece.speaker] = min(speaker_first.get(piece.speaker, math.inf), d_tts)
         d_studio = math.inf
-        for s, d in speaker_first.items():
+        # a speaker with no line yet (the LLM named them first) speaks after the known lines at the earliest
+        not_yet = upstream_deadline(clip_deadline(running), self._rt("video", r.max_clip_s * r.fps)
+                                    + self._rt("tts", r.max_clip_s))
+        for s in range(len(self.speakers)):
             node = dag[f"portrait:{s}"]
-            node.deadline = d
-            d_studio = min(d_studio, upstream_deadline(d, node.runtime_s))
+            node.deadline = speaker_first.get(s, not_yet)
+            d_studio = min(d_studio, upstream_deadline(node.deadline, node.runtime_s))
         if "studio" in dag:
+            if d_studio == math.inf:   # the studio is known before any speaker
+                d_studio = upstream_deadline(not_yet, self._rt("image.portrait"))
             dag["studio"].deadline = d_studio
         if self.pieces:
             d_screenplay = min(upstream_deadline(d_studio, dag["studio"].runtime_s),

@@ -7,9 +7,11 @@ several processes compete for requests on the ``schedulers`` consumer of
 the snapshot), execute (publish tasks), update (status, finished requests).
 
 A request message stays un-acked (with in-progress acks) until its podcast is done, so if
-this process dies the request is redelivered to another scheduler, which starts it again;
-outputs are keyed by node, so the re-run is harmless and viewers de-duplicate segments by
-index.
+this process dies the request is redelivered to another scheduler (after
+``REQUEST_ACK_WAIT_S``), which takes it over: it rebuilds the DAG, and every node already
+computed completes from the result cache (KV ``sw_cache``: content-keyed outputs are the
+request's checkpoint), so the work resumes rather than restarts. Segments are published
+again under the same message ids and viewers de-duplicate them by index.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import msgpack
+import msgspec
 import nats.errors
 from nats.js import api
 from nats.js.errors import KeyNotFoundError, NotFoundError
@@ -31,9 +34,9 @@ from opentelemetry import trace
 
 from . import tracing
 from .bus import registry, subjects
-from .bus.client import ACK_WAIT_S, INSTANCE_TTL_S, Bus, connect
+from .bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, connect
 from .bus.codec import MessageError, decode
-from .bus.messages import Event, Heartbeat, Request, Status, Task
+from .bus.messages import Event, Heartbeat, Quality, Request, Status, Task
 from .dag import Node, NodeState
 from .deadlines import StageProfile, load_profiles
 from .estimate import book
@@ -87,7 +90,7 @@ class SchedulerService:
     async def _pull_requests(self) -> None:
         sub = await self.bus.js.pull_subscribe(
             subjects.requests_all(), durable=subjects.SCHEDULER_CONSUMER, stream=subjects.STREAM_REQUESTS,
-            config=api.ConsumerConfig(ack_wait=ACK_WAIT_S, max_deliver=5))
+            config=api.ConsumerConfig(ack_wait=REQUEST_ACK_WAIT_S, max_deliver=5))
         while not self._stop.is_set():
             try:
                 msgs = await sub.fetch(batch=1, timeout=1.0)
@@ -123,7 +126,7 @@ class SchedulerService:
 
     async def _keep_requests_alive(self) -> None:
         while not self._stop.is_set():
-            await asyncio.sleep(ACK_WAIT_S / 3)
+            await asyncio.sleep(REQUEST_ACK_WAIT_S / 3)
             for active in list(self.active.values()):
                 try:
                     await active.msg.in_progress()
@@ -216,6 +219,9 @@ class SchedulerService:
         active = self.active.get(event.request_id)
         if active is None:
             return
+        if event.partial:
+            await self._on_partial(active, event)
+            return
         instance, _ = active.dispatched.pop(event.task_id, (None, None))
         if instance is not None:
             ran = event.ok and event.finished_at > event.started_at
@@ -231,7 +237,7 @@ class SchedulerService:
         if node is None:
             return
         if node.cache_key and self.use_cache:
-            await self.bus.cache.put(node.cache_key, msgpack.packb(node.outputs))
+            await self._cache_put(plan, node)
         t0 = plan.request.submitted_at
         log.debug("%s %s done on %s: started +%.3f s, ran %.3f s, deadline slack %.3f s", event.request_id,
                   node.node_id, event.instance, event.started_at - t0, event.finished_at - event.started_at,
@@ -242,6 +248,21 @@ class SchedulerService:
             await self._status(plan, "running", f"segment {node.inputs['index']} published")
         if plan.finished:
             await self._finish(active)
+
+    async def _on_partial(self, active: _Active, event: Event) -> None:
+        """A streaming task's partial outputs (the LLM screenplay's lines so far): expand the
+        DAG now; the task stays outstanding on its instance until its final event."""
+        plan = active.plan
+        if "$ref" in event.outputs:
+            event.outputs = msgpack.unpackb(await self.bus.get_blob(event.outputs["$ref"]))
+        lines = plan.lines
+        try:
+            applied = plan.on_partial(event)
+        except PlanError as exc:
+            await self._finish(active, failed=str(exc))
+            return
+        if applied and plan.lines > lines:
+            await self._status(plan, "running", f"screenplay: {plan.lines} lines so far")
 
     def _on_instance(self, entry) -> None:
         if entry.operation in ("DEL", "PURGE") or not entry.value:
@@ -286,12 +307,20 @@ class SchedulerService:
                     if n.cache_key and n.node_id not in self.active[rid].cache_checked]
             if not todo:
                 break
-            found = await asyncio.gather(*(self._cache_get(n.cache_key) for _, n in todo))
+            keys = [self._cache_keys(n) for _, n in todo]
+            flat = await asyncio.gather(*(self._cache_get(k) for ks in keys for k in ks))
             hits = 0
-            for (active, node), outputs in zip(todo, found):
+            at = 0
+            for (active, node), ks in zip(todo, keys):
+                found, at = flat[at:at + len(ks)], at + len(ks)
                 active.cache_checked.add(node.node_id)
+                outputs = next((o for o in found if o is not None), None)   # the highest rung cached
                 if outputs is not None and active.plan.request.request_id in self.active:
                     hits += 1
+                    quality = outputs.pop("$quality", None)
+                    if quality is not None and node.stage in self.ladders:
+                        node.quality = msgspec.convert(quality, Quality)
+                        node.rung_index = self.ladders[node.stage].index(node.quality.rung)
                     try:
                         active.plan.complete_from_cache(node, outputs)
                     except PlanError as exc:
@@ -299,6 +328,27 @@ class SchedulerService:
             if hits:
                 ready = self._ready()      # hits completed nodes and made others ready
         return ready
+
+    def _cache_keys(self, node: Node) -> list[str]:
+        """The cache keys to look up for ``node``, best first: for a stage with a quality ladder
+        one key per rung, highest rung first (a hit serves the best version computed so far,
+        never silently a lower one under a rung-blind key); otherwise its content key."""
+        ladder = self.ladders.get(node.stage)
+        if ladder is None:
+            return [node.cache_key]
+        return [f"{node.cache_key}.{rung.name}" for rung in ladder.rungs]
+
+    async def _cache_put(self, plan: PodcastPlan, node: Node) -> None:
+        """Store a completed node's outputs under its content key; on a laddered stage the
+        key names the rung it ran at and the value carries its quality, so a later hit
+        records the right rung for its segment."""
+        outputs = dict(node.outputs)
+        key = node.cache_key
+        if node.stage in self.ladders:
+            quality = plan.quality_of(node)
+            key = f"{key}.{quality.rung}"
+            outputs["$quality"] = msgspec.to_builtins(quality)
+        await self.bus.cache.put(key, msgpack.packb(outputs))
 
     async def _cache_get(self, key: str) -> dict | None:
         try:
@@ -311,7 +361,8 @@ class SchedulerService:
         """Place and publish ``ready_nodes``; ``scan_s`` (the time spent finding them) counts in
         the per-task overhead."""
         started = time.perf_counter() - scan_s
-        ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline, rid, (self.active[rid].plan.request.submitted_at, i))
+        ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline, rid, (self.active[rid].plan.request.submitted_at, i),
+                           model=self.active[rid].plan.required_model(n))
                  for rid, i, n in ready_nodes if rid in self.active]
         if not ready:
             return
@@ -364,7 +415,7 @@ class SchedulerService:
         status = Status(request_id=plan.request.request_id, state=state, message=message, speakers=plan.speakers,
                         lines=plan.lines, segments_done=plan.segments_done, segments_total=plan.segments_total,
                         video_duration_s=plan.video_duration_s, cache_hits=plan.cache_hits, error=error,
-                        at=time.time())
+                        screenplay_done_at=plan.screenplay_done_at, at=time.time())
         await self.bus.publish(subjects.status(plan.request.tenant, plan.request.request_id), status)
 
     async def _finish(self, active: _Active, failed: str | None = None) -> None:
@@ -404,11 +455,9 @@ def _default_ladders() -> dict[str, Ladder]:
 
 def _check_request(r: Request) -> None:
     """Raise ValueError for a request that cannot be served (one-line reason)."""
-    given = [x for x in (r.script, r.script_ref, r.topic) if x]
+    given = [x for x in (r.script, r.script_ref, r.topic or r.document) if x]
     if len(given) != 1:
-        raise ValueError("give exactly one of script, script_ref or topic")
-    if r.topic:
-        raise ValueError("topic requests need the LLM screenplay stage, which is not available yet; send a script")
+        raise ValueError("give exactly one of script, script_ref or topic (and/or document)")
     if r.width % 8 or r.height % 8 or not (64 <= r.width <= 4096 and 64 <= r.height <= 4096):
         raise ValueError(f"size {r.width}x{r.height}: width and height must be multiples of 8 in 64..4096")
     if not (1 <= r.fps <= 60) or r.segment_s <= 0 or r.max_clip_s <= 0 or r.ttff_s <= 0:
