@@ -153,6 +153,45 @@ class PodcastPlan:
             self.screenplay_done_at = event.finished_at or None
         return node
 
+    # ---------------------------------------------------------------- checkpoint
+    @property
+    def checkpoint_key(self) -> str | None:
+        """KV key of this request's screenplay checkpoint: only an LLM screenplay needs one
+        (it is not reproducible; a script is parsed again identically). ``None`` otherwise."""
+        if not self.is_topic:
+            return None
+        return content_name(CACHE_VERSION, "screenplay-checkpoint", self.request.request_id.encode())
+
+    def screenplay_checkpoint(self) -> dict[str, Any]:
+        """The screenplay as received so far, in the screenplay outputs' shape (every line with
+        its ``index`` and ``pieces``), with ``complete`` once the final event is in. Written
+        by the scheduler on every screenplay event so another scheduler taking the request
+        over continues the same show (:meth:`restore_screenplay`)."""
+        lines: dict[int, dict[str, Any]] = {}
+        for p in self.pieces:
+            lines.setdefault(p.line, {"index": p.line, "speaker": p.speaker, "pieces": []})["pieces"].append(p.text)
+        studio = self.dag["studio"].inputs.get("description") if "studio" in self.dag else None
+        return {"title": self.title, "studio": studio, "speakers": list(self.speakers),
+                "lines": [lines[i] for i in sorted(lines)], "complete": self.screenplay_done}
+
+    def restore_screenplay(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from a :meth:`screenplay_checkpoint` of an earlier run of this request (a
+        scheduler takeover): the DAG grows by the lines already written; a complete one
+        completes the screenplay node, an incomplete one leaves it to be dispatched with
+        those lines as its resume state, so the LLM continues after them.
+
+        Raises:
+            PlanError: the checkpoint makes the request impossible (no dialogue).
+        """
+        node = self.dag["screenplay"]
+        if node.state is not NodeState.PENDING:
+            return
+        if checkpoint.get("complete"):
+            self._complete(node, checkpoint)
+            return
+        self._expand_screenplay(checkpoint)
+        self.refresh_deadlines()
+
     def on_partial(self, event: Event) -> bool:
         """Apply a partial screenplay event (lines an LLM has written so far): add the studio,
         the new speakers' portraits and the new lines' speech nodes. Lines are keyed by

@@ -17,6 +17,7 @@ again under the same message ids and viewers de-duplicate them by index.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -184,6 +185,17 @@ class SchedulerService:
             await msg.ack()  # a duplicate publish of a running request
             return
         plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
+        if plan.checkpoint_key and msg.metadata.num_delivered > 1:   # taking over an LLM screenplay
+            checkpoint = await self._cache_get(plan.checkpoint_key)
+            if checkpoint is not None:
+                try:
+                    plan.restore_screenplay(checkpoint)
+                except PlanError as exc:
+                    log.error("request %s: checkpoint unusable (%s); starting over", request.request_id, exc)
+                    plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
+                else:
+                    log.info("request %s: resuming its screenplay from a checkpoint (%d lines%s)",
+                             request.request_id, plan.lines, ", complete" if checkpoint.get("complete") else "")
         active = _Active(plan=plan, msg=msg)
         active.events_sub = await self.bus.js.pull_subscribe(
             subjects.events(request.request_id), stream=subjects.STREAM_EVENTS,
@@ -243,6 +255,7 @@ class SchedulerService:
                   node.node_id, event.instance, event.started_at - t0, event.finished_at - event.started_at,
                   node.deadline - event.finished_at)
         if node.node_id == "screenplay":
+            await self._checkpoint(plan)
             await self._status(plan, "running", f"{plan.lines} lines, {len(plan.speakers)} speakers")
         elif node.stage == "mux":
             await self._status(plan, "running", f"segment {node.inputs['index']} published")
@@ -262,7 +275,15 @@ class SchedulerService:
             await self._finish(active, failed=str(exc))
             return
         if applied and plan.lines > lines:
+            await self._checkpoint(plan)
             await self._status(plan, "running", f"screenplay: {plan.lines} lines so far")
+
+    async def _checkpoint(self, plan: PodcastPlan) -> None:
+        """Write an LLM screenplay's lines so far (KV ``sw_cache``, key per request), so a
+        scheduler taking the request over continues the same show instead of asking the LLM
+        for a new one under segments already streamed."""
+        if plan.checkpoint_key:
+            await self.bus.cache.put(plan.checkpoint_key, msgpack.packb(plan.screenplay_checkpoint()))
 
     def _on_instance(self, entry) -> None:
         if entry.operation in ("DEL", "PURGE") or not entry.value:
@@ -427,6 +448,9 @@ class SchedulerService:
         for task_id, (inst, _) in active.dispatched.items():
             self.pool.finished(inst, task_id)
         self.quality_states.pop(rid, None)
+        if plan.checkpoint_key:
+            with contextlib.suppress(Exception):
+                await self.bus.cache.delete(plan.checkpoint_key)
         active.span.set_attribute("streamwise.segments", plan.segments_done)
         if failed:
             active.span.set_status(trace.StatusCode.ERROR, failed)

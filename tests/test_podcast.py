@@ -188,3 +188,36 @@ def test_dag_ready_index_matches_a_full_scan_under_random_changes():
             node = dag[rng.choice(ids)]
             node.state = rng.choice(list(NodeState))
         assert [n.node_id for n in dag.ready()] == scan(dag)
+
+
+def test_an_llm_screenplay_checkpoint_lets_a_new_scheduler_continue_the_same_show(profiles):
+    """Takeover of a topic request: the lines streamed so far, checkpointed, rebuild the same
+    speech nodes in a fresh plan (epoch 2), whose screenplay task then resumes after them; a
+    complete checkpoint completes the screenplay node at once. Scripts need no checkpoint."""
+    first = PodcastPlan(_request(script=None, topic="tides"), profiles)
+    node = first.dag["screenplay"]
+    node.state = NodeState.DISPATCHED
+    lines = [{"index": 0, "speaker": 0, "text": "Welcome.", "pieces": ["Welcome."]},
+             {"index": 1, "speaker": 1, "text": "Tides follow the moon.", "pieces": ["Tides follow", "the moon."]}]
+    partial = Event(task_id=first.task_id(node), request_id="r1", node_id="screenplay", stage="screenplay",
+                    instance="llm-1", partial=True,
+                    outputs={"title": "Tides", "studio": "a beach studio", "speakers": ["Host", "Guest"],
+                             "lines": lines})
+    assert first.on_partial(partial)
+    checkpoint = first.screenplay_checkpoint()
+    assert first.checkpoint_key and checkpoint["complete"] is False and len(checkpoint["lines"]) == 2
+
+    second = PodcastPlan(_request(script=None, topic="tides"), profiles, epoch=2)
+    second.restore_screenplay(checkpoint)
+    assert [p.text for p in second.pieces] == [p.text for p in first.pieces]
+    assert sorted(n for n in second.dag.nodes) == sorted(n for n in first.dag.nodes)
+    assert second.dag["screenplay"].state is NodeState.PENDING
+    resume = second.task_inputs(second.dag["screenplay"])["resume"]
+    assert [line["text"] for line in resume["lines"]] == ["Welcome.", "Tides follow the moon."]
+    assert resume["speakers"] == ["Host", "Guest"] and resume["studio"] == "a beach studio"
+
+    done = dict(checkpoint, complete=True)
+    third = PodcastPlan(_request(script=None, topic="tides"), profiles, epoch=3)
+    third.restore_screenplay(done)
+    assert third.dag["screenplay"].state is NodeState.DONE and third.screenplay_done and third.lines == 2
+    assert PodcastPlan(_request(), profiles).checkpoint_key is None
