@@ -15,11 +15,18 @@ STAGES = ("screenplay", "tts", "image", "video", "mux")
 # (stage, model) -> "module:Class"; the first model of a stage is its default.
 ADAPTERS: dict[tuple[str, str], str] = {
     ("screenplay", "script-parser"): "streamwise.stages.screenplay:ScriptScreenplay",
+    ("screenplay", "llm"): "streamwise.stages.llm_screenplay:LlmScreenplay",   # topic/document -> LLM
     ("tts", "piper"): "streamwise.stages.tts:CpuSpeech",
     ("tts", "espeak-ng"): "streamwise.stages.tts:CpuSpeech",
     ("image", "cpu-art"): "streamwise.stages.image:CpuArt",
     ("video", "cpu-head"): "streamwise.stages.talking_head:CpuTalkingHead",
     ("mux", "pyav-fmp4"): "streamwise.stages.mux:PyavMux",
+    # GPU models (issue 5): torch and diffusers load only inside the adapter's load()
+    ("image", "flux"): "streamwise.stages.gpu.stage:FluxImageStage",
+    ("image", "flux-kontext"): "streamwise.stages.gpu.stage:KontextImageStage",
+    ("video", "fantasytalking"): "streamwise.stages.gpu.stage:FantasyTalkingStage",
+    ("video", "hunyuanframepack"): "streamwise.stages.gpu.stage:FramePackStage",
+    ("tts", "kokoro"): "streamwise.stages.gpu.stage:KokoroTtsStage",
 }
 _KWARGS = {("tts", "espeak-ng"): {"engine": "espeak"}}
 
@@ -37,8 +44,11 @@ def default_model(stage: str) -> str:
 
 
 def make_adapter(stage: str, model: str | None = None, *, emulate: bool = False, hardware: str = "cpu",
-                 gpus: int = 0) -> StageAdapter:
+                 gpus: int = 0, options: dict | None = None) -> StageAdapter:
     """Instantiate the adapter for ``stage`` / ``model`` (default model when ``None``).
+
+    ``options``: keyword arguments for the adapter (e.g. the LLM screenplay's ``backend``,
+    ``llm_model``, ``url``); ``None`` values are left out.
 
     ``emulate``: an :class:`~streamwise.stages.emulated.EmulatedGpuStage` that serves ``model``
     on ``gpus`` × ``hardware`` by taking its profiled time around the stage's CPU rung.
@@ -59,4 +69,5 @@ def make_adapter(stage: str, model: str | None = None, *, emulate: bool = False,
         raise ValueError(f"no model {model!r} for stage {stage!r}; known: {known} (GPU adapters come with "
                          f"issue 5; --emulate stands in for a GPU model with its profiled time)")
     module, cls = target.split(":")
-    return getattr(import_module(module), cls)(**_KWARGS.get((stage, model), {}))
+    kwargs = {**_KWARGS.get((stage, model), {}), **{k: v for k, v in (options or {}).items() if v is not None}}
+    return getattr(import_module(module), cls)(**kwargs)

@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--emulate", action="append", default=[], metavar="MODEL:HARDWARE:GPUS",
                    help="also start an emulated GPU video instance, e.g. fantasytalking:gb200:40 (repeatable)")
     u.add_argument("--plan", help="a provisioner plan (streamwise provision --out): one emulated GPU video instance per replica")
+    _llm_options(u)   # with --llm / --llm-model the screenplay workers are LLM workers (topics, documents and scripts)
 
     w = sub.add_parser("worker", help="run one worker instance")
     w.add_argument("--stage", required=True, choices=STAGES)
@@ -179,12 +180,18 @@ def cmd_up(args) -> int:
     workers = parse_workers(args.workers)
     from .sim.cluster import plan_emulate_specs
     extra = emulated_workers(args.emulate + (plan_emulate_specs(args.plan) if args.plan else []))
+    llm = args.llm or args.llm_model or args.llm_url
+    if llm:   # LLM screenplay workers in place of the script parsers (they parse scripts too)
+        count = workers.get("screenplay", DEFAULT_WORKERS["screenplay"])
+        workers = {**DEFAULT_WORKERS, **workers, "screenplay": 0}
+        extra += [(f"screenplay-llm-{i}", ["worker", "--stage", "screenplay", "--model", "llm", *_llm_args(args)])
+                  for i in range(max(count, 1))]
     server = None if args.nats else EmbeddedServer(port=args.port).start()
     url = args.nats or server.url
     print(url, flush=True)
     pool = Pool(url, workers, extra=extra).start()
     try:
-        _run(_wait_ready(url, pool, 120.0))
+        _run(_wait_ready(url, pool, 300.0 if llm else 120.0, pool.stages() | ({"screenplay"} if llm else set())))
         print(f"ready: {', '.join(f'{s}={n}' for s, n in workers.items())} (Ctrl-C to stop)", flush=True)
         while True:
             for name, code in pool.reap():

@@ -50,7 +50,8 @@ HF_SECTION_FRAMES = 36       # FramePack generates 36-frame sections (raw runs: 
 ALIASES = {"fantasytalking": "fantasytalking", "ft": "fantasytalking",
            "hunyuanframepack": "hunyuanframepack", "framepack": "hunyuanframepack", "hf": "hunyuanframepack",
            "flux": "flux", "gemma": "gemma", "kokoro": "kokoro", "others": "kokoro",
-           "realesrgan": "realesrgan", "upscaler": "realesrgan"}
+           "realesrgan": "realesrgan", "upscaler": "realesrgan",
+           "llm": "gemma"}   # the screenplay LLM's bus model; on GPU it serves Gemma-3-27B (configs/models.yaml llm:)
 _TAG = {"fantasytalking": "ft", "hunyuanframepack": "hf", "flux": "flux"}
 _MODE = {"fantasytalking": "latent", "hunyuanframepack": "sections", "flux": "none"}
 
@@ -258,6 +259,23 @@ def _pick(shapes: dict[tuple[str, int], tuple[float, ...]], hw: str, ws: int) ->
     return min((k for k in shapes if k[0] in chain), key=lambda k: (abs(math.log2(k[1] / ws)), chain.index(k[0]), k[1]))
 
 
+#: Model names of measured profiles (``streamwise profile --model``) -> book names; ``<name>:shape`` -> the
+#: reference model whose scaling a measured model without its own reference borrows.
+_MEASURED_ALIASES = {"realesrgan-x2": "realesrgan", "flux-kontext": "flux-kontext", "flux-kontext:shape": "flux"}
+
+
+def measured_paths() -> list[str]:
+    """Measured profile CSVs named by ``$STREAMWISE_PROFILES`` (files or folders of ``*.csv``,
+    separated by ``os.pathsep``); empty when unset."""
+    import glob
+    import os
+
+    out: list[str] = []
+    for item in filter(None, os.environ.get("STREAMWISE_PROFILES", "").split(os.pathsep)):
+        out += sorted(glob.glob(os.path.join(item, "*.csv"))) if os.path.isdir(item) else [item]
+    return out
+
+
 class ProfileBook:
     """Expected runtimes by (model, hardware, GPU count); build it with :meth:`load`."""
 
@@ -310,7 +328,59 @@ class ProfileBook:
         # placement's CPU estimates come from the same validated StageProfiles
         for stage, p in load_profiles().items():
             entries[(stage, "cpu", 0)] = _Affine(p.base_s, p.per_unit_s, p.unit, 0.0)
-        return cls(entries, fits)
+        book = cls(entries, fits)
+        for path in measured_paths():   # $STREAMWISE_PROFILES: profiles written by `streamwise profile`
+            book = book.with_measured(path)
+        return book
+
+    def with_measured(self, path: str, *, model: str | None = None, hardware: str | None = None) -> ProfileBook:
+        """A copy of this book plus the measured profile at ``path`` (written by ``streamwise profile``: the
+        ``latency_ft_mapping`` columns, then ``# model: ...`` / ``# hardware: ...`` comment lines).
+
+        For each ``world_size`` the row with the most work (steps x frames x pixels) becomes the anchor of a
+        new (model, hardware, world_size) entry, as a mapping row is for the reference profiles; how time
+        scales away from it is borrowed from the model's reference shape (H100 first). Real-ESRGAN rows are
+        seconds per input frame at ``width`` x ``height`` (output 2x per side). ``model`` / ``hardware``
+        override the file's comments.
+
+        Raises:
+            OSError: unreadable file. KeyError / ValueError: no model named, an unknown model, bad rows.
+        """
+        import os
+
+        lines = [ln for ln in open(os.fspath(path), encoding="utf-8").read().splitlines() if ln.strip()]
+        notes = {k.strip(): v.strip() for k, _, v in (ln[1:].partition(":") for ln in lines[1:] if ln.startswith("#"))}
+        header = lines[0].lstrip("#").strip().split(",")
+        rows = [dict(zip(header, r)) for r in csv.reader(ln for ln in lines[1:] if not ln.startswith("#"))]
+        given = model or notes.get("model")
+        if not given or not rows:
+            raise ValueError(f"{path}: no rows, or no model (pass model= or a '# model: NAME' line)")
+        name = _MEASURED_ALIASES.get(given, None) or self._name(given)
+        shape_of = _MEASURED_ALIASES.get(f"{name}:shape", name)
+        hw = (hardware or notes.get("hardware") or "measured").lower()
+        entries = dict(self._entries)
+        by_ws: dict[int, list[dict[str, str]]] = defaultdict(list)
+        for r in rows:
+            by_ws[int(r["world_size"])].append(r)
+        for ws, rs in by_ws.items():
+            a = max(rs, key=lambda r: int(r.get("steps", 1)) * int(r.get("frames", 1)) * int(r["width"]) * int(r["height"]))
+            ref = self._reference(shape_of, ws)
+            if isinstance(ref, _Video):
+                e: _Video | _Affine = _anchored(replace(
+                    ref, step_s=float(a["avg_steps_time"]), vae_s=float(a["vae_time"]), steps=int(a["steps"]),
+                    frames=int(a["frames"]), width=int(a["width"]), height=int(a["height"])))
+            else:   # Real-ESRGAN x2: seconds per frame; the book's runtime_s takes output pixels
+                e = _Affine(0.0, float(a["avg_steps_time"]), "frames", 1.0, 0.0, 4.0 * int(a["width"]) * int(a["height"]))
+            entries[(name, hw, ws)] = e
+        return ProfileBook(entries, self.fits)
+
+    def _reference(self, model: str, gpus: int) -> _Video | _Affine | None:
+        """The reference entry whose shape a measured profile of ``model`` borrows (H100 first, nearest count)."""
+        cands = [(k, e) for k, e in self._entries.items() if k[0] == model and k[1] in HARDWARE]
+        if not cands:
+            return None
+        order = ("h100", "h200", "a100", "gb200")
+        return min(cands, key=lambda ke: (abs(math.log2(max(ke[0][2], 1) / max(gpus, 1))), order.index(ke[0][1])))[1]
 
     def _name(self, model: str) -> str:
         name = self._alias.get(model.lower())
