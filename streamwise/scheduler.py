@@ -48,6 +48,9 @@ from .podcast import PlanError, PodcastPlan
 
 log = logging.getLogger(__name__)
 
+# how long a node may wait for an instance of its model to appear (seconds)
+MISSING_MODEL_WAIT_S = float(os.environ.get("STREAMWISE_MISSING_MODEL_WAIT_S", "60"))
+
 
 @dataclass
 class _Active:
@@ -58,6 +61,7 @@ class _Active:
     dispatched: dict[str, tuple[str, str]] = field(default_factory=dict)   # task_id -> (instance, node_id)
     span: object = None              # the request's trace span (a no-op span when tracing is off)
     cache_checked: set[str] = field(default_factory=set)   # node ids already looked up in the cache
+    waiting_since: float | None = None   # when a ready node first found no instance of its required model
 
 
 class SchedulerService:
@@ -156,6 +160,7 @@ class SchedulerService:
                 scan_s = time.perf_counter() - scan_started
                 ready = await self._serve_from_cache(ready)
                 await self._dispatch(ready, scan_s)
+                await self._check_missing_models(ready)
         finally:
             for t in helpers:
                 t.cancel()
@@ -424,6 +429,29 @@ class SchedulerService:
         if decisions:
             per_task = (time.perf_counter() - started) / len(decisions)
             self.overhead_s.extend([per_task] * len(decisions))
+
+    async def _check_missing_models(self, ready: list[tuple[str, int, Node]]) -> None:
+        """A ready node that needs a model no instance serves (a topic's screenplay needs an
+        ``llm`` instance): tell the viewer once, and fail the request with how to start one
+        after ``MISSING_MODEL_WAIT_S``, instead of leaving it to wait in silence."""
+        served = {v.model for v in self.pool.views()}
+        now = time.time()
+        for rid, _, node in ready:
+            active = self.active.get(rid)
+            if active is None or node.state is not NodeState.PENDING:
+                continue
+            model = active.plan.required_model(node)
+            if model is None or model in served:
+                active.waiting_since = None
+                continue
+            if active.waiting_since is None:
+                active.waiting_since = now
+                await self._status(active.plan, "running", f"waiting for a {node.stage} instance of model {model!r}")
+            elif now - active.waiting_since > MISSING_MODEL_WAIT_S:
+                await self._finish(active, failed=(
+                    f"no {node.stage} instance of model {model!r} is running (waited {MISSING_MODEL_WAIT_S:.0f} s); "
+                    f"start one with `streamwise worker --stage {node.stage} --model {model} --nats URL` "
+                    f"or `streamwise up --llm transformers|vllm`"))
 
     def _runtime(self, ready: ReadyNode, inst: InstanceView, rung: Rung | None) -> float:
         rid, node_id = ready.key

@@ -432,3 +432,24 @@ async def test_a_killed_scheduler_s_request_is_taken_over_and_resumes_from_the_c
     taken_over = [s for s in statuses if s.request_id == report.request_id and s.state == "done"]
     assert taken_over and taken_over[-1].cache_hits > 0          # resumed from the cache, not from scratch
     assert "accepted" in (tmp_path / "logs" / "scheduler-2.log").read_text()
+
+
+async def test_a_topic_request_without_an_llm_instance_fails_with_how_to_start_one(tmp_path, monkeypatch):
+    """No screenplay instance of model ``llm`` runs: the viewer hears that the request waits
+    for one, then the request fails with the command that starts one (here after 2 s)."""
+    from streamwise.bus.client import connect
+    from streamwise.bus.server import EmbeddedServer
+
+    monkeypatch.setenv("STREAMWISE_MISSING_MODEL_WAIT_S", "2")
+    with EmbeddedServer() as server, Pool(server.url, {"screenplay": 0}, log_dir=tmp_path / "logs") as local:
+        bus = await connect(server.url)
+        try:
+            await asyncio.wait_for(_wait_ready(bus, local), 90)
+            seen = []
+            request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, topic="tides")
+            with pytest.raises(GenerateError, match="no screenplay instance of model 'llm'.*--model llm"):
+                await generate(bus, request, tmp_path / "out", idle_timeout_s=60,
+                               progress=lambda kind, info: seen.append((kind, info)))
+        finally:
+            await bus.close()
+    assert any("waiting for a screenplay instance" in str(info) for _, info in seen)
