@@ -39,6 +39,7 @@ from .bus import registry, subjects
 from .bus.client import Bus, connect
 from .bus.codec import decode
 from .bus.messages import Event, Heartbeat, Request, Status, Task
+from .bench import overhead_stats
 from .bus.server import EmbeddedServer
 from .pool import Pool
 from .script import parse_script
@@ -185,12 +186,10 @@ def run_dispatch_bench(counts: list[int], policies: list[str], *, script: Path, 
                 with Pool(server.url, {"screenplay": 0}, log_dir=out / f"logs-{policy}-{n}", scheduler=options):
                     run = run_loop(_drive(server.url, text, n, per_stage, fps, timeout_s))
             recorded = json.loads(stats.read_text())
-            ms = sorted(o * 1000 for o in recorded["overhead_s"]) or [0.0]
+            ms = overhead_stats(recorded["overhead_s"])
             rows.append({"policy": policy, "requests": n, "dispatches": recorded["dispatches"],
-                         "overhead_ms_p50": ms[len(ms) // 2],
-                         "overhead_ms_p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))],
-                         "overhead_ms_max": ms[-1],
-                         "dispatches_per_scheduler_s": len(ms) / (sum(ms) / 1000) if sum(ms) else 0.0,
+                         "overhead_ms_p50": ms["p50"], "overhead_ms_p99": ms["p99"], "overhead_ms_max": ms["max"],
+                         "dispatches_per_scheduler_s": ms["per_s"],
                          "dispatches_per_wall_s": recorded["dispatches"] / run["wall_s"], "wall_s": run["wall_s"]})
     return rows
 

@@ -121,3 +121,35 @@ def test_spec_parsing():
 def test_missing_model_is_reported():
     with pytest.raises(ValueError, match="no instance of"):
         evaluate(Cluster({"a100": 8}, CHEAPEST.instances[:3]), W)
+
+
+def test_the_papers_adaptive_method_by_hand_on_the_cheapest_16xa100():
+    # Azure/realtimevideogen simulator/provisioning.py get_provisioning_adaptive_results: TTFF of
+    # a whole run at the low level (pixels x 1/16 for FLUX, FramePack, FantasyTalking, their
+    # VAEs and the upscaler; data_loading.load_adaptive_quality_data) on its own allocation,
+    # cost of the high-level run. Here the low run gets the same 16 A100 layout.
+    from streamwise.sim.analytic import evaluate_adaptive
+
+    wa = W.with_(static_slide_s=0.5)
+    q = 1 / 16
+    low_makespan = (5.941 + 0.649 * 42 + 0.39 * 25 * q + 43 * 0.6
+                    + 172 / 2 * (105 / 324 * 2.675 * 10 * q) + 18000 * 6.173514 * q / 324
+                    + 172 / 7 * (81 / 77 * 12.209252 * 10 * q) + 13800 / 7 * (3.817476 * q / 77)
+                    + 13800 / 3 * 0.193 * q)
+    assert low_makespan < 600                                 # so the low run's TTFF is its first chunk
+    first_low = (5.941 + 0.39 * 25 * q + 0.6
+                 + 36 / 324 * 2.675 * q * 10                  # FramePack's first 36-frame section
+                 + 105 * 6.173514 * q / 324                   # its VAE, one clip
+                 + 81 / 77 * 12.209252 * 10 * q + 81 * 3.817476 * q / 77   # FantasyTalking, VAE inline
+                 + 81 * 0.193 * q)                            # Real-ESRGAN, one clip
+    paper = evaluate_adaptive(CHEAPEST, wa, method="paper", low_cluster=CHEAPEST)
+    assert paper.first_chunk_s == pytest.approx(first_low, rel=1e-6)
+    assert paper.ttff_s == pytest.approx(first_low - 0.5, rel=1e-6)          # ~16.2 s
+    assert paper.cost_usd == pytest.approx(25.20, abs=0.01)                   # the high run's cost
+    assert paper.makespan_s == pytest.approx(evaluate(CHEAPEST, W).makespan_s, rel=1e-9)
+    # ours on the same instances: the high run still has to stream 600 s without a stall
+    ours = evaluate_adaptive(CHEAPEST, wa, method="ours")
+    assert ours.ttff_s == pytest.approx(evaluate(CHEAPEST, W).makespan_s - 600 - 0.5, rel=1e-6)
+    assert ours.cost_usd == pytest.approx(paper.cost_usd, rel=1e-9)
+    with pytest.raises(ValueError, match="adaptive method"):
+        evaluate_adaptive(CHEAPEST, wa, method="mine")

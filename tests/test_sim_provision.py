@@ -96,3 +96,18 @@ def test_plan_round_trip_and_emulate_specs(tmp_path):
     specs = plan_emulate_specs(path)
     assert specs.count("fantasytalking:a100:1") == 7 and specs.count("hunyuanframepack:a100:1") == 2
     assert Instance("gemma", "a100", 1) in back.instances
+
+
+def test_the_papers_adaptive_provisioner_pairs_a_low_run_with_the_high_cost():
+    from streamwise.sim.analytic import evaluate_adaptive
+
+    wa = load_workload("podcast10_adaptive")
+    p = search(wa, gpu_types=["a100"], max_gpus=64, adaptive=True, adaptive_method="paper")
+    assert p.low_cluster is not None
+    again = evaluate_adaptive(p.best.cluster, wa, method="paper", low_cluster=p.low_cluster)
+    assert p.result.ttff_s == pytest.approx(again.ttff_s) and p.result.cost_usd == pytest.approx(again.cost_usd)
+    assert p.result.cost_usd == pytest.approx(evaluate(p.best.cluster, wa).cost_usd, rel=1e-9)
+    high_servers = p.best.cluster.servers()
+    assert all(n <= high_servers.get(g, 0) for g, n in p.low_cluster.servers().items())   # the same budget
+    # the paper's method is never stricter than ours on the same cluster
+    assert p.result.ttff_s <= evaluate_adaptive(p.best.cluster, wa, method="ours").ttff_s + 1e-9

@@ -28,7 +28,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict:
     s.add_argument("--allocator", choices=("greedy", "search"),
                    help="for a SPEC: the paper's greedy (default for streamwise/fifo) or our search (fastest within the budget)")
     s.add_argument("--pricing", choices=("spot", "reserved"), help="default: spot (reserved for naive)")
-    s.add_argument("--adaptive", action="store_true", help="analytic: first clip at the low level, then the high level")
+    s.add_argument("--adaptive", action="store_true", help="analytic: adaptive quality plus the workload's static slide")
+    s.add_argument("--adaptive-method", choices=("ours", "paper"), default="ours",
+                   help="analytic --adaptive: ours (first clip low on the same instances; stricter, default) or paper "
+                        "(get_provisioning_adaptive_results: TTFF of a whole low-quality run on its own allocation "
+                        "within the cluster's budget, cost of the high-quality run)")
     s.add_argument("--cpu-workers", type=int, default=16, help="des: CPU instances serving the static rung (default 16)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -40,6 +44,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict:
     p.add_argument("--gpus", help="GPU types to consider, e.g. a100,h200 (default: all)")
     p.add_argument("--max-gpus", type=int, default=4096, help="GPUs per type at most (default 4096)")
     p.add_argument("--adaptive", action="store_true", help="adaptive quality: the first clip at the low level")
+    p.add_argument("--adaptive-method", choices=("ours", "paper"), default="ours",
+                   help="with --adaptive: ours (default) or the paper's method (see simulate --adaptive-method)")
+    p.add_argument("--objective", choices=("ttff_cost", "ttff"), default="ttff_cost",
+                   help="minimise TTFF x cost (default, the paper's) or TTFF (ties to the cheaper; use with --budget)")
     p.add_argument("--out", help="write the plan (a cluster YAML for `simulate --cluster` and `up --plan`)")
     p.add_argument("--plot", help="write the TTFF-vs-cost plot of the candidates explored (PNG)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -89,8 +97,10 @@ def cmd_simulate(args) -> int:
     w = _policy_workload(load_workload(args.workload), args.policy)
     cluster = build_cluster(args.cluster, w, args.policy, args.pricing, args.allocator)
     if args.engine == "analytic":
-        r = (evaluate_adaptive if args.adaptive else evaluate)(cluster, w)
+        r = evaluate_adaptive(cluster, w, method=args.adaptive_method) if args.adaptive else evaluate(cluster, w)
         out = r.as_dict()
+        if args.adaptive:
+            out["adaptive_method"] = args.adaptive_method
     else:
         t0 = time.perf_counter()
         r = simulate(cluster, w, policy="fifo" if args.policy in ("fifo", "naive") else "edf",
@@ -126,7 +136,7 @@ def cmd_provision(args) -> int:
     w = load_workload(args.workload)
     plan = search(w, pricing=args.pricing, gpu_types=args.gpus.lower().split(",") if args.gpus else None,
                   max_ttff_s=args.max_ttff, budget_usd=args.budget, max_gpus=args.max_gpus, adaptive=args.adaptive,
-                  keep_candidates=bool(args.plot))
+                  keep_candidates=bool(args.plot), adaptive_method=args.adaptive_method, objective=args.objective)
     r = plan.result
     out = {"cluster": plan.best.cluster.spec(), "search_ms": round(plan.search_ms, 2), "feasible": plan.feasible,
            "ttff_s": round(r.ttff_s, 3), "makespan_s": round(r.makespan_s, 2), "cost_usd": round(r.cost_usd, 2),
@@ -134,6 +144,10 @@ def cmd_provision(args) -> int:
            "realtime_factor": round(r.realtime_factor, 3), "pricing": args.pricing,
            "instances": [{"model": i.model, "gpu": i.gpu, "gpus": i.gpus, "replicas": i.replicas}
                          for i in plan.best.cluster.instances]}
+    if plan.low_cluster is not None:   # the paper's adaptive method: the low-quality run's own allocation
+        out["low_quality_cluster"] = plan.low_cluster.spec()
+        out["low_quality_instances"] = [{"model": i.model, "gpu": i.gpu, "gpus": i.gpus, "replicas": i.replicas}
+                                        for i in plan.low_cluster.instances]
     if args.out:
         write_plan(plan.best.cluster, args.out, {k: out[k] for k in ("ttff_s", "makespan_s", "cost_usd", "energy_kwh",
                                                                    "search_ms", "feasible")})
@@ -150,6 +164,10 @@ def cmd_provision(args) -> int:
             print(f"  {i['replicas']:>5} x {i['model']:<22} on {i['gpus']:>2} x {i['gpu'].upper()}")
         for k in ("ttff_s", "first_chunk_s", "makespan_s", "realtime_factor", "cost_usd", "energy_kwh"):
             print(f"  {k:<16} {out[k]}")
+        if plan.low_cluster is not None:
+            print(f"  low-quality run (paper's adaptive method) on {out['low_quality_cluster']}:")
+            for i in out["low_quality_instances"]:
+                print(f"  {i['replicas']:>5} x {i['model']:<22} on {i['gpus']:>2} x {i['gpu'].upper()}")
         if args.out:
             print(f"plan written to {args.out}")
     return 0

@@ -39,6 +39,10 @@ from .cluster import SERVER_GPUS, Cluster, Instance, catalog, spec_of
 from .workload import FT, HF, PARENT_OF, Workload
 
 MUS = (0.0, 3.0, 30.0)
+#: Per-stage layouts (:func:`model_options` less :func:`prune_dominated`) and their hulls per
+#: weight mu, computed once per (workload, level, adaptive, GPU types, GPU limits, pricing)
+#: and reused by later searches (the 16 most recent keys).
+_PRECOMPUTED: dict[tuple, tuple[dict, dict]] = {}
 DEFAULT_MAX_GPUS = 4096
 #: Lead-instance sizes tried: the largest valid GPU counts (a lead exists to cut the first chunk).
 LEADS = 3
@@ -122,6 +126,34 @@ def model_options(an: Model, first: Model, m: str, g: str, max_gpus: int, thin: 
                    cat["lead"].astype(int))
 
 
+def prune_dominated(o: Options) -> Options:
+    """``o`` without the layouts another one dominates for every weight ``mu >= 0``: q
+    dominates p when ``n_q <= n_p``, ``t_q <= t_p``, ``f_q <= f_p`` and q is strictly smaller in
+    GPUs, or equal in GPUs and strictly faster (ties in both kept, so that every later
+    tie-break by index is unchanged). Such a p never survives :func:`_pareto_idx` (it is
+    never cheaper and never better on ``t + mu f``) and never wins in :func:`_fill` (the
+    objective is monotone in M and F), so the search's result is the same; most layouts go
+    (the FantasyTalking grid of ~4,600 leaves a few hundred). Vectorised: f takes few values
+    per model and GPU type, so one exclusive prefix-minimum of t per f level, in (n, t) order."""
+    n, t, f = o.n, o.t, o.f
+    order = np.lexsort((t, n))
+    ns, ts, fs = n[order], t[order], f[order]
+    levels = np.unique(fs)
+    keep = np.ones(len(order), dtype=bool)
+    # group starts of equal (n, t): a dominator must come from an earlier group
+    new_grp = np.ones(len(order), dtype=bool)
+    new_grp[1:] = (ns[1:] != ns[:-1]) | (ts[1:] != ts[:-1])
+    grp_start = np.maximum.accumulate(np.where(new_grp, np.arange(len(order)), 0))
+    for fv in levels:
+        tt = np.where(fs <= fv, ts, np.inf)
+        incl = np.minimum.accumulate(tt)
+        excl = np.concatenate(([np.inf], incl[:-1]))       # min t over positions < i with f <= fv
+        before = excl[grp_start]                            # ... over earlier (n, t) groups only
+        keep &= ~((fs == fv) & (before <= ts))
+    k = np.sort(order[keep])
+    return Options(o.model, o.gpu, o.n[k], o.t[k], o.f[k], o.d[k], o.r[k], o.lead[k])
+
+
 def _pareto_idx(x: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Indices of the points no cheaper-or-equal point beats on v (increasing x, strictly
     decreasing v), vectorised."""
@@ -135,7 +167,7 @@ def _hull(x: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Indices of the lower-left convex hull of points (x, v): increasing x, decreasing v
     (Andrew's monotone chain over the Pareto points)."""
     idx = _pareto_idx(x, v)
-    for _ in range(4):                  # vectorised passes drop most non-hull points first:
+    for _ in range(64):                 # vectorised passes drop the non-hull points first:
         if len(idx) <= 3:               # a point on or above its neighbours' chord is never
             break                       # a hull vertex
         xa, va = x[idx], v[idx]
@@ -196,6 +228,7 @@ class Plan:
     search_ms: float
     candidates: list[Candidate] = field(default_factory=list)
     feasible: bool = True
+    low_cluster: Cluster | None = None    # the paper's adaptive method: the low run's allocation
 
 
 class _Scorer:
@@ -229,7 +262,8 @@ def search(w: Workload, *, pricing: str = "spot", gpu_types: list[str] | None = 
            max_ttff_s: float | None = None, budget_usd: float | None = None,
            max_gpus: int | dict[str, int] = DEFAULT_MAX_GPUS, adaptive: bool = False,
            mus: tuple[float, ...] = MUS, keep_candidates: bool = False, pairs: bool = True,
-           refine: bool = True, objective: str = "ttff_cost") -> Plan:
+           refine: bool = True, objective: str = "ttff_cost", level: str = "high",
+           adaptive_method: str = "ours") -> Plan:
     """The cluster minimising TTFF x cost for one request of ``w`` (see the module docstring).
 
     ``gpu_types``: the types to consider (default: all in the catalog); at most two per
@@ -238,28 +272,44 @@ def search(w: Workload, *, pricing: str = "spot", gpu_types: list[str] | None = 
     with ``feasible = False``. ``adaptive``: first chunk at the low level (adaptive quality).
     ``max_gpus`` may be a dict (GPUs per type: a fixed budget). ``objective``: ``ttff_cost``
     (TTFF x cost, the paper's) or ``makespan`` (the fastest cluster within the budget: how a
-    GPU budget SPEC is allocated for the simulator).
+    GPU budget SPEC is allocated for the simulator) or ``ttff`` (the shortest TTFF within the
+    budget, ties to the cheaper: the low-quality run of the paper's adaptive method).
+    ``level``: the quality level every clip runs at (``high``, ``medium``, ``low``;
+    :data:`streamwise.sim.analytic.LEVEL_RATIO`). ``adaptive_method``: with ``adaptive``,
+    ``ours`` (first clip low on the same instances; this search) or ``paper``
+    (:func:`search_adaptive_paper`).
     """
+    if adaptive and adaptive_method == "paper":
+        return search_adaptive_paper(w, pricing=pricing, gpu_types=gpu_types, max_ttff_s=max_ttff_s,
+                                     budget_usd=budget_usd, max_gpus=max_gpus, keep_candidates=keep_candidates,
+                                     objective=objective)
+    if adaptive_method not in ("ours", "paper"):
+        raise ValueError(f"adaptive method: ours or paper, got {adaptive_method!r}")
     cap = dict(max_gpus) if isinstance(max_gpus, dict) else None
     if cap is not None:
         gpu_types = [g for g in cap if cap[g] > 0]
     paper_latency()                  # the profiles are loaded (and fitted) once, outside the timing
     t0 = time.perf_counter()
     types = list(gpu_types or catalog())
-    an = Model(w)
+    an = Model(w, level)
     first = Model(w, "low") if adaptive else an
-    opts: dict[tuple[str, str], Options] = {}
-    for m in w.models():
-        for g in types:
-            o = model_options(an, first, m, g, cap[g] if cap else max_gpus, thin=True)
-            if o is not None:
-                opts[(m, g)] = o
+    pre_key = (repr(w), level, adaptive, tuple(types), tuple(sorted(cap.items())) if cap else max_gpus, pricing)
+    if pre_key not in _PRECOMPUTED:
+        opts: dict[tuple[str, str], Options] = {}
+        for m in w.models():
+            for g in types:
+                o = model_options(an, first, m, g, cap[g] if cap else max_gpus, thin=True)
+                if o is not None:
+                    opts[(m, g)] = prune_dominated(o)
+        if len(_PRECOMPUTED) >= 16:
+            _PRECOMPUTED.pop(next(iter(_PRECOMPUTED)))
+        _PRECOMPUTED[pre_key] = (opts, {})
+    opts, front = _PRECOMPUTED[pre_key]
     sc = _Scorer(w, pricing, max_ttff_s, budget_usd)
     sets = [(g,) for g in types] + (list(combinations(types, 2)) if pairs else [])
     if cap is not None:
         sets = [tuple(types)]
     best: tuple | None = None        # (key, M, F, choice, types, mu)
-    front: dict[tuple[str, str, float], tuple] = {}
     cands: list[tuple] = []
     models = w.models()
 
@@ -320,7 +370,7 @@ def search(w: Workload, *, pricing: str = "spot", gpu_types: list[str] | None = 
             lim = np.array([cap[g] if cap else max_gpus for g in ts], dtype=float)
             within = (Ns <= lim + 1e-9).all(axis=1)
             ok &= within
-            obj = np.where(within, ttff * cost if objective == "ttff_cost" else Ms + 1e-6 * Fs, np.inf)
+            obj = np.where(within, _objective(objective, ttff, cost, Ms, Fs), np.inf)
             key = np.where(ok, obj, np.inf)
             kbest = int(np.argmin(key)) if np.isfinite(key).any() else int(np.argmin(obj))
             feasible = bool(ok[kbest])
@@ -352,12 +402,105 @@ def search(w: Workload, *, pricing: str = "spot", gpu_types: list[str] | None = 
     choice = _fill(best[3], opts, sc, w, cap, objective)
     cluster = _choice_cluster(choice, opts, pricing)
     ms = (time.perf_counter() - t0) * 1000.0
-    result = evaluate_adaptive(cluster, w) if adaptive else evaluate(cluster, w)
+    result = evaluate_adaptive(cluster, w) if adaptive else evaluate(cluster, w, level=level)
     ok = (max_ttff_s is None or result.ttff_s <= max_ttff_s + 1e-9) and (budget_usd is None or result.cost_usd <= budget_usd + 1e-9)
     best_c = Candidate(cluster, result.makespan_s, result.first_chunk_s, result.ttff_s, result.cost_usd, ok)
     out = [Candidate(_choice_cluster(c[5], opts, pricing), c[0], c[1], c[2], c[3], c[4]) for c in cands] \
         if keep_candidates else []
     return Plan(best_c, result, ms, out, ok)
+
+
+def search_adaptive_paper(w: Workload, *, pricing: str = "spot", gpu_types: list[str] | None = None,
+                          max_ttff_s: float | None = None, budget_usd: float | None = None,
+                          max_gpus: int | dict[str, int] = DEFAULT_MAX_GPUS, keep_candidates: bool = False,
+                          objective: str = "ttff_cost") -> Plan:
+    """The provision minimising TTFF x cost under the paper's adaptive method
+    (Azure/realtimevideogen ``simulator/provisioning.py`` ``get_provisioning_adaptive_results``;
+    :func:`streamwise.sim.analytic.evaluate_adaptive` with ``method="paper"``): for a GPU
+    budget (whole servers per type), cost = the high-level run's, TTFF = a low-level run's on
+    its own allocation within the same budget, minus the static slide (seconds).
+
+    Budgets: those of every high-level candidate of :func:`search` (each budget with its
+    cheapest high-level allocation). Branch and bound: a budget's low-level TTFF is at least
+    the sum over stages of the fastest low-level first unit on its GPU types (seconds, ignoring
+    that the stages share the budget), so budgets are visited by cost x that bound and the
+    exact low-level allocation (:func:`streamwise.sim.analytic.paper_low_allocation`) is
+    computed only while the bound can still beat the best. ``objective``: ``ttff_cost`` (TTFF
+    x cost) or ``ttff`` (the shortest TTFF, ties to the cheaper: with ``budget_usd``, the
+    paper's question "how fast a start for the cost of the high-quality configuration")."""
+    if objective not in ("ttff_cost", "ttff"):
+        raise ValueError(f"objective: ttff_cost or ttff, got {objective!r}")
+    from .analytic import paper_low_allocation
+
+    t0 = time.perf_counter()
+    high = search(w, pricing=pricing, gpu_types=gpu_types, max_gpus=max_gpus, keep_candidates=True)
+    low_m = Model(w, "low")
+    per_budget: dict[tuple, Candidate] = {}
+    for c in high.candidates:
+        if budget_usd is not None and c.cost_usd > budget_usd + 1e-9:
+            continue
+        k = tuple(sorted(c.cluster.servers().items()))
+        if k not in per_budget or c.cost_usd < per_budget[k].cost_usd:
+            per_budget[k] = c
+    bound_cache: dict[tuple, float] = {}
+
+    def bound(k: tuple) -> float:
+        if k not in bound_cache:
+            tot = 0.0
+            for m in w.models():
+                tot += min((low_m.first_s(m, g, d) for g, n in k for d in w.gpu_counts[m]
+                            if d <= n * SERVER_GPUS and low_m.t.has(m, g, d)), default=math.inf)
+            bound_cache[k] = tot
+        return bound_cache[k]
+
+    slide = w.static_slide_s
+    def obj(ttff: float, cost: float) -> float:
+        return ttff * cost if objective == "ttff_cost" else ttff + 1e-9 * cost
+
+    order = sorted(per_budget, key=lambda k: obj(max(bound(k) - slide, 0.0), per_budget[k].cost_usd))
+    best = None                      # (key, candidate, low cluster, ttff)
+    fallback = None
+    cands: list[Candidate] = []
+    for k in order:
+        c = per_budget[k]
+        lb = max(bound(k) - slide, 0.0)
+        if best is not None and obj(lb, c.cost_usd) >= best[0][1]:
+            break
+        if max_ttff_s is not None and lb > max_ttff_s + 1e-9:
+            continue
+        low_c = paper_low_allocation(c.cluster, w)
+        ttff = max(0.0, evaluate(low_c, w, level="low", slide=False).ttff_s - slide)
+        ok = max_ttff_s is None or ttff <= max_ttff_s + 1e-9
+        cands.append(Candidate(c.cluster, c.makespan_s, c.first_chunk_s, ttff, c.cost_usd, ok))
+        key = (not ok, obj(ttff, c.cost_usd))
+        if ok and (best is None or key < best[0]):
+            best = (key, c, low_c, ttff)
+        if fallback is None or key < fallback[0]:
+            fallback = (key, c, low_c, ttff)
+    pick = best or fallback
+    if pick is None:
+        raise ValueError("no provision meets the budget")
+    _, c, low_c, _ = pick
+    ms = (time.perf_counter() - t0) * 1000.0
+    result = evaluate_adaptive(c.cluster, w, method="paper", low_cluster=low_c)
+    ok = (max_ttff_s is None or result.ttff_s <= max_ttff_s + 1e-9) and \
+         (budget_usd is None or result.cost_usd <= budget_usd + 1e-9)
+    best_c = Candidate(c.cluster, result.makespan_s, result.first_chunk_s, result.ttff_s, result.cost_usd, ok)
+    return Plan(best_c, result, ms, cands if keep_candidates else [], ok, low_c)
+
+
+def _objective(objective: str, ttff, cost, M, F):
+    """The quantity :func:`search` minimises (arrays or floats): ``ttff_cost`` TTFF x cost
+    (s x $; within one set of paid servers cost is proportional to the makespan, so ``_fill``
+    passes ``M`` as ``cost``), ``makespan`` M (s, first chunk as tie-break), ``ttff`` TTFF (s,
+    makespan as tie-break)."""
+    if objective == "ttff_cost":
+        return ttff * cost
+    if objective == "makespan":
+        return M + 1e-6 * F
+    if objective == "ttff":
+        return ttff + 1e-9 * M
+    raise ValueError(f"objective: ttff_cost, makespan or ttff, got {objective!r}")
 
 
 def allocate(budget: dict[str, int], w: Workload, pricing: str = "spot") -> Cluster:
@@ -419,11 +562,11 @@ def _fill(choice, opts, sc: _Scorer, w: Workload, cap: dict[str, int] | None = N
             Mi = M - o.t[k] + o.t
             Fi = F - o.f[k] + o.f
             ttff_i = np.maximum(0.0, np.maximum(Fi, Mi - w.video_s) - w.static_slide_s)
-            obj_i = np.where(mask, ttff_i * Mi if objective == "ttff_cost" else Mi + 1e-6 * Fi, np.inf)
+            obj_i = np.where(mask, _objective(objective, ttff_i, Mi, Mi, Fi), np.inf)
             if sc.max_ttff_s is not None and ok:
                 obj_i = np.where(ttff_i <= sc.max_ttff_s + 1e-9, obj_i, np.inf)
             kk = int(np.argmin(obj_i))
-            cur = ttff * M if objective == "ttff_cost" else M + 1e-6 * F
+            cur = _objective(objective, ttff, M, M, F)
             if obj_i[kk] < cur * (1 - 1e-9):
                 used[g] += int(o.n[kk] - o.n[k])
                 choice[i] = (m, g, kk)
