@@ -32,6 +32,7 @@ from .pool import DEFAULT_WORKERS, Pool, emulated_workers, parse_workers
 from .stages.registry import STAGES
 
 FORMATS = ("text", "vtt", "srt", "json")
+MAX_PLAN_INSTANCES = 32   # `up --plan` starts one emulated worker process per replica: keep one machine usable
 
 
 def _run(coro) -> object:
@@ -179,7 +180,12 @@ def cmd_scheduler(args) -> int:
 def cmd_up(args) -> int:
     workers = parse_workers(args.workers)
     from .sim.cluster import plan_emulate_specs
-    extra = emulated_workers(args.emulate + (plan_emulate_specs(args.plan) if args.plan else []))
+    planned = plan_emulate_specs(args.plan) if args.plan else []
+    if len(planned) > MAX_PLAN_INSTANCES:
+        raise ValueError(f"--plan {args.plan}: {len(planned)} GPU video instances, one process each on this machine "
+                         f"(at most {MAX_PLAN_INSTANCES}); use a smaller plan (streamwise provision --budget USD) or "
+                         f"deploy it on a cluster (deploy/README.md)")
+    extra = emulated_workers(args.emulate + planned)
     llm = args.llm or args.llm_model or args.llm_url
     if llm:   # LLM screenplay workers in place of the script parsers (they parse scripts too)
         count = workers.get("screenplay", DEFAULT_WORKERS["screenplay"])
