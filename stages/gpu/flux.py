@@ -3,6 +3,12 @@
 Both load a diffusers-format checkpoint folder with ``from_pretrained`` (``FluxPipeline``,
 ``FluxKontextPipeline``; Black Forest Labs' weights in the diffusers layout on the Hugging Face hub)
 and run at the size and step count each call asks for: the scheduler's quality knobs.
+
+Multi-GPU (an instance launched by torchrun with ``--gpus N > 1``, see :mod:`.parallel`): the
+transformer is loaded as xfuser's ``xFuserFlux1Transformer2DWrapper`` (sequence-parallel FLUX.1, as
+xfuser 0.7.0's own runner loads FLUX.1-dev and FLUX.1-Kontext-dev) into the ordinary diffusers
+pipeline; FLUX.1-dev is guidance-distilled (one pass per step), so no CFG parallelism. Never run on a
+GPU so far.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from . import parallel as P
 from .interfaces import OnStep
 from .runtime import as_pil, generator, pick_device, pick_dtype, to_uint8
 
@@ -29,12 +36,24 @@ class _FluxBase:
                  guidance_scale: float = 3.5, max_sequence_length: int = 512, offload: bool = False) -> None:
         import diffusers
 
-        self.device = pick_device(device)
+        launch = P.current_launch()
+        multi = launch is not None and launch.world > 1
+        if multi and offload:
+            raise ValueError("model CPU offload is not supported in a multi-GPU instance")
+        self.device = launch.device if multi else pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         self.guidance_scale = float(guidance_scale)
         self.max_sequence_length = int(max_sequence_length)
+        self.parallel: P.ParallelContext | None = None
         cls = getattr(diffusers, self.pipeline_class)
-        self.pipe = cls.from_pretrained(str(path), dtype=self.dtype)
+        if multi:   # xfuser 0.7.0 runner_models/flux.py (xFuserFluxModel / xFuserFluxKontextModel)
+            from xfuser.model_executor.models.transformers.transformer_flux import xFuserFlux1Transformer2DWrapper
+
+            transformer = xFuserFlux1Transformer2DWrapper.from_pretrained(str(path), subfolder="transformer",
+                                                                          torch_dtype=self.dtype)
+            self.pipe = cls.from_pretrained(str(path), transformer=transformer, dtype=self.dtype)
+        else:
+            self.pipe = cls.from_pretrained(str(path), dtype=self.dtype)
         if offload and self.device != "cpu":
             self.pipe.enable_model_cpu_offload()
         else:
@@ -42,6 +61,8 @@ class _FluxBase:
         self.pipe.set_progress_bar_config(disable=True)
         # the VAE packs 2x2 latents: sizes must be multiples of 2 x the VAE's spatial factor (16 for FLUX)
         self.size_multiple = self.pipe.vae_scale_factor * 2
+        if multi:
+            self.parallel = P.enable_usp(self.pipe, model_path=str(path), family="flux", cfg_parallel=False)
 
     def _common(self, width: int, height: int, steps: int, seed: int, on_step: OnStep) -> dict[str, Any]:
         _check_size(width, height, self.size_multiple)
@@ -52,6 +73,7 @@ class _FluxBase:
                                   generator=generator(self.device, seed), output_type="np")
         if on_step is not None:
             kw["callback_on_step_end"] = on_step
+        P.before_call(steps=int(steps), max_sequence_length=self.max_sequence_length)
         return kw
 
 

@@ -6,6 +6,10 @@ transformer and a SigLIP image encoder (from ``lllyasviel/flux_redux_bfl``). dif
 ``HunyuanVideoFramepackPipeline`` + ``HunyuanVideoFramepackTransformer3DModel``; the three parts are
 loaded from their own folders and assembled as its documentation shows. F1 is the forward-only
 ("vanilla") sampling of ``lllyasviel/FramePack_F1_I2V_HY_20250503``.
+
+Single GPU only: xfuser 0.7.0 has no sequence-parallel FramePack transformer (its HunyuanVideo
+support is for ``HunyuanVideoTransformer3DModel``, not the FramePack variant), so a multi-GPU instance
+is refused (:data:`MULTI_GPU`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from . import parallel as P
 from .interfaces import OnStep
+
+MULTI_GPU = False   # no xfuser support (module docstring)
 from .runtime import as_pil, generator, pick_device, pick_dtype, to_uint8
 
 
@@ -27,6 +34,9 @@ class FramePackVideo:
     ``guidance_scale`` is HunyuanVideo's distilled guidance (no extra CFG pass); ``latent_window_size``
     sets the section length ((w - 1) * 4 + 1 frames). Steps run once per section: a clip of ``k``
     sections runs ``k * steps`` denoising steps.
+
+    Raises:
+        RuntimeError: in a multi-GPU instance (not supported, see the module docstring).
     """
 
     def __init__(self, path: str | os.PathLike, *, transformer_path: str | os.PathLike,
@@ -37,6 +47,10 @@ class FramePackVideo:
         from diffusers import HunyuanVideoFramepackPipeline, HunyuanVideoFramepackTransformer3DModel
         from transformers import SiglipImageProcessor, SiglipVisionModel
 
+        launch = P.current_launch()
+        if launch is not None and launch.world > 1:
+            raise RuntimeError("FramePack has no multi-GPU support (xfuser 0.7.0 has no sequence-parallel "
+                               "FramePack transformer): run it with --gpus 1")
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         self.guidance_scale, self.sampling_type = float(guidance_scale), sampling_type

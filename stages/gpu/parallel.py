@@ -1,24 +1,70 @@
-"""Multi-GPU DiT sequence parallelism (xDiT / xfuser: Ulysses x Ring), GPU path only.
+"""Multi-GPU DiT sequence parallelism (xDiT / xfuser 0.7.0: Ulysses x Ring x CFG), GPU path only.
 
-An instance with ``g`` GPUs splits each DiT attention's sequence over ``g`` ranks: Ulysses
-(all-to-all over heads; its degree must divide the head count) times Ring (ring attention over
-the sequence), optionally times 2 for classifier-free-guidance parallelism (the conditional and
-unconditional passes on different ranks). :func:`split_degrees` is the pure arithmetic (tested on
-CPU); :func:`init_xfuser` sets up torch.distributed and xfuser's process groups and runs only on a
-CUDA machine: xfuser 0.7.0 raises ``NotImplementedError`` at import without an accelerator (not an
-ImportError), so it is imported only here, behind ``torch.cuda.is_available()``, catching any
-exception.
+An instance with ``g`` GPUs is ``g`` processes started by ``torchrun`` (one per GPU). Each DiT
+attention's token sequence is split over the ranks: Ulysses (all-to-all over heads; its degree must
+divide the head count) times Ring (ring attention over the sequence), optionally times 2 for
+classifier-free-guidance parallelism (the conditional and unconditional passes on different ranks).
 
-Status: the degree split and the process-group set-up are written; replacing the Wan / FLUX
-attention processors with xfuser's ``xFuserLongContextAttention`` and sharding the audio
-attention's windows has NOT run on a GPU yet (no GPU in the sessions so far): instances run with
-one GPU each until it has.
+How an instance runs (the design; see "Status" below):
+
+- **Launch.** ``torchrun --standalone --nproc_per_node N -m streamwise.stages.gpu.parallel worker
+  --stage video --model fantasytalking --hardware h100 --gpus N --nats URL`` (:func:`launch_command`
+  builds it; :func:`main` is the module's entry point). Rank 0 runs the ordinary ``streamwise worker``
+  (bus, heartbeats, tasks: it *is* the instance); ranks > 0 never touch the bus: they load the same
+  model and run :func:`follow`.
+- **Set-up** (every rank, inside the stage's ``load``): :func:`start_distributed` checks CUDA and
+  xfuser and initialises torch.distributed through xfuser (NCCL, ``env://`` from torchrun, device
+  ``cuda:LOCAL_RANK``); the adapter loads its pipeline with xfuser's sequence-parallel transformer
+  class (``xFuserWanTransformer3DWrapper`` / ``xFuserFlux1Transformer2DWrapper``: they chunk the
+  tokens over the SP ranks, use xfuser's USP attention for self-attention and all-gather the output)
+  and calls :func:`enable_usp`, which builds xfuser's ``EngineConfig`` (``xFuserArgs(...).create_config()``),
+  calls ``initialize_runtime_state(pipe, engine_config)`` (which creates the Ulysses / Ring / CFG
+  process groups) and opens a gloo *control group* for the task channel.
+- **Per task.** Rank 0's adapter is a :class:`LeaderAdapter`: a call (``animate`` / ``generate`` /
+  ``edit``) is first broadcast to the other ranks over the control group (:class:`TaskChannel`:
+  a pickled header by ``broadcast_object_list``, numpy arrays as tensors by ``broadcast``), then every
+  rank runs the same pipeline call with the same inputs and seed (so the same initial noise); the
+  transformer's collectives meet inside it. Every rank ends with the full output (the wrapper
+  all-gathers the sequence before the VAE); rank 0 returns it to the stage, which publishes it;
+  followers drop theirs. Afterwards all ranks all-gather an (ok, error) status, so a follower's
+  failure surfaces on rank 0 as a RuntimeError (a failure *inside* a collective instead stalls the
+  group until NCCL's timeout: torchrun then tears the instance down).
+- **Stop.** Rank 0 sends a stop message at exit (``atexit``); followers return from :func:`follow`.
+
+xfuser 0.7.0 raises ``NotImplementedError`` at import without an accelerator (not an ImportError),
+so it is imported only inside the GPU-only functions, after a ``torch.cuda.is_available()`` check,
+catching any exception (:func:`xfuser_available`).
+
+Sources: xfuser 0.7.0 wheel (PyPI) ``xfuser/model_executor/models/runner_models/wan.py`` and
+``flux.py`` (how xDiT's own runner loads these models), ``xfuser/core/distributed/runtime_state.py``,
+``xfuser/config/args.py``; xDiT ``examples/wan_usp_example.py``.
+
+Status: **none of the GPU path has ever run on a GPU** (no GPU in the sessions so far). What has run:
+the degree arithmetic, the launch-command builder and the task channel / follower protocol on CPU
+with real torch.distributed (gloo, 2 processes under torchrun), and the shard-aware FantasyTalking
+audio attention against the unsharded one (:mod:`streamwise.stages.gpu.wan`), all in
+``tests/test_gpu_parallel.py``.
 """
 
 from __future__ import annotations
 
+import argparse
+import atexit
+import logging
 import math
-from dataclasses import dataclass
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+LAUNCHER_MODULE = "streamwise.stages.gpu.parallel"
+# Adapter methods that run a pipeline (and so must run on every rank); anything else stays local.
+PARALLEL_METHODS = ("animate", "generate", "edit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +105,56 @@ def split_degrees(gpus: int, heads: int, *, cfg_parallel: bool = False) -> Paral
     return ParallelDegrees(ulysses=ulysses, ring=seq // ulysses, cfg=cfg)
 
 
+# ------------------------------------------------------------------------------------------ launching
+
+
+def launched_world_size() -> int:
+    """The process count of this torchrun launch (``$WORLD_SIZE``), 1 when not launched by torchrun."""
+    return int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
+def launched_rank() -> int:
+    """This process's global rank in the torchrun launch (``$RANK``), 0 when not launched by torchrun."""
+    return int(os.environ.get("RANK", "0") or 0)
+
+
+def launch_command(stage: str, model: str, gpus: int, nats: str, *, hardware: str = "h100",
+                   instance: str | None = None, extra: list[str] | tuple[str, ...] = (),
+                   torchrun: list[str] | tuple[str, ...] = ("torchrun",)) -> list[str]:
+    """The argv that starts one worker instance of ``model`` on ``gpus`` GPUs of this machine.
+
+    ``gpus <= 1``: the plain ``streamwise worker ...``. ``gpus > 1``: ``torchrun --standalone --nnodes 1
+    --nproc_per_node gpus -m streamwise.stages.gpu.parallel worker ...`` (``--standalone`` picks a free
+    rendezvous port, so several instances can share a host; give each its GPUs with
+    ``CUDA_VISIBLE_DEVICES``, see :func:`launch_env`). ``torchrun`` may be replaced, e.g. by
+    ``[sys.executable, "-m", "torch.distributed.run"]``.
+
+    Raises:
+        ValueError: gpus < 0, or an empty stage / model / nats URL.
+    """
+    if gpus < 0 or not stage or not model or not nats:
+        raise ValueError(f"need gpus >= 0, a stage, a model and a NATS URL; got {gpus}, {stage!r}, {model!r}, {nats!r}")
+    worker = ["worker", "--stage", stage, "--model", model, "--hardware", hardware, "--gpus", str(gpus),
+              "--nats", nats, *(["--instance", instance] if instance else []), *extra]
+    if gpus <= 1:
+        return ["streamwise", *worker]
+    return [*torchrun, "--standalone", "--nnodes", "1", "--nproc_per_node", str(gpus), "-m", LAUNCHER_MODULE, *worker]
+
+
+def launch_env(devices: list[int] | tuple[int, ...] | None = None) -> dict[str, str]:
+    """Extra environment for :func:`launch_command`: ``CUDA_VISIBLE_DEVICES`` for the given GPU indices
+    (local rank i then uses the i-th of them) and ``OMP_NUM_THREADS=1`` (torchrun's own default, set
+    explicitly so the CPU-side work of N ranks does not oversubscribe the host). Empty devices: no
+    ``CUDA_VISIBLE_DEVICES``."""
+    env = {"OMP_NUM_THREADS": "1"}
+    if devices:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(int(d)) for d in devices)
+    return env
+
+
+# ------------------------------------------------------------------------------------------ the GPU set-up
+
+
 def xfuser_available() -> tuple[bool, str]:
     """(True, "") when xfuser can be used here; else (False, the reason). Never raises."""
     try:
@@ -74,29 +170,378 @@ def xfuser_available() -> tuple[bool, str]:
     return True, ""
 
 
-def init_xfuser(degrees: ParallelDegrees) -> int:
-    """Initialise torch.distributed (NCCL, from the torchrun environment) and xfuser's Ulysses / Ring /
-    CFG groups; returns this process's rank. Call once per process, before building the pipeline.
+@dataclass
+class Launch:
+    """This process's place in a multi-GPU instance: global ``rank``, ``local_rank`` (its GPU index on
+    the host), ``world`` (process count = GPU count) and ``device`` (``cuda:<local_rank>``)."""
+
+    rank: int
+    local_rank: int
+    world: int
+    device: str
+
+
+@dataclass
+class ParallelContext:
+    """What :func:`enable_usp` set up: the ``launch``, the chosen ``degrees``, this rank's position in the
+    sequence-parallel group (``sp_rank`` of ``sp_size``: its contiguous share of the DiT tokens), xfuser's
+    ``engine_config`` and the gloo ``channel`` that carries task inputs from rank 0."""
+
+    launch: Launch
+    degrees: ParallelDegrees
+    sp_rank: int
+    sp_size: int
+    engine_config: Any
+    channel: TaskChannel
+    model_family: str = ""
+
+
+_LAUNCH: Launch | None = None
+_CONTEXT: ParallelContext | None = None
+
+
+def current_launch() -> Launch | None:
+    """The :class:`Launch` of this process after :func:`start_distributed`, else None (single GPU)."""
+    return _LAUNCH
+
+
+def current_context() -> ParallelContext | None:
+    """The :class:`ParallelContext` of this process after :func:`enable_usp`, else None."""
+    return _CONTEXT
+
+
+def start_distributed(gpus: int) -> Launch:
+    """Initialise torch.distributed for a ``gpus``-GPU instance through xfuser's
+    ``init_distributed_environment`` (backend NCCL, ``env://`` rendezvous from torchrun's ``RANK``,
+    ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``PORT``; it also calls ``torch.cuda.set_device``).
+    Call it on every rank before loading the model; idempotent.
 
     Raises:
-        RuntimeError: no CUDA GPU or xfuser unusable (the reason is in the message), or the world size
-            of the torchrun launch differs from ``degrees.gpus``.
+        RuntimeError: no CUDA GPU or xfuser unusable (the message gives the reason), or the process was
+            not started by torchrun with ``gpus`` processes (the message gives the launch command).
     """
+    global _LAUNCH
+    if _LAUNCH is not None:
+        return _LAUNCH
     ok, why = xfuser_available()
     if not ok:
-        raise RuntimeError(f"multi-GPU DiT parallelism needs xfuser on CUDA: {why}")
+        raise RuntimeError(f"--gpus {gpus}: multi-GPU DiT parallelism needs xfuser 0.7.0 on CUDA GPUs "
+                           f"(pip install 'streamwise[gpu]' in the GPU environment); here: {why}")
+    world = launched_world_size()
+    if world != gpus:
+        cmd = " ".join(launch_command("video", "fantasytalking", gpus, "nats://HOST:4222"))
+        raise RuntimeError(f"--gpus {gpus} needs {gpus} processes started by torchrun, found WORLD_SIZE={world}; "
+                           f"start the instance as e.g.: {cmd}")
     import torch
-    import torch.distributed as dist
-    from xfuser.core.distributed import init_distributed_environment, initialize_model_parallel
+    from xfuser.core.distributed import get_world_group, init_distributed_environment
 
-    if not dist.is_initialized():
-        dist.init_process_group("nccl")
-    world = dist.get_world_size()
-    if world != degrees.gpus:
-        raise RuntimeError(f"torchrun started {world} processes; the degrees {degrees} need {degrees.gpus}")
-    rank = dist.get_rank()
-    init_distributed_environment(rank=rank, world_size=world)
-    initialize_model_parallel(sequence_parallel_degree=degrees.sequence, classifier_free_guidance_degree=degrees.cfg,
-                              ring_degree=degrees.ring, ulysses_degree=degrees.ulysses)
-    torch.cuda.set_device(rank % torch.cuda.device_count())
-    return rank
+    if not torch.distributed.is_initialized():
+        init_distributed_environment()      # env://, xfuser's backend choice (nccl on CUDA)
+    group = get_world_group()
+    torch.cuda.set_device(group.local_rank)
+    _LAUNCH = Launch(rank=group.rank, local_rank=group.local_rank, world=group.world_size,
+                     device=f"cuda:{group.local_rank}")
+    return _LAUNCH
+
+
+def enable_usp(pipe, *, model_path: str, cfg_parallel: bool = False, family: str = "") -> ParallelContext:
+    """Turn on xfuser's Ulysses x Ring (x CFG) parallelism for ``pipe``, whose transformer must be one
+    of xfuser's sequence-parallel classes (``xFuserWanTransformer3DWrapper`` for Wan,
+    ``xFuserFlux1Transformer2DWrapper`` for FLUX): splits the degrees from the transformer's head count,
+    builds the ``EngineConfig`` with ``xFuserArgs(model=..., ulysses_degree, ring_degree,
+    use_cfg_parallel).create_config()``, calls ``initialize_runtime_state(pipe, engine_config)`` (it
+    creates the process groups; xfuser checks that Ulysses divides the head count) and opens the gloo
+    control group (every rank calls this in the same order: ``new_group`` is collective).
+
+    ``cfg_parallel``: run the two classifier-free-guidance passes on two halves of the GPUs (needs
+    xfuser's pipeline class, e.g. ``xFuserWanImageToVideoPipeline``, which all-gathers them).
+
+    Raises:
+        RuntimeError: :func:`start_distributed` was not called, or xfuser refuses the configuration.
+    """
+    global _CONTEXT
+    launch = _LAUNCH
+    if launch is None:
+        raise RuntimeError("enable_usp: call start_distributed(gpus) first (on every rank)")
+    import torch.distributed as dist
+    from xfuser import xFuserArgs
+    from xfuser.core.distributed import (get_sequence_parallel_rank, get_sequence_parallel_world_size,
+                                         initialize_runtime_state)
+
+    heads = int(pipe.transformer.config.num_attention_heads)
+    degrees = split_degrees(launch.world, heads, cfg_parallel=cfg_parallel)
+    args = xFuserArgs(model=str(model_path), ulysses_degree=degrees.ulysses, ring_degree=degrees.ring,
+                      use_cfg_parallel=degrees.cfg == 2)
+    engine_config, _ = args.create_config()
+    initialize_runtime_state(pipe, engine_config)
+    control = dist.new_group(backend="gloo")
+    _CONTEXT = ParallelContext(launch=launch, degrees=degrees, sp_rank=get_sequence_parallel_rank(),
+                               sp_size=get_sequence_parallel_world_size(), engine_config=engine_config,
+                               channel=TaskChannel(group=control), model_family=family)
+    log.info("rank %d/%d: xfuser %s on %s (sequence shard %d of %d)", launch.rank, launch.world, degrees,
+             launch.device, _CONTEXT.sp_rank, _CONTEXT.sp_size)
+    return _CONTEXT
+
+
+def before_call(*, steps: int, max_sequence_length: int | None = None) -> None:
+    """Per-call xfuser bookkeeping, as xDiT's own runners do before each pipeline call: the input
+    parameters (FLUX: ``set_input_parameters(batch_size=1, num_inference_steps, max_condition_sequence_length,
+    split_text_embed_in_sp=True)``) and Wan's VSA schedule reset (a no-op with dense attention). Nothing
+    when :func:`enable_usp` has not run."""
+    if _CONTEXT is None:
+        return
+    from xfuser.core.distributed import get_runtime_state
+
+    state = get_runtime_state()
+    if _CONTEXT.model_family == "flux":
+        state.set_input_parameters(batch_size=1, num_inference_steps=int(steps),
+                                   max_condition_sequence_length=max_sequence_length, split_text_embed_in_sp=True)
+    elif hasattr(state, "reset_vsa_schedule_state"):
+        state.reset_vsa_schedule_state(int(steps))
+
+
+def init_xfuser(degrees: ParallelDegrees) -> int:
+    """Back-compatible entry: :func:`start_distributed` for ``degrees.gpus`` GPUs; returns this rank.
+
+    Raises:
+        RuntimeError: as :func:`start_distributed` (the message says "no CUDA GPU" on a CPU machine).
+    """
+    return start_distributed(degrees.gpus).rank
+
+
+# ------------------------------------------------------------------------------------------ the task channel
+
+
+@dataclass
+class Call:
+    """One adapter call as the followers receive it: ``method`` name, positional ``args``, ``kwargs``
+    (numpy arrays restored with their dtype and shape; callables such as ``on_step`` become None)."""
+
+    method: str
+    args: tuple
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _pack(values: list[Any]) -> tuple[list[Any], list[np.ndarray]]:
+    """Top-level values -> (header entries, arrays to send). Arrays -> ("array", shape, dtype str);
+    callables -> ("none",); anything else -> ("value", v) (must pickle)."""
+    header, arrays = [], []
+    for v in values:
+        if isinstance(v, np.ndarray):
+            a = np.ascontiguousarray(v)
+            header.append(("array", tuple(a.shape), a.dtype.str))
+            arrays.append(a)
+        elif callable(v):
+            header.append(("none",))
+        else:
+            header.append(("value", v))
+    return header, arrays
+
+
+class TaskChannel:
+    """Carries adapter calls from rank 0 to the other ranks of one instance over a torch.distributed
+    group (gloo: CPU tensors; on a GPU instance a gloo group beside the NCCL world, see :func:`enable_usp`).
+
+    Wire protocol, one message per call: (1) ``broadcast_object_list([header])`` from ``src``, header =
+    ``{"op": "call", "method", "args": [entries], "kwargs": {name: entry}}`` or ``{"op": "stop"}``, entries
+    as in :func:`_pack`; (2) one ``broadcast`` per numpy array, in header order (args first, then kwargs in
+    insertion order), as a CPU tensor of the array's dtype and shape (zero-size arrays are not sent);
+    then, after the call, (3) :meth:`report`: ``all_gather_object`` of each rank's (ok, error) status.
+    Supported array dtypes: those torch has (uint8, int8, int16, int32, int64, float16/32/64, bool).
+
+    ``group`` None = the default (world) group; ``src`` is a global rank.
+    """
+
+    def __init__(self, group: Any = None, src: int = 0) -> None:
+        self.group, self.src = group, src
+
+    def _bcast_object(self, obj: Any) -> Any:
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=self.src, group=self.group)
+        return box[0]
+
+    def _bcast_array(self, arr: np.ndarray) -> None:
+        import torch
+        import torch.distributed as dist
+
+        if arr.size:
+            dist.broadcast(torch.from_numpy(arr), src=self.src, group=self.group)
+
+    def send_call(self, method: str, args: tuple | list = (), kwargs: dict[str, Any] | None = None) -> None:
+        """Rank ``src``: broadcast one call (blocks until every rank of the group has received it)."""
+        kwargs = kwargs or {}
+        head_args, arr_args = _pack(list(args))
+        head_kw, arr_kw = _pack(list(kwargs.values()))
+        self._bcast_object({"op": "call", "method": method, "args": head_args,
+                            "kwargs": dict(zip(kwargs.keys(), head_kw))})
+        for a in arr_args + arr_kw:
+            self._bcast_array(a)
+
+    def send_stop(self) -> None:
+        """Rank ``src``: tell the followers to return from :func:`follow`."""
+        self._bcast_object({"op": "stop"})
+
+    def recv(self) -> Call | None:
+        """Ranks other than ``src``: the next :class:`Call`, or None for stop (blocks until one comes).
+
+        Raises:
+            ValueError: an unknown op in the header (a protocol mismatch between ranks).
+        """
+        header = self._bcast_object(None)
+        if header.get("op") == "stop":
+            return None
+        if header.get("op") != "call":
+            raise ValueError(f"unknown task-channel message {header!r}")
+
+        def unpack(entry):
+            if entry[0] == "array":
+                arr = np.empty(entry[1], dtype=np.dtype(entry[2]))
+                self._bcast_array(arr)      # received in place (from_numpy shares the buffer)
+                return arr
+            return None if entry[0] == "none" else entry[1]
+
+        args = tuple(unpack(e) for e in header["args"])
+        kwargs = {k: unpack(e) for k, e in header["kwargs"].items()}
+        return Call(header["method"], args, kwargs)
+
+    def report(self, ok: bool, error: str = "") -> list[tuple[bool, str]]:
+        """Every rank, after a call: this rank's status in, everyone's (ok, error) out, by rank."""
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * dist.get_world_size(self.group)
+        dist.all_gather_object(out, (bool(ok), str(error)), group=self.group)
+        return [tuple(s) for s in out]
+
+
+def follow(adapter: Any, channel: TaskChannel) -> int:
+    """The loop of ranks > 0: receive each call from rank 0, run it on ``adapter`` (its output is
+    dropped: rank 0 publishes), report the status; returns the number of calls run when rank 0 sends
+    stop. A call that raises is reported (rank 0 then raises RuntimeError) and the loop goes on."""
+    done = 0
+    while True:
+        call = channel.recv()
+        if call is None:
+            return done
+        try:
+            getattr(adapter, call.method)(*call.args, **call.kwargs)
+            ok, err = True, ""
+        except Exception as exc:          # reported to rank 0; this rank stays in the group
+            log.exception("follower call %s failed", call.method)
+            ok, err = False, f"{type(exc).__name__}: {exc}"
+        channel.report(ok, err)
+        done += 1
+
+
+class LeaderAdapter:
+    """Rank 0's view of an adapter in a multi-GPU instance: calls to ``methods`` are broadcast to the
+    followers, run here too, then the ranks' statuses are gathered; any other attribute is the
+    adapter's own. Calls are serialised (one pipeline call at a time in the group).
+
+    Raises (from a parallel call): the local exception when rank 0's own call fails; RuntimeError
+    naming the ranks when only followers failed.
+    """
+
+    def __init__(self, adapter: Any, channel: TaskChannel, methods: tuple[str, ...] = PARALLEL_METHODS,
+                 *, stop_at_exit: bool = True) -> None:
+        self._adapter, self._channel, self._methods = adapter, channel, tuple(methods)
+        self._lock = threading.Lock()
+        self._stopped = False
+        if stop_at_exit:
+            atexit.register(self.close)
+
+    @property
+    def adapter(self) -> Any:
+        """The wrapped adapter."""
+        return self._adapter
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        attr = getattr(self._adapter, name)
+        if name in self._methods and callable(attr):
+            return lambda *args, **kwargs: self._call(name, args, kwargs)
+        return attr
+
+    def _call(self, name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the multi-GPU group has been stopped")
+            self._channel.send_call(name, args, kwargs)
+            out, mine = None, None
+            try:
+                out = getattr(self._adapter, name)(*args, **kwargs)
+            except Exception as exc:
+                mine = exc
+            statuses = self._channel.report(mine is None, "" if mine is None else f"{type(mine).__name__}: {mine}")
+        if mine is not None:
+            raise mine
+        failed = [(r, e) for r, (ok, e) in enumerate(statuses) if not ok]
+        if failed:
+            raise RuntimeError("multi-GPU call %s failed on rank(s) %s" % (
+                name, "; ".join(f"{r}: {e}" for r, e in failed)))
+        return out
+
+    def close(self) -> None:
+        """Send stop to the followers (once; safe to call at exit)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        try:
+            self._channel.send_stop()
+        except Exception as exc:      # the group may already be gone at interpreter exit
+            log.debug("stop message not sent: %s", exc)
+
+
+# ------------------------------------------------------------------------------------------ entry point
+
+
+def _worker_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=f"torchrun ... -m {LAUNCHER_MODULE}", add_help=True)
+    p.add_argument("command", choices=["worker"])
+    p.add_argument("--stage", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--gpus", type=int, required=True)
+    p.add_argument("--emulate", action="store_true")
+    args, _ = p.parse_known_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None, *, run_leader: Callable[[list[str]], int] | None = None) -> int:
+    """``torchrun --standalone --nproc_per_node N -m streamwise.stages.gpu.parallel worker --stage S --model M
+    --gpus N --nats URL [...]``: rank 0 runs ``streamwise worker`` with the same arguments
+    (``run_leader``, default :func:`streamwise.cli.main`); ranks > 0 build the same stage, load it (which
+    joins the parallel set-up) and :func:`follow` until rank 0 stops.
+
+    Raises:
+        SystemExit: not a ``worker`` command, ``--emulate``, or ``--gpus`` different from torchrun's
+            ``WORLD_SIZE`` (the message gives the launch command).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _worker_args(argv)
+    if args.emulate:
+        raise SystemExit("an emulated instance needs no GPU group: run `streamwise worker --emulate ...` directly")
+    world = launched_world_size()
+    if args.gpus != world:
+        cmd = " ".join(launch_command(args.stage, args.model, args.gpus, "nats://HOST:4222"))
+        raise SystemExit(f"--gpus {args.gpus} but this launch has WORLD_SIZE={world}; start it as: {cmd}")
+    if launched_rank() == 0:
+        if run_leader is None:
+            from streamwise.cli import main as run_leader
+        return int(run_leader(argv) or 0)
+    from streamwise.stages.registry import make_adapter
+
+    stage = make_adapter(args.stage, args.model)
+    stage.load()
+    ctx = current_context()
+    if ctx is None:
+        raise SystemExit(f"model {args.model!r} did not set up multi-GPU parallelism on rank {launched_rank()}")
+    done = follow(stage.adapter, ctx.channel)
+    log.info("rank %d: stopped after %d calls", launched_rank(), done)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -13,6 +13,11 @@ model's configured upscaler (Real-ESRGAN x2) here when its weights are available
 
 torch and the adapters are imported in :meth:`load`, so the registry can list these classes on the
 CPU-only base install.
+
+Multi-GPU instances (FLUX, FLUX-Kontext, FantasyTalking; ``--gpus N > 1``) are ``N`` torchrun processes
+(:mod:`.parallel`): :meth:`_GpuStage.load` joins the group, the adapter turns on xfuser's sequence
+parallelism, and on rank 0 the adapter is wrapped in :class:`~.parallel.LeaderAdapter` so each pipeline
+call is broadcast to the other ranks, which run it too; only rank 0 serves the bus. Never run on a GPU.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from ..base import ArtifactCache, TaskContext, TaskError
 from ..image import load_png, png_bytes
 from ..media import encode_clip
 from ..talking_head import pcm_array
+from . import parallel as P
 from .config import spec_for
 from .runtime import pcm_to_float, resample_audio, retime
 
@@ -54,25 +60,53 @@ def nominal_layout(width: int, height: int) -> dict[str, Any]:
 
 class _GpuStage:
     """Shared set-up: the model's constraints, adapter spec and quality ladder; the adapter is built in
-    :meth:`load` (``models_dir`` overrides ``$STREAMWISE_MODELS``, ``device`` the CUDA/CPU choice)."""
+    :meth:`load` (``models_dir`` overrides ``$STREAMWISE_MODELS``, ``device`` the CUDA/CPU choice).
+    ``gpus``: the instance's GPU count; None = torchrun's ``$WORLD_SIZE`` (1 outside torchrun)."""
 
     stage = ""
     model = ""
+    multi_gpu = False      # whether xfuser can split this model over several GPUs
 
     def __init__(self, model: str | None = None, *, models_dir: str | os.PathLike | None = None,
-                 device: str | None = None, **overrides: Any) -> None:
+                 device: str | None = None, gpus: int | None = None, **overrides: Any) -> None:
         self.model = model or self.model
         self.models_dir, self.device, self.overrides = models_dir, device, overrides
+        self.gpus = gpus
         self.spec = spec_for(self.model)
         self.constraints: ModelConstraints = load_constraints()[self.model]
         self.adapter: Any = None
 
+    @property
+    def world(self) -> int:
+        """GPUs (= processes) of this instance."""
+        return self.gpus if self.gpus is not None else P.launched_world_size()
+
     def load(self) -> None:
-        """Build the adapter (loads the weights; raises MissingCheckpointError naming what is missing)."""
+        """Build the adapter (loads the weights; raises MissingCheckpointError naming what is missing).
+        With more than one GPU, first join the torchrun group (:func:`~.parallel.start_distributed`);
+        on rank 0 the adapter is then a :class:`~.parallel.LeaderAdapter`.
+
+        Raises:
+            RuntimeError: more than one GPU for a model without multi-GPU support, or without CUDA /
+                xfuser / a matching torchrun launch (the message says which and how to launch).
+        """
         from .build import build
 
-        self.adapter = build(self.model, spec=self.spec, models_dir=self.models_dir, device=self.device,
-                             **self.overrides)
+        world = self.world
+        if world > 1:
+            if not self.multi_gpu:
+                raise RuntimeError(f"{self.model}: no multi-GPU support (xfuser 0.7.0 has no sequence-parallel "
+                                   f"version of it); run it with --gpus 1")
+            P.start_distributed(world)
+        adapter = build(self.model, spec=self.spec, models_dir=self.models_dir, device=self.device,
+                        **self.overrides)
+        if world > 1:
+            ctx = P.current_context()
+            if ctx is None:
+                raise RuntimeError(f"{self.model}: the adapter did not set up xfuser sequence parallelism")
+            if ctx.launch.rank == 0:
+                adapter = P.LeaderAdapter(adapter, ctx.channel)
+        self.adapter = adapter
 
     def size_and_steps(self, task: Task, width: int, height: int) -> tuple[int, int, int]:
         """(width, height, steps) for this task: the rung's size (the stream's on the static rung),
@@ -90,6 +124,7 @@ class GpuImageStage(_GpuStage):
     (PNG name), for portraits ``layout`` (:func:`nominal_layout`), plus ``model``, ``steps``, ``size``."""
 
     stage = "image"
+    multi_gpu = True
 
     async def run(self, task: Task, ctx: TaskContext) -> dict[str, Any]:
         """Draw the studio or a portrait (see the class docstring).
@@ -152,10 +187,11 @@ class GpuVideoStage(_GpuStage):
         self._upscale_rungs: set[str] = set()
 
     def load(self) -> None:
-        """Build the video adapter and, when configured and its weights are present, the upscaler."""
+        """Build the video adapter and, when configured and its weights are present, the upscaler (on
+        rank 0 only in a multi-GPU instance: the upscaler runs after the parallel call, where it publishes)."""
         super().load()
         name = self.spec.get("upscaler")
-        if not name:
+        if not name or (self.world > 1 and P.launched_rank() > 0):
             return
         from ...quality import load_ladders
         from .build import build
@@ -207,6 +243,7 @@ class FantasyTalkingStage(GpuVideoStage):
     """:class:`GpuVideoStage` on Wan2.1-I2V-14B + FantasyTalking audio (lip-sync)."""
 
     model = "fantasytalking"
+    multi_gpu = True
 
     def _render(self, portrait, audio, rate, n, fps, w, h, steps, seed, inputs) -> np.ndarray:
         return self.adapter.animate(portrait, audio, rate, frames=n, fps=fps, width=w, height=h, steps=steps,
