@@ -238,13 +238,31 @@ def test_spandrel_loads_the_same_real_esrgan_file(models_dir):
     assert up.loader == "spandrel" and up.scale == 2
 
 
-def test_kokoro_speaks_with_local_weights():
+def test_kokoro_speaks_with_local_weights(tmp_path, monkeypatch):
+    """A tiny random Kokoro (config.json + kokoro-v1_0.pth + voices/*.pt) loaded by ``build("kokoro")``
+    through $STREAMWISE_MODELS; English G2P by espeak-ng from the espeakng-loader wheel (no spaCy model,
+    nothing downloaded): 24 kHz float32 mono, 600 samples per duration frame, faster at speed 2."""
     try:
         import kokoro  # noqa: F401
     except Exception as exc:
-        pytest.skip(f"kokoro does not import ({type(exc).__name__}: {exc}): kokoro 0.9.4 imports misaki[en], which "
-                    "needs spaCy and downloads en_core_web_sm at run time; the GPU environment installs it")
-    pytest.skip("no Kokoro-82M weights on this machine (hexgrad/Kokoro-82M is not on the package registry)")
+        pytest.skip(f"kokoro does not import ({type(exc).__name__}: {exc}); the ml extra installs it")
+    from streamwise.stages.gpu.kokoro import KokoroSpeech, english_model_installed
+
+    root = tmp_path / "models"
+    tiny.save_kokoro(root)
+    monkeypatch.setenv("STREAMWISE_MODELS", str(root))
+    tts = build("kokoro")          # configs/models.yaml: lang_code a, voices af_heart, ...
+    assert tts.g2p == ("misaki" if english_model_installed() else "espeak") and tts.sample_rate == 24000
+    audio, rate = tts.speak("Hello, and welcome.", "af_heart")
+    assert rate == 24000 and audio.dtype == np.float32 and audio.ndim == 1
+    assert len(audio) > 0 and len(audio) % 600 == 0 and np.isfinite(audio).all() and np.abs(audio).max() <= 1.0
+    fast, _ = tts.speak("Hello, and welcome.", str(root / tiny.KOKORO_ID / "voices" / "bm_george.pt"), speed=2.0)
+    assert 0 < len(fast) < len(audio)
+    with pytest.raises(FileNotFoundError, match="nobody"):
+        tts.speak("Hi.", "nobody")
+    if not english_model_installed():          # never a run-time spaCy download: a clear error instead
+        with pytest.raises(RuntimeError, match="en_core_web_sm"):
+            KokoroSpeech(root / tiny.KOKORO_ID, lang_code="a", g2p="misaki")
 
 
 # ------------------------------------------------------------------------------ the worker stage

@@ -77,5 +77,5 @@ def build(model: str, *, spec: AdapterSpec | None = None, paths: dict[str, Any] 
         from .kokoro import KokoroSpeech
 
         return KokoroSpeech(path("checkpoint"), device=device, lang_code=str(opts.get("lang_code", "a")),
-                            repo_id=spec.checkpoints["checkpoint"])
+                            repo_id=spec.checkpoints["checkpoint"], g2p=str(opts.get("g2p", "auto")))
     raise KeyError(f"{model}: unknown adapter family {kind!r}")

@@ -35,6 +35,9 @@ ESRGAN_FILE = "RealESRGAN_x2.pth"
 FRAMEPACK_BASE_ID = "hunyuanvideo-community/HunyuanVideo"
 FRAMEPACK_TRANSFORMER_ID = "lllyasviel/FramePack_F1_I2V_HY_20250503"
 FRAMEPACK_REDUX_ID = "lllyasviel/flux_redux_bfl"
+KOKORO_ID = "hexgrad/Kokoro-82M"
+KOKORO_FILE = "kokoro-v1_0.pth"
+KOKORO_VOICES = ("af_heart", "am_michael", "bf_emma", "bm_george")   # configs/models.yaml adapters.kokoro.voices
 
 TINY_AUDIO_IN = 16     # tiny wav2vec2 hidden size (real: 768)
 TINY_AUDIO_PROJ = 16   # tiny FantasyTalking projection width (real: 2048)
@@ -282,6 +285,58 @@ def save_framepack(root: Path, seed: int = 0) -> dict[str, Path]:
     c["feature_extractor"].save_pretrained(paths["redux"] / "feature_extractor")
     HunyuanVideoFramepackPipeline(**c).save_pretrained(paths["base"])
     return paths
+
+
+#: Phoneme symbols of the tiny Kokoro vocabulary: punctuation, letters and the IPA / misaki symbols espeak-ng
+#: and misaki emit (the real config.json maps 178 token ids the same way: one character, one id).
+KOKORO_SYMBOLS = (';:,.!?—…"()“” ' + "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  + "ɑɐɒæβɔçðʤəɚɛɜɟɡɥɨɪʝɯɰŋɳɲɴøɸθœɹɾɻʁɽʂʃʈʧʊʋʌɣɤχʎʒʔˈˌːʰʲ↓→↗↘ᵻᵊ")
+
+
+def kokoro_config() -> dict[str, Any]:
+    """A tiny Kokoro ``config.json`` (the real file's keys). Kokoro's code fixes some widths (decoder
+    1024/512 channels, ``hidden_dim`` 512 for its 512-channel ASR projection, ``style_dim`` 128 because
+    voices are 256 = 2 x 128 style vectors), so only PL-BERT (1 layer, 32 wide), the layer counts, the
+    vocoder's resblocks and ``max_dur`` (8 duration frames per phoneme at most) shrink: ~58 M parameters.
+    The iSTFTNet rates stay real: 10 x 6 x hop 5 = 300 samples per F0 frame, 600 samples (25 ms at
+    24 000 Hz) per duration frame."""
+    vocab = {c: i + 1 for i, c in enumerate(dict.fromkeys(KOKORO_SYMBOLS))}
+    return {"vocab": vocab, "n_token": 178, "hidden_dim": 512, "style_dim": 128, "n_layer": 1, "max_dur": 8,
+            "dropout": 0.2, "text_encoder_kernel_size": 5, "n_mels": 80, "dim_in": 64, "multispeaker": True,
+            "plbert": {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 37,
+                       "max_position_embeddings": 512, "num_hidden_layers": 1, "dropout": 0.1, "embedding_size": 16},
+            "istftnet": {"upsample_kernel_sizes": [20, 12], "upsample_rates": [10, 6], "gen_istft_hop_size": 5,
+                         "gen_istft_n_fft": 20, "resblock_dilation_sizes": [[1, 3, 5]], "resblock_kernel_sizes": [3],
+                         "upsample_initial_channel": 512}}
+
+
+def save_kokoro(root: Path, *, seed: int = 0, voices: tuple[str, ...] = KOKORO_VOICES) -> Path:
+    """Write a tiny random Kokoro-82M under ``root/hexgrad/Kokoro-82M``: ``config.json``,
+    ``kokoro-v1_0.pth`` (KModel's layout: ``{"bert", "bert_encoder", "predictor", "text_encoder",
+    "decoder"}`` -> state dicts, stored float16: ~117 MB) and ``voices/<name>.pt`` (float32
+    ``(510, 1, 256)`` style vectors, std 0.15 like the real packs). Needs the ``kokoro`` package
+    (its ``KModel`` builds the network; an empty ``.pth`` leaves the random init in place)."""
+    import json
+
+    import torch
+    from kokoro import KModel
+
+    out = Path(root) / KOKORO_ID
+    (out / "voices").mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(kokoro_config(), ensure_ascii=False, indent=1), encoding="utf-8")
+    empty = out / "empty.pth"
+    torch.save({}, empty)
+    _seed(seed)
+    try:
+        model = KModel(repo_id=KOKORO_ID, config=str(out / "config.json"), model=str(empty))
+    finally:
+        empty.unlink()
+    torch.save({name: {k: v.half() if v.is_floating_point() else v for k, v in part.state_dict().items()}
+                for name, part in model.named_children()}, out / KOKORO_FILE)
+    g = torch.Generator().manual_seed(seed)
+    for voice in voices:
+        torch.save(torch.randn(510, 1, 256, generator=g) * 0.15, out / "voices" / f"{voice}.pt")
+    return out
 
 
 def build_all(root: Path, *, framepack: bool = True) -> Path:
