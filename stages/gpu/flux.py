@@ -20,7 +20,7 @@ import numpy as np
 
 from . import parallel as P
 from .interfaces import OnStep
-from .runtime import as_pil, generator, pick_device, pick_dtype, to_uint8
+from .runtime import as_pil, generator, to_uint8
 
 
 def _check_size(width: int, height: int, multiple: int) -> None:
@@ -36,12 +36,7 @@ class _FluxBase:
                  guidance_scale: float = 3.5, max_sequence_length: int = 512, offload: bool = False) -> None:
         import diffusers
 
-        launch = P.current_launch()
-        multi = launch is not None and launch.world > 1
-        if multi and offload:
-            raise ValueError("model CPU offload is not supported in a multi-GPU instance")
-        self.device = launch.device if multi else pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        multi, self.device, self.dtype = P.adapter_placement(device, dtype, offload)
         self.guidance_scale = float(guidance_scale)
         self.max_sequence_length = int(max_sequence_length)
         self.parallel: P.ParallelContext | None = None

@@ -205,6 +205,24 @@ def current_launch() -> Launch | None:
     return _LAUNCH
 
 
+def adapter_placement(device: str | None, dtype: str | None, offload: bool) -> tuple[bool, str, Any]:
+    """(multi-GPU?, device, torch dtype) for a DiT adapter being built in this process: the
+    rank's own GPU inside a multi-GPU instance (after :func:`start_distributed`), else the
+    requested or best single device.
+
+    Raises:
+        ValueError: model CPU offload asked for in a multi-GPU instance.
+    """
+    from .runtime import pick_device, pick_dtype
+
+    launch = current_launch()
+    multi = launch is not None and launch.world > 1
+    if multi and offload:
+        raise ValueError("model CPU offload is not supported in a multi-GPU instance")
+    chosen = launch.device if multi else pick_device(device)
+    return multi, chosen, pick_dtype(dtype, chosen)
+
+
 def current_context() -> ParallelContext | None:
     """The :class:`ParallelContext` of this process after :func:`enable_usp`, else None."""
     return _CONTEXT

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import parallel as P
 from .interfaces import OnStep
-from .runtime import as_pil, generator, pick_device, pick_dtype, resample_audio, to_uint8
+from .runtime import as_pil, generator, resample_audio, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,7 @@ class WanTalkingHead:
 
         from . import audio as A
 
-        launch = P.current_launch()
-        multi = launch is not None and launch.world > 1
-        if multi and offload:
-            raise ValueError("model CPU offload is not supported in a multi-GPU instance")
-        self.device = launch.device if multi else pick_device(device)
-        self.dtype = pick_dtype(dtype, self.device)
+        multi, self.device, self.dtype = P.adapter_placement(device, dtype, offload)
         self.guidance_scale, self.prompt, self.negative_prompt = float(guidance_scale), prompt, negative_prompt
         self.max_sequence_length = int(max_sequence_length)
         self.parallel: P.ParallelContext | None = None
