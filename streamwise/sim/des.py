@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 from ..deadlines import load_profiles, segment_deadline, upstream_deadline
 from ..placement import InstanceView, ReadyNode, assign
-from ..quality import Ladder, QualityState, Rung, load_ladders
+from ..quality import Ladder, Rung, load_ladders
 from .analytic import MEDIUM_PIXELS, Model
 from .cluster import SERVER_GPUS, Cluster, catalog
 from .workload import FLUX, FT, FT_VAE, GEMMA, HF, HF_VAE, TTS, UPSCALER, Workload
@@ -259,7 +259,6 @@ class Simulator:
         inst.running = True
         inst.busy_s += rt
         rid, stage, idx = node.key
-        r = self.reqs[rid]
         if stage == GEMMA:          # the screenplay streams its scenes out while it runs
             first = self.an.first_s(GEMMA, inst.gpu, inst.gpus)
             per = (rt - first) / max(self.w.scenes - 1, 1)

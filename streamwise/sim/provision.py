@@ -36,7 +36,7 @@ import numpy as np
 
 from .analytic import Model, Result, evaluate, evaluate_adaptive, paper_latency
 from .cluster import SERVER_GPUS, Cluster, Instance, catalog, spec_of
-from .workload import FT, HF, PARENT_OF, Workload
+from .workload import FT, HF, Workload
 
 MUS = (0.0, 3.0, 30.0)
 #: Per-stage layouts (:func:`model_options` less :func:`prune_dominated`) and their hulls per
@@ -317,77 +317,76 @@ def search(w: Workload, *, pricing: str = "spot", gpu_types: list[str] | None = 
         """Marginal merge of the stage hulls for GPU types ``ts`` and weight ``mu``."""
         nonlocal best
         col = {g: c for c, g in enumerate(ts)}
-        if True:
-            hulls = []            # per model: arrays x, v, t, f, n, type column, option ref
-            for m in models:
-                parts = []
-                for g in ts:
-                    if (m, g) not in opts:
-                        continue
-                    if (m, g, mu) not in front:
-                        o = opts[(m, g)]
-                        x, v = o.n * sc.price[g], o.t + mu * o.f
-                        k = _hull(x, v)
-                        front[(m, g, mu)] = (x[k], v[k], o.t[k], o.f[k], o.n[k], k)
-                    parts.append((g, front[(m, g, mu)]))
-                if len(parts) == 1:
-                    g, (x, v, t, f, n, k) = parts[0]
-                    gc = np.full(len(k), col[g])
-                else:
-                    x, v, t, f, n, k = (np.concatenate([p[1][c] for p in parts]) for c in range(6))
-                    gc = np.concatenate([np.full(len(p[1][5]), col[p[0]]) for p in parts])
-                    h = _hull(x, v)
-                    x, v, t, f, n, k, gc = x[h], v[h], t[h], f[h], n[h], k[h], gc[h]
-                hulls.append((x, v, t, f, n, k, gc))
-            # segments of every model's hull, in order of seconds saved per $/h
-            slope, dM, dF, dn, dg0, mi, hj = [], [], [], [], [], [], []
-            M0 = sum(h[2][0] for h in hulls)
-            F0 = sum(h[3][0] for h in hulls)
-            n0 = np.zeros(len(ts))
-            for i, (x, v, t, f, n, k, gc) in enumerate(hulls):
-                n0[gc[0]] += n[0]
-                if len(x) < 2:
+        hulls = []            # per model: arrays x, v, t, f, n, type column, option ref
+        for m in models:
+            parts = []
+            for g in ts:
+                if (m, g) not in opts:
                     continue
-                slope.append(np.diff(v) / np.diff(x))
-                dM.append(np.diff(t))
-                dF.append(np.diff(f))
-                nn = np.zeros((len(x) - 1, len(ts)))
-                np.add.at(nn, (np.arange(len(x) - 1), gc[1:]), n[1:])
-                np.add.at(nn, (np.arange(len(x) - 1), gc[:-1]), -n[:-1])
-                dn.append(nn)
-                mi.append(np.full(len(x) - 1, i))
-                hj.append(np.arange(1, len(x)))
-            if slope:
-                order = np.argsort(np.concatenate(slope), kind="stable")
-                Ms = M0 + np.concatenate(([0.0], np.cumsum(np.concatenate(dM)[order])))
-                Fs = F0 + np.concatenate(([0.0], np.cumsum(np.concatenate(dF)[order])))
-                Ns = n0 + np.vstack((np.zeros((1, len(ts))), np.cumsum(np.concatenate(dn)[order], axis=0)))
-                mis, hjs = np.concatenate(mi)[order], np.concatenate(hj)[order]
+                if (m, g, mu) not in front:
+                    o = opts[(m, g)]
+                    x, v = o.n * sc.price[g], o.t + mu * o.f
+                    k = _hull(x, v)
+                    front[(m, g, mu)] = (x[k], v[k], o.t[k], o.f[k], o.n[k], k)
+                parts.append((g, front[(m, g, mu)]))
+            if len(parts) == 1:
+                g, (x, v, t, f, n, k) = parts[0]
+                gc = np.full(len(k), col[g])
             else:
-                Ms, Fs, Ns = np.array([M0]), np.array([F0]), n0[None, :]
-                mis = hjs = np.zeros(0, dtype=int)
-            ttff, cost, ok = sc.score_many(Ms, Fs, Ns, ts)
-            lim = np.array([cap[g] if cap else max_gpus for g in ts], dtype=float)
-            within = (Ns <= lim + 1e-9).all(axis=1)
-            ok &= within
-            obj = np.where(within, _objective(objective, ttff, cost, Ms, Fs), np.inf)
-            key = np.where(ok, obj, np.inf)
-            kbest = int(np.argmin(key)) if np.isfinite(key).any() else int(np.argmin(obj))
-            feasible = bool(ok[kbest])
+                x, v, t, f, n, k = (np.concatenate([p[1][c] for p in parts]) for c in range(6))
+                gc = np.concatenate([np.full(len(p[1][5]), col[p[0]]) for p in parts])
+                h = _hull(x, v)
+                x, v, t, f, n, k, gc = x[h], v[h], t[h], f[h], n[h], k[h], gc[h]
+            hulls.append((x, v, t, f, n, k, gc))
+        # segments of every model's hull, in order of seconds saved per $/h
+        slope, dM, dF, dn, mi, hj = [], [], [], [], [], []
+        M0 = sum(h[2][0] for h in hulls)
+        F0 = sum(h[3][0] for h in hulls)
+        n0 = np.zeros(len(ts))
+        for i, (x, v, t, f, n, k, gc) in enumerate(hulls):
+            n0[gc[0]] += n[0]
+            if len(x) < 2:
+                continue
+            slope.append(np.diff(v) / np.diff(x))
+            dM.append(np.diff(t))
+            dF.append(np.diff(f))
+            nn = np.zeros((len(x) - 1, len(ts)))
+            np.add.at(nn, (np.arange(len(x) - 1), gc[1:]), n[1:])
+            np.add.at(nn, (np.arange(len(x) - 1), gc[:-1]), -n[:-1])
+            dn.append(nn)
+            mi.append(np.full(len(x) - 1, i))
+            hj.append(np.arange(1, len(x)))
+        if slope:
+            order = np.argsort(np.concatenate(slope), kind="stable")
+            Ms = M0 + np.concatenate(([0.0], np.cumsum(np.concatenate(dM)[order])))
+            Fs = F0 + np.concatenate(([0.0], np.cumsum(np.concatenate(dF)[order])))
+            Ns = n0 + np.vstack((np.zeros((1, len(ts))), np.cumsum(np.concatenate(dn)[order], axis=0)))
+            mis, hjs = np.concatenate(mi)[order], np.concatenate(hj)[order]
+        else:
+            Ms, Fs, Ns = np.array([M0]), np.array([F0]), n0[None, :]
+            mis = hjs = np.zeros(0, dtype=int)
+        ttff, cost, ok = sc.score_many(Ms, Fs, Ns, ts)
+        lim = np.array([cap[g] if cap else max_gpus for g in ts], dtype=float)
+        within = (Ns <= lim + 1e-9).all(axis=1)
+        ok &= within
+        obj = np.where(within, _objective(objective, ttff, cost, Ms, Fs), np.inf)
+        key = np.where(ok, obj, np.inf)
+        kbest = int(np.argmin(key)) if np.isfinite(key).any() else int(np.argmin(obj))
+        feasible = bool(ok[kbest])
 
-            def choice_at(kk: int) -> tuple:
-                pos = [0] * len(hulls)
-                for i, j in zip(mis[:kk].tolist(), hjs[:kk].tolist()):
-                    pos[i] = j
-                return tuple((models[i], ts[int(hulls[i][6][pos[i]])], int(hulls[i][5][pos[i]]))
-                             for i in range(len(hulls)))
+        def choice_at(kk: int) -> tuple:
+            pos = [0] * len(hulls)
+            for i, j in zip(mis[:kk].tolist(), hjs[:kk].tolist()):
+                pos[i] = j
+            return tuple((models[i], ts[int(hulls[i][6][pos[i]])], int(hulls[i][5][pos[i]]))
+                         for i in range(len(hulls)))
 
-            if keep_candidates:
-                for kk in np.nonzero(within)[0].tolist():
-                    cands.append((Ms[kk], Fs[kk], ttff[kk], cost[kk], bool(ok[kk]), choice_at(kk)))
-            cand_key = (not feasible, float(obj[kbest]))
-            if best is None or cand_key < best[0]:
-                best = (cand_key, Ms[kbest], Fs[kbest], choice_at(kbest), ts, mu)
+        if keep_candidates:
+            for kk in np.nonzero(within)[0].tolist():
+                cands.append((Ms[kk], Fs[kk], ttff[kk], cost[kk], bool(ok[kk]), choice_at(kk)))
+        cand_key = (not feasible, float(obj[kbest]))
+        if best is None or cand_key < best[0]:
+            best = (cand_key, Ms[kbest], Fs[kbest], choice_at(kbest), ts, mu)
 
     sets = [ts for ts in sets if all(any((m, g) in opts for g in ts) for m in models)]
     for ts in sets:
