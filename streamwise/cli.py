@@ -187,18 +187,20 @@ def cmd_up(args) -> int:
                          f"deploy it on a cluster (deploy/README.md)")
     extra = emulated_workers(args.emulate + planned)
     llm = args.llm or args.llm_model or args.llm_url
+    shown = dict(workers)
     if llm:   # LLM screenplay workers in place of the script parsers (they parse scripts too)
-        count = workers.get("screenplay", DEFAULT_WORKERS["screenplay"])
+        count = max(workers.get("screenplay", DEFAULT_WORKERS["screenplay"]), 1)
         workers = {**DEFAULT_WORKERS, **workers, "screenplay": 0}
         extra += [(f"screenplay-llm-{i}", ["worker", "--stage", "screenplay", "--model", "llm", *_llm_args(args)])
-                  for i in range(max(count, 1))]
+                  for i in range(count)]
+        shown["screenplay"] = f"{count} (llm)"
     server = None if args.nats else EmbeddedServer(port=args.port).start()
     url = args.nats or server.url
     print(url, flush=True)
     pool = Pool(url, workers, extra=extra).start()
     try:
         _run(_wait_ready(url, pool, 300.0 if llm else 120.0, pool.stages() | ({"screenplay"} if llm else set())))
-        print(f"ready: {', '.join(f'{s}={n}' for s, n in workers.items())} (Ctrl-C to stop)", flush=True)
+        print(f"ready: {', '.join(f'{s}={n}' for s, n in shown.items())} (Ctrl-C to stop)", flush=True)
         while True:
             for name, code in pool.reap():
                 print(f"{name} exited with code {code}" + (" (drained)" if code == 0 else ""), flush=True)
