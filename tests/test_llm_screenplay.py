@@ -470,3 +470,65 @@ def test_generate_from_a_topic_offline_with_vllm_and_smollm2(tmp_path):
     assert report["lines"] >= 2 and report["speakers"]
     assert report["ttff_s"] < report["screenplay_done_s"]
     assert probe(out / "podcast.mp4")["duration_s"] == pytest.approx(report["video_duration_s"], abs=0.05)
+
+
+async def test_a_scheduler_killed_mid_screenplay_is_taken_over_and_the_llm_continues_the_same_show(
+        tmp_path_factory, tmp_path):
+    """The scheduler running a topic request is killed (SIGKILL) once the first segment is
+    out, while the LLM is still writing; a second scheduler takes the request over, restores
+    the lines streamed so far from their checkpoint (so the segments already watched stay
+    true), and the LLM continues after them: the viewer gets one whole show."""
+    import signal
+    import subprocess
+
+    from streamwise.bus import registry
+    from streamwise.bus.client import connect
+    from streamwise.bus.server import EmbeddedServer
+    from streamwise.client import generate
+    from streamwise.pool import DEFAULT_WORKERS, Pool
+    from streamwise.stages.media import probe
+
+    model = _tiny_llama(tmp_path_factory.mktemp("llama-24m-takeover"), hidden=512, layers=8)
+    logs = tmp_path / "logs"
+    with EmbeddedServer() as server, Pool(
+            server.url, {**DEFAULT_WORKERS, "screenplay": 0}, log_dir=logs,
+            extra=[("screenplay-llm", ["worker", "--stage", "screenplay", "--model", "llm", "--llm", "transformers",
+                                       "--llm-model", str(model), "--llm-max-tokens", "600"])]) as pool:
+        bus = await connect(server.url)
+        second = None
+        try:
+            while True:
+                pool.check()
+                live = [h for h in await registry.list_instances(bus.instances) if h.state == "ready"]
+                if any(h.model == "llm" for h in live) and \
+                        {"scheduler", "tts", "image", "video", "mux"} <= {h.stage for h in live}:
+                    break
+                await asyncio.sleep(0.2)
+            first = next(p for name, p in pool.processes if name == "scheduler")
+            killed = {}
+
+            def kill_at_first_segment(kind, info):
+                nonlocal second
+                if kind == "segment" and not killed:
+                    killed["at"] = info["index"]
+                    first.send_signal(signal.SIGKILL)
+                    second = subprocess.Popen([sys.executable, "-m", "streamwise", "scheduler", "--nats", server.url],
+                                              stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler-2.log", "wb"))
+
+            request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, topic="the colour of the sky")
+            report = await generate(bus, request, tmp_path / "out", progress=kill_at_first_segment,
+                                    idle_timeout_s=120)
+        finally:
+            await bus.close()
+            if second is not None:
+                second.terminate()
+                second.wait(10)
+    assert killed and first.poll() is not None
+    taken_over = (logs / "scheduler-2.log").read_text()
+    import re
+
+    resumed = re.search(r"resuming its screenplay from a checkpoint \((\d+) lines(, complete)?\)", taken_over)
+    assert resumed, taken_over[-2000:]
+    assert report.lines >= max(2, int(resumed.group(1)))      # the checkpointed lines are all in the show
+    assert [s.index for s in report.segments] == list(range(len(report.segments)))
+    assert probe(tmp_path / "out" / "podcast.mp4")["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
