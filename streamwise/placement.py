@@ -82,13 +82,22 @@ class _Pool:
                 self.by_stage.setdefault(inst.stage, []).append(inst)
 
     def best(self, node: ReadyNode, runtime_s: RuntimeFn, rung: Rung | None,
-             model: str | None, busy: bool = False) -> tuple[InstanceView, float, float] | None:
-        """(instance, expected runtime, expected completion offset) of the earliest finisher;
-        ties to the cheaper $/s, then to the one with fewer outstanding tasks. ``busy``: also
-        consider instances at their cap (whose queue the node would wait behind)."""
-        found, best_rank = None, None
+             model: str | None) -> tuple[InstanceView, float, float] | None:
+        """(instance, expected runtime, expected completion offset) of the earliest finisher
+        among the instances below their cap; ties to the cheaper $/s, then to the one with
+        fewer outstanding tasks."""
+        return self.best_pair(node, runtime_s, rung, model, busy=False)[0]
+
+    def best_pair(self, node: ReadyNode, runtime_s: RuntimeFn, rung: Rung | None, model: str | None,
+                  busy: bool = True) -> tuple[tuple | None, tuple | None]:
+        """In one pass over the stage's instances: the earliest finisher below its cap (as
+        :meth:`best`) and, with ``busy``, the earliest finisher counting instances at their cap
+        too (whose queue the node would wait behind)."""
+        free = anyone = None
+        free_rank = any_rank = None
         for inst in self.by_stage.get(node.stage, ()):
-            if (self.load[inst.instance] >= self.cap and not busy) or (model is not None and inst.model != model):
+            capped = self.load[inst.instance] >= self.cap
+            if (capped and not busy) or (model is not None and inst.model != model):
                 continue
             try:
                 rt = runtime_s(node, inst, rung)
@@ -96,9 +105,11 @@ class _Pool:
                 continue
             done = self.queued[inst.instance] + rt
             rank = (done, inst.price_per_s, self.load[inst.instance])
-            if found is None or rank < best_rank:
-                found, best_rank = (inst, rt, done), rank
-        return found
+            if anyone is None or rank < any_rank:
+                anyone, any_rank = (inst, rt, done), rank
+            if not capped and (free is None or rank < free_rank):
+                free, free_rank = (inst, rt, done), rank
+        return free, anyone
 
     def take(self, inst: InstanceView, rt: float) -> None:
         self.load[inst.instance] += 1
@@ -162,8 +173,7 @@ def _place_on_ladder(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: Ru
     on that instance for the rest of the round, and re-planned on the next loop (as the clock
     advances, a held node falls to a lower rung once waiting no longer meets its deadline).
     """
-    options, feasible = _rung_options(node, ladder, pool, runtime_s, now, busy=False)
-    waiting, feasible_waiting = _rung_options(node, ladder, pool, runtime_s, now, busy=True)
+    options, feasible, waiting, feasible_waiting = _rung_options(node, ladder, pool, runtime_s, now)
     if feasible_waiting is not None:
         target = next_rung(state, ladder, feasible_waiting)[0]
         chosen = next_rung(state, ladder, feasible)[0] if feasible is not None else None
@@ -182,16 +192,20 @@ def _place_on_ladder(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: Ru
     return options[rung.name], rung, new_state
 
 
-def _rung_options(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: RuntimeFn, now: float, busy: bool):
-    """Per rung name, the best instance for ``node`` (free ones only, or ``busy`` ones too),
-    and the highest rung whose best instance meets the node's deadline (``None``: none)."""
-    options = {}
-    feasible = None
+def _rung_options(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: RuntimeFn, now: float):
+    """Per rung name, the best instance for ``node`` among free instances (``options``) and
+    among all, busy ones included (``waiting``), each with the highest rung whose best
+    instance meets the node's deadline (``None``: none). One pass over the instances per rung."""
+    options, waiting = {}, {}
+    feasible = feasible_waiting = None
     for rung in ladder.rungs:
-        found = pool.best(node, runtime_s, rung, ladder.model_of(rung), busy=busy)
-        if found is None:
-            continue
-        options[rung.name] = found
-        if feasible is None and now + found[2] <= node.deadline:
-            feasible = rung
-    return options, feasible
+        free, anyone = pool.best_pair(node, runtime_s, rung, ladder.model_of(rung))
+        if free is not None:
+            options[rung.name] = free
+            if feasible is None and now + free[2] <= node.deadline:
+                feasible = rung
+        if anyone is not None:
+            waiting[rung.name] = anyone
+            if feasible_waiting is None and now + anyone[2] <= node.deadline:
+                feasible_waiting = rung
+    return options, feasible, waiting, feasible_waiting
