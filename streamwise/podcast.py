@@ -299,20 +299,13 @@ class PodcastPlan:
                 node.cache_key = self._key(node, sorted(node.inputs.items()))
 
     def _resume_state(self) -> dict[str, Any] | None:
-        """What a retried LLM screenplay task continues from: the lines already received
-        (``None`` on the first attempt or when none arrived)."""
+        """What a retried LLM screenplay task continues from: the lines already received, each
+        as one text (``None`` on the first attempt or when none arrived)."""
         if not self.lines:
             return None
-        studio = self.dag["studio"].inputs.get("description") if "studio" in self.dag else None
-        lines, seen = [], set()
-        for p in self.pieces:
-            if p.line in seen:
-                lines[-1]["text"] += " " + p.text
-            else:
-                seen.add(p.line)
-                lines.append({"speaker": p.speaker, "text": p.text})
-        return {"title": self.title, "studio": studio, "speakers": list(self.speakers), "host": None,
-                "lines": lines}
+        done = self.screenplay_checkpoint()
+        return {"title": done["title"], "studio": done["studio"], "speakers": done["speakers"], "host": None,
+                "lines": [{"speaker": line["speaker"], "text": " ".join(line["pieces"])} for line in done["lines"]]}
 
     def _on_speech(self, node: Node) -> None:
         piece = self.pieces[int(node.node_id.split(":")[1])]

@@ -434,14 +434,15 @@ class SchedulerService:
         """A ready node that needs a model no instance serves (a topic's screenplay needs an
         ``llm`` instance): tell the viewer once, and fail the request with how to start one
         after ``MISSING_MODEL_WAIT_S``, instead of leaving it to wait in silence."""
+        needing = [(self.active[rid], node, model) for rid, _, node in ready
+                   if rid in self.active and node.state is NodeState.PENDING
+                   and (model := self.active[rid].plan.required_model(node)) is not None]
+        if not needing:
+            return
         served = {v.model for v in self.pool.views()}
         now = time.time()
-        for rid, _, node in ready:
-            active = self.active.get(rid)
-            if active is None or node.state is not NodeState.PENDING:
-                continue
-            model = active.plan.required_model(node)
-            if model is None or model in served:
+        for active, node, model in needing:
+            if model in served:
                 active.waiting_since = None
                 continue
             if active.waiting_since is None:
