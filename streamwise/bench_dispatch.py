@@ -45,19 +45,17 @@ from .pool import Pool
 from .script import parse_script
 from .deadlines import sketch_duration_s
 from .stages.speech import FIRST_PIECE_CHARS, split_text
+from .stages.registry import STAGES, default_model
 from .stages.screenplay import MAX_PIECE_CHARS
 
 SAMPLE_RATE = 22050
-# the models the CPU pool serves per stage (the instances the scheduler will place on)
-STAGE_MODELS = {"screenplay": "script-parser", "tts": "piper", "image": "procedural", "video": "cpu-head",
-                "mux": "pyav"}
 
 
 class InstantInstances:
     """Synthetic load generator (benchmark only): pretend instances that answer each task at
     once with placeholder outputs, so that only the scheduler's cost is measured.
 
-    ``per_stage`` instances are registered for each stage in :data:`STAGE_MODELS`. One pull
+    ``per_stage`` instances are registered for each stage, as its default (CPU) model. One pull
     consumer on ``sw.tasks.>`` receives every task; each is answered with an :class:`Event`
     whose outputs have the shape the podcast plan expects (no media is produced).
     """
@@ -66,7 +64,7 @@ class InstantInstances:
         self.bus = bus
         self.fps = fps
         self.heartbeats = [Heartbeat(instance=f"instant-{stage}-{i}", stage=stage, model=model, pid=os.getpid())
-                           for stage, model in STAGE_MODELS.items() for i in range(per_stage)]
+                           for stage in STAGES if (model := default_model(stage)) for i in range(per_stage)]
         self.answered = 0
         self._stop = asyncio.Event()
 
