@@ -419,6 +419,12 @@ async def test_a_killed_scheduler_s_request_is_taken_over_and_resumes_from_the_c
 
             report = await generate(bus, _request(ROOT / "examples" / "podcast.txt"), tmp_path / "out",
                                     progress=kill_after_two_segments, idle_timeout_s=90)
+            # the scheduler publishes "done" just after the final segment, so the viewer can
+            # return first: wait for it (the race made this test fail once in CI)
+            for _ in range(200):
+                if any(s.request_id == report.request_id and s.state == "done" for s in statuses):
+                    break
+                await asyncio.sleep(0.05)
             await status_sub.unsubscribe()
         finally:
             await bus.close()
