@@ -29,6 +29,11 @@ from .hls import HlsWriter
 from .stages.media import concat_segments, split_init
 
 
+DONE_STATUS_WAIT_S = 2.0
+"""Seconds the viewer waits, after the final segment, for the scheduler's "done" status
+(its final cache-hit count) before writing ``report.json``."""
+
+
 class GenerateError(RuntimeError):
     """The request failed or stalled; ``str()`` is the one-line reason."""
 
@@ -181,6 +186,17 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
                                              to_builtins(seg.quality)))
                 progress("segment", asdict(records[-1]))
         wall = time.time() - t0
+        # the scheduler publishes its "done" status (final cache hits, lines) just after the
+        # final segment: give it a moment so report.json has the final counts
+        wait_done_until = time.monotonic() + DONE_STATUS_WAIT_S
+        while (last is None or last.state != "done") and time.monotonic() < wait_done_until:
+            try:
+                kind, msg, _ = await asyncio.wait_for(queue.get(), timeout=wait_done_until - time.monotonic())
+            except asyncio.TimeoutError:
+                break
+            if kind == "status":
+                last = decode(msg.data, Status)
+                progress("status", to_builtins(last))
     finally:
         stop.set()
         for p in pumps:
