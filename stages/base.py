@@ -18,6 +18,25 @@ from typing import Any, Protocol
 from ..bus.client import Bus
 from ..bus.messages import Task
 
+SAMPLE_RATE = 22050  # Hz, mono int16 everywhere in the pipeline (see show_audio_rate for other fps)
+WIDE_RATE = 48000    # Hz, a show's audio rate when its fps does not divide SAMPLE_RATE (24, 48, 60 fps)
+
+
+def show_audio_rate(fps: float) -> int:
+    """The audio rate (Hz) of a show at ``fps`` frames/s: :data:`SAMPLE_RATE` (22 050 Hz, the TTS
+    engines' rate; 25, 30, 50 fps ...) when a video frame is a whole number of its samples, else
+    :data:`WIDE_RATE` (48 000 Hz; 24, 48, 60 fps ...). Every speech piece of a show is padded to
+    whole frames at this rate, which keeps audio and video in sync by construction.
+
+    Raises:
+        ValueError: neither rate is a whole number of samples per frame (e.g. 23 or 29.97 fps).
+    """
+    for rate in (SAMPLE_RATE, WIDE_RATE):
+        if fps > 0 and (rate / fps).is_integer():
+            return rate
+    raise ValueError(f"fps {fps:g} is not supported: a frame must be a whole number of audio samples at "
+                     f"{SAMPLE_RATE} or {WIDE_RATE} Hz (e.g. 24, 25, 30, 50 or 60 fps)")
+
 
 @dataclass
 class Partial:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-__all__ = ["SAMPLE_RATE", "VoiceSpec", "voice_for", "SpeechEngine", "split_text", "split_at_pauses",
-           "energy_envelope", "pitch_shift"]
+from .base import SAMPLE_RATE, WIDE_RATE, show_audio_rate
 
-SAMPLE_RATE = 22050  # Hz, mono int16 everywhere in the pipeline
+__all__ = ["SAMPLE_RATE", "WIDE_RATE", "show_audio_rate", "resample_pcm", "VoiceSpec", "voice_for", "SpeechEngine",
+           "split_text", "split_at_pauses", "energy_envelope", "pitch_shift"]
 
 _PIPER_VOICE_NAME = "en_US-joe-medium"
 _EDGE_KEEP_S = 0.05  # silence kept before the first / after the last active 10 ms frame
@@ -163,7 +163,7 @@ class SpeechEngine:
         for chunk in self._voice.synthesize(text, syn_config=cfg):
             pcm = chunk.audio_int16_array.reshape(-1)
             if chunk.sample_rate != SAMPLE_RATE:
-                pcm = _resample(pcm, chunk.sample_rate, SAMPLE_RATE)
+                pcm = resample_pcm(pcm, chunk.sample_rate, SAMPLE_RATE)
             if parts:
                 parts.append(gap)
             parts.append(pcm)
@@ -190,7 +190,7 @@ class SpeechEngine:
             raise RuntimeError(f"espeak-ng wrote {8 * width}-bit audio, expected 16-bit")
         pcm = np.frombuffer(raw, dtype="<i2").reshape(-1, channels)
         pcm = pcm.mean(axis=1).astype(np.int16) if channels > 1 else pcm[:, 0].copy()
-        return _resample(pcm, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else pcm
+        return resample_pcm(pcm, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else pcm
 
 
 def _length_scale_for(duration_factor: float) -> float:
@@ -217,7 +217,7 @@ def _load_piper(threads: int | None = None):
     return voice
 
 
-def _resample(audio: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+def resample_pcm(audio: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
     """int16 mono (n,) at in_rate -> int16 mono at out_rate via libswresample (anti-aliased)."""
     if len(audio) == 0:
         return np.zeros(0, dtype=np.int16)
@@ -243,7 +243,7 @@ def pitch_shift(audio: np.ndarray, ratio: float, *, sample_rate: int = SAMPLE_RA
     in_rate = int(round(sample_rate * ratio))
     if in_rate == sample_rate:
         return audio.copy()
-    return _resample(audio, in_rate, sample_rate)
+    return resample_pcm(audio, in_rate, sample_rate)
 
 
 def _trim_silence(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -15,15 +15,17 @@ import numpy as np
 
 from ..bus.messages import Task
 from .base import TaskContext, TaskError
-from .speech import SAMPLE_RATE, SpeechEngine, split_at_pauses, voice_for
+from .speech import SAMPLE_RATE, SpeechEngine, resample_pcm, show_audio_rate, split_at_pauses, voice_for
 
 
-def pad_to_frames(audio: np.ndarray, pause_s: float, samples_per_frame: int) -> np.ndarray:
-    """``audio`` followed by ``pause_s`` of silence, zero-padded up to a whole number of video frames.
+def pad_to_frames(audio: np.ndarray, pause_s: float, samples_per_frame: int,
+                  sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``audio`` (at ``sample_rate`` Hz) followed by ``pause_s`` seconds of silence, zero-padded up
+    to a whole number of video frames.
 
     Shapes: int16 (n,) -> int16 (m,) with ``m % samples_per_frame == 0`` and ``m >= n``.
     """
-    n = len(audio) + int(round(pause_s * SAMPLE_RATE))
+    n = len(audio) + int(round(pause_s * sample_rate))
     m = max(1, -(-n // samples_per_frame)) * samples_per_frame
     out = np.zeros(m, dtype=np.int16)
     out[: len(audio)] = audio
@@ -31,22 +33,37 @@ def pad_to_frames(audio: np.ndarray, pause_s: float, samples_per_frame: int) -> 
 
 
 def clip_ranges(audio: np.ndarray, max_clip_s: float, samples_per_frame: int,
-                first_clip_s: float | None = None) -> list[tuple[int, int]]:
-    """Cut ``audio`` at speech pauses into ``[start, end)`` sample ranges of at most ``max_clip_s``
-    seconds (whole frames); the first range at most ``first_clip_s`` when given."""
+                first_clip_s: float | None = None, sample_rate: int = SAMPLE_RATE) -> list[tuple[int, int]]:
+    """Cut ``audio`` (at ``sample_rate`` Hz) at speech pauses into ``[start, end)`` sample ranges of
+    at most ``max_clip_s`` seconds (whole frames); the first range at most ``first_clip_s`` when given."""
+    split = dict(quantum=samples_per_frame, sample_rate=sample_rate)
     if not first_clip_s or first_clip_s >= max_clip_s:
-        return split_at_pauses(audio, max_clip_s, quantum=samples_per_frame)
-    _, first_end = split_at_pauses(audio, first_clip_s, quantum=samples_per_frame)[0]
+        return split_at_pauses(audio, max_clip_s, **split)
+    _, first_end = split_at_pauses(audio, first_clip_s, **split)[0]
     if first_end >= len(audio):
         return [(0, first_end)]
-    rest = split_at_pauses(audio[first_end:], max_clip_s, quantum=samples_per_frame)
+    rest = split_at_pauses(audio[first_end:], max_clip_s, **split)
     return [(0, first_end)] + [(first_end + a, first_end + b) for a, b in rest]
+
+
+def frame_grid(fps: float) -> tuple[int, int]:
+    """``(audio rate in Hz, samples per video frame)`` of a show at ``fps``
+    (:func:`~streamwise.stages.speech.show_audio_rate`).
+
+    Raises:
+        TaskError: an unsupported fps (not retryable).
+    """
+    try:
+        rate = show_audio_rate(fps)
+    except ValueError as e:
+        raise TaskError(str(e), retryable=False) from None
+    return rate, int(rate / fps)
 
 
 class CpuSpeech:
     """Stage ``tts`` on CPU. Task inputs: ``text``, ``speaker_index``, ``fps``, ``max_clip_s``,
     ``pause_after_s``. Outputs: ``audio`` (object-store name of int16 PCM), ``samples``,
-    ``sample_rate`` (Hz), ``clips`` (``[[start, end), ...]`` sample ranges, each at most
+    ``sample_rate`` (Hz: :func:`~streamwise.stages.speech.show_audio_rate` of the fps), ``clips`` (``[[start, end), ...]`` sample ranges, each at most
     ``max_clip_s`` seconds and a whole number of frames), ``engine``.
     """
 
@@ -67,14 +84,12 @@ class CpuSpeech:
 
     async def run(self, task: Task, ctx: TaskContext) -> dict[str, Any]:
         inputs = task.inputs
-        fps = float(inputs["fps"])
-        spf = SAMPLE_RATE / fps
-        if spf != int(spf):
-            raise TaskError(f"fps {fps:g} must divide the audio rate {SAMPLE_RATE} Hz (e.g. 25 or 30)",
-                            retryable=False)
+        rate, spf = frame_grid(float(inputs["fps"]))
         audio = await ctx.in_thread(self.engine.synthesize, inputs["text"], voice_for(int(inputs["speaker_index"])))
-        audio = pad_to_frames(audio, float(inputs.get("pause_after_s", 0.0)), int(spf))
-        clips = clip_ranges(audio, float(inputs["max_clip_s"]), int(spf), inputs.get("first_clip_s"))
+        if rate != SAMPLE_RATE:
+            audio = await ctx.in_thread(resample_pcm, audio, SAMPLE_RATE, rate)
+        audio = pad_to_frames(audio, float(inputs.get("pause_after_s", 0.0)), spf, rate)
+        clips = clip_ranges(audio, float(inputs["max_clip_s"]), spf, inputs.get("first_clip_s"), rate)
         name = await ctx.bus.put_blob(ctx.blob_name(task, "audio.pcm"), audio.astype("<i2").tobytes())
-        return {"audio": name, "samples": len(audio), "sample_rate": SAMPLE_RATE,
+        return {"audio": name, "samples": len(audio), "sample_rate": rate,
                 "clips": [[int(a), int(b)] for a, b in clips], "engine": self.engine.name}

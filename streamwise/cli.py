@@ -63,7 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--tenant", default="default")
     g.add_argument("--title", help="show title (default: from the script)")
     g.add_argument("--size", default="640x400", help="WIDTHxHEIGHT in pixels, multiples of 8 (default 640x400)")
-    g.add_argument("--fps", type=float, default=25.0, help="frames per second; must divide 22050 (default 25)")
+    g.add_argument("--fps", type=float, default=25.0,
+                   help="frames per second: 24, 25, 30, 50, 60 ... (a frame must be a whole number of audio "
+                        "samples at 22050 or 48000 Hz; default 25)")
     g.add_argument("--segment", type=float, default=2.0, help="segment length in seconds (default 2)")
     g.add_argument("--first-segment", type=float, default=1.0,
                    help="length of the first segment in seconds (default 1; shorter starts sooner)")
@@ -257,6 +259,13 @@ def cmd_generate(args) -> int:
     request = Request(request_id=new_request_id(), tenant=args.tenant, submitted_at=0.0, title=args.title,
                       ttff_s=args.ttff, width=width, height=height, fps=args.fps, segment_s=args.segment,
                       first_segment_s=args.first_segment, max_clip_s=args.max_clip, **source)
+    from .scheduler import check_request
+
+    try:
+        check_request(request)   # the scheduler's own check, before a bus and workers start
+    except ValueError as exc:
+        print(f"streamwise generate: {exc}", file=sys.stderr)
+        return 2
     view = ProgressView(enabled=not args.quiet)
     started = time.time()
     server = pool = None

@@ -45,6 +45,7 @@ from .instance_state import InstanceState
 from .placement import InstanceView, ReadyNode, assign
 from .quality import Ladder, QualityState, Rung, load_ladders
 from .podcast import PlanError, PodcastPlan
+from .stages.base import show_audio_rate
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ class SchedulerService:
             request = decode(msg.data, Request)
             subjects.token(request.request_id)
             subjects.token(request.tenant)
-            _check_request(request)
+            check_request(request)
         except (MessageError, ValueError) as exc:
             await self._reject(msg, str(exc))
             return
@@ -506,7 +507,7 @@ def _default_ladders() -> dict[str, Ladder]:
     return {"video": load_ladders()["fantasytalking"]}
 
 
-def _check_request(r: Request) -> None:
+def check_request(r: Request) -> None:
     """Raise ValueError for a request that cannot be served (one-line reason)."""
     given = [x for x in (r.script, r.script_ref, r.topic or r.document) if x]
     if len(given) != 1:
@@ -515,6 +516,7 @@ def _check_request(r: Request) -> None:
         raise ValueError(f"size {r.width}x{r.height}: width and height must be multiples of 8 in 64..4096")
     if not (1 <= r.fps <= 60) or r.segment_s <= 0 or r.max_clip_s <= 0 or r.ttff_s <= 0:
         raise ValueError("fps must be in 1..60 and segment_s, max_clip_s, ttff_s positive")
+    show_audio_rate(r.fps)   # ValueError for an fps whose frame is not a whole number of samples
 
 
 async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_path: str | None = None) -> None:

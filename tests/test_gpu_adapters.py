@@ -265,6 +265,42 @@ def test_kokoro_speaks_with_local_weights(tmp_path, monkeypatch):
             KokoroSpeech(root / tiny.KOKORO_ID, lang_code="a", g2p="misaki")
 
 
+async def test_the_kokoro_tts_stage_speaks_at_the_show_rate(bus, tmp_path, monkeypatch):
+    """The Kokoro worker stage (a drop-in for the CPU speech stage): its 24 kHz speech is
+    resampled to the show's rate, 22 050 Hz at 25 fps and 48 kHz at 24 fps, padded to whole
+    frames; an fps with no whole samples per frame is refused, not retried."""
+    try:
+        import kokoro  # noqa: F401
+    except Exception as exc:
+        pytest.skip(f"kokoro does not import ({type(exc).__name__}: {exc}); the ml extra installs it")
+    from streamwise.stages.base import TaskError
+    from streamwise.stages.registry import make_adapter
+
+    root = tmp_path / "models"
+    tiny.save_kokoro(root)
+    monkeypatch.setenv("STREAMWISE_MODELS", str(root))
+    stage = make_adapter("tts", "kokoro")
+    stage.load()
+    ctx = TaskContext(bus=bus, instance="gpu-test")
+
+    def task(fps: float) -> Task:
+        return Task(task_id=f"r.tts:{fps:g}.1-0", request_id="r", tenant="t", node_id=f"tts:{fps:g}", stage="tts",
+                    model="kokoro", deadline=0.0, inputs=dict(text="Hello, and welcome to the show.",
+                                                             speaker_index=0, fps=fps, max_clip_s=3.5,
+                                                             pause_after_s=0.3))
+
+    at25, at24 = await stage.run(task(25.0), ctx), await stage.run(task(24.0), ctx)
+    assert at25["sample_rate"] == 22050 and at25["samples"] % 882 == 0
+    assert at24["sample_rate"] == 48000 and at24["samples"] % 2000 == 0
+    assert at24["samples"] / 48000 == pytest.approx(at25["samples"] / 22050, rel=0.05)   # not 2.18x off
+    for out in (at25, at24):
+        assert out["clips"][0][0] == 0 and out["clips"][-1][1] == out["samples"]
+        assert len(await bus.get_blob(out["audio"])) == 2 * out["samples"]
+    with pytest.raises(TaskError, match="not supported") as info:
+        await stage.run(task(23.0), ctx)
+    assert not info.value.retryable
+
+
 # ------------------------------------------------------------------------------ the worker stage
 
 

@@ -92,6 +92,28 @@ async def test_two_speaker_script_becomes_a_streamed_podcast(ready, tmp_path):
     assert set(saved["segments"][0]) >= {"index", "start_s", "duration_s", "arrived_s", "quality"}
 
 
+async def test_a_24_fps_show_streams_with_its_audio_in_sync(ready, tmp_path):
+    """24 fps (a frame is no whole number of samples at 22 050 Hz): speech runs at 48 kHz, and
+    the show streams at 24 fps with audio as long as its video."""
+    report = await generate(ready, _request(DATA / "prefixed.srt", fps=24.0), tmp_path, idle_timeout_s=60)
+    info = probe(tmp_path / "podcast.mp4")
+    assert info["fps"] == 24 and info["video_frames"] == round(report.video_duration_s * 24)
+    assert info["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
+    assert info["audio_samples"] / info["audio_rate"] == pytest.approx(info["duration_s"], abs=0.05)
+    pcm, rate = _audio(tmp_path / "podcast.mp4")
+    assert np.sqrt(np.mean(pcm.astype(float) ** 2)) > 0.01                      # speech, not silence
+    assert all(s.quality["fps"] == 24 for s in report.segments)
+
+
+def test_an_fps_with_no_whole_samples_per_frame_is_refused_before_anything_starts(tmp_path):
+    """`generate --fps 23` fails at once with the reason (the scheduler's own request check),
+    without starting a bus or workers."""
+    gen = subprocess.run([sys.executable, "-m", "streamwise", "generate", "--script", str(DATA / "prefixed.srt"),
+                          "--out", str(tmp_path / "show"), "--fps", "23"], capture_output=True, text=True, timeout=60)
+    assert gen.returncode == 2 and "fps 23 is not supported" in gen.stderr
+    assert "starting embedded bus" not in gen.stdout + gen.stderr and not (tmp_path / "show").exists()
+
+
 async def test_speech_is_voiced_and_the_face_follows_it(ready, tmp_path):
     report = await generate(ready, _request(DATA / "two_speakers.txt"), tmp_path, idle_timeout_s=60)
     mp4 = tmp_path / "podcast.mp4"

@@ -8,7 +8,7 @@ import pytest
 from streamwise.bus.messages import Task
 from streamwise.stages.base import TaskContext, TaskError
 from streamwise.stages.screenplay import FIRST_PIECE_CHARS, MAX_PIECE_CHARS, ScriptScreenplay
-from streamwise.stages.speech import SAMPLE_RATE
+from streamwise.stages.speech import SAMPLE_RATE, WIDE_RATE, show_audio_rate
 from streamwise.stages.tts import CpuSpeech, clip_ranges, pad_to_frames
 
 
@@ -59,11 +59,39 @@ async def test_speech_is_padded_to_frames_and_cut_into_bounded_clips(bus, speech
     assert np.abs(pcm[-int(0.3 * SAMPLE_RATE):]).max() == 0                # the pause after the line
 
 
-async def test_an_fps_that_does_not_divide_the_audio_rate_is_rejected(bus, speech):
-    with pytest.raises(TaskError, match="must divide") as info:
-        await speech.run(_task("tts:0", text="Hi.", speaker_index=0, fps=24.0, max_clip_s=3.5),
+async def test_a_24_fps_show_speaks_at_48k_in_whole_frames(bus, speech):
+    """22 050 Hz has no whole number of samples per frame at 24 fps: the piece is resampled to
+    48 kHz (2,000 samples a frame), and the clip bounds are still in seconds."""
+    text = "Some mornings the whole cluster is quiet, and then at nine everyone arrives at once."
+    out = await speech.run(_task("tts:0", text=text, speaker_index=0, fps=24.0, max_clip_s=2.0,
+                                 first_clip_s=1.0, pause_after_s=0.35), TaskContext(bus=bus, instance="t"))
+    assert out["sample_rate"] == WIDE_RATE == 48000 and out["samples"] % 2000 == 0
+    clips = out["clips"]
+    assert clips[0][0] == 0 and clips[-1][1] == out["samples"] and len(clips) >= 2
+    assert clips[0][1] <= 1.0 * WIDE_RATE and all(b - a <= 2.0 * WIDE_RATE and a % 2000 == 0 for a, b in clips)
+    pcm = np.frombuffer(await bus.get_blob(out["audio"]), dtype="<i2")
+    assert len(pcm) == out["samples"] and np.abs(pcm).max() > 1000
+    assert np.abs(pcm[-int(0.3 * WIDE_RATE):]).max() == 0                  # the pause after the line
+    # the same words at 25 fps (22 050 Hz) last as long: to within piper's run-to-run variation
+    # (up to ~0.1 s seen here), far from the factor 2.18 of a mislabelled rate
+    ref = await speech.run(_task("tts:1", text=text, speaker_index=0, fps=25.0, max_clip_s=2.0,
+                                 pause_after_s=0.35), TaskContext(bus=bus, instance="t"))
+    assert out["samples"] / WIDE_RATE == pytest.approx(ref["samples"] / SAMPLE_RATE, rel=0.05)
+
+
+async def test_an_fps_with_no_whole_samples_per_frame_is_rejected(bus, speech):
+    with pytest.raises(TaskError, match="fps 23 is not supported") as info:
+        await speech.run(_task("tts:0", text="Hi.", speaker_index=0, fps=23.0, max_clip_s=3.5),
                          TaskContext(bus=bus, instance="t"))
     assert not info.value.retryable
+
+
+def test_show_audio_rate():
+    assert [show_audio_rate(f) for f in (25, 30, 50, 10, 7)] == [SAMPLE_RATE] * 5
+    assert [show_audio_rate(f) for f in (24, 48, 60, 40)] == [WIDE_RATE] * 4
+    for bad in (23, 29.97, 23.976):
+        with pytest.raises(ValueError, match="not supported"):
+            show_audio_rate(bad)
 
 
 def test_pad_to_frames_and_clip_ranges():

@@ -4,7 +4,7 @@ Each class takes the same task inputs as its CPU counterpart (:class:`~streamwis
 :class:`~streamwise.stages.talking_head.CpuTalkingHead`, :class:`~streamwise.stages.tts.CpuSpeech`)
 and returns outputs the rest of the pipeline already consumes: PNG images, H.264 clips made by
 :func:`~streamwise.stages.media.encode_clip` with exactly ``round(clip samples * fps / rate)`` frames
-at the stream's fps, int16 PCM at the pipeline's 22 050 Hz. The task's quality rung (``task.quality``:
+at the stream's fps, int16 PCM at the show's audio rate (22 050 Hz, 48 000 Hz for 24/60 fps). The task's quality rung (``task.quality``:
 width, height, steps) reaches the model: the size is snapped to the model's constraints
 (:func:`~streamwise.constraints.snap_size`), a video clip is ``frames_for`` (1+4n) frames at the model's
 fps, then retimed to the stream's fps. Clips keep the rung's size (the mux brings every clip to the
@@ -40,8 +40,6 @@ from .config import spec_for
 from .runtime import pcm_to_float, resample_audio, retime
 
 log = logging.getLogger(__name__)
-
-PIPELINE_RATE = 22050   # Hz: every speech piece of a show shares one rate (stages/speech.SAMPLE_RATE)
 
 
 def task_seed(task: Task) -> int:
@@ -263,7 +261,8 @@ class FramePackStage(GpuVideoStage):
 
 class KokoroTtsStage(_GpuStage):
     """Stage ``tts`` on Kokoro-82M. Inputs and outputs as :class:`~streamwise.stages.tts.CpuSpeech`; the
-    24 kHz speech is resampled to the pipeline's 22 050 Hz so pieces from either engine mix in one show.
+    24 kHz speech is resampled to the show's rate (22 050 Hz, or 48 000 Hz for fps such as 24 or 60:
+    :func:`~streamwise.stages.speech.show_audio_rate`) so pieces from either engine mix in one show.
     Voices by speaker index from the config's ``voices`` list."""
 
     stage = "tts"
@@ -273,22 +272,21 @@ class KokoroTtsStage(_GpuStage):
         """Speak one piece (see the class docstring).
 
         Raises:
-            TaskError: an fps that does not divide 22 050 Hz (not retryable).
+            TaskError: an fps for which a frame is not a whole number of samples at 22 050 or
+                48 000 Hz (not retryable).
         """
-        from ..tts import clip_ranges, pad_to_frames
+        from ..tts import clip_ranges, frame_grid, pad_to_frames
 
         inputs = task.inputs
-        spf = PIPELINE_RATE / float(inputs["fps"])
-        if spf != int(spf):
-            raise TaskError(f"fps {inputs['fps']} must divide the audio rate {PIPELINE_RATE} Hz", retryable=False)
+        show_rate, spf = frame_grid(float(inputs["fps"]))
         voices = self.spec.get("voices") or ["af_heart", "am_michael"]
         voice = voices[int(inputs["speaker_index"]) % len(voices)]
         audio, rate = await ctx.in_thread(self.adapter.speak, inputs["text"], voice)
-        pcm = (np.clip(resample_audio(audio, rate, PIPELINE_RATE), -1.0, 1.0) * 32767.0).astype(np.int16)
-        pcm = pad_to_frames(pcm, float(inputs.get("pause_after_s", 0.0)), int(spf))
-        clips = clip_ranges(pcm, float(inputs["max_clip_s"]), int(spf), inputs.get("first_clip_s"))
+        pcm = (np.clip(resample_audio(audio, rate, show_rate), -1.0, 1.0) * 32767.0).astype(np.int16)
+        pcm = pad_to_frames(pcm, float(inputs.get("pause_after_s", 0.0)), spf, show_rate)
+        clips = clip_ranges(pcm, float(inputs["max_clip_s"]), spf, inputs.get("first_clip_s"), show_rate)
         name = await ctx.bus.put_blob(ctx.blob_name(task, "audio.pcm"), pcm.astype("<i2").tobytes())
-        return {"audio": name, "samples": len(pcm), "sample_rate": PIPELINE_RATE,
+        return {"audio": name, "samples": len(pcm), "sample_rate": show_rate,
                 "clips": [[int(x), int(y)] for x, y in clips], "engine": f"kokoro:{voice}"}
 
 
