@@ -244,6 +244,9 @@ def cmd_generate(args) -> int:
         except OSError as exc:
             print(f"streamwise: cannot read script {script}: {exc.strerror}", file=sys.stderr)
             return 1
+        if not text.strip():
+            print(f"streamwise: script {script} is empty", file=sys.stderr)
+            return 1
         source = dict(script=text, script_format=args.format, script_name=str(script))
     else:
         from .llm_format import DocumentError, read_document

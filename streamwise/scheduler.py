@@ -514,8 +514,11 @@ def check_request(r: Request) -> None:
         raise ValueError("give exactly one of script, script_ref or topic (and/or document)")
     if r.width % 8 or r.height % 8 or not (64 <= r.width <= 4096 and 64 <= r.height <= 4096):
         raise ValueError(f"size {r.width}x{r.height}: width and height must be multiples of 8 in 64..4096")
-    if not (1 <= r.fps <= 60) or r.segment_s <= 0 or r.max_clip_s <= 0 or r.ttff_s <= 0:
-        raise ValueError("fps must be in 1..60 and segment_s, max_clip_s, ttff_s positive")
+    if not (1 <= r.fps <= 60):
+        raise ValueError(f"fps {r.fps:g}: must be in 1..60")
+    for name in ("segment_s", "max_clip_s", "ttff_s"):
+        if getattr(r, name) <= 0:
+            raise ValueError(f"{name} {getattr(r, name):g}: must be positive (seconds)")
     show_audio_rate(r.fps)   # ValueError for an fps whose frame is not a whole number of samples
 
 

@@ -105,12 +105,22 @@ async def test_a_24_fps_show_streams_with_its_audio_in_sync(ready, tmp_path):
     assert all(s.quality["fps"] == 24 for s in report.segments)
 
 
-def test_an_fps_with_no_whole_samples_per_frame_is_refused_before_anything_starts(tmp_path):
-    """`generate --fps 23` fails at once with the reason (the scheduler's own request check),
-    without starting a bus or workers."""
-    gen = subprocess.run([sys.executable, "-m", "streamwise", "generate", "--script", str(DATA / "prefixed.srt"),
-                          "--out", str(tmp_path / "show"), "--fps", "23"], capture_output=True, text=True, timeout=60)
-    assert gen.returncode == 2 and "fps 23 is not supported" in gen.stderr
+@pytest.mark.parametrize("args,code,reason", [
+    (["--fps", "23"], 2, "fps 23 is not supported"),
+    (["--ttff", "0"], 2, "ttff_s 0: must be positive"),
+    (["--size", "641x400"], 2, "multiples of 8"),
+    (["--script", "EMPTY"], 1, "is empty"),
+])
+def test_a_request_that_cannot_be_served_is_refused_before_anything_starts(tmp_path, args, code, reason):
+    """`generate` fails at once with the reason (the scheduler's own request check, or the
+    script file), without starting a bus or workers."""
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    args = [str(empty) if a == "EMPTY" else a for a in args]
+    script = [] if "--script" in args else ["--script", str(DATA / "prefixed.srt")]
+    gen = subprocess.run([sys.executable, "-m", "streamwise", "generate", *script, "--out", str(tmp_path / "show"),
+                          *args], capture_output=True, text=True, timeout=60)
+    assert gen.returncode == code and reason in gen.stderr, gen.stderr
     assert "starting embedded bus" not in gen.stdout + gen.stderr and not (tmp_path / "show").exists()
 
 
