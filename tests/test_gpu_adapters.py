@@ -238,19 +238,27 @@ def test_spandrel_loads_the_same_real_esrgan_file(models_dir):
     assert up.loader == "spandrel" and up.scale == 2
 
 
-def test_kokoro_speaks_with_local_weights(tmp_path, monkeypatch):
-    """A tiny random Kokoro (config.json + kokoro-v1_0.pth + voices/*.pt) loaded by ``build("kokoro")``
-    through $STREAMWISE_MODELS; English G2P by espeak-ng from the espeakng-loader wheel (no spaCy model,
-    nothing downloaded): 24 kHz float32 mono, 600 samples per duration frame, faster at speed 2."""
+@pytest.fixture
+def kokoro_models(tmp_path, monkeypatch):
+    """A tiny random Kokoro saved under a fresh $STREAMWISE_MODELS (the root is returned); skips
+    where the ``kokoro`` package does not import."""
     try:
         import kokoro  # noqa: F401
     except Exception as exc:
         pytest.skip(f"kokoro does not import ({type(exc).__name__}: {exc}); the ml extra installs it")
-    from streamwise.stages.gpu.kokoro import KokoroSpeech, english_model_installed
-
     root = tmp_path / "models"
     tiny.save_kokoro(root)
     monkeypatch.setenv("STREAMWISE_MODELS", str(root))
+    return root
+
+
+def test_kokoro_speaks_with_local_weights(kokoro_models):
+    """A tiny random Kokoro (config.json + kokoro-v1_0.pth + voices/*.pt) loaded by ``build("kokoro")``
+    through $STREAMWISE_MODELS; English G2P by espeak-ng from the espeakng-loader wheel (no spaCy model,
+    nothing downloaded): 24 kHz float32 mono, 600 samples per duration frame, faster at speed 2."""
+    from streamwise.stages.gpu.kokoro import KokoroSpeech, english_model_installed
+
+    root = kokoro_models
     tts = build("kokoro")          # configs/models.yaml: lang_code a, voices af_heart, ...
     assert tts.g2p == ("misaki" if english_model_installed() else "espeak") and tts.sample_rate == 24000
     audio, rate = tts.speak("Hello, and welcome.", "af_heart")
@@ -265,20 +273,13 @@ def test_kokoro_speaks_with_local_weights(tmp_path, monkeypatch):
             KokoroSpeech(root / tiny.KOKORO_ID, lang_code="a", g2p="misaki")
 
 
-async def test_the_kokoro_tts_stage_speaks_at_the_show_rate(bus, tmp_path, monkeypatch):
+async def test_the_kokoro_tts_stage_speaks_at_the_show_rate(bus, kokoro_models):
     """The Kokoro worker stage (a drop-in for the CPU speech stage): its 24 kHz speech is
     resampled to the show's rate, 22 050 Hz at 25 fps and 48 kHz at 24 fps, padded to whole
     frames; an fps with no whole samples per frame is refused, not retried."""
-    try:
-        import kokoro  # noqa: F401
-    except Exception as exc:
-        pytest.skip(f"kokoro does not import ({type(exc).__name__}: {exc}); the ml extra installs it")
     from streamwise.stages.base import TaskError
     from streamwise.stages.registry import make_adapter
 
-    root = tmp_path / "models"
-    tiny.save_kokoro(root)
-    monkeypatch.setenv("STREAMWISE_MODELS", str(root))
     stage = make_adapter("tts", "kokoro")
     stage.load()
     ctx = TaskContext(bus=bus, instance="gpu-test")
