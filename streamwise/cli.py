@@ -73,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--timeout", type=float, default=120.0, help="fail after this many seconds without progress")
     g.add_argument("--quiet", action="store_true", help="no progress output")
 
+    wa = sub.add_parser("watch", help="stream a request submitted elsewhere (from its first segment) into a directory")
+    wa.add_argument("request_id", help="the request's id (generate prints it; any client's request_id)")
+    wa.add_argument("--nats", required=True, help="URL of the bus the request was submitted to")
+    wa.add_argument("--out", required=True, help="output directory (index.m3u8, podcast.mp4, report.json)")
+    wa.add_argument("--tenant", default="default")
+    wa.add_argument("--timeout", type=float, default=120.0, help="fail after this many seconds without progress")
+    wa.add_argument("--quiet", action="store_true", help="no progress output")
+
     u = sub.add_parser("up", help="run a bus + scheduler + worker pool until interrupted")
     u.add_argument("--port", type=int, help="port of the embedded nats-server (default: a free one)")
     u.add_argument("--nats", help="use this running server instead of an embedded one")
@@ -293,6 +301,7 @@ def cmd_generate(args) -> int:
             raise TimeoutError(f"{exc}{hint}") from None
         startup = time.time() - started
         view.note(f"bus and workers ready in {startup:.1f} s ({url})")
+        view.note(f"request {request.request_id} (another viewer: streamwise watch {request.request_id} --nats {url})")
         report = _run(_generate(url, request, args.out, view, args.timeout, pool.check if pool else None))
         report.startup_s = round(startup, 3)
         (Path(args.out) / "report.json").write_text(report.to_json())
@@ -317,6 +326,34 @@ async def _generate(url, request, out, view, timeout_s, health):
     bus = await connect(url, name="streamwise-client")
     try:
         return await generate(bus, request, out, progress=view.update, idle_timeout_s=timeout_s, health=health)
+    finally:
+        await bus.close()
+
+
+def cmd_watch(args) -> int:
+    """``streamwise watch REQUEST_ID --nats URL --out DIR``: :func:`streamwise.client.watch`."""
+    from .client import GenerateError
+    from .progress import ProgressView
+
+    view = ProgressView(enabled=not args.quiet)
+    try:
+        report = _run(_watch(args.nats, args.request_id, args.out, args.tenant, view, args.timeout))
+        view.done(report, args.out)
+        return 0
+    except (GenerateError, ConnectionError, TimeoutError) as exc:
+        view.stop()
+        print(f"streamwise: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        view.stop()
+
+
+async def _watch(url, request_id, out, tenant, view, timeout_s):
+    from .client import watch
+
+    bus = await connect(url, name="streamwise-viewer")
+    try:
+        return await watch(bus, request_id, out, tenant=tenant, progress=view.update, idle_timeout_s=timeout_s)
     finally:
         await bus.close()
 
@@ -372,8 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("STREAMWISE_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("nats").setLevel(logging.WARNING)
-    handlers = {"generate": cmd_generate, "up": cmd_up, "worker": cmd_worker, "scheduler": cmd_scheduler,
-                "bench": cmd_bench}
+    handlers = {"generate": cmd_generate, "watch": cmd_watch, "up": cmd_up, "worker": cmd_worker,
+                "scheduler": cmd_scheduler, "bench": cmd_bench}
     handlers.update(args.sim_handlers)
     if args.command == "profile":
         from .profile_cmd import cmd_profile

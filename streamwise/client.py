@@ -16,10 +16,12 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
+import msgspec
 import nats.errors
 from nats.js import api
+from nats.js.errors import NotFoundError
 
 from .bus import subjects
 from .bus.client import Bus
@@ -28,6 +30,10 @@ from .bus.messages import Request, Segment, Status
 from .hls import HlsWriter
 from .stages.media import concat_segments, split_init
 
+
+DEFAULT_SEGMENT_S = next(f.default for f in msgspec.structs.fields(Request) if f.name == "segment_s")
+"""Nominal segment length (s) a viewer that attached assumes for the HLS target duration (the
+playlist's EXT-X-TARGETDURATION still grows to the longest segment received)."""
 
 DONE_STATUS_WAIT_S = 2.0
 """Seconds the viewer waits, after the final segment, for the scheduler's "done" status
@@ -59,7 +65,9 @@ class Report:
     ``first_line_s`` / ``screenplay_done_s``: request published -> the first screenplay line
     reached the scheduler / the screenplay's last line was written (both ``None`` until a
     screenplay is known; for an LLM screenplay streamed line by line, ``ttff_s <
-    screenplay_done_s`` means playback began before the screenplay was finished)."""
+    screenplay_done_s`` means playback began before the screenplay was finished).
+    ``attached``: written by :func:`watch`, a viewer that attached to a request submitted
+    elsewhere; its times then count from attaching, not from submission."""
 
     request_id: str
     speakers: list[str]
@@ -76,6 +84,7 @@ class Report:
     screenplay_done_s: float | None = None
     startup_s: float | None = None
     script: str | None = None
+    attached: bool = False
     files: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -122,12 +131,51 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
         GenerateError: the scheduler reported a failure (its reason), or nothing arrived for
             ``idle_timeout_s`` seconds (no scheduler or worker serving the bus?).
     """
+    async def submit() -> float:
+        request.submitted_at = time.time()
+        await bus.publish(subjects.requests(request.tenant), request, msg_id=request.request_id)
+        return request.submitted_at
+
+    return await _receive(bus, request.tenant, request.request_id, out_dir, submit=submit,
+                          segment_s=request.segment_s, script=request.script_name, progress=progress,
+                          idle_timeout_s=idle_timeout_s, health=health)
+
+
+async def watch(bus: Bus, request_id: str, out_dir: str | Path, *, tenant: str = "default",
+                progress: ProgressFn | None = None, idle_timeout_s: float = 60.0) -> Report:
+    """Attach to a request that any client submitted earlier, and stream it into ``out_dir``
+    as :func:`generate` does: from its first segment (JetStream keeps a show's segments for
+    ``SEGMENTS_MAX_AGE_S``), then live until its final segment. A second viewer, or the same
+    one after its connection dropped, gets the same bytes. Timings in the report count from
+    the moment of attaching (``attached`` is true), not from submission.
+
+    Raises:
+        GenerateError: the bus has no status for ``request_id`` under ``tenant`` (never
+            submitted, not yet accepted by a scheduler, or expired), the request failed, or
+            nothing arrived for ``idle_timeout_s`` seconds.
+    """
+    try:
+        await bus.js.get_last_msg(subjects.STREAM_STATUS, subjects.status(tenant, request_id))
+    except NotFoundError:
+        raise GenerateError(f"no request {request_id!r} (tenant {tenant!r}) on {bus.url}: not submitted, "
+                            f"not yet accepted by a scheduler, or expired") from None
+    return await _receive(bus, tenant, request_id, out_dir, submit=None, segment_s=None, script=None,
+                          progress=progress, idle_timeout_s=idle_timeout_s, health=None)
+
+
+async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
+                   submit: Callable[[], Awaitable[float]] | None, segment_s: float | None, script: str | None,
+                   progress: ProgressFn | None, idle_timeout_s: float,
+                   health: Callable[[], None] | None) -> Report:
+    """Subscribe to a request's segments and status (from their first message), call
+    ``submit()`` (which publishes the request and returns its time), then write the HLS files as
+    segments arrive and, after the final one, ``podcast.mp4`` and ``report.json``. Timings count
+    from ``submit()``'s time, or from now when attaching (``submit`` is ``None``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob("seg_*.m4s"), out / "init.mp4", out / "index.m3u8", out / "podcast.mp4"]:
         stale.unlink(missing_ok=True)   # left by an earlier run into the same directory
     progress = progress or (lambda kind, info: None)
-    tenant, rid = request.tenant, request.request_id
     ordered = dict(ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL)
     seg_sub = await bus.js.subscribe(subjects.segments(tenant, rid), stream=subjects.STREAM_SEGMENTS, **ordered)
     status_sub = await bus.js.subscribe(subjects.status(tenant, rid), stream=subjects.STREAM_STATUS, **ordered)
@@ -135,7 +183,7 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
     stop = asyncio.Event()
     pumps = [asyncio.create_task(_pump(seg_sub, "segment", queue, stop)),
              asyncio.create_task(_pump(status_sub, "status", queue, stop))]
-    hls = HlsWriter(out, target_duration_s=request.segment_s)
+    hls = HlsWriter(out, target_duration_s=segment_s or DEFAULT_SEGMENT_S)
     media: dict[int, bytes] = {}
     init: bytes | None = None
     records: list[SegmentRecord] = []
@@ -143,9 +191,10 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
     last: Status | None = None
     final_index: int | None = None
     first_line_at: float | None = None
-    request.submitted_at = t0 = time.time()
+    t0 = time.time()
     try:
-        await bus.publish(subjects.requests(tenant), request, msg_id=rid)
+        if submit is not None:
+            t0 = await submit()
         idle_since = time.monotonic()
         while final_index is None or len(records) <= final_index:
             try:
@@ -214,10 +263,11 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
                     realtime_factor=round(wall / duration, 4) if duration else 0.0,
                     stall_s=round(stall_seconds(records), 4), segments=records, quality=records[0].quality,
                     cache_hits=last.cache_hits if last else 0,
-                    first_line_s=None if first_line_at is None else round(first_line_at - t0, 4),
+                    # the screenplay's times count from submission: unknown to a viewer that attached
+                    first_line_s=None if first_line_at is None or submit is None else round(first_line_at - t0, 4),
                     screenplay_done_s=(round(last.screenplay_done_at - t0, 4)
-                                       if last and last.screenplay_done_at else None),
-                    script=request.script_name,
+                                       if last and last.screenplay_done_at and submit is not None else None),
+                    script=script, attached=submit is None,
                     files={"hls": "index.m3u8", "mp4": "podcast.mp4"})
     (out / "report.json").write_text(report.to_json())
     return report

@@ -30,7 +30,7 @@ class ProgressView:
             self._task = self._progress.add_task("segments", total=None, info="")
 
     def update(self, kind: str, info: dict) -> None:
-        """Callback for :func:`streamwise.client.generate`."""
+        """Callback for :func:`streamwise.client.generate` and :func:`streamwise.client.watch`."""
         if not self.enabled:
             return
         if kind == "status":
@@ -55,7 +55,11 @@ class ProgressView:
 
     def done(self, report, out: str) -> None:
         self.stop()
-        if self.enabled:
+        if self.enabled and getattr(report, "attached", False):   # times count from attaching: no TTFF
+            self.console.print(f"[green]done[/green]: {report.video_duration_s:.1f} s of video "
+                               f"({len(report.segments)} segments) -> {Path(out) / 'podcast.mp4'}, "
+                               f"{Path(out) / 'index.m3u8'}")
+        elif self.enabled:
             self.console.print(
                 f"[green]done[/green]: {report.video_duration_s:.1f} s of video in {report.wall_s:.1f} s "
                 f"(TTFF {report.ttff_s:.2f} s, realtime factor {report.realtime_factor:.2f}, "

@@ -20,7 +20,7 @@ import pytest
 
 from streamwise.bus import registry, subjects
 from streamwise.bus.messages import Request
-from streamwise.client import GenerateError, generate
+from streamwise.client import GenerateError, generate, watch
 from streamwise.pool import Pool
 from streamwise.stages.media import probe
 
@@ -122,6 +122,60 @@ def test_a_request_that_cannot_be_served_is_refused_before_anything_starts(tmp_p
                           *args], capture_output=True, text=True, timeout=60)
     assert gen.returncode == code and reason in gen.stderr, gen.stderr
     assert "starting embedded bus" not in gen.stdout + gen.stderr and not (tmp_path / "show").exists()
+
+
+async def test_a_second_viewer_attaches_mid_show_and_a_late_one_replays_it(ready, tmp_path):
+    """`watch`: a viewer attaching after the first segments gets the show from its first segment,
+    then live; one attaching after the end replays it from the bus. All three write the same
+    stream, byte for byte (nothing lost, nothing doubled)."""
+    request = _request(DATA / "two_speakers.txt")
+    attached = asyncio.Event()
+    second: dict = {}
+
+    def on_segment(kind, info):
+        if kind == "segment" and info["index"] == 2 and not attached.is_set():
+            attached.set()
+            second["task"] = asyncio.get_running_loop().create_task(
+                watch(ready, request.request_id, tmp_path / "second", idle_timeout_s=60))
+
+    first = await generate(ready, request, tmp_path / "first", progress=on_segment, idle_timeout_s=60)
+    mid = await second["task"]
+    late = await watch(ready, request.request_id, tmp_path / "late", idle_timeout_s=60)
+    whole = (tmp_path / "first" / "podcast.mp4").read_bytes()
+    for viewer, report in (("second", mid), ("late", late)):
+        assert report.attached and not first.attached
+        assert [s.index for s in report.segments] == [s.index for s in first.segments]
+        assert (tmp_path / viewer / "podcast.mp4").read_bytes() == whole
+        assert (tmp_path / viewer / "index.m3u8").read_text() == (tmp_path / "first" / "index.m3u8").read_text()
+        assert report.speakers == first.speakers and report.lines == first.lines
+        assert report.first_line_s is None and report.screenplay_done_s is None   # unknown when attaching
+    # the late viewer found every segment already on the bus
+    assert late.segments[-1].arrived_s < first.segments[-1].arrived_s
+
+
+async def test_watching_an_unknown_request_fails_at_once_with_the_reason(ready, tmp_path):
+    with pytest.raises(GenerateError, match="no request 'nope' .tenant 'default'. on nats://"):
+        await asyncio.wait_for(watch(ready, "nope", tmp_path / "out", idle_timeout_s=60), 10)
+
+
+async def test_cli_watch_streams_a_finished_request_and_names_an_unknown_one(ready, tmp_path):
+    """`streamwise watch ID --nats URL --out DIR` as a separate process."""
+    request = _request(DATA / "prefixed.srt")
+    await generate(ready, request, tmp_path / "first", idle_timeout_s=60)
+
+    async def cli(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "streamwise", "watch", *args,
+                                                    "--nats", ready.url, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode, (out + err).decode()
+
+    code, text = await cli(request.request_id, "--out", str(tmp_path / "viewer"))
+    assert code == 0 and "done" in text, text
+    assert (tmp_path / "viewer" / "podcast.mp4").read_bytes() == (tmp_path / "first" / "podcast.mp4").read_bytes()
+    assert json.loads((tmp_path / "viewer" / "report.json").read_text())["attached"] is True
+    code, text = await cli("nope", "--out", str(tmp_path / "nobody"))
+    assert code == 1 and "no request 'nope'" in text, text
 
 
 async def test_speech_is_voiced_and_the_face_follows_it(ready, tmp_path):
