@@ -48,7 +48,7 @@ def clip_ranges(audio: np.ndarray, max_clip_s: float, samples_per_frame: int,
 
 def frame_grid(fps: float) -> tuple[int, int]:
     """``(audio rate in Hz, samples per video frame)`` of a show at ``fps``
-    (:func:`~streamwise.stages.speech.show_audio_rate`).
+    (:func:`~streamwise.stages.base.show_audio_rate`).
 
     Raises:
         TaskError: an unsupported fps (not retryable).
@@ -63,8 +63,9 @@ def frame_grid(fps: float) -> tuple[int, int]:
 class CpuSpeech:
     """Stage ``tts`` on CPU. Task inputs: ``text``, ``speaker_index``, ``fps``, ``max_clip_s``,
     ``pause_after_s``. Outputs: ``audio`` (object-store name of int16 PCM), ``samples``,
-    ``sample_rate`` (Hz: :func:`~streamwise.stages.speech.show_audio_rate` of the fps), ``clips`` (``[[start, end), ...]`` sample ranges, each at most
-    ``max_clip_s`` seconds and a whole number of frames), ``engine``.
+    ``sample_rate`` (Hz: :func:`~streamwise.stages.base.show_audio_rate` of the fps), ``clips``
+    (``[[start, end), ...]`` sample ranges, each at most ``max_clip_s`` seconds and a whole number
+    of frames), ``engine``.
     """
 
     stage = "tts"

@@ -4,10 +4,10 @@ Each class takes the same task inputs as its CPU counterpart (:class:`~streamwis
 :class:`~streamwise.stages.talking_head.CpuTalkingHead`, :class:`~streamwise.stages.tts.CpuSpeech`)
 and returns outputs the rest of the pipeline already consumes: PNG images, H.264 clips made by
 :func:`~streamwise.stages.media.encode_clip` with exactly ``round(clip samples * fps / rate)`` frames
-at the stream's fps, int16 PCM at the show's audio rate (22 050 Hz, 48 000 Hz for 24/60 fps). The task's quality rung (``task.quality``:
-width, height, steps) reaches the model: the size is snapped to the model's constraints
-(:func:`~streamwise.constraints.snap_size`), a video clip is ``frames_for`` (1+4n) frames at the model's
-fps, then retimed to the stream's fps. Clips keep the rung's size (the mux brings every clip to the
+at the stream's fps, int16 PCM at the show's audio rate (22 050 Hz; 48 000 Hz for 24/60 fps). The
+task's quality rung (``task.quality``: width, height, steps) reaches the model: the size is snapped
+to the model's constraints (:func:`~streamwise.constraints.snap_size`), a video clip is
+``frames_for`` (1+4n) frames at the model's fps, then retimed to the stream's fps. Clips keep the rung's size (the mux brings every clip to the
 stream's size), except that a rung marked ``upscale`` in ``configs/quality.yaml`` goes through the
 model's configured upscaler (Real-ESRGAN x2) here when its weights are available.
 
@@ -262,7 +262,7 @@ class FramePackStage(GpuVideoStage):
 class KokoroTtsStage(_GpuStage):
     """Stage ``tts`` on Kokoro-82M. Inputs and outputs as :class:`~streamwise.stages.tts.CpuSpeech`; the
     24 kHz speech is resampled to the show's rate (22 050 Hz, or 48 000 Hz for fps such as 24 or 60:
-    :func:`~streamwise.stages.speech.show_audio_rate`) so pieces from either engine mix in one show.
+    :func:`~streamwise.stages.base.show_audio_rate`) so pieces from either engine mix in one show.
     Voices by speaker index from the config's ``voices`` list."""
 
     stage = "tts"
