@@ -105,3 +105,59 @@ def test_poisson_arrivals_are_seeded_and_classes_drawn_by_share():
     mean_gap = t1[-1][0] / 199
     assert 4.0 < mean_gap < 8.0                       # 6 s at 10 per minute
     assert 30 < sum(c.name == "a" for _, c in t1) < 70
+
+
+# ------------------------------------------------------------------ spot evictions
+
+FT_ID = f"{FT}-a100x1-0"           # the tiny cluster's one FantasyTalking instance
+
+
+def test_an_eviction_during_a_clip_loses_it_and_the_replacement_runs_it_again():
+    """Notice 1 s into clip 1's lip-sync (132 s long): the notice (30 s) is too short to finish
+    it, so it is lost at +31 s and runs again when the replacement serves (+60 s)."""
+    base = simulate(CLUSTER, TINY, cpu_instances=0).requests[0]
+    seg0 = base.ttff_s                                   # clip 1 starts on the instance at seg0
+    r = simulate(CLUSTER, TINY, cpu_instances=0, evict_at=[(FT_ID, seg0 + 1.0)], replace_s=60.0)
+    (s,) = r.requests
+    assert s.ttff_s == pytest.approx(seg0, rel=1e-9)     # clip 0 was done before the notice
+    assert s.makespan_s == pytest.approx(seg0 + 31.0 + 60.0 + FT_S, rel=1e-9)
+    assert (r.evictions, r.tasks_rerun, r.tasks_handed_back) == (1, 1, 0)
+    assert r.lost_gpu_s == pytest.approx(31.0, rel=1e-9)
+    busy = 5.941 + 9.75 + 0.6 + 2 * HF_S + 3 * FT_S - (FT_S - 31.0)   # the lost run's 31 s count, not its rest
+    assert r.utilisation == pytest.approx(busy / (8 * s.makespan_s), rel=1e-9)
+    assert s.rungs == {"high": 2}                        # each clip counted once
+
+
+def test_an_evicted_instance_hands_its_queue_back_and_a_running_clip_is_lost():
+    """Notice while clip 0 runs and clip 1 waits in the instance's queue: clip 1 is handed back
+    at once, clip 0 is lost at the end of the notice; the replacement runs both, in order."""
+    hf1 = 5.941 + 9.75 + 2 * HF_S                        # clip 1's FramePack done: it queues behind clip 0
+    notice = hf1 + 0.5
+    r = simulate(CLUSTER, TINY, cpu_instances=0, evict_at=[(FT_ID, notice)], replace_s=60.0)
+    (s,) = r.requests
+    back = notice + 30.0 + 60.0
+    assert s.ttff_s == pytest.approx(back + FT_S, rel=1e-9)
+    assert s.makespan_s == pytest.approx(back + 2 * FT_S, rel=1e-9)
+    assert (r.evictions, r.tasks_rerun, r.tasks_handed_back) == (1, 1, 1)
+    assert r.lost_gpu_s == pytest.approx(notice + 30.0 - (5.941 + 9.75 + HF_S), rel=1e-9)
+
+
+def test_spot_evictions_at_a_rate_lose_nothing_and_are_seeded():
+    w = TINY.with_(clips=4, video_s=14.0, arrivals=Arrivals("poisson", 2.0, 6, 3, (SloClass("all", 1.0, 10.0),)))
+    c = Cluster({"a100": 16}, tuple(Instance(m, "a100", 1, 2) for m in ("gemma", "flux", "kokoro", HF, FT)), "spot")
+    calm = simulate(c, w, cpu_instances=0)
+    stormy = simulate(c, w, cpu_instances=0, evictions_per_hour=30.0, replace_s=60.0, seed=5)
+    assert stormy.evictions > 0 and stormy.tasks_rerun + stormy.tasks_handed_back > 0
+    for res in (calm, stormy):
+        assert len(res.requests) == 6 and all(sum(s.rungs.values()) == 4 for s in res.requests)
+    assert max(s.makespan_s for s in stormy.requests) > max(s.makespan_s for s in calm.requests)
+    again = simulate(c, w, cpu_instances=0, evictions_per_hour=30.0, replace_s=60.0, seed=5)
+    assert again.as_dict() == stormy.as_dict()
+    reserved = simulate(Cluster(c.budget, c.instances, "reserved"), w, cpu_instances=0, evictions_per_hour=30.0)
+    assert reserved.evictions == 0                          # reserved VMs are not evicted
+    assert simulate(c, w, cpu_instances=0, evictions_per_hour=0.0).as_dict() == calm.as_dict()
+
+
+def test_evict_at_names_a_gpu_instance():
+    with pytest.raises(ValueError, match="no GPU instance 'nope'"):
+        simulate(CLUSTER, TINY, cpu_instances=0, evict_at=[("nope", 1.0)])

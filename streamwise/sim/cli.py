@@ -34,6 +34,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict:
                         "(get_provisioning_adaptive_results: TTFF of a whole low-quality run on its own allocation "
                         "within the cluster's budget, cost of the high-quality run)")
     s.add_argument("--cpu-workers", type=int, default=16, help="des: CPU instances serving the static rung (default 16)")
+    s.add_argument("--evictions-per-hour", type=float, default=0.0,
+                   help="des, spot pricing: mean spot evictions per GPU instance per hour (Poisson; default 0)")
+    s.add_argument("--replace-s", type=float, default=None,
+                   help="des: seconds from an evicted instance gone to its replacement serving (default 300)")
+    s.add_argument("--seed", type=int, default=0, help="des: seed of the eviction times (default 0)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("provision", help="choose the cluster minimising TTFF x cost for a workload")
@@ -103,8 +108,10 @@ def cmd_simulate(args) -> int:
             out["adaptive_method"] = args.adaptive_method
     else:
         t0 = time.perf_counter()
+        spot = dict(evictions_per_hour=args.evictions_per_hour, seed=args.seed,
+                    **({} if args.replace_s is None else {"replace_s": args.replace_s}))
         r = simulate(cluster, w, policy="fifo" if args.policy in ("fifo", "naive") else "edf",
-                     cpu_instances=args.cpu_workers)
+                     cpu_instances=args.cpu_workers, **spot)
         out = r.as_dict()
         out["wall_s"] = round(time.perf_counter() - t0, 3)
     out["policy"] = args.policy
@@ -124,6 +131,8 @@ def _print_simulation(out: dict) -> None:
         print(f"  {i['replicas']:>5} x {i['model']:<22} on {i['gpus']:>2} x {i['gpu'].upper()}")
     keys = ("requests", "ttff_s", "ttff_p95_s", "makespan_s", "realtime_factor", "first_chunk_s", "stall_s",
             "deadline_misses", "rungs", "cost_usd", "cost_per_request_usd", "energy_kwh", "gpu_utilisation", "wall_s")
+    if out.get("evictions"):
+        keys += ("evictions", "tasks_rerun", "tasks_handed_back", "lost_gpu_s")
     for k in keys:
         if k in out and out[k] is not None:
             print(f"  {k:<22} {out[k]}")

@@ -31,6 +31,15 @@ so that where the two engines differ it is the model of time -- pipelining betwe
 queueing between requests -- and not the profiles. The static rung takes the CPU profile
 (``configs/profiles/cpu.yaml``, stage ``video``).
 
+Spot evictions (optional; spot pricing only): each GPU instance is evicted at the times of a
+Poisson process (``evictions_per_hour`` per instance), or at explicit ``evict_at`` times. As
+in the live worker, a notice (:data:`streamwise.stages.worker.EVICTION_NOTICE_S`, 30 s)
+makes it drain: it takes no new task, hands its queued tasks back at once (they are placed
+again, elsewhere or later), and a running task that does not finish within the notice is
+lost and runs again from the start. The instance serves again ``replace_s`` seconds after it
+is gone (a new VM and the model load: our assumption, 300 s by default). Lost work still
+counts as GPU time and energy.
+
 Speed: one heap of events; per stage one ready heap; instances of one (model, GPU type,
 GPUs) class are interchangeable, so ``assign`` sees only the least-loaded instance of each class
 (a lazy heap per class): a dispatch costs O(classes), not O(instances).
@@ -41,6 +50,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -52,7 +62,8 @@ from .cluster import SERVER_GPUS, Cluster, catalog
 from .workload import FLUX, FT, FT_VAE, GEMMA, HF, HF_VAE, TTS, UPSCALER, Workload
 
 CPU = "cpu"
-_ARRIVE, _SCENE, _DONE = 0, 1, 2
+_ARRIVE, _SCENE, _DONE, _NOTICE, _GONE, _BACK = 0, 1, 2, 3, 4, 5
+REPLACE_S = 300.0   # s from an evicted instance gone to its replacement serving (VM + model load; our assumption)
 
 
 @dataclass
@@ -72,6 +83,10 @@ class _Inst:
     queue: list = field(default_factory=list)
     running: bool = False
     busy_s: float = 0.0
+    alive: bool = True               # False between an eviction and its replacement
+    draining: bool = False           # an eviction notice is running: no new task
+    epoch: int = 0                   # bumped when a running task is lost (its DONE is then stale)
+    current: tuple | None = None     # (start, end time, node, rung) of the running task
 
 
 @dataclass
@@ -92,7 +107,7 @@ class RequestStats:
 
 class _Req:
     __slots__ = ("id", "t0", "slo", "cls", "nclips", "tts_done", "flux_done", "clip_done", "next_seg",
-                 "seg_t", "dl", "stats", "hf_ready_pending")
+                 "seg_t", "dl", "stats", "hf_ready_pending", "scenes_seen")
 
     def __init__(self, rid: int, t0: float, slo: float, cls: str, w: Workload) -> None:
         self.id, self.t0, self.slo, self.cls = rid, t0, slo, cls
@@ -104,6 +119,7 @@ class _Req:
         self.seg_t: list[float] = []
         self.dl: dict = {}
         self.stats = RequestStats(rid, cls, t0, slo)
+        self.scenes_seen: set[int] = set()    # a re-run screenplay streams its scenes again
 
 
 class Simulator:
@@ -111,12 +127,24 @@ class Simulator:
 
     ``policy``: ``edf`` (StreamWise: deadline order, adaptive quality) or ``fifo`` (arrival
     order, top rung only). ``cpu_instances``: CPU workers serving the static rung. ``cap``:
-    outstanding tasks per instance (the live scheduler's cap)."""
+    outstanding tasks per instance (the live scheduler's cap). Spot evictions (see the module
+    docstring): ``evictions_per_hour`` per GPU instance (Poisson, drawn with ``seed``; only
+    with spot pricing), ``evict_at`` explicit ``(instance id, notice time in s)`` pairs, and
+    ``replace_s`` seconds from gone to serving again.
+
+    Raises:
+        ValueError: an unknown policy, a negative rate, or an ``evict_at`` instance that does
+            not exist or is a CPU instance.
+    """
 
     def __init__(self, cluster: Cluster, w: Workload, *, policy: str = "edf", cpu_instances: int = 16,
-                 cap: int = 3, ladder: Ladder | None = None) -> None:
+                 cap: int = 3, ladder: Ladder | None = None, evictions_per_hour: float = 0.0,
+                 evict_at: list[tuple[str, float]] | None = None, replace_s: float = REPLACE_S,
+                 seed: int = 0) -> None:
         if policy not in ("edf", "fifo"):
             raise ValueError(f"policy must be 'edf' or 'fifo', got {policy!r}")
+        if evictions_per_hour < 0 or replace_s < 0:
+            raise ValueError("evictions_per_hour and replace_s must be >= 0")
         self.c, self.w, self.policy, self.cap = cluster, w, policy, cap
         self.an = Model(w)
         ladder = ladder or w.ladder or load_ladders()[FT]
@@ -155,6 +183,22 @@ class Simulator:
         # expected runtimes on the fastest class of each stage at the top rung, for deadlines
         self.expect = {s: min(self._base(s, cls[1], cls[2], ladder.top) for cls in self.classes[s]
                               if cls[1] != CPU) for s in self.classes if any(c[1] != CPU for c in self.classes[s])}
+        # spot evictions
+        self.evict_rate_s = evictions_per_hour / 3600.0 if cluster.pricing == "spot" else 0.0
+        self.replace_s = replace_s
+        self.rng = random.Random(seed)
+        self.notice_s = 0.0
+        self.evict_at = list(evict_at or [])
+        for iid, _ in self.evict_at:
+            if iid not in self.by_id or self.by_id[iid].gpu == CPU:
+                raise ValueError(f"evict_at: no GPU instance {iid!r} (instances: {', '.join(self.by_id)})")
+        if self.evict_rate_s or self.evict_at:
+            from ..stages.worker import EVICTION_NOTICE_S   # the live worker's notice (30 s)
+
+            self.notice_s = EVICTION_NOTICE_S
+        self.evictions = self.tasks_rerun = self.tasks_handed_back = 0
+        self.lost_gpu_s = 0.0
+        self.unfinished = 0
 
     # ------------------------------------------------------------------ runtimes
     def _base(self, stage: str, gpu: str, gpus: int, rung: Rung | None) -> float:
@@ -200,10 +244,13 @@ class Simulator:
 
     def _ready(self, r: _Req, stage: str, idx: int) -> None:
         dl = r.dl[(stage, idx)]
-        node = ReadyNode((r.id, stage, idx), stage, dl, r.id, (r.t0, next(self.node_seq)))
-        key = (dl,) if self.policy == "edf" else node.arrival
-        heapq.heappush(self.ready[stage], (key, next(self.seq), node))
+        self._requeue(ReadyNode((r.id, stage, idx), stage, dl, r.id, (r.t0, next(self.node_seq))))
         self._dispatch(stage)
+
+    def _requeue(self, node: ReadyNode) -> None:
+        """Put ``node`` in its stage's ready heap (deadline order for EDF, arrival for FIFO)."""
+        key = (node.deadline,) if self.policy == "edf" else node.arrival
+        heapq.heappush(self.ready[node.stage], (key, next(self.seq), node))
 
     def _reps(self, stage: str) -> list[InstanceView]:
         """The least-loaded instance with room (< cap outstanding) of each class of ``stage``."""
@@ -242,7 +289,7 @@ class Simulator:
     def _touch(self, inst: _Inst) -> None:
         """Invalidate the instance's heap entry; re-enter it while it has room (< cap)."""
         inst.version += 1
-        if inst.outstanding < self.cap:
+        if inst.outstanding < self.cap and inst.alive and not inst.draining:
             heapq.heappush(self.classes[inst.stage][inst.cls], (inst.busy_until, inst.version, inst.id))
 
     def _start(self, inst: _Inst, node: ReadyNode, rung: Rung | None, rt: float) -> None:
@@ -258,13 +305,59 @@ class Simulator:
         _, _, node, rung, rt = heapq.heappop(inst.queue)
         inst.running = True
         inst.busy_s += rt
+        inst.current = (self.now, self.now + rt, node, rung)
         rid, stage, idx = node.key
         if stage == GEMMA:          # the screenplay streams its scenes out while it runs
             first = self.an.first_s(GEMMA, inst.gpu, inst.gpus)
             per = (rt - first) / max(self.w.scenes - 1, 1)
             for k in range(self.w.scenes):
-                self._push(self.now + first + per * k, _SCENE, (rid, k))
-        self._push(self.now + rt, _DONE, (inst.id, node, rung))
+                self._push(self.now + first + per * k, _SCENE, (rid, k, inst.id, inst.epoch))
+        self._push(self.now + rt, _DONE, (inst.id, node, rung, inst.epoch))
+
+    # ------------------------------------------------------------------ spot evictions
+    def _notice(self, inst: _Inst) -> None:
+        """Eviction notice: drain (no new task), hand the queued tasks back, gone after the notice."""
+        if not inst.alive or inst.draining:
+            return
+        inst.draining = True
+        inst.version += 1                  # out of its class heap
+        for _, _, node, _, _ in inst.queue:
+            self._requeue(node)
+            inst.outstanding -= 1
+            self.tasks_handed_back += 1
+        inst.queue.clear()
+        inst.busy_until = inst.current[1] if inst.current else self.now
+        self._push(self.now + self.notice_s, _GONE, inst.id)
+        self._dispatch(inst.stage)
+
+    def _gone(self, inst: _Inst) -> None:
+        """The notice is over: a task still running is lost (it runs again); the replacement
+        serves after ``replace_s``."""
+        self.evictions += 1
+        if inst.current is not None:
+            start, end, node, _ = inst.current
+            inst.busy_s -= end - self.now          # the part it never ran
+            self.lost_gpu_s += (self.now - start) * inst.gpus
+            inst.epoch += 1                       # its DONE (and a screenplay's later scenes) are stale
+            inst.current = None
+            inst.running = False
+            inst.outstanding -= 1
+            self.tasks_rerun += 1
+            self._requeue(node)
+        inst.alive = False
+        self._push(self.now + self.replace_s, _BACK, inst.id)
+        self._dispatch(inst.stage)
+
+    def _back(self, inst: _Inst) -> None:
+        """The replacement instance serves; its next eviction is drawn."""
+        inst.alive, inst.draining, inst.busy_until = True, False, self.now
+        self._touch(inst)
+        self._schedule_eviction(inst)
+        self._dispatch(inst.stage)
+
+    def _schedule_eviction(self, inst: _Inst) -> None:
+        if self.evict_rate_s and inst.gpu != CPU:
+            self._push(self.now + self.rng.expovariate(self.evict_rate_s), _NOTICE, inst.id)
 
     # ------------------------------------------------------------------ the DAG
     def _admit(self, rid: int, t0: float, slo: float, cls: str) -> None:
@@ -303,6 +396,7 @@ class Simulator:
     def _done(self, inst: _Inst, node: ReadyNode, rung: Rung | None) -> None:
         inst.outstanding -= 1
         inst.running = False
+        inst.current = None
         self._touch(inst)
         if inst.queue:
             self._run_next(inst)
@@ -339,23 +433,42 @@ class Simulator:
         while r.next_seg < r.nclips and r.clip_done[r.next_seg]:
             r.seg_t.append(self.now)
             r.next_seg += 1
+            if r.next_seg == r.nclips:
+                self.unfinished -= 1
 
     # ------------------------------------------------------------------ run
     def run(self) -> SimResult:
         """Simulate every arrival to completion; the figures per request and for the cluster."""
         for rid, (t, cls) in enumerate(self.w.arrivals.times(self.w.ttff_slo_s)):
             self._push(t, _ARRIVE, (rid, cls))
+            self.unfinished += 1
+        for iid, t in self.evict_at:
+            self._push(t, _NOTICE, iid)
+        for inst in self.insts:
+            self._schedule_eviction(inst)
         events = self.events
-        while events:
+        while events and self.unfinished:      # evictions go on for ever: stop when every request is done
             t, _, kind, p = heapq.heappop(events)
             self.now = t
             if kind == _DONE:
-                self._done(self.by_id[p[0]], p[1], p[2])
+                inst = self.by_id[p[0]]
+                if p[3] == inst.epoch:            # else the task was lost to an eviction
+                    self._done(inst, p[1], p[2])
             elif kind == _SCENE:
-                r = self.reqs[p[0]]
-                if p[1] == 0:
+                rid, k, iid, epoch = p
+                r = self.reqs[rid]
+                if epoch != self.by_id[iid].epoch or k in r.scenes_seen:
+                    continue                      # a lost screenplay run's later scenes / a re-run's repeats
+                r.scenes_seen.add(k)
+                if k == 0:
                     self._ready(r, FLUX, 0)
-                self._ready(r, TTS, p[1])
+                self._ready(r, TTS, k)
+            elif kind == _NOTICE:
+                self._notice(self.by_id[p])
+            elif kind == _GONE:
+                self._gone(self.by_id[p])
+            elif kind == _BACK:
+                self._back(self.by_id[p])
             else:
                 self._admit(p[0], t, p[1].ttff_s, p[1].name)
         return self._result()
@@ -388,13 +501,16 @@ class Simulator:
                      for i in self.insts if i.gpu != CPU)
         joules += sum(n * SERVER_GPUS * cat[g].idle_w for g, n in servers.items()) * span
         return SimResult(stats, span, cost, joules / 3.6e6, busy_gpu_s / (paid * span) if paid and span else 0.0,
-                         self.c.spec(), w.video_s)
+                         self.c.spec(), w.video_s, self.evictions, self.tasks_rerun, self.tasks_handed_back,
+                         self.lost_gpu_s)
 
 
 @dataclass
 class SimResult:
     """The discrete-event run: per-request stats; the cluster's span (s: first arrival at 0 to
-    last segment), cost ($, servers paid for the whole span), energy (kWh), GPU utilisation."""
+    last segment), cost ($, servers paid for the whole span), energy (kWh), GPU utilisation;
+    spot evictions: instances evicted, running tasks lost and run again, queued tasks handed
+    back, and the GPU-seconds the lost tasks had run."""
 
     requests: list[RequestStats]
     span_s: float
@@ -403,6 +519,10 @@ class SimResult:
     utilisation: float
     spec: str
     video_s: float
+    evictions: int = 0
+    tasks_rerun: int = 0
+    tasks_handed_back: int = 0
+    lost_gpu_s: float = 0.0
 
     def as_dict(self) -> dict:
         """Plain data for ``--json``: one request's figures, or medians / p95 over many."""
@@ -427,7 +547,9 @@ class SimResult:
                "segments": sum(sum(s.rungs.values()) for s in done),
                "rungs": dict(rungs), "span_s": round(self.span_s, 2), "cost_usd": round(self.cost_usd, 2),
                "cost_per_request_usd": round(self.cost_usd / max(len(self.requests), 1), 3),
-               "energy_kwh": round(self.energy_kwh, 3), "gpu_utilisation": round(self.utilisation, 3)}
+               "energy_kwh": round(self.energy_kwh, 3), "gpu_utilisation": round(self.utilisation, 3),
+               "evictions": self.evictions, "tasks_rerun": self.tasks_rerun,
+               "tasks_handed_back": self.tasks_handed_back, "lost_gpu_s": round(self.lost_gpu_s, 1)}
         by_class: dict[str, list] = defaultdict(list)
         for s in done:
             by_class[s.slo_class].append(s)
