@@ -13,7 +13,7 @@ import pytest
 
 from streamwise.quality import Ladder, Rung
 from streamwise.sim.cluster import Cluster, Instance
-from streamwise.sim.des import simulate
+from streamwise.sim.des import Simulator, simulate
 from streamwise.sim.workload import FT, HF, Arrivals, SloClass, load_workload
 
 BASE = load_workload()
@@ -56,27 +56,9 @@ def test_pipelining_beats_the_analytic_sum_of_stages():
 
 def _two_requests(policy):
     # request 0 (batch, loose SLO) arrives first; request 1 (interactive, TTFF 1 s) 1 s later
-    w = TINY.with_(clips=4, video_s=14.0, arrivals=Arrivals("poisson", 60.0, 2, 3,
-                                                            (SloClass("batch", 0.5, 10000.0),)))
-    w = w.with_(arrivals=Arrivals("single"))
-    from streamwise.sim import des
-    sim = des.Simulator(CLUSTER, w, policy=policy, cpu_instances=0, cap=1)
-    sim._push(0.0, des._ARRIVE, (0, SloClass("batch", 1, 10000.0)))
-    sim._push(1.0, des._ARRIVE, (1, SloClass("interactive", 1, 1.0)))
-    while sim.events:
-        import heapq
-        t, _, kind, p = heapq.heappop(sim.events)
-        sim.now = t
-        if kind == des._DONE:
-            sim._done(sim.by_id[p[0]], p[1], p[2])
-        elif kind == des._SCENE:
-            req = sim.reqs[p[0]]
-            if p[1] == 0:
-                sim._ready(req, "flux", 0)
-            sim._ready(req, "kokoro", p[1])
-        else:
-            sim._admit(p[0], t, p[1].ttff_s, p[1].name)
-    return sim._result().requests
+    w = TINY.with_(clips=4, video_s=14.0)
+    sim = Simulator(CLUSTER, w, policy=policy, cpu_instances=0, cap=1)
+    return sim.run([(0.0, SloClass("batch", 1, 10000.0)), (1.0, SloClass("interactive", 1, 1.0))]).requests
 
 
 def test_edf_lets_a_tight_request_overtake_fifo_does_not():

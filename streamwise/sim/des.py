@@ -59,7 +59,7 @@ from ..placement import InstanceView, ReadyNode, assign
 from ..quality import Ladder, Rung, load_ladders
 from .analytic import MEDIUM_PIXELS, Model
 from .cluster import SERVER_GPUS, Cluster, catalog
-from .workload import FLUX, FT, FT_VAE, GEMMA, HF, HF_VAE, TTS, UPSCALER, Workload
+from .workload import FLUX, FT, FT_VAE, GEMMA, HF, HF_VAE, TTS, UPSCALER, SloClass, Workload
 
 CPU = "cpu"
 _ARRIVE, _SCENE, _DONE, _NOTICE, _GONE, _BACK = 0, 1, 2, 3, 4, 5
@@ -437,9 +437,12 @@ class Simulator:
                 self.unfinished -= 1
 
     # ------------------------------------------------------------------ run
-    def run(self) -> SimResult:
-        """Simulate every arrival to completion; the figures per request and for the cluster."""
-        for rid, (t, cls) in enumerate(self.w.arrivals.times(self.w.ttff_slo_s)):
+    def run(self, arrivals: list[tuple[float, SloClass]] | None = None) -> SimResult:
+        """Simulate every arrival to completion; the figures per request and for the cluster.
+        ``arrivals``: ``(time in s, SLO class)`` per request, instead of the workload's."""
+        if arrivals is None:
+            arrivals = self.w.arrivals.times(self.w.ttff_slo_s)
+        for rid, (t, cls) in enumerate(arrivals):
             self._push(t, _ARRIVE, (rid, cls))
             self.unfinished += 1
         for iid, t in self.evict_at:
