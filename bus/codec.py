@@ -8,6 +8,7 @@ dead-letter subject instead of retrying it.
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -42,11 +43,27 @@ def decode(data: bytes, kind: type[T]) -> T:
     try:
         message = decoder.decode(data)
     except msgspec.DecodeError as exc:  # ValidationError is a subclass
-        raise MessageError(f"invalid {kind.__name__} message: {exc}") from None
+        raise MessageError(f"invalid {kind.__name__} message: {_reason(exc)}") from None
     version = getattr(message, "v", SCHEMA_VERSION)
     if version > SCHEMA_VERSION:
         raise MessageError(f"{kind.__name__} schema v{version} is newer than supported v{SCHEMA_VERSION}")
     return message
+
+
+_AT = re.compile(r"^(?P<what>.*?) - at `\$\.(?P<field>[A-Za-z_][\w.\[\]]*)`$")
+
+
+def _reason(exc: Exception) -> str:
+    """msgspec's "Expected `float` <= 600.0 - at `$.ttff_s`" as "ttff_s: expected `float` <= 600.0"
+    (the field first, so the one-line reason names it; NaN and infinities fail any range)."""
+    text = str(exc)
+    m = _AT.match(text)
+    if not m:
+        return text
+    what = m["what"]
+    if what.startswith("Expected `float`") and (">" in what or "<" in what):
+        what += " (a finite number)"
+    return f"{m['field']}: {what[0].lower()}{what[1:]}"
 
 
 def to_builtins(message: msgspec.Struct) -> Any:

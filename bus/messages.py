@@ -9,11 +9,28 @@ external clients are in ``docs/protocol.md``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from .limits import LIMITS
+
 SCHEMA_VERSION = 1
+
+_TOKEN = r"^[A-Za-z0-9_\-]+$"
+
+
+def _range(low: float, high: float, unit: str) -> msgspec.Meta:
+    """A finite number in ``[low, high]`` (NaN and infinities fail both bounds)."""
+    return msgspec.Meta(ge=low, le=high, description=f"{low:g}..{high:g} {unit}")
+
+
+L = LIMITS
+Id = Annotated[str, msgspec.Meta(pattern=_TOKEN, max_length=L.id_chars)]
+Name = Annotated[str, msgspec.Meta(max_length=L.name_chars)]
+# Hard schema bounds of the request (configs/limits.yaml); check_request adds cross-field checks
+# (byte sizes, width x height x fps) with the same limits.
+Seconds = Annotated[float, msgspec.Meta(ge=0.0, le=1e11)]
 
 ScriptFormat = Literal["text", "vtt", "srt", "json"]
 InstanceState = Literal["starting", "ready", "draining", "gone"]
@@ -43,25 +60,26 @@ class Request(msgspec.Struct, kw_only=True):
     segment is what keeps time to first frame low).
     """
 
-    v: int = SCHEMA_VERSION
-    request_id: str
-    tenant: str = "default"
-    submitted_at: float
-    script: str | None = None
-    script_ref: str | None = None
+    v: Annotated[int, msgspec.Meta(ge=1)] = SCHEMA_VERSION
+    request_id: Id
+    tenant: Id = "default"
+    submitted_at: Annotated[float, _range(*L.submitted_at, "Unix s")]
+    script: Annotated[str, msgspec.Meta(max_length=L.script_bytes)] | None = None
+    script_ref: Name | None = None
     script_format: ScriptFormat | None = None
-    script_name: str = "script"
-    topic: str | None = None
-    document: str | None = None      # source text for the LLM screenplay (with or without a topic)
-    document_name: str | None = None
-    title: str | None = None
-    ttff_s: float = 1.5
-    width: int = 640
-    height: int = 400
-    fps: float = 25.0
-    segment_s: float = 2.0
-    first_segment_s: float = 1.0
-    max_clip_s: float = 3.5
+    script_name: Name = "script"
+    topic: Annotated[str, msgspec.Meta(max_length=L.topic_chars)] | None = None
+    # source text for the LLM screenplay (with or without a topic)
+    document: Annotated[str, msgspec.Meta(max_length=L.document_bytes)] | None = None
+    document_name: Name | None = None
+    title: Annotated[str, msgspec.Meta(max_length=L.title_chars)] | None = None
+    ttff_s: Annotated[float, _range(*L.ttff_s, "s")] = 1.5
+    width: Annotated[int, msgspec.Meta(ge=L.width[0], le=L.width[1], multiple_of=8)] = 640
+    height: Annotated[int, msgspec.Meta(ge=L.height[0], le=L.height[1], multiple_of=8)] = 400
+    fps: Annotated[float, _range(*L.fps, "fps")] = 25.0
+    segment_s: Annotated[float, _range(*L.segment_s, "s")] = 2.0
+    first_segment_s: Annotated[float, _range(*L.first_segment_s, "s")] = 1.0
+    max_clip_s: Annotated[float, _range(*L.max_clip_s, "s")] = 3.5
 
 
 class Task(msgspec.Struct, kw_only=True):
@@ -80,11 +98,11 @@ class Task(msgspec.Struct, kw_only=True):
     node_id: str
     stage: str
     model: str
-    deadline: float
-    attempt: int = 0
+    deadline: Seconds              # finite: a NaN deadline would poison the EDF heap
+    attempt: Annotated[int, msgspec.Meta(ge=0)] = 0
     inputs: dict[str, Any] = {}
     quality: Quality = Quality()
-    dispatched_at: float = 0.0
+    dispatched_at: Seconds = 0.0
 
 
 class Event(msgspec.Struct, kw_only=True):

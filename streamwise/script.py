@@ -177,18 +177,39 @@ def _capitalise(part: str) -> str:
 # --------------------------------------------------------------------------- input handling
 
 
-def _decode(data: bytes, name: str) -> str:
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise ScriptError(name, 0, "not valid UTF-16 text") from None
+def decode_script(data: bytes, name: str) -> str:
+    """The text of a script file's bytes: UTF-8 (with or without BOM), UTF-16/32 (by BOM), or
+    another encoding (Latin-1, Windows-1252, ...) as detected by charset-normalizer.
+
+    Raises:
+        ScriptError: the bytes are not text in any encoding (binary data), naming ``name``.
+    """
+    for bom, codec in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                raise ScriptError(name, 0, f"not valid {codec.upper()} text") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise ScriptError(name, line, f"not UTF-8 text: cannot decode byte 0x{data[err.start]:02x} "
-                                      f"at offset {err.start}") from None
+        utf8_error = f"not UTF-8 text: cannot decode byte 0x{data[err.start]:02x} at offset {err.start}"
+    if b"\x00" not in data:
+        from charset_normalizer import from_bytes
+
+        # ties (short texts fit several code pages equally) go to Windows-1252, the superset of
+        # Latin-1 that Western European texts are most often in
+        western = ("cp1252", "latin_1", "iso8859_1", "iso8859_15")
+        matches = sorted(from_bytes(data), key=lambda m: (round(m.chaos, 3), -round(m.coherence, 3),
+                                                          m.encoding not in western))
+        if matches:
+            return str(matches[0])
+    raise ScriptError(name, line, f"{utf8_error}, and no other text encoding fits (binary data?)")
+
+
+_decode = decode_script
 
 
 def _prepare(text: str, path: str) -> list[str]:

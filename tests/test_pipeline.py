@@ -107,8 +107,11 @@ async def test_a_24_fps_show_streams_with_its_audio_in_sync(ready, tmp_path):
 
 @pytest.mark.parametrize("args,code,reason", [
     (["--fps", "23"], 2, "fps 23 is not supported"),
-    (["--ttff", "0"], 2, "ttff_s 0: must be positive"),
-    (["--size", "641x400"], 2, "multiples of 8"),
+    (["--ttff", "0"], 2, "ttff_s: expected `float` >= 0.1"),
+    (["--ttff", "nan"], 2, "ttff_s: expected `float` >= 0.1 (a finite number)"),
+    (["--segment", "inf"], 2, "segment_s: expected `float` <= 30"),
+    (["--size", "641x400"], 2, "width: expected `int` that's a multiple of 8"),
+    (["--size", "4096x4096", "--fps", "60"], 2, "width x height x fps: 4096x4096 at 60 fps is over the limit"),
     (["--script", "EMPTY"], 1, "is empty"),
 ])
 def test_a_request_that_cannot_be_served_is_refused_before_anything_starts(tmp_path, args, code, reason):
