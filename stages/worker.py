@@ -3,33 +3,38 @@
 One process serves one model as one instance. It pulls from its own subject
 ``sw.tasks.<model>.<instance>`` with a bounded prefetch into a local EDF heap (deadline
 order across requests, from the StreamWise scheduler design), runs one task at a time
-through the stage adapter, sends in-progress acks while it runs, writes outputs to the
-object store, publishes a completion event to ``sw.events.<request>`` and only then acks
-(at-least-once; outputs are keyed by node, so a redelivery is harmless). Heartbeats go to
-KV ``sw_instances``. An eviction notice on ``sw.control.evict.<instance>`` makes it drain:
-it stops pulling, hands queued tasks back (nak) and exits after the running one.
+through the stage adapter, sends in-progress acks for every task it holds, writes outputs
+to the object store (named per attempt), publishes a completion event to
+``sw.events.<request>`` and only then acks (at-least-once; a redelivered task id is
+recognised and not run twice). Heartbeats go to KV ``sw_instances``. An eviction notice on
+``sw.control.evict.<instance>``, or SIGTERM, makes it drain: it stops pulling, runs what fits
+in the notice or grace period, hands the rest back and exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
+import math
 import os
+import signal
 import socket
 import time
 import traceback
 import uuid
+from collections import OrderedDict
 
-import nats.errors
+import msgpack
 from nats.js import api
 from opentelemetry import trace
 
 from .. import tracing
 
 from ..bus import registry, subjects
-from ..bus.client import ACK_WAIT_S, Bus, connect
+from ..bus.client import ACK_WAIT_S, Bus, PullConsumer, connect
 from ..bus.codec import MessageError, decode, encode
 from ..bus.messages import Event, Heartbeat, Task
 from .base import Partial, StageAdapter, TaskContext, TaskError, nice_for_slack
@@ -46,12 +51,21 @@ def new_instance_id(stage: str) -> str:
 
 
 class Worker:
-    """Runs one :class:`StageAdapter` as one bus instance until stopped or evicted.
+    """Runs one :class:`StageAdapter` as one bus instance until stopped, drained or evicted.
 
     ``prefetch`` bounds how many tasks sit in the local EDF queue (not counting the running one).
     ``deadline_priority``: run tasks with deadline slack at a lower CPU priority
     (:func:`~streamwise.stages.base.nice_for_slack`), so co-located workers share cores by urgency.
+
+    Delivery is at least once, done right: every message the worker holds, queued or running,
+    gets in-progress acks (so JetStream does not redeliver a task that merely waits its turn);
+    a redelivered task id that is queued or running here is merged with the copy held, and one
+    that already finished is acked without running again (the last :data:`SEEN_TASKS` ids are
+    remembered); outputs are named per attempt (:meth:`TaskContext.blob_name`). No task,
+    valid or not, can end the process: a failure becomes a failed event for that task only.
     """
+
+    SEEN_TASKS = 4096
 
     def __init__(self, bus: Bus, adapter: StageAdapter, *, instance: str | None = None,
                  hardware: str = "cpu", gpus: int = 0, prefetch: int = 4,
@@ -67,11 +81,15 @@ class Worker:
                                    hardware=hardware, gpus=gpus, emulated=emulated, state="starting",
                                    pid=os.getpid(),
                                    host=socket.gethostname())
-        self._queue: list[tuple[float, int, Task, object]] = []
+        self._queue: list[tuple[float, int, Task]] = []
+        self._held: dict[str, object] = {}             # task id -> its latest message (queued or running)
+        self._finished: OrderedDict[str, None] = OrderedDict()   # task ids whose event went out
         self._seq = itertools.count()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        self._drain_until: float | None = None   # monotonic end of an eviction notice
+        self._drain_until: float | None = None   # monotonic end of an eviction notice or SIGTERM grace
+        self._running: asyncio.Task | None = None
+        self.duplicates = 0                       # redeliveries recognised and not run twice
         self.done = 0
         self._busy_s = 0.0
 
@@ -80,19 +98,19 @@ class Worker:
         return subjects.tasks(self.adapter.model, self.instance)
 
     async def run(self) -> None:
-        """Load the adapter, register, and serve tasks until :meth:`stop` or an eviction."""
+        """Load the adapter, register, and serve tasks until :meth:`stop`, a drain or an eviction."""
         await registry.beat(self.bus.instances, self.heartbeat)
         await asyncio.to_thread(self.adapter.load)
         self.heartbeat.model = self.adapter.model     # an adapter may settle its model on load
-        sub = await self.bus.js.pull_subscribe(
-            self.subject, durable=self.instance, stream=subjects.STREAM_TASKS,
-            config=api.ConsumerConfig(ack_wait=ACK_WAIT_S, max_ack_pending=self.prefetch + 2,
-                                      inactive_threshold=3600.0))
+        consumer = PullConsumer(self.bus, self.subject, durable=self.instance, stream=subjects.STREAM_TASKS,
+                                config=api.ConsumerConfig(ack_wait=ACK_WAIT_S, max_ack_pending=self.prefetch + 2,
+                                                          inactive_threshold=3600.0))
         evict_sub = await self.bus.nc.subscribe(subjects.evict(self.instance), cb=self._on_evict)
         self.heartbeat.state = "ready"
         await registry.beat(self.bus.instances, self.heartbeat)
         log.info("instance %s ready on %s", self.instance, self.subject)
-        tasks = [asyncio.create_task(self._heartbeats()), asyncio.create_task(self._pull(sub))]
+        tasks = [asyncio.create_task(self._heartbeats()), asyncio.create_task(self._pull(consumer)),
+                 asyncio.create_task(self._keep_alive())]
         try:
             await self._execute()
         finally:
@@ -100,28 +118,42 @@ class Worker:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await evict_sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await evict_sub.unsubscribe()
             await self._hand_back()
             self.heartbeat.state = "gone"
-            await registry.forget(self.bus.instances, self.instance)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(registry.forget(self.bus.instances, self.instance), timeout=5.0)
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
 
+    def drain(self, grace_s: float, why: str = "stopping") -> None:
+        """Take no new task; run the queued tasks that fit in ``grace_s`` seconds (by this
+        instance's mean task time), hand the rest back, and stop. A running task that is not done
+        when the grace period ends is handed back too (SIGTERM, spot eviction)."""
+        if self._drain_until is not None:
+            return
+        log.warning("instance %s: %s, draining (%.0f s grace)", self.instance, why, grace_s)
+        self.heartbeat.state = "draining"
+        self._drain_until = time.monotonic() + grace_s
+        asyncio.get_running_loop().create_task(self._beat_once())
+        self._wake.set()
+
+    async def _beat_once(self) -> None:
+        with contextlib.suppress(Exception):
+            await registry.beat(self.bus.instances, self.heartbeat)
+
     async def _on_evict(self, msg) -> None:
-        """Spot-eviction notice (payload: seconds of notice, default 30): take no new task, run
-        the queued tasks that fit in the notice (by this instance's mean task time), hand the
-        rest back to the scheduler, then stop."""
+        """Spot-eviction notice (payload: seconds of notice, default 30): :meth:`drain`."""
         try:
             notice_s = float(msg.data or EVICTION_NOTICE_S)
         except ValueError:
             notice_s = EVICTION_NOTICE_S
-        log.warning("instance %s: eviction notice (%.0f s), draining", self.instance, notice_s)
-        self.heartbeat.state = "draining"
-        self._drain_until = time.monotonic() + notice_s
-        await registry.beat(self.bus.instances, self.heartbeat)
-        self._wake.set()
+        if not math.isfinite(notice_s) or notice_s < 0:
+            notice_s = EVICTION_NOTICE_S
+        self.drain(notice_s, f"eviction notice ({notice_s:.0f} s)")
 
     async def _heartbeats(self) -> None:
         while True:
@@ -132,23 +164,23 @@ class Worker:
                 log.debug("heartbeat failed: %s", exc)
             await asyncio.sleep(registry.HEARTBEAT_S)
 
-    async def _pull(self, sub) -> None:
-        while not self._stop.is_set() and self._drain_until is None:
-            room = self.prefetch - len(self._queue)
-            if room <= 0:
-                await asyncio.sleep(0.005)
-                continue
-            try:
-                msgs = await sub.fetch(batch=room, timeout=1.0)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                continue
-            except Exception as exc:  # connection blips: retry shortly
-                log.debug("fetch failed: %s", exc)
-                await asyncio.sleep(0.2)
-                continue
-            for msg in msgs:
-                await self._admit(msg)
-            self._wake.set()
+    async def _pull(self, consumer: PullConsumer) -> None:
+        try:
+            while not self._stop.is_set() and self._drain_until is None:
+                room = self.prefetch - len(self._queue)
+                if room <= 0:
+                    await asyncio.sleep(0.005)
+                    continue
+                msgs = await consumer.fetch(batch=room, timeout=1.0)
+                for msg in msgs:
+                    try:
+                        await self._admit(msg)
+                    except Exception:   # never let one message end the pull loop
+                        log.error("admitting a task failed:\n%s", traceback.format_exc())
+                if msgs:
+                    self._wake.set()
+        finally:
+            await consumer.unsubscribe()
 
     async def _admit(self, msg) -> None:
         try:
@@ -156,9 +188,35 @@ class Worker:
         except MessageError as exc:
             log.error("invalid task on %s: %s", msg.subject, exc)
             await self.bus.deadletter("tasks", msg.data, str(exc))
+            await self._refuse(msg.data, f"invalid task: {exc}")
             await msg.term()
             return
-        heapq.heappush(self._queue, (task.deadline, next(self._seq), task, msg))
+        if task.task_id in self._finished:     # redelivered after its event went out (a lost ack)
+            self.duplicates += 1
+            log.info("task %s redelivered after it finished: acked, not run again", task.task_id)
+            await msg.ack()
+            return
+        if task.task_id in self._held:         # redelivered while queued or running here
+            self.duplicates += 1
+            log.info("task %s redelivered while held: merged, not run twice", task.task_id)
+            self._held[task.task_id] = msg
+            return
+        self._held[task.task_id] = msg
+        heapq.heappush(self._queue, (task.deadline, next(self._seq), task))
+
+    async def _refuse(self, data: bytes, reason: str) -> None:
+        """Tell the scheduler that a task it sent cannot be decoded (a failed, non-retryable
+        event), when the raw map names the task; otherwise the dead letter is all there is."""
+        try:
+            raw = msgpack.unpackb(data)
+            event = Event(task_id=str(raw["task_id"]), request_id=subjects.token(str(raw["request_id"])),
+                          node_id=str(raw["node_id"]), stage=str(raw.get("stage", self.adapter.stage)),
+                          instance=self.instance, ok=False, retryable=False, error=reason[:500],
+                          started_at=time.time(), finished_at=time.time())
+        except Exception:
+            return
+        with contextlib.suppress(Exception):
+            await self.bus.publish(subjects.events(event.request_id), event, msg_id=f"{event.task_id}:event")
 
     def _fits_in_notice(self) -> bool:
         mean = self._busy_s / self.done if self.done else 0.0
@@ -172,18 +230,42 @@ class Worker:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            _, _, task, msg = heapq.heappop(self._queue)
+            _, _, task = heapq.heappop(self._queue)
             self.heartbeat.running = 1
-            nice = nice_for_slack(task.deadline - time.time()) if self.deadline_priority else 0
-            await self._run_one(task, msg, TaskContext(bus=self.bus, instance=self.instance, nice=nice))
-            self.heartbeat.running = 0
+            try:
+                slack = task.deadline - time.time()
+                nice = nice_for_slack(slack) if self.deadline_priority else 0
+                self._running = asyncio.create_task(
+                    self._run_one(task, TaskContext(bus=self.bus, instance=self.instance, nice=nice)))
+                await self._wait_running(task)
+            except Exception:   # a bug outside the adapter: this task fails, the worker carries on
+                log.error("task %s: unexpected error:\n%s", task.task_id, traceback.format_exc())
+            finally:
+                self._running = None
+                self.heartbeat.running = 0
 
-    async def _run_one(self, task: Task, msg, ctx: TaskContext) -> None:
+    async def _wait_running(self, task: Task) -> None:
+        """Await the running task; if a drain's grace period ends first, cancel it and hand it back."""
+        while True:
+            timeout = None if self._drain_until is None else max(0.0, self._drain_until - time.monotonic())
+            done, _ = await asyncio.wait({self._running}, timeout=0.5 if timeout is None else min(timeout, 0.5))
+            if done:
+                self._running.result()
+                return
+            if self._drain_until is not None and time.monotonic() >= self._drain_until:
+                self._running.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._running
+                if task.task_id in self._held:
+                    log.warning("task %s did not finish within the grace period: handed back", task.task_id)
+                    await self._hand_back_one(task, "handed back: instance stopping (grace period over)")
+                return
+
+    async def _run_one(self, task: Task, ctx: TaskContext) -> None:
         started = time.time()
-        keepalive = asyncio.create_task(self._keep_alive(msg))
         event = Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id,
                       stage=task.stage, instance=self.instance, started_at=started)
-        with tracing.tracer().start_as_current_span(task.stage, context=tracing.extract(msg.headers), attributes={
+        with tracing.tracer().start_as_current_span(task.stage, context=self._trace_context(task), attributes={
                 "streamwise.node": task.node_id, "streamwise.instance": self.instance,
                 "streamwise.slack_s": task.deadline - started, "streamwise.attempt": task.attempt}) as span:
             try:
@@ -197,16 +279,34 @@ class Worker:
                 event.ok, event.error, event.retryable = False, str(exc), exc.retryable
             except Exception as exc:  # an adapter bug or a crashed model: report, let the scheduler retry
                 log.error("task %s failed:\n%s", task.task_id, traceback.format_exc())
-                event.ok, event.error = False, f"{type(exc).__name__}: {exc}"
-            finally:
-                keepalive.cancel()
+                event.ok, event.error = False, f"{type(exc).__name__}: {exc}"[:1000]
             if not event.ok:
                 span.set_status(trace.StatusCode.ERROR, event.error)
         event.finished_at = time.time()
-        await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
-        await msg.ack()
+        try:
+            await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
+        except Exception as exc:
+            # the bus stayed away longer than the publish retries: leave the message un-acked, so
+            # JetStream redelivers it once the bus is back (to this instance, or the scheduler resubmits)
+            log.error("task %s: could not publish its event (%s); it will be redelivered", task.task_id, exc)
+            self._held.pop(task.task_id, None)
+            return
+        self._remember(task.task_id)
+        msg = self._held.pop(task.task_id, None)
+        if msg is not None:
+            with contextlib.suppress(Exception):   # a lost ack: the redelivery is recognised as finished
+                await msg.ack()
         self.done += 1
         self._busy_s += event.finished_at - started
+
+    def _trace_context(self, task: Task):
+        msg = self._held.get(task.task_id)
+        return tracing.extract(getattr(msg, "headers", None))
+
+    def _remember(self, task_id: str) -> None:
+        self._finished[task_id] = None
+        while len(self._finished) > self.SEEN_TASKS:
+            self._finished.popitem(last=False)
 
     async def _store_if_large(self, task: Task, outputs: dict, ctx: TaskContext,
                               name: str = "outputs.msgpack") -> dict:
@@ -238,24 +338,33 @@ class Worker:
             raise TaskError(f"{self.adapter.model}: the stream ended without final outputs")
         return final
 
-    async def _keep_alive(self, msg) -> None:
+    async def _keep_alive(self) -> None:
+        """In-progress acks for every message held, queued or running, every third of the ack
+        wait: a task that waits its turn behind long ones (GPU clips: 6-130 s) is not redelivered."""
         while True:
             await asyncio.sleep(ACK_WAIT_S / 3)
-            await msg.in_progress()
+            for msg in list(self._held.values()):
+                with contextlib.suppress(Exception):   # an outage: the server redelivers, we de-duplicate
+                    await msg.in_progress()
+
+    async def _hand_back_one(self, task: Task, why: str) -> None:
+        msg = self._held.pop(task.task_id, None)
+        event = Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id, stage=task.stage,
+                      instance=self.instance, ok=False, handed_back=True, error=why,
+                      started_at=time.time(), finished_at=time.time())
+        try:
+            await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
+            if msg is not None:
+                await msg.term()
+        except Exception as exc:  # the bus is going away too: the missed heartbeat will resubmit it
+            log.warning("could not hand back %s: %s", task.task_id, exc)
 
     async def _hand_back(self) -> None:
         """Return queued tasks: a ``handed_back`` event lets the scheduler place each one on
         another instance at once, and ``term`` removes it from this instance's subject."""
         while self._queue:
-            _, _, task, msg = heapq.heappop(self._queue)
-            event = Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id, stage=task.stage,
-                          instance=self.instance, ok=False, handed_back=True, error="handed back: instance draining",
-                          started_at=time.time(), finished_at=time.time())
-            try:
-                await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
-                await msg.term()
-            except Exception as exc:  # the bus is going away too: the missed heartbeat will resubmit it
-                log.warning("could not hand back %s: %s", task.task_id, exc)
+            _, _, task = heapq.heappop(self._queue)
+            await self._hand_back_one(task, "handed back: instance draining")
 
 
 def limit_malloc_arenas(arenas: int = 2) -> None:
@@ -271,13 +380,35 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass
 
 
-async def serve(url: str, adapter: StageAdapter, **kwargs) -> None:
-    """Connect to ``url`` and run a :class:`Worker` for ``adapter`` until cancelled or evicted."""
+STOP_GRACE_S = float(os.environ.get("STREAMWISE_STOP_GRACE_S", "25"))
+"""Seconds a worker told to stop (SIGTERM, SIGINT) has to finish or hand back what it holds.
+Below Kubernetes' default 30 s termination grace period."""
+
+
+async def serve(url: str, adapter: StageAdapter, *, grace_s: float | None = None, **kwargs) -> None:
+    """Connect to ``url`` and run a :class:`Worker` for ``adapter`` until evicted or told to
+    stop: SIGTERM or SIGINT drains it (:meth:`Worker.drain`, ``grace_s`` seconds, default
+    :data:`STOP_GRACE_S`); a second signal stops it at once (queued tasks are still handed back)."""
     limit_malloc_arenas()
     tracing.setup(f"streamwise-{adapter.stage}")
     bus = await connect(url, name=f"streamwise-worker-{adapter.stage}")
     worker = Worker(bus, adapter, **kwargs)
+    grace = STOP_GRACE_S if grace_s is None else grace_s
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if worker._drain_until is None:
+            worker.drain(grace, "told to stop")
+        else:
+            worker.stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
     try:
         await worker.run()
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
         await bus.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -155,16 +154,6 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-async def _serve_forever(coro_fn, *args, **kwargs) -> None:
-    """Run ``coro_fn`` until SIGINT/SIGTERM, then cancel it (its ``finally`` blocks clean up)."""
-    task = asyncio.create_task(coro_fn(*args, **kwargs))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 def cmd_worker(args) -> int:
     from .stages.registry import make_adapter
     from .stages.worker import serve
@@ -175,15 +164,17 @@ def cmd_worker(args) -> int:
                    "max_tokens": args.llm_max_tokens}
     adapter = make_adapter(args.stage, args.model, emulate=args.emulate, hardware=args.hardware, gpus=args.gpus,
                            options=options)
-    _run(_serve_forever(serve, args.nats, adapter, instance=args.instance, hardware=args.hardware, gpus=args.gpus,
-                        emulated=args.emulate))
+    # serve() handles SIGTERM/SIGINT itself: it drains (finishes or hands back what it holds)
+    _run(serve(args.nats, adapter, instance=args.instance, hardware=args.hardware, gpus=args.gpus,
+               emulated=args.emulate))
     return 0
 
 
 def cmd_scheduler(args) -> int:
     from .scheduler import serve
 
-    _run(_serve_forever(serve, args.nats, policy=args.policy, use_cache=not args.no_cache, stats_path=args.stats))
+    # serve() handles SIGTERM/SIGINT itself: active requests are handed over to other schedulers
+    _run(serve(args.nats, policy=args.policy, use_cache=not args.no_cache, stats_path=args.stats))
     return 0
 
 
@@ -246,14 +237,25 @@ def cmd_generate(args) -> int:
         print("streamwise generate: give either --script, or --topic and/or --document", file=sys.stderr)
         return 2
     if args.script:
+        from .script import ScriptError, decode_script, parse_script
+        from .stages.screenplay import check_script_limits
+
         script = Path(args.script)
         try:
-            text = script.read_text(encoding="utf-8-sig", errors="replace")
+            data = script.read_bytes()
         except OSError as exc:
             print(f"streamwise: cannot read script {script}: {exc.strerror}", file=sys.stderr)
             return 1
-        if not text.strip():
-            print(f"streamwise: script {script} is empty", file=sys.stderr)
+        try:
+            text = decode_script(data, str(script))
+            if not text.strip():
+                print(f"streamwise: script {script} is empty", file=sys.stderr)
+                return 1
+            # the screenplay worker parses it again; reading it here reports a bad script at once,
+            # before a bus and workers start
+            check_script_limits(parse_script(text, path=str(script), fmt=args.format), str(script))
+        except ScriptError as exc:
+            print(f"streamwise: {exc}", file=sys.stderr)
             return 1
         source = dict(script=text, script_format=args.format, script_name=str(script))
     else:

@@ -25,7 +25,7 @@ from nats.js.errors import NotFoundError
 
 from .bus import subjects
 from .bus.client import Bus
-from .bus.codec import MessageError, decode, to_builtins
+from .bus.codec import MessageError, decode, encode, to_builtins
 from .bus.messages import Request, Segment, Status
 from .hls import HlsWriter
 from .stages.media import concat_segments, split_init
@@ -131,6 +131,8 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
         GenerateError: the scheduler reported a failure (its reason), or nothing arrived for
             ``idle_timeout_s`` seconds (no scheduler or worker serving the bus?).
     """
+    await upload_large_script(bus, request)
+
     async def submit() -> float:
         request.submitted_at = time.time()
         await bus.publish(subjects.requests(request.tenant), request, msg_id=request.request_id)
@@ -139,6 +141,30 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
     return await _receive(bus, request.tenant, request.request_id, out_dir, submit=submit,
                           segment_s=request.segment_s, script=request.script_name, progress=progress,
                           idle_timeout_s=idle_timeout_s, health=health)
+
+
+SCRIPT_INLINE_MARGIN = 64 * 1024
+"""Bytes of a request's max payload kept free for its other fields and headers."""
+
+
+async def upload_large_script(bus: Bus, request: Request) -> bool:
+    """If ``request`` would not fit in one message (the server's max payload, 1 MB on a stock
+    nats-server), put its script in the object store as ``scripts/<tenant>/<request>`` and
+    send it by reference (``script_ref``). Returns whether it uploaded.
+
+    Raises:
+        ValueError: a document larger than the payload limit (only scripts travel by reference).
+    """
+    size = len(encode(request))
+    if size <= bus.max_payload - SCRIPT_INLINE_MARGIN:
+        return False
+    if request.script is None:
+        raise ValueError(f"document: {size:,} bytes, over the bus's max payload of {bus.max_payload:,} bytes "
+                         f"(only scripts travel by object-store reference); shorten the document")
+    name = f"scripts/{request.tenant}/{request.request_id}"
+    await bus.put_blob(name, request.script.encode("utf-8"))
+    request.script, request.script_ref = None, name
+    return True
 
 
 async def watch(bus: Bus, request_id: str, out_dir: str | Path, *, tenant: str = "default",

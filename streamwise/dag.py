@@ -58,7 +58,8 @@ class Node:
     runtime_s: float = 0.0
     state: NodeState = _TrackedState()  # type: ignore[assignment]
     attempt: int = 0               # dispatches so far (part of the task id)
-    failures: int = 0              # failed attempts (handed-back and lost tasks do not count)
+    failures: int = 0              # failed or lost attempts (handed-back tasks do not count)
+    not_before: float = 0.0        # Unix s: a node whose task could not be published waits (backoff)
     instance: str | None = None
     dispatched_at: float = 0.0
     outputs: dict[str, Any] = field(default_factory=dict)

@@ -52,6 +52,13 @@ class InstanceState:
         now = time.monotonic()
         return [i for i in self.instances if now - self.seen.get(i, now) > self.ttl_s]
 
+    def grace(self, seconds: float) -> None:
+        """Give every known instance ``seconds`` from now before it counts as expired (after the
+        bus connection came back: their heartbeats could not reach us while it was away)."""
+        until = time.monotonic() + seconds - self.ttl_s
+        for instance in self.instances:
+            self.seen[instance] = max(self.seen.get(instance, until), until)
+
     def forget(self, instance: str) -> None:
         self.instances.pop(instance, None)
         self.seen.pop(instance, None)

@@ -21,7 +21,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 
@@ -35,8 +37,9 @@ from opentelemetry import trace
 
 from . import tracing
 from .bus import registry, subjects
-from .bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, connect
-from .bus.codec import MessageError, decode
+from .bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer, connect
+from .bus.codec import MessageError, decode, encode
+from .bus.limits import LIMITS
 from .bus.messages import Event, Heartbeat, Quality, Request, Status, Task
 from .dag import Node, NodeState
 from .deadlines import StageProfile, load_profiles
@@ -44,13 +47,17 @@ from .estimate import book
 from .instance_state import InstanceState
 from .placement import InstanceView, ReadyNode, assign
 from .quality import Ladder, QualityState, Rung, load_ladders
-from .podcast import PlanError, PodcastPlan
+from .podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
 from .stages.base import show_audio_rate
 
 log = logging.getLogger(__name__)
 
 # how long a node may wait for an instance of its model to appear (seconds)
 MISSING_MODEL_WAIT_S = float(os.environ.get("STREAMWISE_MISSING_MODEL_WAIT_S", "60"))
+# a request with no completed node for this long is failed with the reason, never kept alive forever
+REQUEST_STALL_S = float(os.environ.get("STREAMWISE_REQUEST_STALL_S", "600"))
+# after a reconnect, instances get this long to beat again before their work is resubmitted
+RECONNECT_GRACE_S = 2 * INSTANCE_TTL_S
 
 
 @dataclass
@@ -63,6 +70,7 @@ class _Active:
     span: object = None              # the request's trace span (a no-op span when tracing is off)
     cache_checked: set[str] = field(default_factory=set)   # node ids already looked up in the cache
     waiting_since: float | None = None   # when a ready node first found no instance of its required model
+    progress_at: float = field(default_factory=time.monotonic)   # last completed node (or acceptance)
 
 
 class SchedulerService:
@@ -86,49 +94,80 @@ class SchedulerService:
         self.overhead_s: list[float] = []     # scheduler time per dispatched task (placement + publish)
         self.inbox: asyncio.Queue = asyncio.Queue()
         self._stop = asyncio.Event()
+        self.draining = False                 # told to stop: take no new request, hand active ones over
         self.dispatch_count = 0
+        self._tasks: set[asyncio.Future] = set()            # background clean-ups and failures
+        self._publish_failures: dict[tuple[str, str], int] = {}   # (request, node) -> failed publishes in a row
 
     def stop(self) -> None:
         self._stop.set()
         self.inbox.put_nowait(("stop", None))
 
+    async def hand_over(self) -> int:
+        """Stop cleanly (SIGTERM): take no new request and give every active one back to the
+        bus at once (``nak``), so another scheduler takes it over now rather than after the ack
+        wait; it resumes from the result cache and the screenplay checkpoint. Returns how many
+        requests were handed over."""
+        self.draining = True
+        handed = 0
+        for active in list(self.active.values()):
+            with contextlib.suppress(Exception):
+                await active.msg.nak()
+                handed += 1
+            self.active.pop(active.plan.request.request_id, None)
+            active.span.end()
+        self.stop()
+        return handed
+
     # ------------------------------------------------------------------ inputs
     async def _pull_requests(self) -> None:
-        sub = await self.bus.js.pull_subscribe(
-            subjects.requests_all(), durable=subjects.SCHEDULER_CONSUMER, stream=subjects.STREAM_REQUESTS,
-            config=api.ConsumerConfig(ack_wait=REQUEST_ACK_WAIT_S, max_deliver=5))
-        while not self._stop.is_set():
-            try:
-                msgs = await sub.fetch(batch=1, timeout=1.0)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                continue
-            except Exception as exc:
-                log.debug("request fetch failed: %s", exc)
-                await asyncio.sleep(0.2)
-                continue
-            for msg in msgs:
-                await self.inbox.put(("request", msg))
+        consumer = PullConsumer(self.bus, subjects.requests_all(), durable=subjects.SCHEDULER_CONSUMER,
+                                stream=subjects.STREAM_REQUESTS,
+                                config=api.ConsumerConfig(ack_wait=REQUEST_ACK_WAIT_S, max_deliver=5))
+        try:
+            while not self._stop.is_set() and not self.draining:
+                for msg in await consumer.fetch(batch=1, timeout=1.0):
+                    await self.inbox.put(("request", msg))
+        finally:
+            await consumer.unsubscribe()
 
-    async def _read_events(self, request_id: str, sub) -> None:
+    async def _read_events(self, request_id: str, consumer: PullConsumer) -> None:
         # loops on the request being active, not only on cancel(): Python 3.11's wait_for
         # (inside fetch) can swallow a cancellation that races with its timeout
-        while request_id in self.active and not self._stop.is_set():
-            try:
-                msgs = await sub.fetch(batch=64, timeout=1.0)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                continue
-            for msg in msgs:
-                await self.inbox.put(("event", msg))
+        try:
+            while request_id in self.active and not self._stop.is_set():
+                for msg in await consumer.fetch(batch=64, timeout=1.0):
+                    await self.inbox.put(("event", msg))
+        finally:
+            await consumer.unsubscribe()
 
     async def _watch_instances(self) -> None:
-        watcher = await self.bus.instances.watchall()
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    continue
-                await self.inbox.put(("instance", entry))
-        finally:
-            await watcher.stop()
+        """Follow KV ``sw_instances``; the watcher is re-created after a reconnect or an error
+        (a restarted server does not resume it), and instances get :data:`RECONNECT_GRACE_S` to
+        beat again before their work is resubmitted."""
+        while not self._stop.is_set():
+            generation = self.bus.reconnects
+            try:
+                watcher = await self.bus.instances.watchall()
+            except Exception as exc:
+                log.debug("instance watch failed: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                while not self._stop.is_set() and generation == self.bus.reconnects:
+                    try:
+                        entry = await watcher.updates(timeout=1.0)
+                    except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                        continue
+                    if entry is not None:
+                        await self.inbox.put(("instance", entry))
+            except Exception as exc:
+                log.debug("instance watch ended: %s", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(watcher.stop(), timeout=2.0)
+            if generation != self.bus.reconnects:
+                self.pool.grace(RECONNECT_GRACE_S)
 
     async def _keep_requests_alive(self) -> None:
         while not self._stop.is_set():
@@ -154,14 +193,12 @@ class SchedulerService:
                 while not self.inbox.empty():
                     items.append(self.inbox.get_nowait())
                 for kind, payload in items:
-                    await self._apply(kind, payload)
-                self._expire_instances()
-                scan_started = time.perf_counter()
-                ready = self._ready()
-                scan_s = time.perf_counter() - scan_started
-                ready = await self._serve_from_cache(ready)
-                await self._dispatch(ready, scan_s)
-                await self._check_missing_models(ready)
+                    await self._apply_safely(kind, payload)
+                try:
+                    await self._schedule_once()
+                except Exception:   # a bug in one phase must not end the service: log, carry on
+                    log.error("scheduling pass failed:\n%s", traceback.format_exc())
+                    await asyncio.sleep(0.1)
         finally:
             for t in helpers:
                 t.cancel()
@@ -169,6 +206,51 @@ class SchedulerService:
                 if active.reader:
                     active.reader.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _schedule_once(self) -> None:
+        self._expire_instances()
+        await self._fail_stalled()
+        scan_started = time.perf_counter()
+        ready = self._ready()
+        scan_s = time.perf_counter() - scan_started
+        ready = await self._serve_from_cache(ready)
+        await self._dispatch(ready, scan_s)
+        await self._check_missing_models(ready)
+
+    async def _apply_safely(self, kind: str, payload) -> None:
+        """Apply one input; an error in it fails only the request it belongs to (poison
+        containment: no request, event or heartbeat can end the scheduler)."""
+        try:
+            await self._apply(kind, payload)
+        except Exception as exc:
+            log.error("%s message could not be applied:\n%s", kind, traceback.format_exc())
+            rid = self._request_of(kind, payload)
+            if rid in self.active:
+                with contextlib.suppress(Exception):
+                    await self._finish(self.active[rid], failed=f"internal error on a {kind}: "
+                                                                f"{type(exc).__name__}: {exc}"[:500])
+            elif kind in ("request", "event"):
+                with contextlib.suppress(Exception):
+                    await (payload.term() if kind == "request" else payload.ack())
+
+    @staticmethod
+    def _request_of(kind: str, payload) -> str | None:
+        if kind not in ("request", "event"):
+            return None
+        try:
+            return str(msgpack.unpackb(payload.data).get("request_id"))
+        except Exception:
+            return None
+
+    async def _fail_stalled(self) -> None:
+        """Fail a request that has completed no node for :data:`REQUEST_STALL_S` seconds."""
+        now = time.monotonic()
+        for active in list(self.active.values()):
+            if now - active.progress_at > REQUEST_STALL_S:
+                counts = active.plan.dag.counts()
+                await self._finish(active, failed=(
+                    f"no progress for {REQUEST_STALL_S:.0f} s ({counts.get('dispatched', 0)} tasks outstanding, "
+                    f"{counts.get('pending', 0)} waiting): are workers for every stage running?"))
 
     async def _apply(self, kind: str, payload) -> None:
         if kind == "request":
@@ -203,9 +285,9 @@ class SchedulerService:
                     log.info("request %s: resuming its screenplay from a checkpoint (%d lines%s)",
                              request.request_id, plan.lines, ", complete" if checkpoint.get("complete") else "")
         active = _Active(plan=plan, msg=msg)
-        active.events_sub = await self.bus.js.pull_subscribe(
-            subjects.events(request.request_id), stream=subjects.STREAM_EVENTS,
-            config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.NEW, inactive_threshold=60.0))
+        active.events_sub = PullConsumer(
+            self.bus, subjects.events(request.request_id), stream=subjects.STREAM_EVENTS,
+            config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.NEW, inactive_threshold=120.0))
         active.span = tracing.tracer().start_span("request", attributes={
             "streamwise.request_id": request.request_id, "streamwise.tenant": request.tenant,
             "streamwise.ttff_s": request.ttff_s})
@@ -228,7 +310,8 @@ class SchedulerService:
         await msg.term()
 
     async def _on_event(self, msg) -> None:
-        await msg.ack()
+        with contextlib.suppress(Exception):   # events are de-duplicated by task id: a lost ack is harmless
+            await msg.ack()
         try:
             event = decode(msg.data, Event)
         except MessageError as exc:
@@ -254,6 +337,7 @@ class SchedulerService:
             return
         if node is None:
             return
+        active.progress_at = time.monotonic()
         if node.cache_key and self.use_cache:
             await self._cache_put(plan, node)
         t0 = plan.request.submitted_at
@@ -280,6 +364,8 @@ class SchedulerService:
         except PlanError as exc:
             await self._finish(active, failed=str(exc))
             return
+        if applied:
+            active.progress_at = time.monotonic()
         if applied and plan.lines > lines:
             await self._checkpoint(plan)
             await self._status(plan, "running", f"screenplay: {plan.lines} lines so far")
@@ -289,7 +375,10 @@ class SchedulerService:
         scheduler taking the request over continues the same show instead of asking the LLM
         for a new one under segments already streamed."""
         if plan.checkpoint_key:
-            await self.bus.cache.put(plan.checkpoint_key, msgpack.packb(plan.screenplay_checkpoint()))
+            try:
+                await self.bus.cache.put(plan.checkpoint_key, msgpack.packb(plan.screenplay_checkpoint()))
+            except Exception as exc:
+                log.warning("request %s: could not checkpoint its screenplay: %s", plan.request.request_id, exc)
 
     def _on_instance(self, entry) -> None:
         if entry.operation in ("DEL", "PURGE") or not entry.value:
@@ -308,17 +397,49 @@ class SchedulerService:
             self._instance_gone(inst)
 
     def _instance_gone(self, instance: str) -> None:
-        """Resubmit what was outstanding on a vanished instance (missed heartbeats)."""
+        """Resubmit what was outstanding on a vanished instance (missed heartbeats). A lost
+        attempt counts as a failure: a task that loses its worker ``MAX_ATTEMPTS`` times (a
+        poison task that crashes the process) fails its request with the reason. The instance's
+        consumer and queued tasks are removed from the bus (:meth:`_clean_up_instance`)."""
+        hb = self.pool.instances.get(instance)
         self.pool.forget(instance)
-        for active in self.active.values():
+        if hb is not None and hb.stage != "scheduler":
+            self._background(self._clean_up_instance(hb.model, instance))
+        for active in list(self.active.values()):
             for task_id, (inst, node_id) in list(active.dispatched.items()):
                 if inst != instance:
                     continue
                 del active.dispatched[task_id]
                 node = active.plan.dag.nodes.get(node_id)
-                if node is not None and node.state is NodeState.DISPATCHED:
-                    log.warning("instance %s gone: resubmitting %s", instance, node_id)
-                    active.plan.requeue(node)
+                if node is None or node.state is not NodeState.DISPATCHED:
+                    continue
+                node.failures += 1
+                if node.failures >= MAX_ATTEMPTS:
+                    node.state = NodeState.FAILED
+                    reason = (f"{node_id} lost its worker {node.failures} times (last: instance {instance}); "
+                              f"the task may crash its worker")
+                    self._background(self._finish(active, failed=reason))
+                    break
+                log.warning("instance %s gone: resubmitting %s", instance, node_id)
+                active.plan.requeue(node)
+
+    def _background(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _clean_up_instance(self, model: str, instance: str) -> None:
+        """Delete a vanished instance's durable consumer and purge the tasks still queued on its
+        subject (they were resubmitted elsewhere): nothing of a dead instance stays on the bus.
+        A worker that was only paused re-creates its consumer when it resumes."""
+        try:
+            await self.bus.js.purge_stream(subjects.STREAM_TASKS, subject=subjects.tasks(model, instance))
+            await self.bus.js.delete_consumer(subjects.STREAM_TASKS, instance)
+            log.info("instance %s gone: its consumer and queued tasks removed", instance)
+        except NotFoundError:
+            pass
+        except Exception as exc:
+            log.debug("cleaning up instance %s: %s", instance, exc)
 
     # ------------------------------------------------------------------ schedule + execute
     def _ready(self) -> list[tuple[str, int, Node]]:
@@ -348,6 +469,7 @@ class SchedulerService:
                     if quality is not None and node.stage in self.ladders:
                         node.quality = msgspec.convert(quality, Quality)
                         node.rung_index = self.ladders[node.stage].index(node.quality.rung)
+                    active.progress_at = time.monotonic()
                     try:
                         active.plan.complete_from_cache(node, outputs)
                     except PlanError as exc:
@@ -375,12 +497,18 @@ class SchedulerService:
             quality = plan.quality_of(node)
             key = f"{key}.{quality.rung}"
             outputs["$quality"] = msgspec.to_builtins(quality)
-        await self.bus.cache.put(key, msgpack.packb(outputs))
+        try:
+            await self.bus.cache.put(key, msgpack.packb(outputs))
+        except Exception as exc:   # the cache is an optimisation: a bus outage only costs the entry
+            log.warning("could not cache %s: %s", node.node_id, exc)
 
     async def _cache_get(self, key: str) -> dict | None:
         try:
             entry = await self.bus.cache.get(key)
         except (KeyNotFoundError, NotFoundError):
+            return None
+        except Exception as exc:   # an outage: treat as a miss (the node is computed instead)
+            log.debug("cache lookup failed: %s", exc)
             return None
         return msgpack.unpackb(entry.value) if entry.value else None
 
@@ -388,9 +516,10 @@ class SchedulerService:
         """Place and publish ``ready_nodes``; ``scan_s`` (the time spent finding them) counts in
         the per-task overhead."""
         started = time.perf_counter() - scan_s
+        now = time.time()
         ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline, rid, (self.active[rid].plan.request.submitted_at, i),
                            model=self.active[rid].plan.required_model(n))
-                 for rid, i, n in ready_nodes if rid in self.active]
+                 for rid, i, n in ready_nodes if rid in self.active and n.not_before <= now]
         if not ready:
             return
         decisions, self.quality_states = assign(
@@ -399,15 +528,17 @@ class SchedulerService:
         sends = []
         for d in decisions:
             rid, node_id = d.node.key
-            active = self.active[rid]
+            active = self.active.get(rid)
+            if active is None:
+                continue
             plan = active.plan
             node = plan.dag[node_id]
-            if d.rung is not None:
-                plan.set_rung(node, d.rung, self.ladders[node.stage])
-            task = Task(task_id=plan.task_id(node), request_id=rid, tenant=plan.request.tenant,
-                        node_id=node_id, stage=node.stage, model=d.instance.model, deadline=node.deadline,
-                        attempt=node.attempt, inputs=plan.task_inputs(node), quality=plan.quality_of(node),
-                        dispatched_at=time.time())
+            try:
+                task = self._task_for(plan, node, d)
+            except Exception as exc:   # one request's bad node fails that request only
+                log.error("request %s: building the task of %s failed:\n%s", rid, node_id, traceback.format_exc())
+                await self._finish(active, failed=f"internal error building {node_id}: {type(exc).__name__}: {exc}")
+                continue
             node.state, node.instance, node.dispatched_at = NodeState.DISPATCHED, d.instance.instance, task.dispatched_at
             active.dispatched[task.task_id] = (d.instance.instance, node_id)
             self.pool.dispatched(d.instance.instance, task.task_id, d.expected_s)
@@ -417,6 +548,20 @@ class SchedulerService:
         # publish the loop's tasks concurrently: their JetStream acks overlap instead of
         # queueing one round trip per task (Nats-Msg-Id keeps a retried publish single)
         results = await asyncio.gather(*(send for *_, send in sends), return_exceptions=True)
+        self._publish_results(sends, results)
+        if decisions:
+            per_task = (time.perf_counter() - started) / len(decisions)
+            self.overhead_s.extend([per_task] * len(decisions))
+
+    def _task_for(self, plan: PodcastPlan, node: Node, d) -> Task:
+        if d.rung is not None:
+            plan.set_rung(node, d.rung, self.ladders[node.stage])
+        return Task(task_id=plan.task_id(node), request_id=plan.request.request_id, tenant=plan.request.tenant,
+                    node_id=node.node_id, stage=node.stage, model=d.instance.model, deadline=node.deadline,
+                    attempt=node.attempt, inputs=plan.task_inputs(node), quality=plan.quality_of(node),
+                    dispatched_at=time.time())
+
+    def _publish_results(self, sends, results) -> None:
         for (active, node, task, _), result in zip(sends, results):
             if isinstance(result, BaseException):
                 log.warning("publishing %s failed (%s): it will be dispatched again", task.task_id, result)
@@ -425,11 +570,13 @@ class SchedulerService:
                     self.pool.finished(inst, task.task_id)
                 if node.state is NodeState.DISPATCHED:
                     active.plan.requeue(node)
+                    # back off (1 s doubling to 30 s); the request's stall timeout ends it if the bus never returns
+                    key = (task.request_id, node.node_id)
+                    self._publish_failures[key] = failures = self._publish_failures.get(key, 0) + 1
+                    node.not_before = time.time() + min(30.0, 2.0 ** (failures - 1))
             else:
+                self._publish_failures.pop((task.request_id, node.node_id), None)
                 self.dispatch_count += 1
-        if decisions:
-            per_task = (time.perf_counter() - started) / len(decisions)
-            self.overhead_s.extend([per_task] * len(decisions))
 
     async def _check_missing_models(self, ready: list[tuple[str, int, Node]]) -> None:
         """A ready node that needs a model no instance serves (a topic's screenplay needs an
@@ -467,7 +614,10 @@ class SchedulerService:
                         lines=plan.lines, segments_done=plan.segments_done, segments_total=plan.segments_total,
                         video_duration_s=plan.video_duration_s, cache_hits=plan.cache_hits, error=error,
                         screenplay_done_at=plan.screenplay_done_at, at=time.time())
-        await self.bus.publish(subjects.status(plan.request.tenant, plan.request.request_id), status)
+        try:
+            await self.bus.publish(subjects.status(plan.request.tenant, plan.request.request_id), status)
+        except Exception as exc:   # the bus stayed away past the publish retries: the next status says more
+            log.warning("request %s: status %r not published: %s", plan.request.request_id, state, exc)
 
     async def _finish(self, active: _Active, failed: str | None = None) -> None:
         plan = active.plan
@@ -495,10 +645,8 @@ class SchedulerService:
             await active.msg.ack()
         except Exception:
             pass
-        try:
+        if active.reader is None:
             await active.events_sub.unsubscribe()
-        except Exception:
-            pass
 
 
 def _default_ladders() -> dict[str, Ladder]:
@@ -508,23 +656,30 @@ def _default_ladders() -> dict[str, Ladder]:
 
 
 def check_request(r: Request) -> None:
-    """Raise ValueError for a request that cannot be served (one-line reason)."""
+    """Raise ValueError for a request that cannot be served, with a one-line reason that names
+    the field and the limit (``configs/limits.yaml``). A request built in Python (not decoded)
+    is validated against the schema's constraints first, as a decoded one already was."""
+    try:
+        decode(encode(r), Request)   # the schema-level constraints (finite, in range, lengths)
+    except MessageError as exc:
+        raise ValueError(str(exc).removeprefix("invalid Request message: ")) from None
     given = [x for x in (r.script, r.script_ref, r.topic or r.document) if x]
     if len(given) != 1:
         raise ValueError("give exactly one of script, script_ref or topic (and/or document)")
-    if r.width % 8 or r.height % 8 or not (64 <= r.width <= 4096 and 64 <= r.height <= 4096):
-        raise ValueError(f"size {r.width}x{r.height}: width and height must be multiples of 8 in 64..4096")
-    if not (1 <= r.fps <= 60):
-        raise ValueError(f"fps {r.fps:g}: must be in 1..60")
-    for name in ("segment_s", "max_clip_s", "ttff_s"):
-        if getattr(r, name) <= 0:
-            raise ValueError(f"{name} {getattr(r, name):g}: must be positive (seconds)")
+    for name, text, limit in (("script", r.script, LIMITS.script_bytes), ("document", r.document, LIMITS.document_bytes)):
+        if text is not None and len(text.encode("utf-8", errors="surrogatepass")) > limit:
+            raise ValueError(f"{name}: {len(text.encode('utf-8', errors='surrogatepass')):,} bytes, over the limit "
+                             f"of {limit:,} bytes")
+    if r.width * r.height * r.fps > LIMITS.pixel_rate:
+        raise ValueError(f"width x height x fps: {r.width}x{r.height} at {r.fps:g} fps is over the limit of "
+                         f"{LIMITS.pixel_rate:,} pixels per second")
     show_audio_rate(r.fps)   # ValueError for an fps whose frame is not a whole number of samples
 
 
 async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_path: str | None = None) -> None:
-    """Connect to ``url`` and run the scheduler service until cancelled. ``stats_path``: write
-    the per-task dispatch overhead samples (seconds, JSON) there on exit, for benchmarks."""
+    """Connect to ``url`` and run the scheduler service until cancelled or told to stop
+    (SIGTERM or SIGINT: :meth:`SchedulerService.hand_over`). ``stats_path``: write the per-task
+    dispatch overhead samples (seconds, JSON) there on exit, for benchmarks."""
     tracing.setup("streamwise-scheduler")
     bus = await connect(url, name="streamwise-scheduler")
     service = SchedulerService(bus, policy=policy, use_cache=use_cache)
@@ -533,16 +688,35 @@ async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_
 
     async def beat() -> None:
         while True:
-            await registry.beat(bus.instances, heartbeat)
+            try:
+                await registry.beat(bus.instances, heartbeat)
+            except Exception as exc:   # an outage: the TTL decides, the loop goes on
+                log.debug("scheduler heartbeat failed: %s", exc)
             await asyncio.sleep(registry.HEARTBEAT_S)
 
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if service.draining:
+            service.stop()
+            return
+        log.warning("told to stop: handing %d active request(s) over to other schedulers", len(service.active))
+        loop.create_task(service.hand_over())
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
     beating = asyncio.create_task(beat())
     try:
         await service.run()
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
         beating.cancel()
         if stats_path:
             with open(stats_path, "w") as f:
                 json.dump({"overhead_s": service.overhead_s, "dispatches": service.dispatch_count}, f)
-        await registry.forget(bus.instances, heartbeat.instance)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(registry.forget(bus.instances, heartbeat.instance), timeout=5.0)
         await bus.close()
