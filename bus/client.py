@@ -128,6 +128,7 @@ class Bus:
     url: str
     replicas: int = 1
     reconnects: int = 0          # bumped on every reconnect: pull consumers and watchers re-create themselves
+    closing: bool = False
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -187,6 +188,7 @@ class Bus:
     async def close(self) -> None:
         """Flush what was published and close. (Not ``drain()``: it can wait forever on a pull
         subscription's internal queue; everything we need delivered was acked already.)"""
+        self.closing = True
         try:
             await self.nc.flush(timeout=2)
         except Exception:  # already closed or server gone: nothing left to flush
@@ -278,7 +280,7 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
 
     async def _disconnected() -> None:
         bus = holder.get("bus")
-        if bus is not None:
+        if bus is not None and not bus.closing:
             bus.connected.clear()
             log.warning("bus: disconnected from %s; reconnecting", redact(url))
 

@@ -65,6 +65,7 @@ class EmbeddedServer:
         self.store_dir = store_dir or tempfile.mkdtemp(prefix="streamwise-js-")
         self.process: subprocess.Popen[bytes] | None = None
         self._log_path = os.path.join(self.store_dir, "nats-server.log")
+        self._log_start = 0
 
     @property
     def url(self) -> str:
@@ -82,6 +83,7 @@ class EmbeddedServer:
             f.write(f"max_payload: {self.max_payload_mb}MB\n"
                     f'jetstream {{ store_dir: "{self.store_dir}/js" }}\n')
         log = open(self._log_path, "ab")
+        self._log_start = log.tell()    # a restart appends: only this run's lines count
         self.process = subprocess.Popen(
             [binary, "-a", self.host, "-p", str(self.port), "-js", "-c", conf],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -92,11 +94,27 @@ class EmbeddedServer:
             if self.process.poll() is not None:
                 raise ServerError(f"nats-server exited with code {self.process.returncode}: {self._log_tail()}")
             # our own process must say so: a port answering could be another server's
-            if "Server is ready" in self._log_tail(4096):
+            if "Server is ready" in self._log_since_start():
                 return self
             time.sleep(0.01)
         self.stop()
         raise ServerError(f"nats-server did not listen on {self.url} within {timeout_s} s: {self._log_tail()}")
+
+    def _log_since_start(self) -> str:
+        try:
+            with open(self._log_path, "rb") as f:
+                f.seek(self._log_start)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash), keeping its store: :meth:`start` brings it back on the
+        same port with the same streams and messages (for fault tests)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
 
     def _log_tail(self, chars: int = 500) -> str:
         try:

@@ -27,9 +27,11 @@ import functools
 import io
 import math
 import os
+import shutil
 import struct
 import warnings
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -37,6 +39,7 @@ import numpy as np
 __all__ = [
     "AUDIO_PREROLL_S",
     "VIDEO_TIMESCALE",
+    "concat_files",
     "concat_segments",
     "decode_clip",
     "encode_clip",
@@ -361,7 +364,32 @@ def concat_segments(init: bytes, media_parts: list[bytes], out_path: str | os.Pa
     Raises ValueError on an empty media_parts list; av errors on corrupt data."""
     if not media_parts:
         raise ValueError("no media parts to concatenate")
-    src = io.BytesIO(bytes(init) + b"".join(bytes(p) for p in media_parts))
+    remux_fmp4(io.BytesIO(bytes(init) + b"".join(bytes(p) for p in media_parts)), out_path)
+
+
+def concat_files(paths: list[str | os.PathLike], out_path: str | os.PathLike) -> None:
+    """Remux (no re-encode) the files ``paths`` (an fMP4 init segment, then its media segments,
+    in order) into a regular faststart MP4 at ``out_path``, reading them from disk: memory
+    stays bounded by one packet, whatever the length of the show.
+
+    Raises:
+        ValueError: no files; av errors on corrupt data.
+    """
+    if len(paths) < 2:
+        raise ValueError("need an init segment and at least one media segment")
+    joined = Path(out_path).with_name(Path(out_path).name + ".fmp4.tmp")
+    try:
+        with open(joined, "wb") as dst:
+            for p in paths:
+                with open(p, "rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        remux_fmp4(os.fspath(joined), out_path)
+    finally:
+        joined.unlink(missing_ok=True)
+
+
+def remux_fmp4(src, out_path: str | os.PathLike) -> None:
+    """Remux a fragmented MP4 (a path or a file object) into a faststart MP4 at ``out_path``."""
     with av.open(src, "r") as inp, av.open(os.fspath(out_path), "w", format="mp4",
                                           options={"movflags": "faststart"}) as out:
         mapping = {}

@@ -82,7 +82,7 @@ class Worker:
                                    pid=os.getpid(),
                                    host=socket.gethostname())
         self._queue: list[tuple[float, int, Task]] = []
-        self._held: dict[str, object] = {}             # task id -> its latest message (queued or running)
+        self._held: dict[str, list] = {}               # task id -> its messages (queued or running)
         self._finished: OrderedDict[str, None] = OrderedDict()   # task ids whose event went out
         self._seq = itertools.count()
         self._stop = asyncio.Event()
@@ -199,9 +199,9 @@ class Worker:
         if task.task_id in self._held:         # redelivered while queued or running here
             self.duplicates += 1
             log.info("task %s redelivered while held: merged, not run twice", task.task_id)
-            self._held[task.task_id] = msg
+            self._held[task.task_id].append(msg)
             return
-        self._held[task.task_id] = msg
+        self._held[task.task_id] = [msg]
         heapq.heappush(self._queue, (task.deadline, next(self._seq), task))
 
     async def _refuse(self, data: bytes, reason: str) -> None:
@@ -292,16 +292,15 @@ class Worker:
             self._held.pop(task.task_id, None)
             return
         self._remember(task.task_id)
-        msg = self._held.pop(task.task_id, None)
-        if msg is not None:
+        for msg in self._held.pop(task.task_id, []):
             with contextlib.suppress(Exception):   # a lost ack: the redelivery is recognised as finished
                 await msg.ack()
         self.done += 1
         self._busy_s += event.finished_at - started
 
     def _trace_context(self, task: Task):
-        msg = self._held.get(task.task_id)
-        return tracing.extract(getattr(msg, "headers", None))
+        msgs = self._held.get(task.task_id) or [None]
+        return tracing.extract(getattr(msgs[0], "headers", None))
 
     def _remember(self, task_id: str) -> None:
         self._finished[task_id] = None
@@ -343,18 +342,18 @@ class Worker:
         wait: a task that waits its turn behind long ones (GPU clips: 6-130 s) is not redelivered."""
         while True:
             await asyncio.sleep(ACK_WAIT_S / 3)
-            for msg in list(self._held.values()):
+            for msg in [m for msgs in list(self._held.values()) for m in msgs]:
                 with contextlib.suppress(Exception):   # an outage: the server redelivers, we de-duplicate
                     await msg.in_progress()
 
     async def _hand_back_one(self, task: Task, why: str) -> None:
-        msg = self._held.pop(task.task_id, None)
+        msgs = self._held.pop(task.task_id, [])
         event = Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id, stage=task.stage,
                       instance=self.instance, ok=False, handed_back=True, error=why,
                       started_at=time.time(), finished_at=time.time())
         try:
             await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
-            if msg is not None:
+            for msg in msgs:
                 await msg.term()
         except Exception as exc:  # the bus is going away too: the missed heartbeat will resubmit it
             log.warning("could not hand back %s: %s", task.task_id, exc)

@@ -202,10 +202,9 @@ def cmd_up(args) -> int:
     try:
         _run(_wait_ready(url, pool, 300.0 if llm else 120.0, pool.stages() | ({"screenplay"} if llm else set())))
         print(f"ready: {', '.join(f'{s}={n}' for s, n in shown.items())} (Ctrl-C to stop)", flush=True)
-        while True:
-            for name, code in pool.reap():
-                print(f"{name} exited with code {code}" + (" (drained)" if code == 0 else ""), flush=True)
-            time.sleep(1.0)
+        while True:   # supervise: a child that dies is restarted, with a backoff, and the log says so
+            pool.supervise(log=lambda line: print(line, flush=True))
+            time.sleep(0.5)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -245,6 +244,12 @@ def cmd_generate(args) -> int:
             data = script.read_bytes()
         except OSError as exc:
             print(f"streamwise: cannot read script {script}: {exc.strerror}", file=sys.stderr)
+            return 1
+        from .bus.limits import LIMITS
+
+        if len(data) > LIMITS.script_bytes:
+            print(f"streamwise: script {script}: {len(data):,} bytes, over the limit of {LIMITS.script_bytes:,} "
+                  f"bytes (configs/limits.yaml)", file=sys.stderr)
             return 1
         try:
             text = decode_script(data, str(script))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -28,8 +29,10 @@ from .bus.client import Bus
 from .bus.codec import MessageError, decode, encode, to_builtins
 from .bus.messages import Request, Segment, Status
 from .hls import HlsWriter
-from .stages.media import concat_segments, split_init
+from .stages.media import concat_files
 
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_S = next(f.default for f in msgspec.structs.fields(Request) if f.name == "segment_s")
 """Nominal segment length (s) a viewer that attached assumes for the HLS target duration (the
@@ -86,9 +89,27 @@ class Report:
     script: str | None = None
     attached: bool = False
     files: dict = field(default_factory=dict)
+    ttff_slo_s: float | None = None       # the request's TTFF SLO (s); None for a viewer that attached
+    slo_met: bool | None = None           # TTFF within the SLO and no segment late
+    late_segments: list = field(default_factory=list)   # [{"index", "late_s"}]: segments that stalled playback
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+
+def late_segments(records: list[SegmentRecord]) -> list[dict]:
+    """Each segment that arrived after its playback time (playback starting at the first
+    arrival, pausing for each late one, as :func:`stall_seconds` counts), as
+    ``{"index": k, "late_s": seconds}``."""
+    if not records:
+        return []
+    start, stall, late = records[0].arrived_s, 0.0, []
+    for r in records:
+        due = start + r.start_s + stall
+        if r.arrived_s > due:
+            late.append({"index": r.index, "late_s": round(r.arrived_s - due, 4)})
+            stall += r.arrived_s - due
+    return late
 
 
 def stall_seconds(records: list[SegmentRecord]) -> float:
@@ -107,15 +128,48 @@ def stall_seconds(records: list[SegmentRecord]) -> float:
 ProgressFn = Callable[[str, dict], None]
 
 
-async def _pump(sub, kind: str, queue: asyncio.Queue, stop: asyncio.Event) -> None:
+async def _pump(bus: Bus, subject: str, stream: str, kind: str, queue: asyncio.Queue, stop: asyncio.Event) -> None:
+    """Copy a replayable subject, from its first message, into ``queue`` as ``(kind, msg,
+    arrival)``. Rides out bus outages and server restarts: after a reconnect (or an error) the
+    ordered consumer is re-created from the stream sequence after the last message seen, so
+    nothing is skipped or repeated."""
     # Python 3.11's wait_for (inside next_msg) can swallow a cancellation that races with its
     # timeout, so the loop also watches an explicit stop flag instead of relying on cancel().
-    while not stop.is_set():
-        try:
-            msg = await sub.next_msg(timeout=1.0)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
-            continue
-        await queue.put((kind, msg, time.time()))
+    sub, generation, last_seq = None, -1, None
+    try:
+        while not stop.is_set():
+            if sub is None or generation != bus.reconnects:
+                if sub is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(sub.unsubscribe(), timeout=2.0)
+                    sub = None
+                config = None if last_seq is None else api.ConsumerConfig(opt_start_seq=last_seq + 1)
+                policy = api.DeliverPolicy.ALL if last_seq is None else api.DeliverPolicy.BY_START_SEQUENCE
+                generation = bus.reconnects
+                try:
+                    sub = await bus.js.subscribe(subject, stream=stream, ordered_consumer=True,
+                                                 deliver_policy=policy, config=config)
+                except Exception as exc:   # the bus is away: try again shortly
+                    log.debug("subscribe to %s failed: %s", subject, exc)
+                    sub = None
+                    await asyncio.sleep(0.5)
+                    continue
+            try:
+                msg = await sub.next_msg(timeout=1.0)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                continue
+            except Exception as exc:   # connection closed under us: re-create
+                log.debug("reading %s failed: %s", subject, exc)
+                generation = -1
+                await asyncio.sleep(0.5)
+                continue
+            with contextlib.suppress(Exception):
+                last_seq = msg.metadata.sequence.stream
+            await queue.put((kind, msg, time.time()))
+    finally:
+        if sub is not None:
+            with contextlib.suppress(Exception):   # best effort: the ordered consumers expire anyway
+                await asyncio.wait_for(sub.unsubscribe(), timeout=2.0)
 
 
 async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress: ProgressFn | None = None,
@@ -140,7 +194,7 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
 
     return await _receive(bus, request.tenant, request.request_id, out_dir, submit=submit,
                           segment_s=request.segment_s, script=request.script_name, progress=progress,
-                          idle_timeout_s=idle_timeout_s, health=health)
+                          idle_timeout_s=idle_timeout_s, health=health, ttff_slo_s=request.ttff_s)
 
 
 SCRIPT_INLINE_MARGIN = 64 * 1024
@@ -183,7 +237,7 @@ async def watch(bus: Bus, request_id: str, out_dir: str | Path, *, tenant: str =
     try:
         await bus.js.get_last_msg(subjects.STREAM_STATUS, subjects.status(tenant, request_id))
     except NotFoundError:
-        raise GenerateError(f"no request {request_id!r} (tenant {tenant!r}) on {bus.url}: not submitted, "
+        raise GenerateError(f"no request {request_id!r} (tenant {tenant!r}) on {bus.safe_url}: not submitted, "
                             f"not yet accepted by a scheduler, or expired") from None
     return await _receive(bus, tenant, request_id, out_dir, submit=None, segment_s=None, script=None,
                           progress=progress, idle_timeout_s=idle_timeout_s, health=None)
@@ -192,7 +246,7 @@ async def watch(bus: Bus, request_id: str, out_dir: str | Path, *, tenant: str =
 async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                    submit: Callable[[], Awaitable[float]] | None, segment_s: float | None, script: str | None,
                    progress: ProgressFn | None, idle_timeout_s: float,
-                   health: Callable[[], None] | None) -> Report:
+                   health: Callable[[], None] | None, ttff_slo_s: float | None = None) -> Report:
     """Subscribe to a request's segments and status (from their first message), call
     ``submit()`` (which publishes the request and returns its time), then write the HLS files as
     segments arrive and, after the final one, ``podcast.mp4`` and ``report.json``. Timings count
@@ -202,16 +256,15 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
     for stale in [*out.glob("seg_*.m4s"), out / "init.mp4", out / "index.m3u8", out / "podcast.mp4"]:
         stale.unlink(missing_ok=True)   # left by an earlier run into the same directory
     progress = progress or (lambda kind, info: None)
-    ordered = dict(ordered_consumer=True, deliver_policy=api.DeliverPolicy.ALL)
-    seg_sub = await bus.js.subscribe(subjects.segments(tenant, rid), stream=subjects.STREAM_SEGMENTS, **ordered)
-    status_sub = await bus.js.subscribe(subjects.status(tenant, rid), stream=subjects.STREAM_STATUS, **ordered)
-    queue: asyncio.Queue = asyncio.Queue()
+    # bounded: a slow viewer makes the consumer wait (flow control), it never buffers the show
+    queue: asyncio.Queue = asyncio.Queue(maxsize=64)
     stop = asyncio.Event()
-    pumps = [asyncio.create_task(_pump(seg_sub, "segment", queue, stop)),
-             asyncio.create_task(_pump(status_sub, "status", queue, stop))]
+    pumps = [asyncio.create_task(_pump(bus, subjects.segments(tenant, rid), subjects.STREAM_SEGMENTS, "segment",
+                                       queue, stop)),
+             asyncio.create_task(_pump(bus, subjects.status(tenant, rid), subjects.STREAM_STATUS, "status",
+                                       queue, stop))]
     hls = HlsWriter(out, target_duration_s=segment_s or DEFAULT_SEGMENT_S)
-    media: dict[int, bytes] = {}
-    init: bytes | None = None
+    files: list[Path] = []             # init.mp4 then each media segment, written as they arrive
     records: list[SegmentRecord] = []
     pending: dict[int, tuple[Segment, bytes, float]] = {}
     last: Status | None = None
@@ -228,9 +281,12 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
             except asyncio.TimeoutError:
                 if health:
                     health()
+                if not bus.connected.is_set():
+                    idle_since = time.monotonic()   # the bus is away: an outage is not a stalled request
                 if time.monotonic() - idle_since > idle_timeout_s:
-                    raise GenerateError(f"no progress for {idle_timeout_s:.0f} s on {bus.url}: is a scheduler and "
-                                        f"a worker for every stage running? (streamwise up --nats {bus.url})") from None
+                    raise GenerateError(f"no progress for {idle_timeout_s:.0f} s on {bus.safe_url}: is a scheduler "
+                                        f"and a worker for every stage running? (streamwise up --nats "
+                                        f"{bus.safe_url})") from None
                 continue
             idle_since = time.monotonic()
             if kind == "status":
@@ -253,10 +309,10 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                 final_index = seg.index
             while len(records) in pending:
                 seg, data, arrived_s = pending.pop(len(records))
-                init_part, media_part = split_init(data)
-                init = init or init_part
-                media[seg.index] = media_part
-                hls.add(seg.index, data, seg.duration_s)
+                name = hls.add(seg.index, data, seg.duration_s)
+                if not files:
+                    files.append(out / HlsWriter.INIT)
+                files.append(out / name)
                 records.append(SegmentRecord(seg.index, seg.start_s, seg.duration_s, round(arrived_s, 4), len(data),
                                              to_builtins(seg.quality)))
                 progress("segment", asdict(records[-1]))
@@ -276,12 +332,11 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
         stop.set()
         for p in pumps:
             p.cancel()
+        while not queue.empty():            # let a pump blocked on the bounded queue see the flag
+            queue.get_nowait()
         await asyncio.wait(pumps, timeout=3.0)
-        for sub in (seg_sub, status_sub):
-            with contextlib.suppress(Exception):  # best effort: the ordered consumers expire anyway
-                await asyncio.wait_for(sub.unsubscribe(), timeout=2.0)
     hls.close()
-    concat_segments(init, [media[i] for i in range(len(records))], out / "podcast.mp4")
+    concat_files(files, out / "podcast.mp4")
     duration = sum(r.duration_s for r in records)
     speakers = last.speakers if last else []
     report = Report(request_id=rid, speakers=list(speakers), lines=last.lines if last else 0,
@@ -295,6 +350,10 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                                        if last and last.screenplay_done_at and submit is not None else None),
                     script=script, attached=submit is None,
                     files={"hls": "index.m3u8", "mp4": "podcast.mp4"})
+    report.late_segments = late_segments(records)
+    if ttff_slo_s is not None and submit is not None:
+        report.ttff_slo_s = ttff_slo_s
+        report.slo_met = report.ttff_s <= ttff_slo_s and not report.late_segments
     (out / "report.json").write_text(report.to_json())
     return report
 

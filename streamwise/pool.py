@@ -55,6 +55,10 @@ def emulated_workers(specs: list[str]) -> list[tuple[str, list[str]]]:
     return extra
 
 
+STABLE_S = 60.0
+"""A child that ran this long (seconds) before it exited starts its restart backoff afresh."""
+
+
 class PoolError(RuntimeError):
     """A process of the pool exited."""
 
@@ -71,6 +75,10 @@ class Pool:
         self.log_dir = Path(log_dir) if log_dir else None
         self.scheduler = scheduler
         self.processes: list[tuple[str, subprocess.Popen]] = []
+        self._commands: dict[str, list[str]] = {}
+        self._restarts: dict[str, int] = {}          # name -> restarts in a row (reset after a long life)
+        self._started_at: dict[str, float] = {}
+        self._due: dict[str, float] = {}             # name -> when an exited child is started again
 
     def commands(self) -> list[tuple[str, list[str]]]:
         base = [sys.executable, "-m", "streamwise"]
@@ -86,12 +94,42 @@ class Pool:
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
         for name, cmd in self.commands():
-            out = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None
-            proc = subprocess.Popen(cmd, stdout=out or subprocess.DEVNULL, stderr=out, stdin=subprocess.DEVNULL)
-            if out:
-                out.close()
-            self.processes.append((name, proc))
+            self._commands[name] = cmd
+            self._spawn(name)
         return self
+
+    def _spawn(self, name: str) -> subprocess.Popen:
+        out = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None
+        proc = subprocess.Popen(self._commands[name], stdout=out or subprocess.DEVNULL, stderr=out,
+                                stdin=subprocess.DEVNULL)
+        if out:
+            out.close()
+        self.processes.append((name, proc))
+        self._started_at[name] = time.monotonic()
+        return proc
+
+    def supervise(self, log=print) -> list[str]:
+        """Restart children that exited (crashed, killed, or drained after an eviction), each
+        after a backoff of 1 s doubling to 30 s per restart in a row (reset once a child has run
+        for :data:`STABLE_S`). Call it periodically; ``log`` gets one line per exit and restart.
+        Returns the names restarted by this call."""
+        now = time.monotonic()
+        for name, code in self.reap():
+            lived = now - self._started_at.get(name, now)
+            streak = 0 if lived > STABLE_S else self._restarts.get(name, 0)
+            self._restarts[name] = streak + 1
+            delay = min(30.0, 2.0 ** streak)
+            self._due[name] = now + delay
+            log(f"{name} exited with code {code}{' (drained)' if code == 0 else ''}{self._tail(name)}; "
+                f"restarting in {delay:.0f} s")
+        restarted = []
+        for name, due in list(self._due.items()):
+            if due <= now:
+                del self._due[name]
+                proc = self._spawn(name)
+                restarted.append(name)
+                log(f"{name} restarted (pid {proc.pid}, restart {self._restarts[name]})")
+        return restarted
 
     def stages(self) -> set[str]:
         """The stages this pool serves (for waiting until they are ready)."""
@@ -133,6 +171,7 @@ class Pool:
                 proc.kill()
                 proc.wait()
         self.processes.clear()
+        self._due.clear()
 
     def pids(self) -> list[int]:
         return [p.pid for _, p in self.processes]

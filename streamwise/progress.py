@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -64,3 +65,20 @@ class ProgressView:
                 f"[green]done[/green]: {report.video_duration_s:.1f} s of video in {report.wall_s:.1f} s "
                 f"(TTFF {report.ttff_s:.2f} s, realtime factor {report.realtime_factor:.2f}, "
                 f"stall {report.stall_s:.2f} s) -> {Path(out) / 'podcast.mp4'}, {Path(out) / 'index.m3u8'}")
+        for warning in slo_warnings(report):
+            print(f"streamwise: warning: {warning}", file=sys.stderr)
+
+
+def slo_warnings(report) -> list[str]:
+    """Plain-language warnings for a missed SLO: TTFF over the request's target, playback
+    stalls (with the late segments). Empty when the show met its SLO (or was only watched)."""
+    out = []
+    slo = getattr(report, "ttff_slo_s", None)
+    if slo is not None and report.ttff_s > slo:
+        out.append(f"TTFF {report.ttff_s:.2f} s exceeded the SLO of {slo:g} s")
+    late = getattr(report, "late_segments", [])
+    if late and not getattr(report, "attached", False):
+        worst = max(late, key=lambda x: x["late_s"])
+        out.append(f"playback stalled {report.stall_s:.2f} s in all: {len(late)} segment(s) late, the worst "
+                   f"(segment {worst['index']}) by {worst['late_s']:.2f} s (report.json lists them)")
+    return out

@@ -160,3 +160,129 @@ async def test_a_task_span_is_a_child_of_the_span_in_its_headers(bus):
     (span,) = [s for s in exporter.get_finished_spans() if s.name == "screenplay"]
     assert span.parent.span_id == root.get_span_context().span_id
     assert span.attributes["streamwise.node"] == "screenplay" and span.attributes["streamwise.slack_s"] > 0
+
+
+class TimedStage(RecordingStage):
+    """Runs each task for ``inputs["sleep"]`` seconds (a stand-in for a GPU clip's length, scaled
+    down together with the ack wait), counting how often each task id ran."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: dict[str, int] = {}
+
+    async def run(self, task: Task, ctx: TaskContext) -> dict:
+        self.runs[task.task_id] = self.runs.get(task.task_id, 0) + 1
+        await asyncio.sleep(float(task.inputs.get("sleep", 0)))
+        if task.inputs.get("crash"):
+            raise RuntimeError("the model crashed")
+        return {"echo": task.node_id}
+
+
+async def _serve(worker: Worker) -> asyncio.Task:
+    runner = asyncio.create_task(worker.run())
+    while worker.heartbeat.state != "ready":
+        await asyncio.sleep(0.01)
+    return runner
+
+
+async def test_tasks_queued_behind_long_ones_past_the_ack_wait_run_once(bus, monkeypatch):
+    """Three tasks of 2.5 s each on one instance with a 2 s ack wait (GPU clips of 6-130 s behind a
+    30 s ack wait, scaled down): the queued ones wait 2.5 and 5 s, longer than the ack wait. Every
+    held message gets in-progress acks, so none is redelivered and each task runs exactly once."""
+    import streamwise.stages.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "ACK_WAIT_S", 2.0)
+    stage = TimedStage()
+    worker = Worker(bus, stage, instance="rec-ackwait", prefetch=4)
+    runner = await _serve(worker)
+    try:
+        for i in range(3):
+            await bus.publish(worker.subject, _task("rAW", f"n{i}", 1e10 + i, sleep=2.5))
+        events = await _events(bus, "rAW", 3)
+        await asyncio.sleep(2.5)   # a redelivery would arrive within one more ack wait
+    finally:
+        worker.stop()
+        await runner
+    assert sorted(e.node_id for e in events) == ["n0", "n1", "n2"] and all(e.ok for e in events)
+    assert stage.runs == {f"rAW.n{i}.1-0": 1 for i in range(3)}
+    assert worker.duplicates == 0
+
+
+async def test_a_redelivered_task_id_is_recognised_and_not_run_twice(bus):
+    """The same task published twice (as a redelivery after a lost ack would arrive): it runs once,
+    one event goes out, and the second copy is counted as a duplicate and acked."""
+    stage = TimedStage()
+    worker = Worker(bus, stage, instance="rec-dup", prefetch=4)
+    runner = await _serve(worker)
+    try:
+        task = _task("rDUP", "n0", 1e10, sleep=0.5)
+        await bus.publish(worker.subject, task)          # no Nats-Msg-Id: the stream keeps both copies
+        await bus.publish(worker.subject, task)
+        await _events(bus, "rDUP", 1)
+        await bus.publish(worker.subject, task)          # and once more after it finished
+        deadline = time.monotonic() + 10
+        while worker.duplicates < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        worker.stop()
+        await runner
+    assert stage.runs == {"rDUP.n0.1-0": 1}
+    assert worker.duplicates == 2
+    info = await bus.js.consumer_info(subjects.STREAM_TASKS, "rec-dup")
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+
+
+async def test_a_poison_task_fails_its_request_and_the_worker_carries_on(bus):
+    """A task with a NaN deadline (it would poison the EDF heap) and a task whose adapter raises:
+    each gets a failed event (the first not retryable, naming the field); the worker keeps serving."""
+    import msgpack
+
+    stage = TimedStage()
+    worker = Worker(bus, stage, instance="rec-poison", prefetch=4)
+    runner = await _serve(worker)
+    try:
+        raw = {"task_id": "rP.nan.1-0", "request_id": "rP", "tenant": "t", "node_id": "nan", "stage": "screenplay",
+               "model": "recorder", "deadline": float("nan")}
+        await bus.js.publish(worker.subject, msgpack.packb(raw))
+        bad = await _events(bus, "rP", 1)
+        await bus.publish(worker.subject, _task("rP2", "crash", 1e10, crash=True))
+        await bus.publish(worker.subject, _task("rP2", "fine", 1e10 + 1))
+        crashed, fine = await _events(bus, "rP2", 2)
+    finally:
+        worker.stop()
+        await runner
+    assert not bad[0].ok and not bad[0].retryable and "deadline" in bad[0].error
+    assert (crashed.node_id, crashed.ok, crashed.retryable) == ("crash", False, True)
+    assert "RuntimeError: the model crashed" in crashed.error
+    assert (fine.node_id, fine.ok) == ("fine", True)
+
+
+async def test_a_drain_hands_back_a_task_that_outlives_the_grace_period(bus):
+    """SIGTERM's drain with a 0.5 s grace while a 5 s task runs and another waits: the worker
+    takes nothing new and hands both back (handed_back events), then stops on its own."""
+    stage = TimedStage()
+    worker = Worker(bus, stage, instance="rec-drain", prefetch=4)
+    runner = await _serve(worker)
+    await bus.publish(worker.subject, _task("rDR", "long", 1e10, sleep=5))
+    await bus.publish(worker.subject, _task("rDR", "queued", 1e10 + 1, sleep=5))
+    while not stage.runs:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    worker.drain(0.5, "test")
+    await asyncio.wait_for(runner, 10)
+    events = await _events(bus, "rDR", 2)
+    assert {e.node_id for e in events} == {"long", "queued"}
+    assert all(e.handed_back and not e.ok for e in events)
+    assert stage.runs == {"rDR.long.1-0": 1}
+
+
+def test_outputs_are_named_per_attempt():
+    """Two attempts of one node write different object names; one attempt always the same name."""
+    from streamwise.stages.base import TaskContext as Ctx
+
+    ctx = Ctx(bus=None, instance="i")   # type: ignore[arg-type]
+    first, retry = _task("r", "clip:0:0", 1.0), _task("r", "clip:0:0", 1.0)
+    retry.task_id = "r.clip:0:0.1-1"
+    assert ctx.blob_name(first, "clip.mp4") == ctx.blob_name(first, "clip.mp4")
+    assert ctx.blob_name(first, "clip.mp4") != ctx.blob_name(retry, "clip.mp4")
+    assert ctx.blob_name(first, "clip.mp4").startswith("r/clip:0:0/")
