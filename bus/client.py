@@ -8,7 +8,6 @@ process may be the first to start. Retention follows the design notes, section 3
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -111,15 +110,6 @@ class Bus:
         except Exception:  # already closed or server gone: nothing left to flush
             pass
         await self.nc.close()
-
-
-def content_name(*parts: str | bytes) -> str:
-    """A content address: sha256 over the parts (strings UTF-8), hex, 32 characters."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part.encode() if isinstance(part, str) else part)
-        h.update(b"\x00")
-    return h.hexdigest()[:32]
 
 
 async def _kv(js: JetStreamContext, bucket: str, ttl_s: float) -> KeyValue:

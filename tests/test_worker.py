@@ -12,8 +12,8 @@ import pytest
 from streamwise.bus import registry, subjects
 from streamwise.bus.codec import decode
 from streamwise.bus.messages import Event, Task
-from streamwise.stages.base import TaskContext, TaskError, nice_for_slack
-from streamwise.stages.worker import Worker
+from streamwise.stages.runtime.base import TaskContext, TaskError, nice_for_slack
+from streamwise.stages.runtime.worker import Worker
 
 
 class RecordingStage:
@@ -142,7 +142,7 @@ async def test_a_task_span_is_a_child_of_the_span_in_its_headers(bus):
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from streamwise import tracing
+    from streamwise.telemetry import tracing
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
