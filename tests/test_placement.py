@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from streamwise.instance_state import InstanceState, load_prices
-from streamwise.placement import InstanceView, ReadyNode, assign
-from streamwise.quality import QualityState, load_ladders
+from streamwise.service.instance_state import InstanceState, load_prices
+from streamwise.core.placement import InstanceView, ReadyNode, assign
+from streamwise.core.quality import QualityState, load_ladders
 
 LADDER = load_ladders()["fantasytalking"]
 CLIP_S = 2.0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from streamwise.bus.messages import Event, Request
-from streamwise.dag import NodeState
-from streamwise.deadlines import StageProfile, load_profiles
-from streamwise.placement import InstanceView, ReadyNode, assign
-from streamwise.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
+from streamwise.core.dag import NodeState
+from streamwise.core.deadlines import StageProfile, load_profiles
+from streamwise.core.placement import InstanceView, ReadyNode, assign
+from streamwise.workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
 
 SR = 22050
 SPF = 882  # samples per frame at 25 fps
@@ -160,7 +160,7 @@ def test_placement_is_edf_and_respects_per_instance_capacity():
 def test_profiles_load_and_validate():
     profiles = load_profiles()
     assert profiles["video"].runtime_s(100) > profiles["video"].runtime_s(10)
-    from streamwise.deadlines import ProfileError
+    from streamwise.core.deadlines import ProfileError
     with pytest.raises(ProfileError, match="tts"):
         load_profiles(data={"stages": {"tts": {"per_unit_s": 1}}})
     assert isinstance(profiles["mux"], StageProfile)
@@ -171,7 +171,7 @@ def test_dag_ready_index_matches_a_full_scan_under_random_changes():
     insertion order, through random additions and state changes (including requeues)."""
     import random
 
-    from streamwise.dag import Dag, Node
+    from streamwise.core.dag import Dag, Node
 
     def scan(dag):
         return [n.node_id for n in dag.nodes.values()

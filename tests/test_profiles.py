@@ -1,4 +1,4 @@
-"""Runtime profiles (streamwise.profiles): reference rows, fitted scaling, CPU stages, online correction."""
+"""Runtime profiles (streamwise.core.profiles): reference rows, fitted scaling, CPU stages, online correction."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 import yaml
 
-from streamwise.profiles import HARDWARE, OnlineCorrection, ProfileBook, _rows
+from streamwise.core.profiles import HARDWARE, OnlineCorrection, ProfileBook, _rows
 
 DIT = ("fantasytalking", "hunyuanframepack")
 

@@ -1,4 +1,4 @@
-"""Tests for streamwise.quality (ladders, rung policy) and streamwise.constraints (model rules).
+"""Tests for streamwise.core.quality (ladders, rung policy) and streamwise.core.constraints (model rules).
 
 Runtimes come from a simple model (proportional to width * height * steps); nothing is timed.
 """
@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from streamwise.constraints import (
+from streamwise.core.constraints import (
     ConfigError,
     ModelConstraints,
     clip_plan,
@@ -20,7 +20,7 @@ from streamwise.constraints import (
     snap_size,
     validate_request,
 )
-from streamwise.quality import (
+from streamwise.core.quality import (
     Ladder,
     QualityState,
     Rung,

@@ -341,11 +341,30 @@ def test_bad_jsonl_line() -> None:
     assert str(info.value).startswith("s.jsonl:3: invalid JSON")
 
 
-def test_undecodable_file() -> None:
-    path = str(DATA / "latin1.txt")
+def test_a_latin1_file_is_detected_and_read() -> None:
+    """Not UTF-8: charset-normalizer names the encoding (Windows-1252 for Western text)."""
+    raw = (DATA / "latin1.txt").read_bytes()
+    play = load_script(DATA / "latin1.txt")
+    assert "\n".join(line.text for line in play.lines) in raw.decode("cp1252").replace("\r", "")
+    assert any(ord(c) > 127 for line in play.lines for c in line.text)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "cp1252", "latin-1"])
+def test_script_encodings_are_detected(tmp_path: Path, encoding: str) -> None:
+    text = "Zoë: Voilà, the café is open.\nRenée: Très bien, à bientôt!\n"
+    path = tmp_path / f"show-{encoding}.txt"
+    path.write_bytes(text.encode(encoding))
+    play = load_script(path)
+    assert [(line.speaker, line.text) for line in play.lines] == [
+        ("Zoë", "Voilà, the café is open."), ("Renée", "Très bien, à bientôt!")]
+
+
+def test_bytes_that_are_no_text_are_refused_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "noise.txt"
+    path.write_bytes(bytes(range(1, 256)) * 4)
     with pytest.raises(ScriptError) as info:
         load_script(path)
-    assert str(info.value).startswith(f"{path}:1: not UTF-8 text")
+    assert f"{path}:" in str(info.value) and "not UTF-8 text" in str(info.value)
 
 
 def test_binary_data(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamwise.quality import Ladder, Rung
+from streamwise.core.quality import Ladder, Rung
 from streamwise.sim.cluster import Cluster, Instance
 from streamwise.sim.des import Simulator, simulate
 from streamwise.sim.workload import FT, HF, Arrivals, SloClass, load_workload

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from streamwise.stages.speech import (
+from streamwise.stages.cpu.speech import (
     SAMPLE_RATE,
     SpeechEngine,
     VoiceSpec,

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from streamwise.bus.messages import Task
-from streamwise.stages.base import TaskContext, TaskError
-from streamwise.stages.screenplay import FIRST_PIECE_CHARS, MAX_PIECE_CHARS, ScriptScreenplay
-from streamwise.stages.speech import SAMPLE_RATE, WIDE_RATE, show_audio_rate
-from streamwise.stages.tts import CpuSpeech, clip_ranges, pad_to_frames
+from streamwise.stages.runtime.base import TaskContext, TaskError
+from streamwise.stages.cpu.screenplay import FIRST_PIECE_CHARS, MAX_PIECE_CHARS, ScriptScreenplay
+from streamwise.stages.cpu.speech import SAMPLE_RATE, WIDE_RATE, show_audio_rate
+from streamwise.stages.cpu.tts import CpuSpeech, clip_ranges, pad_to_frames
 
 
 def _task(node: str, **inputs) -> Task:

@@ -12,8 +12,8 @@ import pytest
 from streamwise.bus import registry, subjects
 from streamwise.bus.codec import decode
 from streamwise.bus.messages import Event, Task
-from streamwise.stages.base import TaskContext, TaskError, nice_for_slack
-from streamwise.stages.worker import Worker
+from streamwise.stages.runtime.base import TaskContext, TaskError, nice_for_slack
+from streamwise.stages.runtime.worker import Worker
 
 
 class RecordingStage:
@@ -142,7 +142,7 @@ async def test_a_task_span_is_a_child_of_the_span_in_its_headers(bus):
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from streamwise import tracing
+    from streamwise.telemetry import tracing
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -189,7 +189,7 @@ async def test_tasks_queued_behind_long_ones_past_the_ack_wait_run_once(bus, mon
     """Three tasks of 2.5 s each on one instance with a 2 s ack wait (GPU clips of 6-130 s behind a
     30 s ack wait, scaled down): the queued ones wait 2.5 and 5 s, longer than the ack wait. Every
     held message gets in-progress acks, so none is redelivered and each task runs exactly once."""
-    import streamwise.stages.worker as worker_module
+    import streamwise.stages.runtime.worker as worker_module
 
     monkeypatch.setattr(worker_module, "ACK_WAIT_S", 2.0)
     stage = TimedStage()
@@ -278,7 +278,7 @@ async def test_a_drain_hands_back_a_task_that_outlives_the_grace_period(bus):
 
 def test_outputs_are_named_per_attempt():
     """Two attempts of one node write different object names; one attempt always the same name."""
-    from streamwise.stages.base import TaskContext as Ctx
+    from streamwise.stages.runtime.base import TaskContext as Ctx
 
     ctx = Ctx(bus=None, instance="i")   # type: ignore[arg-type]
     first, retry = _task("r", "clip:0:0", 1.0), _task("r", "clip:0:0", 1.0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...constraints import ConfigError, read_config
+from ...core.constraints import ConfigError, read_config
 
 ADAPTERS = ("flux", "flux-kontext", "wan-i2v-audio", "framepack", "realesrgan", "kokoro")
 _CHECKPOINT_KEYS = ("checkpoint", "transformer", "image_encoder", "audio_encoder", "audio_weights")

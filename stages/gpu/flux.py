@@ -26,7 +26,7 @@ from .runtime import as_pil, generator, to_uint8
 def _check_size(width: int, height: int, multiple: int) -> None:
     if width <= 0 or height <= 0 or width % multiple or height % multiple:
         raise ValueError(f"size {width}x{height} must be positive multiples of {multiple} pixels "
-                         "(snap it with streamwise.constraints.snap_size)")
+                         "(snap it with streamwise.core.constraints.snap_size)")
 
 
 class _FluxBase:

@@ -1,12 +1,12 @@
 """GPU models as worker stages: drop-ins for the CPU rung's image, video and tts adapters.
 
-Each class takes the same task inputs as its CPU counterpart (:class:`~streamwise.stages.image.CpuArt`,
-:class:`~streamwise.stages.talking_head.CpuTalkingHead`, :class:`~streamwise.stages.tts.CpuSpeech`)
+Each class takes the same task inputs as its CPU counterpart (:class:`~streamwise.stages.cpu.image.CpuArt`,
+:class:`~streamwise.stages.cpu.talking_head.CpuTalkingHead`, :class:`~streamwise.stages.cpu.tts.CpuSpeech`)
 and returns outputs the rest of the pipeline already consumes: PNG images, H.264 clips made by
-:func:`~streamwise.stages.media.encode_clip` with exactly ``round(clip samples * fps / rate)`` frames
+:func:`~streamwise.stages.cpu.media.encode_clip` with exactly ``round(clip samples * fps / rate)`` frames
 at the stream's fps, int16 PCM at the show's audio rate (22 050 Hz; 48 000 Hz for 24/60 fps). The
 task's quality rung (``task.quality``: width, height, steps) reaches the model: the size is snapped
-to the model's constraints (:func:`~streamwise.constraints.snap_size`), a video clip is
+to the model's constraints (:func:`~streamwise.core.constraints.snap_size`), a video clip is
 ``frames_for`` (1+4n) frames at the model's fps, then retimed to the stream's fps. Clips keep the rung's size (the mux brings every clip to the
 stream's size), except that a rung marked ``upscale`` in ``configs/quality.yaml`` goes through the
 model's configured upscaler (Real-ESRGAN x2) here when its weights are available.
@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 
 from ...bus.messages import Task
-from ...constraints import ModelConstraints, frames_for, load_constraints, snap_size
-from ..base import ArtifactCache, TaskContext, TaskError
-from ..image import load_png, png_bytes
-from ..media import encode_clip
-from ..talking_head import pcm_array
+from ...core.constraints import ModelConstraints, frames_for, load_constraints, snap_size
+from ..runtime.base import ArtifactCache, TaskContext, TaskError
+from ..cpu.image import load_png, png_bytes
+from ..cpu.media import encode_clip
+from ..cpu.talking_head import pcm_array
 from . import parallel as P
 from .config import spec_for
 from .runtime import pcm_to_float, resample_audio, retime
@@ -118,7 +118,7 @@ class _GpuStage:
 
 class GpuImageStage(_GpuStage):
     """Stage ``image`` on FLUX.1-dev (studio and portraits from text) or FLUX.1-Kontext (portraits
-    edited from the studio image). Inputs as :class:`~streamwise.stages.image.CpuArt`; outputs ``image``
+    edited from the studio image). Inputs as :class:`~streamwise.stages.cpu.image.CpuArt`; outputs ``image``
     (PNG name), for portraits ``layout`` (:func:`nominal_layout`), plus ``model``, ``steps``, ``size``."""
 
     stage = "image"
@@ -170,7 +170,7 @@ class KontextImageStage(GpuImageStage):
 
 
 class GpuVideoStage(_GpuStage):
-    """Stage ``video`` on a GPU video model. Inputs as :class:`~streamwise.stages.talking_head.CpuTalkingHead`
+    """Stage ``video`` on a GPU video model. Inputs as :class:`~streamwise.stages.cpu.talking_head.CpuTalkingHead`
     (``audio``, ``sample_from``/``sample_to``, ``sample_rate``, ``portrait``, ``fps``, ...). Output ``clip``
     (H.264 clip name) with ``frames`` frames at the stream's ``fps``, plus ``model_frames`` (1+4n, at the
     model's fps), ``steps``, ``size`` (the generated size), ``upscaled`` and ``audio_conditioned``."""
@@ -191,7 +191,7 @@ class GpuVideoStage(_GpuStage):
         name = self.spec.get("upscaler")
         if not name or (self.world > 1 and P.launched_rank() > 0):
             return
-        from ...quality import load_ladders
+        from ...core.quality import load_ladders
         from .build import build
         from .weights import MissingCheckpointError
 
@@ -260,9 +260,9 @@ class FramePackStage(GpuVideoStage):
 
 
 class KokoroTtsStage(_GpuStage):
-    """Stage ``tts`` on Kokoro-82M. Inputs and outputs as :class:`~streamwise.stages.tts.CpuSpeech`; the
+    """Stage ``tts`` on Kokoro-82M. Inputs and outputs as :class:`~streamwise.stages.cpu.tts.CpuSpeech`; the
     24 kHz speech is resampled to the show's rate (22 050 Hz, or 48 000 Hz for fps such as 24 or 60:
-    :func:`~streamwise.stages.base.show_audio_rate`) so pieces from either engine mix in one show.
+    :func:`~streamwise.stages.runtime.base.show_audio_rate`) so pieces from either engine mix in one show.
     Voices by speaker index from the config's ``voices`` list."""
 
     stage = "tts"
@@ -275,7 +275,7 @@ class KokoroTtsStage(_GpuStage):
             TaskError: an fps for which a frame is not a whole number of samples at 22 050 or
                 48 000 Hz (not retryable).
         """
-        from ..tts import clip_ranges, frame_grid, pad_to_frames
+        from ..cpu.tts import clip_ranges, frame_grid, pad_to_frames
 
         inputs = task.inputs
         show_rate, spf = frame_grid(float(inputs["fps"]))

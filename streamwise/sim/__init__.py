@@ -10,6 +10,6 @@
   paper's greedy, and our exact per-stage search.
 - :mod:`streamwise.sim.provision`: the provisioner (search over GPU types and servers).
 - :mod:`streamwise.sim.des`: the discrete-event simulator, running the live scheduler's
-  policies (:func:`streamwise.placement.assign`, :mod:`streamwise.deadlines`,
-  :mod:`streamwise.quality`).
+  policies (:func:`streamwise.core.placement.assign`, :mod:`streamwise.core.deadlines`,
+  :mod:`streamwise.core.quality`).
 """

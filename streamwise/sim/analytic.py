@@ -41,7 +41,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..estimate import book
+from ..core.estimate import book
 from .cluster import SERVER_GPUS, Cluster, Instance, catalog
 from .workload import FLUX, FT, FT_VAE, GEMMA, HF, HF_VAE, PARENT_OF, TTS, UPSCALER, VAE_OF, Workload
 
@@ -78,7 +78,7 @@ class LatencyTable:
 
 @lru_cache(maxsize=1)
 def paper_latency() -> LatencyTable:
-    """The mapping rows, read back through :class:`streamwise.profiles.ProfileBook` at each
+    """The mapping rows, read back through :class:`streamwise.core.profiles.ProfileBook` at each
     row's own configuration (where its fitted shapes are exactly 1): ``step = r(2 steps) -
     r(1 step)``, ``vae = r(1 step) - step``."""
     b = book()

@@ -11,18 +11,18 @@ Every request of the workload is the podcast DAG, per request (the paper's 10-mi
 
 Policies are the live ones, called unchanged:
 
-- **Deadlines** (:mod:`streamwise.deadlines`): segment c is due at
+- **Deadlines** (:mod:`streamwise.core.deadlines`): segment c is due at
   ``segment_deadline(t_submit, TTFF SLO, c * clip length)``; every upstream node at
   ``upstream_deadline(child deadline, child expected runtime)``, the minimum over children.
-- **Dispatch and instance selection** (:func:`streamwise.placement.assign`): ready nodes of
+- **Dispatch and instance selection** (:func:`streamwise.core.placement.assign`): ready nodes of
   all requests wait in one queue per stage, in deadline order (EDF) or arrival order (FIFO);
   each goes to the instance with the earliest expected completion (its queued seconds plus
   the node's runtime there), ties to the cheaper $/s, at most ``cap`` outstanding per instance.
   Instances run one task at a time from a local queue in the same order (the live worker's
   local EDF heap).
-- **Adaptive quality** (:mod:`streamwise.quality` through ``assign``): talking-head clips take
+- **Adaptive quality** (:mod:`streamwise.core.quality` through ``assign``): talking-head clips take
   the highest rung of the workload's ladder that meets their deadline on the best instance,
-  with the per-request hysteresis of :func:`streamwise.quality.next_rung`; the static rung runs
+  with the per-request hysteresis of :func:`streamwise.core.quality.next_rung`; the static rung runs
   on CPU instances. The FIFO baseline runs every clip at the top rung.
 
 Runtimes are the analytic model's per-unit times (:class:`streamwise.sim.analytic.Model`: the
@@ -33,7 +33,7 @@ queueing between requests -- and not the profiles. The static rung takes the CPU
 
 Spot evictions (optional; spot pricing only): each GPU instance is evicted at the times of a
 Poisson process (``evictions_per_hour`` per instance), or at explicit ``evict_at`` times. As
-in the live worker, a notice (:data:`streamwise.stages.worker.EVICTION_NOTICE_S`, 30 s)
+in the live worker, a notice (:data:`streamwise.stages.runtime.worker.EVICTION_NOTICE_S`, 30 s)
 makes it drain: it takes no new task, hands its queued tasks back at once (they are placed
 again, elsewhere or later), and a running task that does not finish within the notice is
 lost and runs again from the start. The instance serves again ``replace_s`` seconds after it
@@ -54,9 +54,9 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from ..deadlines import load_profiles, segment_deadline, upstream_deadline
-from ..placement import InstanceView, ReadyNode, assign
-from ..quality import Ladder, Rung, load_ladders
+from ..core.deadlines import load_profiles, segment_deadline, upstream_deadline
+from ..core.placement import InstanceView, ReadyNode, assign
+from ..core.quality import Ladder, Rung, load_ladders
 from .analytic import MEDIUM_PIXELS, Model
 from .cluster import SERVER_GPUS, Cluster, catalog
 from .workload import FLUX, FT, FT_VAE, GEMMA, HF, HF_VAE, TTS, UPSCALER, SloClass, Workload
@@ -193,7 +193,7 @@ class Simulator:
             if iid not in self.by_id or self.by_id[iid].gpu == CPU:
                 raise ValueError(f"evict_at: no GPU instance {iid!r} (instances: {', '.join(self.by_id)})")
         if self.evict_rate_s or self.evict_at:
-            from ..stages.worker import EVICTION_NOTICE_S   # the live worker's notice (30 s)
+            from ..stages.runtime.worker import EVICTION_NOTICE_S   # the live worker's notice (30 s)
 
             self.notice_s = EVICTION_NOTICE_S
         self.evictions = self.tasks_rerun = self.tasks_handed_back = 0

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from ..quality import Ladder, load_ladders
+from ..core.quality import Ladder, load_ladders
 
 # Model (stage) names used by the simulator. The two VAE "models" are the VAE decode of
 # FramePack / FantasyTalking when it runs on instances of its own (disaggregated).

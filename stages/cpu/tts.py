@@ -1,0 +1,96 @@
+"""Speech stage, CPU rung: real neural TTS (piper, voice shipped in a package; espeak-ng fallback).
+
+One task speaks one piece of a line with the speaker's voice, appends the pause that
+follows it, pads to whole video frames (so audio and video stay in sync by construction)
+and cuts the result at speech pauses into clips no longer than the talking-head model's
+maximum. Audio goes to the object store as raw PCM (int16 mono, little endian).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ...bus.messages import Task
+from ..runtime.base import TaskContext, TaskError
+from .speech import SAMPLE_RATE, SpeechEngine, resample_pcm, show_audio_rate, split_at_pauses, voice_for
+
+
+def pad_to_frames(audio: np.ndarray, pause_s: float, samples_per_frame: int,
+                  sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``audio`` (at ``sample_rate`` Hz) followed by ``pause_s`` seconds of silence, zero-padded up
+    to a whole number of video frames.
+
+    Shapes: int16 (n,) -> int16 (m,) with ``m % samples_per_frame == 0`` and ``m >= n``.
+    """
+    n = len(audio) + int(round(pause_s * sample_rate))
+    m = max(1, -(-n // samples_per_frame)) * samples_per_frame
+    out = np.zeros(m, dtype=np.int16)
+    out[: len(audio)] = audio
+    return out
+
+
+def clip_ranges(audio: np.ndarray, max_clip_s: float, samples_per_frame: int,
+                first_clip_s: float | None = None, sample_rate: int = SAMPLE_RATE) -> list[tuple[int, int]]:
+    """Cut ``audio`` (at ``sample_rate`` Hz) at speech pauses into ``[start, end)`` sample ranges of
+    at most ``max_clip_s`` seconds (whole frames); the first range at most ``first_clip_s`` when given."""
+    split = dict(quantum=samples_per_frame, sample_rate=sample_rate)
+    if not first_clip_s or first_clip_s >= max_clip_s:
+        return split_at_pauses(audio, max_clip_s, **split)
+    _, first_end = split_at_pauses(audio, first_clip_s, **split)[0]
+    if first_end >= len(audio):
+        return [(0, first_end)]
+    rest = split_at_pauses(audio[first_end:], max_clip_s, **split)
+    return [(0, first_end)] + [(first_end + a, first_end + b) for a, b in rest]
+
+
+def frame_grid(fps: float) -> tuple[int, int]:
+    """``(audio rate in Hz, samples per video frame)`` of a show at ``fps``
+    (:func:`~streamwise.stages.runtime.base.show_audio_rate`).
+
+    Raises:
+        TaskError: an unsupported fps (not retryable).
+    """
+    try:
+        rate = show_audio_rate(fps)
+    except ValueError as e:
+        raise TaskError(str(e), retryable=False) from None
+    return rate, int(rate / fps)
+
+
+class CpuSpeech:
+    """Stage ``tts`` on CPU. Task inputs: ``text``, ``speaker_index``, ``fps``, ``max_clip_s``,
+    ``pause_after_s``. Outputs: ``audio`` (object-store name of int16 PCM), ``samples``,
+    ``sample_rate`` (Hz: :func:`~streamwise.stages.runtime.base.show_audio_rate` of the fps), ``clips``
+    (``[[start, end), ...]`` sample ranges, each at most ``max_clip_s`` seconds and a whole number
+    of frames), ``engine``.
+    """
+
+    stage = "tts"
+    # onnxruntime threads: $STREAMWISE_TTS_THREADS (default 1, leaving the other cores to the
+    # talking-head and mux stages that decide time to first frame)
+
+    def __init__(self, engine: str = "auto") -> None:
+        self._engine_name = engine
+        self.engine: SpeechEngine | None = None
+        self.model = "piper" if engine in ("auto", "piper") else "espeak-ng"
+
+    def load(self) -> None:
+        self.engine = SpeechEngine(self._engine_name, threads=int(os.environ.get("STREAMWISE_TTS_THREADS", "1")))
+        self.model = "piper" if self.engine.name.startswith("piper") else "espeak-ng"
+        for _ in range(3):   # warm-up: onnxruntime's first few runs are up to 2x slower
+            self.engine.synthesize("The studio is ready, and the first guest is on the line.", voice_for(1))
+
+    async def run(self, task: Task, ctx: TaskContext) -> dict[str, Any]:
+        inputs = task.inputs
+        rate, spf = frame_grid(float(inputs["fps"]))
+        audio = await ctx.in_thread(self.engine.synthesize, inputs["text"], voice_for(int(inputs["speaker_index"])))
+        if rate != SAMPLE_RATE:
+            audio = await ctx.in_thread(resample_pcm, audio, SAMPLE_RATE, rate)
+        audio = pad_to_frames(audio, float(inputs.get("pause_after_s", 0.0)), spf, rate)
+        clips = clip_ranges(audio, float(inputs["max_clip_s"]), spf, inputs.get("first_clip_s"), rate)
+        name = await ctx.bus.put_blob(ctx.blob_name(task, "audio.pcm"), audio.astype("<i2").tobytes())
+        return {"audio": name, "samples": len(audio), "sample_rate": rate,
+                "clips": [[int(a), int(b)] for a, b in clips], "engine": self.engine.name}

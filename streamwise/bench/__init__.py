@@ -1,0 +1,206 @@
+"""``streamwise bench``: time to first frame, realtime factor and peak memory of one podcast.
+
+Runs the whole pipeline exactly as ``streamwise generate`` does (embedded nats-server,
+scheduler and one worker process per stage) on a script (default: the repository's
+two-minute example), while a sampler adds up the resident memory (RSS) of every process
+involved (this one, nats-server and all workers) every 50 ms. RSS counts shared
+libraries once per process, so the sum is an upper bound. Targets from issue 2: TTFF
+under 1.5 s after the bus is up, realtime factor under 0.5 at 640x400 / 25 fps, peak
+memory of all processes under 2 GB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+
+from ..bus.client import connect
+from ..bus.messages import Request
+from ..bus.server import EmbeddedServer
+from ..client import generate
+from ..service.pool import Pool, emulated_workers
+
+DEFAULT_SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "two_minutes.txt"
+
+
+class MemorySampler(threading.Thread):
+    """Samples the summed RSS (bytes) of a set of processes every ``interval_s`` seconds; keeps the peak."""
+
+    def __init__(self, pids: list[int], interval_s: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.procs = [psutil.Process(p) for p in pids]
+        self.interval_s = interval_s
+        self.peak = 0
+        self.peak_by_pid: dict[int, int] = {}
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            total = 0
+            for proc in self.procs:
+                try:
+                    rss = proc.memory_info().rss
+                except psutil.Error:
+                    continue
+                total += rss
+                self.peak_by_pid[proc.pid] = max(self.peak_by_pid.get(proc.pid, 0), rss)
+            self.peak = max(self.peak, total)
+            self._halt.wait(self.interval_s)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+async def _run(url: str, request: Request, out: Path):
+    bus = await connect(url, name="streamwise-bench")
+    try:
+        return await generate(bus, request, out, idle_timeout_s=120)
+    finally:
+        await bus.close()
+
+
+def run_bench(script: Path, out: Path, *, size: tuple[int, int] = (640, 400), fps: float = 25.0,
+              ttff_s: float = 1.5) -> dict:
+    """Run one podcast and return the figures (also written to ``out/bench.json``).
+
+    Raises:
+        RuntimeError / TimeoutError / streamwise.client.GenerateError: the pipeline failed.
+    """
+    from ..cli import _run as run_loop, _wait_ready
+
+    request = Request(request_id=uuid.uuid4().hex[:16], submitted_at=0.0, script=script.read_text(encoding="utf-8"),
+                      script_name=str(script), width=size[0], height=size[1], fps=fps, ttff_s=ttff_s)
+    t0 = time.time()
+    with EmbeddedServer() as server, Pool(server.url, log_dir=Path(tempfile.mkdtemp(prefix="sw-bench-"))) as pool:
+        names = {os.getpid(): "client", server.process.pid: "nats-server",
+                 **{proc.pid: name for name, proc in pool.processes}}
+        sampler = MemorySampler(list(names))
+        sampler.start()
+        try:
+            run_loop(_wait_ready(server.url, pool, 120.0))
+            startup = time.time() - t0
+            report = run_loop(_run(server.url, request, out))
+        finally:
+            sampler.stop()
+    figures = {
+        "script": str(script), "speakers": report.speakers, "lines": report.lines,
+        "video_duration_s": report.video_duration_s, "size": f"{size[0]}x{size[1]}", "fps": fps,
+        "startup_s": round(startup, 2), "ttff_s": report.ttff_s, "wall_s": report.wall_s,
+        "realtime_factor": report.realtime_factor, "stall_s": report.stall_s,
+        "peak_memory_mb": round(sampler.peak / 2**20, 1),
+        "peak_memory_mb_by_process": {names[pid]: round(rss / 2**20, 1) for pid, rss in sampler.peak_by_pid.items()},
+        "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, "
+                   f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}",
+    }
+    (out / "bench.json").write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+def print_figures(figures: dict) -> None:
+    """Print the figures against the issue-2 targets."""
+    rows = [("TTFF (request published -> first segment)", f"{figures['ttff_s']:.3f} s", "< 1.5 s",
+             figures["ttff_s"] < 1.5),
+            ("realtime factor (wall / video length)", f"{figures['realtime_factor']:.3f}", "< 0.5",
+             figures["realtime_factor"] < 0.5),
+            ("peak memory, all processes (sum of RSS)", f"{figures['peak_memory_mb']:.0f} MB", "< 2048 MB",
+             figures["peak_memory_mb"] < 2048),
+            ("playback stall", f"{figures['stall_s']:.2f} s", "0 s", figures["stall_s"] == 0)]
+    print(f"script {figures['script']}: {figures['video_duration_s']:.1f} s of video at {figures['size']} / "
+          f"{figures['fps']:g} fps, {figures['lines']} lines, speakers {', '.join(figures['speakers'])}")
+    print(f"machine: {figures['machine']}; bus + workers up in {figures['startup_s']:.2f} s; "
+          f"generation wall time {figures['wall_s']:.2f} s")
+    for name, value, target, ok in rows:
+        print(f"  {name:<44} {value:>10}   target {target:<10} {'ok' if ok else 'MISSED'}")
+    print("  peak RSS by process (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in
+                                                     figures["peak_memory_mb_by_process"].items()))
+
+
+# --------------------------------------------------------------------------- scheduler benchmark
+SHORT_SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "short_chat.txt"
+
+
+async def _many(url: str, script: Path, n: int, out: Path, ttff_s: float) -> list:
+    """N concurrent requests, submitted at once."""
+    bus = await connect(url, name="streamwise-bench-scheduler")
+    try:
+        text = script.read_text(encoding="utf-8")
+        requests = [Request(request_id=uuid.uuid4().hex[:16], submitted_at=0.0, script=text, script_name=str(script),
+                            ttff_s=ttff_s) for _ in range(n)]
+        return list(await asyncio.gather(*(generate(bus, r, out / f"{n}-{i}", idle_timeout_s=300)
+                                           for i, r in enumerate(requests))))
+    finally:
+        await bus.close()
+
+
+def overhead_stats(samples_s: list[float]) -> dict[str, float]:
+    """Per-task scheduler overhead samples (seconds) -> ``p50``, ``p99``, ``max`` (ms) and
+    ``per_s``, the dispatches one scheduler process sustains per second of its own time
+    (the inverse of the mean overhead)."""
+    ms = sorted(o * 1000 for o in samples_s) or [0.0]
+    return {"p50": ms[len(ms) // 2], "p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))], "max": ms[-1],
+            "per_s": len(ms) / (sum(ms) / 1000) if sum(ms) else 0.0}
+
+
+def _misses(report, ttff_s: float) -> int:
+    """Segments that arrived after their deadline (submit + TTFF + playback offset)."""
+    return sum(1 for s in report.segments if s.arrived_s > ttff_s + s.start_s + 1e-3)
+
+
+def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path = SHORT_SCRIPT,
+                        emulate: list[str] | None = None, ttff_s: float = 1.5) -> list[dict]:
+    """For each policy and N: N concurrent requests on a fresh pool (a scheduler process with
+    that policy, CPU workers, and the ``emulate`` GPU stand-ins, each ``model:hardware:gpus``);
+    one row per (policy, N)."""
+    from ..cli import _run as run_loop, _wait_ready
+
+    extra = emulated_workers(emulate or [])
+    rows = []
+    out = Path(tempfile.mkdtemp(prefix="sw-bench-sched-"))
+    for policy in policies:
+        for n in counts:
+            # a fresh bus and pool per run; the scheduler in its own process, as in production,
+            # with the result cache off (identical requests would be served from it)
+            stats = out / f"{policy}-{n}.json"
+            options = ["--policy", policy, "--no-cache", "--stats", str(stats)]
+            with EmbeddedServer() as server:
+                with Pool(server.url, log_dir=out / f"logs-{policy}-{n}", scheduler=options, extra=extra) as pool:
+                    run_loop(_wait_ready(server.url, pool, 120.0))
+                    reports = run_loop(_many(server.url, script, n, out / policy, ttff_s))
+            overhead = json.loads(stats.read_text())["overhead_s"]
+            rungs: dict[str, int] = {}
+            for r in reports:
+                for s in r.segments:
+                    rungs[s.quality["rung"]] = rungs.get(s.quality["rung"], 0) + 1
+            stats_ms = overhead_stats(overhead)
+            rows.append({
+                "policy": policy, "requests": n,
+                "ttff_s": [r.ttff_s for r in reports], "stall_s": [r.stall_s for r in reports],
+                "deadline_misses": [_misses(r, ttff_s) for r in reports],
+                "segments": sum(len(r.segments) for r in reports), "rungs": rungs,
+                "overhead_ms_p50": stats_ms["p50"], "overhead_ms_p99": stats_ms["p99"],
+                "dispatches_per_s": stats_ms["per_s"],
+            })
+    return rows
+
+
+def print_scheduler_rows(rows: list[dict]) -> None:
+    """A table: per (policy, N) the worst and median request, the rung mix and the overhead."""
+    print("| policy | N | TTFF median / max (s) | stall median / max (s) | missed segments | rungs | "
+          "overhead p50 / p99 (ms per task) | dispatches/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        rungs = ", ".join(f"{k} {v}" for k, v in sorted(r["rungs"].items()))
+        print(f"| {r['policy']} | {r['requests']} | {med(r['ttff_s']):.2f} / {max(r['ttff_s']):.2f} | "
+              f"{med(r['stall_s']):.2f} / {max(r['stall_s']):.2f} | {sum(r['deadline_misses'])} of {r['segments']} | "
+              f"{rungs} | {r['overhead_ms_p50']:.2f} / {r['overhead_ms_p99']:.2f} | {r['dispatches_per_s']:.0f} |")

@@ -1,0 +1,432 @@
+"""The ``streamwise`` command line.
+
+- ``streamwise generate --script PATH --out DIR [--ttff S] [--nats URL]``: one podcast.
+  Without ``--nats`` it starts an embedded nats-server, a scheduler and one worker per
+  stage, and stops them at the end.
+- ``streamwise up [--port P] [--nats URL] [--workers tts=2,video=3]``: a worker pool
+  that runs until interrupted; prints the bus URL as its first line.
+- ``streamwise worker --stage S [--model M] --nats URL``: one worker instance.
+- ``streamwise scheduler --nats URL``: one request-scheduler process.
+
+Exit code 0 on success; on failure a one-line reason on stderr and code 1 (2 for usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..bus.client import connect
+from ..bus.messages import Request
+from ..bus.registry import wait_for_stages
+from ..bus.server import EmbeddedServer
+from ..service.pool import DEFAULT_WORKERS, Pool, emulated_workers, parse_workers
+from ..stages.registry import STAGES
+
+FORMATS = ("text", "vtt", "srt", "json")
+MAX_PLAN_INSTANCES = 32   # `up --plan` starts one emulated worker process per replica: keep one machine usable
+
+
+def _run(coro) -> object:
+    """Run a coroutine on uvloop when available (it is faster for many small messages)."""
+    try:
+        import uvloop
+        factory = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streamwise", description="Stream a generated video podcast over NATS JetStream.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="turn a script, a topic or a document into a streamed podcast")
+    g.add_argument("--script", help="script file: 'Speaker: line' text, WebVTT, SRT or JSON")
+    g.add_argument("--topic", help="what the show is about: an LLM writes the screenplay, streamed line by line")
+    g.add_argument("--document", help="a .txt, .md or .pdf file the LLM writes the show about (alone or with --topic)")
+    _llm_options(g)
+    g.add_argument("--format", choices=FORMATS, help="script format (default: detect)")
+    g.add_argument("--out", required=True, help="output directory (index.m3u8, podcast.mp4, report.json)")
+    g.add_argument("--ttff", type=float, default=1.5, help="time-to-first-frame SLO in seconds (default 1.5)")
+    g.add_argument("--nats", help="URL of a running bus with a worker pool (default: start an embedded one)")
+    g.add_argument("--tenant", default="default")
+    g.add_argument("--title", help="show title (default: from the script)")
+    g.add_argument("--size", default="640x400", help="WIDTHxHEIGHT in pixels, multiples of 8 (default 640x400)")
+    g.add_argument("--fps", type=float, default=25.0,
+                   help="frames per second: 24, 25, 30, 50, 60 ... (a frame must be a whole number of audio "
+                        "samples at 22050 or 48000 Hz; default 25)")
+    g.add_argument("--segment", type=float, default=2.0, help="segment length in seconds (default 2)")
+    g.add_argument("--first-segment", type=float, default=1.0,
+                   help="length of the first segment in seconds (default 1; shorter starts sooner)")
+    g.add_argument("--max-clip", type=float, default=3.5, help="longest talking-head clip in seconds (default 3.5)")
+    g.add_argument("--timeout", type=float, default=120.0, help="fail after this many seconds without progress")
+    g.add_argument("--quiet", action="store_true", help="no progress output")
+
+    wa = sub.add_parser("watch", help="stream a request submitted elsewhere (from its first segment) into a directory")
+    wa.add_argument("request_id", help="the request's id (generate prints it; any client's request_id)")
+    wa.add_argument("--nats", required=True, help="URL of the bus the request was submitted to")
+    wa.add_argument("--out", required=True, help="output directory (index.m3u8, podcast.mp4, report.json)")
+    wa.add_argument("--tenant", default="default")
+    wa.add_argument("--timeout", type=float, default=120.0, help="fail after this many seconds without progress")
+    wa.add_argument("--quiet", action="store_true", help="no progress output")
+
+    u = sub.add_parser("up", help="run a bus + scheduler + worker pool until interrupted")
+    u.add_argument("--port", type=int, help="port of the embedded nats-server (default: a free one)")
+    u.add_argument("--nats", help="use this running server instead of an embedded one")
+    u.add_argument("--workers", help=f"instances per stage, e.g. tts=2,video=3 (stages: {', '.join(STAGES)})")
+    u.add_argument("--emulate", action="append", default=[], metavar="MODEL:HARDWARE:GPUS",
+                   help="also start an emulated GPU video instance, e.g. fantasytalking:gb200:40 (repeatable)")
+    u.add_argument("--plan", help="a provisioner plan (streamwise provision --out): one emulated GPU video instance per replica")
+    _llm_options(u)   # with --llm / --llm-model the screenplay workers are LLM workers (topics, documents and scripts)
+
+    w = sub.add_parser("worker", help="run one worker instance")
+    w.add_argument("--stage", required=True, choices=STAGES)
+    w.add_argument("--model", help="model of the stage (default: the stage's CPU model)")
+    w.add_argument("--hardware", default="cpu")
+    w.add_argument("--gpus", type=int, default=0)
+    w.add_argument("--instance", help="instance id (default: <stage>-<host>-<pid>-<rand>)")
+    w.add_argument("--emulate", action="store_true",
+                   help="stand in for a GPU model: CPU-rung output, the model's profiled time (marked emulated)")
+    _llm_options(w)
+    w.add_argument("--nats", required=True)
+
+    s = sub.add_parser("scheduler", help="run one request-scheduler process")
+    s.add_argument("--nats", required=True)
+    s.add_argument("--policy", choices=("edf", "fifo"), default="edf",
+                   help="dispatch order: earliest deadline first (default) or the FIFO baseline")
+    s.add_argument("--no-cache", action="store_true", help="do not use or fill the result cache")
+    s.add_argument("--stats", help="write dispatch-overhead samples (JSON) to this file on exit")
+
+    b = sub.add_parser("bench", help="measure TTFF, realtime factor and peak memory of one podcast")
+    b.add_argument("--script", help="script file (default: examples/two_minutes.txt)")
+    b.add_argument("--out", help="output directory (default: a temporary one)")
+    b.add_argument("--size", default="640x400")
+    b.add_argument("--fps", type=float, default=25.0)
+    b.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    b.add_argument("--requests", help="scheduler benchmark: concurrent request counts, e.g. 1,4,16")
+    b.add_argument("--policy", default="edf,fifo", help="scheduler benchmark: policies to compare (edf,fifo)")
+    b.add_argument("--emulate", action="append", default=[],
+                   help="scheduler benchmark: add an emulated GPU video instance MODEL:HARDWARE:GPUS (repeatable)")
+    b.add_argument("--dispatch", action="store_true",
+                   help="with --requests: measure only the scheduler's own cost per task, its tasks answered at "
+                        "once by a synthetic load generator (no media is produced)")
+    from ..sim.cli import add_parsers as sim_parsers   # simulate, provision, bench-sim (issue 4)
+    p.set_defaults(sim_handlers=sim_parsers(sub))
+    from .profile import add_parser as profile_parser   # profile a GPU adapter (issue 5)
+    profile_parser(sub)
+    return p
+
+
+def _llm_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llm", choices=("vllm", "openai", "transformers"),
+                   help="screenplay LLM backend (default: vllm when importable, else transformers; openai with --llm-url)")
+    p.add_argument("--llm-model", help="LLM checkpoint: a name from configs/models.yaml (default smollm2-135m), a "
+                                       "Hugging Face directory or a .gguf file; for --llm openai, the server's model id")
+    p.add_argument("--llm-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (vllm serve)")
+    p.add_argument("--llm-max-tokens", type=int, help="cap on generated tokens per screenplay (default 700)")
+
+
+def _llm_args(args) -> list[str]:
+    """The worker command-line options that carry ``args``' LLM choices."""
+    out = []
+    for flag, value in (("--llm", args.llm), ("--llm-model", args.llm_model), ("--llm-url", args.llm_url),
+                        ("--llm-max-tokens", args.llm_max_tokens)):
+        if value is not None:
+            out += [flag, str(value)]
+    return out
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"streamwise: --size {text!r}: expected WIDTHxHEIGHT, e.g. 640x400") from None
+    return w, h
+
+
+def cmd_worker(args) -> int:
+    from ..stages.registry import make_adapter
+    from ..stages.runtime.worker import serve
+
+    options = None
+    if args.stage == "screenplay" and args.model == "llm":
+        options = {"backend": args.llm, "llm_model": args.llm_model, "url": args.llm_url,
+                   "max_tokens": args.llm_max_tokens}
+    adapter = make_adapter(args.stage, args.model, emulate=args.emulate, hardware=args.hardware, gpus=args.gpus,
+                           options=options)
+    # serve() handles SIGTERM/SIGINT itself: it drains (finishes or hands back what it holds)
+    _run(serve(args.nats, adapter, instance=args.instance, hardware=args.hardware, gpus=args.gpus,
+               emulated=args.emulate))
+    return 0
+
+
+def cmd_scheduler(args) -> int:
+    from ..service.scheduler import serve
+
+    # serve() handles SIGTERM/SIGINT itself: active requests are handed over to other schedulers
+    _run(serve(args.nats, policy=args.policy, use_cache=not args.no_cache, stats_path=args.stats))
+    return 0
+
+
+def cmd_up(args) -> int:
+    workers = parse_workers(args.workers)
+    from ..sim.cluster import plan_emulate_specs
+    planned = plan_emulate_specs(args.plan) if args.plan else []
+    if len(planned) > MAX_PLAN_INSTANCES:
+        raise ValueError(f"--plan {args.plan}: {len(planned)} GPU video instances, one process each on this machine "
+                         f"(at most {MAX_PLAN_INSTANCES}); use a smaller plan (streamwise provision --budget USD) or "
+                         f"deploy it on a cluster (deploy/README.md)")
+    extra = emulated_workers(args.emulate + planned)
+    llm = args.llm or args.llm_model or args.llm_url
+    shown = dict(workers)
+    if llm:   # LLM screenplay workers in place of the script parsers (they parse scripts too)
+        count = max(workers.get("screenplay", DEFAULT_WORKERS["screenplay"]), 1)
+        workers = {**DEFAULT_WORKERS, **workers, "screenplay": 0}
+        extra += [(f"screenplay-llm-{i}", ["worker", "--stage", "screenplay", "--model", "llm", *_llm_args(args)])
+                  for i in range(count)]
+        shown["screenplay"] = f"{count} (llm)"
+    server = None if args.nats else EmbeddedServer(port=args.port).start()
+    url = args.nats or server.url
+    print(url, flush=True)
+    pool = Pool(url, workers, extra=extra).start()
+    try:
+        _run(_wait_ready(url, pool, 300.0 if llm else 120.0, pool.stages() | ({"screenplay"} if llm else set())))
+        print(f"ready: {', '.join(f'{s}={n}' for s, n in shown.items())} (Ctrl-C to stop)", flush=True)
+        while True:   # supervise: a child that dies is restarted, with a backoff, and the log says so
+            pool.supervise(log=lambda line: print(line, flush=True))
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        pool.stop()
+        if server:
+            server.stop()
+
+
+async def _wait_ready(url: str, pool: Pool | None, timeout_s: float, stages: set[str] | None = None) -> None:
+    bus = await connect(url, name="streamwise-wait")
+    try:
+        wait = asyncio.create_task(wait_for_stages(bus.instances, stages or pool.stages(), timeout_s))
+        while not wait.done():
+            if pool:
+                pool.check()
+            await asyncio.sleep(0.05)
+        wait.result()
+    finally:
+        await bus.close()
+
+
+def cmd_generate(args) -> int:
+    from ..client import GenerateError, new_request_id
+    from ..client.progress import ProgressView
+
+    width, height = _size(args.size)
+    llm = bool(args.topic or args.document)
+    if bool(args.script) == llm:
+        print("streamwise generate: give either --script, or --topic and/or --document", file=sys.stderr)
+        return 2
+    if args.script:
+        from ..script import ScriptError, decode_script, parse_script
+        from ..stages.cpu.screenplay import check_script_limits
+
+        script = Path(args.script)
+        try:
+            data = script.read_bytes()
+        except OSError as exc:
+            print(f"streamwise: cannot read script {script}: {exc.strerror}", file=sys.stderr)
+            return 1
+        from ..bus.limits import LIMITS
+
+        if len(data) > LIMITS.script_bytes:
+            print(f"streamwise: script {script}: {len(data):,} bytes, over the limit of {LIMITS.script_bytes:,} "
+                  f"bytes (configs/limits.yaml)", file=sys.stderr)
+            return 1
+        try:
+            text = decode_script(data, str(script))
+            if not text.strip():
+                print(f"streamwise: script {script} is empty", file=sys.stderr)
+                return 1
+            # the screenplay worker parses it again; reading it here reports a bad script at once,
+            # before a bus and workers start
+            check_script_limits(parse_script(text, path=str(script), fmt=args.format), str(script))
+        except ScriptError as exc:
+            print(f"streamwise: {exc}", file=sys.stderr)
+            return 1
+        source = dict(script=text, script_format=args.format, script_name=str(script))
+    else:
+        from ..llm.format import DocumentError, read_document
+
+        doc_path = args.document
+        try:
+            document = read_document(doc_path) if doc_path else None
+        except DocumentError as exc:
+            print(f"streamwise: {exc}", file=sys.stderr)
+            return 1
+        source = dict(topic=args.topic, document=document, document_name=doc_path,
+                      script_name=doc_path or "topic")
+    request = Request(request_id=new_request_id(), tenant=args.tenant, submitted_at=0.0, title=args.title,
+                      ttff_s=args.ttff, width=width, height=height, fps=args.fps, segment_s=args.segment,
+                      first_segment_s=args.first_segment, max_clip_s=args.max_clip, **source)
+    from ..service.admission import check_request
+
+    try:
+        check_request(request)   # the scheduler's own check, before a bus and workers start
+    except ValueError as exc:
+        print(f"streamwise generate: {exc}", file=sys.stderr)
+        return 2
+    view = ProgressView(enabled=not args.quiet)
+    started = time.time()
+    server = pool = None
+    try:
+        if args.nats:
+            url = args.nats
+        else:
+            view.note("starting embedded bus and workers ...")
+            server = EmbeddedServer().start()
+            url = server.url
+            workers, extra = None, None
+            if llm:   # the screenplay worker is the LLM (it parses scripts too)
+                workers = {**DEFAULT_WORKERS, "screenplay": 0}
+                extra = [("screenplay-llm", ["worker", "--stage", "screenplay", "--model", "llm", *_llm_args(args)])]
+                view.note("loading the screenplay LLM (the first run converts its checkpoint once) ...")
+            pool = Pool(url, workers, log_dir=Path(args.out) / "logs", extra=extra).start()
+        try:
+            stages = ({"scheduler", *STAGES} if not pool else pool.stages() | {"screenplay"})
+            _run(_wait_ready(url, pool, (300.0 if llm else 90.0) if pool else 15.0, stages))
+        except TimeoutError as exc:
+            hint = "" if pool else f"; start a pool with: streamwise up --nats {url}"
+            raise TimeoutError(f"{exc}{hint}") from None
+        startup = time.time() - started
+        view.note(f"bus and workers ready in {startup:.1f} s ({url})")
+        view.note(f"request {request.request_id} (another viewer: streamwise watch {request.request_id} --nats {url})")
+        report = _run(_generate(url, request, args.out, view, args.timeout, pool.check if pool else None))
+        report.startup_s = round(startup, 3)
+        (Path(args.out) / "report.json").write_text(report.to_json())
+        view.done(report, args.out)
+        return 0
+    except (GenerateError, ConnectionError, TimeoutError, RuntimeError) as exc:
+        view.stop()
+        where = f" (worker logs: {pool.log_dir})" if pool else ""
+        print(f"streamwise: {exc}{where}", file=sys.stderr)
+        return 1
+    finally:
+        view.stop()
+        if pool:
+            pool.stop()
+        if server:
+            server.stop()
+
+
+async def _generate(url, request, out, view, timeout_s, health):
+    from ..client import generate
+
+    bus = await connect(url, name="streamwise-client")
+    try:
+        return await generate(bus, request, out, progress=view.update, idle_timeout_s=timeout_s, health=health)
+    finally:
+        await bus.close()
+
+
+def cmd_watch(args) -> int:
+    """``streamwise watch REQUEST_ID --nats URL --out DIR``: :func:`streamwise.client.watch`."""
+    from ..client import GenerateError
+    from ..client.progress import ProgressView
+
+    view = ProgressView(enabled=not args.quiet)
+    try:
+        report = _run(_watch(args.nats, args.request_id, args.out, args.tenant, view, args.timeout))
+        view.done(report, args.out)
+        return 0
+    except (GenerateError, ConnectionError, TimeoutError) as exc:
+        view.stop()
+        print(f"streamwise: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        view.stop()
+
+
+async def _watch(url, request_id, out, tenant, view, timeout_s):
+    from ..client import watch
+
+    bus = await connect(url, name="streamwise-viewer")
+    try:
+        return await watch(bus, request_id, out, tenant=tenant, progress=view.update, idle_timeout_s=timeout_s)
+    finally:
+        await bus.close()
+
+
+def cmd_bench(args) -> int:
+    import json
+
+    from ..bench import DEFAULT_SCRIPT, print_figures, run_bench
+
+    if args.requests and args.dispatch:
+        from ..bench import SHORT_SCRIPT
+        from ..bench.dispatch import print_dispatch_rows, run_dispatch_bench
+
+        rows = run_dispatch_bench([int(n) for n in args.requests.split(",")], args.policy.split(","),
+                                  script=Path(args.script) if args.script else SHORT_SCRIPT)
+        print(json.dumps(rows) if args.json else "", end="\n" if args.json else "")
+        if not args.json:
+            print_dispatch_rows(rows)
+        return 0
+    if args.requests:
+        from ..bench import SHORT_SCRIPT, print_scheduler_rows, run_scheduler_bench
+
+        rows = run_scheduler_bench([int(n) for n in args.requests.split(",")], args.policy.split(","),
+                                   script=Path(args.script) if args.script else SHORT_SCRIPT, emulate=args.emulate)
+        print(json.dumps(rows) if args.json else "", end="\n" if args.json else "")
+        if not args.json:
+            print_scheduler_rows(rows)
+        return 0
+    out = Path(args.out or tempfile.mkdtemp(prefix="streamwise-bench-"))
+    figures = run_bench(Path(args.script) if args.script else DEFAULT_SCRIPT, out, size=_size(args.size), fps=args.fps)
+    print(json.dumps(figures) if args.json else "", end="\n" if args.json else "")
+    if not args.json:
+        print_figures(figures)
+    return 0
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (e.g. `kill`, a container stop) ends like Ctrl-C: ``finally`` blocks stop the
+    nats-server and worker processes this command started, instead of orphaning them."""
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)   # one is enough: let the clean-up finish
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command in ("generate", "up", "bench"):
+        _exit_on_sigterm()
+    if args.verbose:
+        os.environ["STREAMWISE_LOG_LEVEL"] = "DEBUG"   # inherited by the pool's child processes
+    logging.basicConfig(level=os.environ.get("STREAMWISE_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("nats").setLevel(logging.WARNING)
+    handlers = {"generate": cmd_generate, "watch": cmd_watch, "up": cmd_up, "worker": cmd_worker,
+                "scheduler": cmd_scheduler, "bench": cmd_bench}
+    handlers.update(args.sim_handlers)
+    if args.command == "profile":
+        from .profile import cmd_profile
+        handlers["profile"] = cmd_profile
+    try:
+        return handlers[args.command](args)
+    except ValueError as exc:
+        print(f"streamwise: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("streamwise: interrupted", file=sys.stderr)
+        return 130

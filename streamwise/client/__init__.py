@@ -1,0 +1,362 @@
+"""The viewer side: publish a request, receive its segments, write HLS, the MP4 and a report.
+
+:func:`generate` subscribes to ``sw.segments.<tenant>.<request>`` and
+``sw.status.<tenant>.<request>`` *before* publishing the request (both are replayable
+streams, so nothing is missed either way), then writes each segment into an HLS playlist
+as soon as it and all earlier ones have arrived. At the end it writes ``podcast.mp4``
+(the whole show, remuxed, no re-encode) and ``report.json`` (see :class:`Report`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import msgspec
+import nats.errors
+from nats.js import api
+from nats.js.errors import NotFoundError
+
+from ..bus import subjects
+from ..bus.client import Bus
+from ..bus.codec import MessageError, decode, encode, to_builtins
+from ..bus.messages import Request, Segment, Status
+from ..stages.cpu.media import concat_files
+from .hls import HlsWriter
+
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEGMENT_S = next(f.default for f in msgspec.structs.fields(Request) if f.name == "segment_s")
+"""Nominal segment length (s) a viewer that attached assumes for the HLS target duration (the
+playlist's EXT-X-TARGETDURATION still grows to the longest segment received)."""
+
+DONE_STATUS_WAIT_S = 2.0
+"""Seconds the viewer waits, after the final segment, for the scheduler's "done" status
+(its final cache-hit count) before writing ``report.json``."""
+
+
+class GenerateError(RuntimeError):
+    """The request failed or stalled; ``str()`` is the one-line reason."""
+
+
+@dataclass
+class SegmentRecord:
+    """One received segment: playback position and size in seconds, arrival in seconds after
+    the request was published, and its quality (resolution in pixels, fps, rung)."""
+
+    index: int
+    start_s: float
+    duration_s: float
+    arrived_s: float
+    bytes: int
+    quality: dict
+
+
+@dataclass
+class Report:
+    """``report.json``. ``ttff_s``: request published -> first segment received;
+    ``realtime_factor``: ``wall_s / video_duration_s``; ``stall_s``: total playback stall if
+    playback starts when the first segment arrives and pauses whenever the next is late.
+    ``first_line_s`` / ``screenplay_done_s``: request published -> the first screenplay line
+    reached the scheduler / the screenplay's last line was written (both ``None`` until a
+    screenplay is known; for an LLM screenplay streamed line by line, ``ttff_s <
+    screenplay_done_s`` means playback began before the screenplay was finished).
+    ``attached``: written by :func:`watch`, a viewer that attached to a request submitted
+    elsewhere; its times then count from attaching, not from submission."""
+
+    request_id: str
+    speakers: list[str]
+    lines: int
+    video_duration_s: float
+    ttff_s: float
+    wall_s: float
+    realtime_factor: float
+    stall_s: float
+    segments: list[SegmentRecord]
+    quality: dict = field(default_factory=dict)
+    cache_hits: int = 0
+    first_line_s: float | None = None
+    screenplay_done_s: float | None = None
+    startup_s: float | None = None
+    script: str | None = None
+    attached: bool = False
+    files: dict = field(default_factory=dict)
+    ttff_slo_s: float | None = None       # the request's TTFF SLO (s); None for a viewer that attached
+    slo_met: bool | None = None           # TTFF within the SLO and no segment late
+    late_segments: list = field(default_factory=list)   # [{"index", "late_s"}]: segments that stalled playback
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def late_segments(records: list[SegmentRecord]) -> list[dict]:
+    """Each segment that arrived after its playback time (playback starting at the first
+    arrival, pausing for each late one, as :func:`stall_seconds` counts), as
+    ``{"index": k, "late_s": seconds}``."""
+    if not records:
+        return []
+    start, stall, late = records[0].arrived_s, 0.0, []
+    for r in records:
+        due = start + r.start_s + stall
+        if r.arrived_s > due:
+            late.append({"index": r.index, "late_s": round(r.arrived_s - due, 4)})
+            stall += r.arrived_s - due
+    return late
+
+
+def stall_seconds(records: list[SegmentRecord]) -> float:
+    """Total playback stall (s) if playback starts at the first arrival and waits for late segments."""
+    if not records:
+        return 0.0
+    start = records[0].arrived_s
+    stall = 0.0
+    for r in records:
+        due = start + r.start_s + stall
+        if r.arrived_s > due:
+            stall += r.arrived_s - due
+    return stall
+
+
+ProgressFn = Callable[[str, dict], None]
+
+
+async def _pump(bus: Bus, subject: str, stream: str, kind: str, queue: asyncio.Queue, stop: asyncio.Event) -> None:
+    """Copy a replayable subject, from its first message, into ``queue`` as ``(kind, msg,
+    arrival)``. Rides out bus outages and server restarts: after a reconnect (or an error) the
+    ordered consumer is re-created from the stream sequence after the last message seen, so
+    nothing is skipped or repeated."""
+    # Python 3.11's wait_for (inside next_msg) can swallow a cancellation that races with its
+    # timeout, so the loop also watches an explicit stop flag instead of relying on cancel().
+    sub, generation, last_seq = None, -1, None
+    try:
+        while not stop.is_set():
+            if sub is None or generation != bus.reconnects:
+                if sub is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(sub.unsubscribe(), timeout=2.0)
+                    sub = None
+                config = None if last_seq is None else api.ConsumerConfig(opt_start_seq=last_seq + 1)
+                policy = api.DeliverPolicy.ALL if last_seq is None else api.DeliverPolicy.BY_START_SEQUENCE
+                generation = bus.reconnects
+                try:
+                    sub = await bus.js.subscribe(subject, stream=stream, ordered_consumer=True,
+                                                 deliver_policy=policy, config=config)
+                except Exception as exc:   # the bus is away: try again shortly
+                    log.debug("subscribe to %s failed: %s", subject, exc)
+                    sub = None
+                    await asyncio.sleep(0.5)
+                    continue
+            try:
+                msg = await sub.next_msg(timeout=1.0)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                continue
+            except Exception as exc:   # connection closed under us: re-create
+                log.debug("reading %s failed: %s", subject, exc)
+                generation = -1
+                await asyncio.sleep(0.5)
+                continue
+            with contextlib.suppress(Exception):
+                last_seq = msg.metadata.sequence.stream
+            await queue.put((kind, msg, time.time()))
+    finally:
+        if sub is not None:
+            with contextlib.suppress(Exception):   # best effort: the ordered consumers expire anyway
+                await asyncio.wait_for(sub.unsubscribe(), timeout=2.0)
+
+
+async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress: ProgressFn | None = None,
+                   idle_timeout_s: float = 60.0, health: Callable[[], None] | None = None) -> Report:
+    """Submit ``request`` and stream its podcast into ``out_dir``.
+
+    Writes ``index.m3u8`` + ``init.mp4`` + ``seg_*.m4s`` as segments arrive, then
+    ``podcast.mp4`` and ``report.json``. ``progress(kind, info)`` is called for
+    ``status`` and ``segment`` updates. ``health()`` is called about once a second and may
+    raise (e.g. :meth:`streamwise.pool.Pool.check` when a local worker died).
+
+    Raises:
+        GenerateError: the scheduler reported a failure (its reason), or nothing arrived for
+            ``idle_timeout_s`` seconds (no scheduler or worker serving the bus?).
+    """
+    await upload_large_script(bus, request)
+
+    async def submit() -> float:
+        request.submitted_at = time.time()
+        await bus.publish(subjects.requests(request.tenant), request, msg_id=request.request_id)
+        return request.submitted_at
+
+    return await _receive(bus, request.tenant, request.request_id, out_dir, submit=submit,
+                          segment_s=request.segment_s, script=request.script_name, progress=progress,
+                          idle_timeout_s=idle_timeout_s, health=health, ttff_slo_s=request.ttff_s)
+
+
+SCRIPT_INLINE_MARGIN = 64 * 1024
+"""Bytes of a request's max payload kept free for its other fields and headers."""
+
+
+async def upload_large_script(bus: Bus, request: Request) -> bool:
+    """If ``request`` would not fit in one message (the server's max payload, 1 MB on a stock
+    nats-server), put its script in the object store as ``scripts/<tenant>/<request>`` and
+    send it by reference (``script_ref``). Returns whether it uploaded.
+
+    Raises:
+        ValueError: a document larger than the payload limit (only scripts travel by reference).
+    """
+    size = len(encode(request))
+    if size <= bus.max_payload - SCRIPT_INLINE_MARGIN:
+        return False
+    if request.script is None:
+        raise ValueError(f"document: {size:,} bytes, over the bus's max payload of {bus.max_payload:,} bytes "
+                         f"(only scripts travel by object-store reference); shorten the document")
+    name = f"scripts/{request.tenant}/{request.request_id}"
+    await bus.put_blob(name, request.script.encode("utf-8"))
+    request.script, request.script_ref = None, name
+    return True
+
+
+async def watch(bus: Bus, request_id: str, out_dir: str | Path, *, tenant: str = "default",
+                progress: ProgressFn | None = None, idle_timeout_s: float = 60.0) -> Report:
+    """Attach to a request that any client submitted earlier, and stream it into ``out_dir``
+    as :func:`generate` does: from its first segment (JetStream keeps a show's segments for
+    ``SEGMENTS_MAX_AGE_S``), then live until its final segment. A second viewer, or the same
+    one after its connection dropped, gets the same bytes. Timings in the report count from
+    the moment of attaching (``attached`` is true), not from submission.
+
+    Raises:
+        GenerateError: the bus has no status for ``request_id`` under ``tenant`` (never
+            submitted, not yet accepted by a scheduler, or expired), the request failed, or
+            nothing arrived for ``idle_timeout_s`` seconds.
+    """
+    try:
+        await bus.js.get_last_msg(subjects.STREAM_STATUS, subjects.status(tenant, request_id))
+    except NotFoundError:
+        raise GenerateError(f"no request {request_id!r} (tenant {tenant!r}) on {bus.safe_url}: not submitted, "
+                            f"not yet accepted by a scheduler, or expired") from None
+    return await _receive(bus, tenant, request_id, out_dir, submit=None, segment_s=None, script=None,
+                          progress=progress, idle_timeout_s=idle_timeout_s, health=None)
+
+
+async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
+                   submit: Callable[[], Awaitable[float]] | None, segment_s: float | None, script: str | None,
+                   progress: ProgressFn | None, idle_timeout_s: float,
+                   health: Callable[[], None] | None, ttff_slo_s: float | None = None) -> Report:
+    """Subscribe to a request's segments and status (from their first message), call
+    ``submit()`` (which publishes the request and returns its time), then write the HLS files as
+    segments arrive and, after the final one, ``podcast.mp4`` and ``report.json``. Timings count
+    from ``submit()``'s time, or from now when attaching (``submit`` is ``None``)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob("seg_*.m4s"), out / "init.mp4", out / "index.m3u8", out / "podcast.mp4"]:
+        stale.unlink(missing_ok=True)   # left by an earlier run into the same directory
+    progress = progress or (lambda kind, info: None)
+    # bounded: a slow viewer makes the consumer wait (flow control), it never buffers the show
+    queue: asyncio.Queue = asyncio.Queue(maxsize=64)
+    stop = asyncio.Event()
+    pumps = [asyncio.create_task(_pump(bus, subjects.segments(tenant, rid), subjects.STREAM_SEGMENTS, "segment",
+                                       queue, stop)),
+             asyncio.create_task(_pump(bus, subjects.status(tenant, rid), subjects.STREAM_STATUS, "status",
+                                       queue, stop))]
+    hls = HlsWriter(out, target_duration_s=segment_s or DEFAULT_SEGMENT_S)
+    files: list[Path] = []             # init.mp4 then each media segment, written as they arrive
+    records: list[SegmentRecord] = []
+    pending: dict[int, tuple[Segment, bytes, float]] = {}
+    last: Status | None = None
+    final_index: int | None = None
+    first_line_at: float | None = None
+    t0 = time.time()
+    try:
+        if submit is not None:
+            t0 = await submit()
+        idle_since = time.monotonic()
+        while final_index is None or len(records) <= final_index:
+            try:
+                kind, msg, arrived = await asyncio.wait_for(queue.get(), timeout=1.0)
+            except asyncio.TimeoutError:
+                if health:
+                    health()
+                if not bus.connected.is_set():
+                    idle_since = time.monotonic()   # the bus is away: an outage is not a stalled request
+                if time.monotonic() - idle_since > idle_timeout_s:
+                    raise GenerateError(f"no progress for {idle_timeout_s:.0f} s on {bus.safe_url}: is a scheduler "
+                                        f"and a worker for every stage running? (streamwise up --nats "
+                                        f"{bus.safe_url})") from None
+                continue
+            idle_since = time.monotonic()
+            if kind == "status":
+                last = decode(msg.data, Status)
+                if first_line_at is None and last.lines:
+                    first_line_at = arrived
+                progress("status", to_builtins(last))
+                if last.state == "failed":
+                    raise GenerateError(last.error or last.message or "request failed")
+                continue
+            try:
+                seg = decode(msg.data, Segment)
+            except MessageError:
+                continue
+            if seg.index in pending or seg.index < len(records):
+                continue  # a duplicate (a re-run after a scheduler restart)
+            data = seg.data if seg.data is not None else await bus.get_blob(seg.ref)
+            pending[seg.index] = (seg, data, arrived - t0)
+            if seg.final:
+                final_index = seg.index
+            while len(records) in pending:
+                seg, data, arrived_s = pending.pop(len(records))
+                name = hls.add(seg.index, data, seg.duration_s)
+                if not files:
+                    files.append(out / HlsWriter.INIT)
+                files.append(out / name)
+                records.append(SegmentRecord(seg.index, seg.start_s, seg.duration_s, round(arrived_s, 4), len(data),
+                                             to_builtins(seg.quality)))
+                progress("segment", asdict(records[-1]))
+        wall = time.time() - t0
+        # the scheduler publishes its "done" status (final cache hits, lines) just after the
+        # final segment: give it a moment so report.json has the final counts
+        wait_done_until = time.monotonic() + DONE_STATUS_WAIT_S
+        while (last is None or last.state != "done") and time.monotonic() < wait_done_until:
+            try:
+                kind, msg, _ = await asyncio.wait_for(queue.get(), timeout=wait_done_until - time.monotonic())
+            except asyncio.TimeoutError:
+                break
+            if kind == "status":
+                last = decode(msg.data, Status)
+                progress("status", to_builtins(last))
+    finally:
+        stop.set()
+        for p in pumps:
+            p.cancel()
+        while not queue.empty():            # let a pump blocked on the bounded queue see the flag
+            queue.get_nowait()
+        await asyncio.wait(pumps, timeout=3.0)
+    hls.close()
+    concat_files(files, out / "podcast.mp4")
+    duration = sum(r.duration_s for r in records)
+    speakers = last.speakers if last else []
+    report = Report(request_id=rid, speakers=list(speakers), lines=last.lines if last else 0,
+                    video_duration_s=round(duration, 3), ttff_s=round(records[0].arrived_s, 4), wall_s=round(wall, 3),
+                    realtime_factor=round(wall / duration, 4) if duration else 0.0,
+                    stall_s=round(stall_seconds(records), 4), segments=records, quality=records[0].quality,
+                    cache_hits=last.cache_hits if last else 0,
+                    # the screenplay's times count from submission: unknown to a viewer that attached
+                    first_line_s=None if first_line_at is None or submit is None else round(first_line_at - t0, 4),
+                    screenplay_done_s=(round(last.screenplay_done_at - t0, 4)
+                                       if last and last.screenplay_done_at and submit is not None else None),
+                    script=script, attached=submit is None,
+                    files={"hls": "index.m3u8", "mp4": "podcast.mp4"})
+    report.late_segments = late_segments(records)
+    if ttff_slo_s is not None and submit is not None:
+        report.ttff_slo_s = ttff_slo_s
+        report.slo_met = report.ttff_s <= ttff_slo_s and not report.late_segments
+    (out / "report.json").write_text(report.to_json())
+    return report
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]

@@ -1,0 +1,211 @@
+"""Instance selection and quality rungs for ready nodes: a pure function over a snapshot.
+
+From the StreamWise scheduler design (arXiv 2603.05800; design notes section 4):
+
+- **EDF across requests**: ready nodes of every request are taken in deadline order.
+- **Instance selection**: each goes to the instance of its stage with the earliest expected
+  completion, ``queued_s`` (expected seconds of the work already outstanding there) plus
+  the expected runtime of this node on it; ties go to the cheaper instance ($/s). An
+  instance takes at most ``cap`` outstanding tasks, so ordering stays in the scheduler's
+  EDF queue instead of a FIFO stream; the rest wait for a later round.
+- **Adaptive quality**: for a stage with a ladder, the highest rung whose best instance
+  finishes by the node's deadline is feasible (the static CPU rung when none is); the
+  per-request hysteresis of :func:`streamwise.core.quality.next_rung` steps down at once and
+  climbs back one rung after ``climb_after`` shots with slack.
+
+Everything the policy needs comes in as arguments; the new hysteresis states come back
+with the decisions (state passed explicitly, Ray Serve style), so the live scheduler and a
+simulator run the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Hashable, Mapping
+
+from .quality import Ladder, QualityState, Rung, next_rung
+
+
+@dataclass(frozen=True)
+class ReadyNode:
+    """A node that could run now. ``key`` identifies it to the caller, ``request`` keys its
+    quality state; ``deadline`` is absolute (s)."""
+
+    key: Hashable
+    stage: str
+    deadline: float
+    request: Hashable = None
+    arrival: tuple = ()        # (request submit time, node number): the order a FIFO policy uses
+    model: str | None = None   # only instances of this model may run it (e.g. "llm" for a topic's screenplay)
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """What placement needs to know of an instance: ``queued_s`` = expected seconds of its
+    outstanding tasks, ``price_per_s`` in $/s."""
+
+    instance: str
+    stage: str
+    model: str
+    outstanding: int
+    accepting: bool = True
+    hardware: str = "cpu"
+    gpus: int = 0
+    queued_s: float = 0.0
+    price_per_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Dispatch ``node`` to ``instance`` at ``rung`` (``None``: the stage has no ladder);
+    ``expected_s``: its expected runtime there."""
+
+    node: ReadyNode
+    instance: InstanceView
+    rung: Rung | None
+    expected_s: float
+
+
+RuntimeFn = Callable[[ReadyNode, InstanceView, "Rung | None"], float]
+
+
+class _Pool:
+    """Mutable load bookkeeping for one round of :func:`assign`."""
+
+    def __init__(self, instances: list[InstanceView], cap: int) -> None:
+        self.cap = cap
+        self.load = {i.instance: i.outstanding for i in instances}
+        self.queued = {i.instance: i.queued_s for i in instances}
+        self.by_stage: dict[str, list[InstanceView]] = {}
+        for inst in sorted(instances, key=lambda i: i.instance):
+            if inst.accepting:
+                self.by_stage.setdefault(inst.stage, []).append(inst)
+
+    def best(self, node: ReadyNode, runtime_s: RuntimeFn, rung: Rung | None,
+             model: str | None) -> tuple[InstanceView, float, float] | None:
+        """(instance, expected runtime, expected completion offset) of the earliest finisher
+        among the instances below their cap; ties to the cheaper $/s, then to the one with
+        fewer outstanding tasks."""
+        return self.best_pair(node, runtime_s, rung, model, busy=False)[0]
+
+    def best_pair(self, node: ReadyNode, runtime_s: RuntimeFn, rung: Rung | None, model: str | None,
+                  busy: bool = True) -> tuple[tuple | None, tuple | None]:
+        """In one pass over the stage's instances: the earliest finisher below its cap (as
+        :meth:`best`) and, with ``busy``, the earliest finisher counting instances at their cap
+        too (whose queue the node would wait behind)."""
+        free = anyone = None
+        free_rank = any_rank = None
+        for inst in self.by_stage.get(node.stage, ()):
+            capped = self.load[inst.instance] >= self.cap
+            if (capped and not busy) or (model is not None and inst.model != model):
+                continue
+            try:
+                rt = runtime_s(node, inst, rung)
+            except KeyError:          # no profile for this (model, hardware, gpus): cannot place here
+                continue
+            done = self.queued[inst.instance] + rt
+            rank = (done, inst.price_per_s, self.load[inst.instance])
+            if anyone is None or rank < any_rank:
+                anyone, any_rank = (inst, rt, done), rank
+            if not capped and (free is None or rank < free_rank):
+                free, free_rank = (inst, rt, done), rank
+        return free, anyone
+
+    def take(self, inst: InstanceView, rt: float) -> None:
+        self.load[inst.instance] += 1
+        self.queued[inst.instance] += rt
+
+    def reserve(self, inst: InstanceView, rt: float) -> None:
+        """A held node will wait for ``inst``: later nodes of this round see its queue longer."""
+        self.queued[inst.instance] += rt
+
+
+def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, now: float = 0.0,
+           runtime_s: RuntimeFn | None = None, ladders: Mapping[str, Ladder] | None = None,
+           states: Mapping[Hashable, QualityState] | None = None, policy: str = "edf"
+           ) -> tuple[list[Decision], dict[Hashable, QualityState]]:
+    """Decide which ready nodes to dispatch now, where, and at which rung.
+
+    ``runtime_s(node, instance, rung)`` gives expected seconds (raise ``KeyError`` when the
+    instance cannot run it); default: 0 (pure load balancing). ``ladders`` maps a stage to
+    its quality ladder; ``states`` holds each request's hysteresis state. ``policy``:
+    ``"edf"`` (earliest deadline first, the StreamWise policy) or ``"fifo"`` (the baseline:
+    requests in arrival order, nodes in the order they were added).
+    Returns the decisions in dispatch order and the updated states.
+
+    Raises:
+        ValueError: unknown ``policy``.
+    """
+    if policy not in ("edf", "fifo"):
+        raise ValueError(f"unknown policy {policy!r}: use 'edf' or 'fifo'")
+    order = (lambda n: n.deadline) if policy == "edf" else (lambda n: n.arrival)
+    runtime_s = runtime_s or (lambda node, inst, rung: 0.0)
+    ladders = ladders or {}
+    new_states = dict(states or {})
+    pool = _Pool(instances, cap)
+    decisions = []
+    for node in sorted(ready, key=order):
+        ladder = ladders.get(node.stage)
+        if ladder is None:
+            found = pool.best(node, runtime_s, None, node.model)
+            rung = None
+        else:
+            found, rung, state = _place_on_ladder(node, ladder, pool, runtime_s, now,
+                                                  new_states.get(node.request, QualityState()))
+            if found is not None:
+                new_states[node.request] = state
+        if found is None:
+            continue
+        inst, rt, _ = found
+        pool.take(inst, rt)
+        decisions.append(Decision(node, inst, rung, rt))
+    return decisions, new_states
+
+
+def _place_on_ladder(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: RuntimeFn, now: float,
+                     state: QualityState):
+    """Highest feasible rung (deadline met on its best instance), then hysteresis.
+
+    When every instance of a better rung is at its cap but one of them would still finish the
+    node in time at that rung (its queue + the runtime), the node is held (``None``) instead
+    of being dropped to a lower rung on a free instance: "no instance free: queue and re-plan
+    as capacity frees" (StreamWise scheduler design, arXiv 2603.05800). The wait is reserved
+    on that instance for the rest of the round, and re-planned on the next loop (as the clock
+    advances, a held node falls to a lower rung once waiting no longer meets its deadline).
+    """
+    options, feasible, waiting, feasible_waiting = _rung_options(node, ladder, pool, runtime_s, now)
+    if feasible_waiting is not None:
+        target = next_rung(state, ladder, feasible_waiting)[0]
+        chosen = next_rung(state, ladder, feasible)[0] if feasible is not None else None
+        if (target.name in waiting and (chosen is None or ladder.index(target) < ladder.index(chosen))
+                and (target.name not in options or now + options[target.name][2] > node.deadline)):
+            inst, rt, _ = waiting[target.name]
+            pool.reserve(inst, rt)
+            return None, None, state
+    if not options:
+        return None, None, state
+    if feasible is None:   # nothing meets the deadline: the lowest rung we can run at all
+        feasible = next(r for r in reversed(ladder.rungs) if r.name in options)
+    rung, new_state = next_rung(state, ladder, feasible)
+    if rung.name not in options:   # hysteresis asks for a rung with no free instance right now
+        rung, new_state = feasible, QualityState(ladder.index(feasible), 0)
+    return options[rung.name], rung, new_state
+
+
+def _rung_options(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: RuntimeFn, now: float):
+    """Per rung name, the best instance for ``node`` among free instances (``options``) and
+    among all, busy ones included (``waiting``), each with the highest rung whose best
+    instance meets the node's deadline (``None``: none). One pass over the instances per rung."""
+    options, waiting = {}, {}
+    feasible = feasible_waiting = None
+    for rung in ladder.rungs:
+        free, anyone = pool.best_pair(node, runtime_s, rung, ladder.model_of(rung))
+        if free is not None:
+            options[rung.name] = free
+            if feasible is None and now + free[2] <= node.deadline:
+                feasible = rung
+        if anyone is not None:
+            waiting[rung.name] = anyone
+            if feasible_waiting is None and now + anyone[2] <= node.deadline:
+                feasible_waiting = rung
+    return options, feasible, waiting, feasible_waiting

@@ -1,0 +1,31 @@
+"""Admission of a request: the checks a scheduler (and ``streamwise generate``, before anything
+starts) applies to a :class:`~streamwise.bus.messages.Request`, with the limits of
+``configs/limits.yaml`` (issue 9)."""
+
+from __future__ import annotations
+
+from ..bus.codec import MessageError, decode, encode
+from ..bus.limits import LIMITS
+from ..bus.messages import Request
+from ..stages.runtime.base import show_audio_rate
+
+
+def check_request(r: Request) -> None:
+    """Raise ValueError for a request that cannot be served, with a one-line reason that names
+    the field and the limit (``configs/limits.yaml``). A request built in Python (not decoded)
+    is validated against the schema's constraints first, as a decoded one already was."""
+    try:
+        decode(encode(r), Request)   # the schema-level constraints (finite, in range, lengths)
+    except MessageError as exc:
+        raise ValueError(str(exc).removeprefix("invalid Request message: ")) from None
+    given = [x for x in (r.script, r.script_ref, r.topic or r.document) if x]
+    if len(given) != 1:
+        raise ValueError("give exactly one of script, script_ref or topic (and/or document)")
+    for name, text, limit in (("script", r.script, LIMITS.script_bytes), ("document", r.document, LIMITS.document_bytes)):
+        if text is not None and len(text.encode("utf-8", errors="surrogatepass")) > limit:
+            raise ValueError(f"{name}: {len(text.encode('utf-8', errors='surrogatepass')):,} bytes, over the limit "
+                             f"of {limit:,} bytes")
+    if r.width * r.height * r.fps > LIMITS.pixel_rate:
+        raise ValueError(f"width x height x fps: {r.width}x{r.height} at {r.fps:g} fps is over the limit of "
+                         f"{LIMITS.pixel_rate:,} pixels per second")
+    show_audio_rate(r.fps)   # ValueError for an fps whose frame is not a whole number of samples

@@ -1,0 +1,104 @@
+"""What a scheduler knows of the worker instances, and what a task will cost on each.
+
+Owns the live instances (from heartbeats, aged on the scheduler's own clock), the tasks
+outstanding on each with their expected seconds, the prices, and the online correction of
+expected runtimes from observed ones (EWMA per instance, so a CPU worker's real speed is
+learnt too; StreamWise scheduler design, arXiv 2603.05800). The scheduler service gathers
+its snapshot for :func:`streamwise.core.placement.assign` here.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+
+import yaml
+
+from ..bus.messages import Heartbeat
+from ..core.estimate import book, gpu_runtime_s
+from ..core.placement import InstanceView
+from ..core.profiles import OnlineCorrection
+from ..core.quality import Ladder, Rung
+
+
+def load_prices(pricing: str = "spot") -> dict[str, float]:
+    """$/GPU-hour (CPU: per core-hour) by hardware kind, from ``configs/hardware.yaml``.
+
+    Raises:
+        KeyError: unknown ``pricing`` (``spot`` or ``reserved``).
+    """
+    data = yaml.safe_load(resources.files("streamwise.configs").joinpath("hardware.yaml").read_text())
+    return {kind: float(p[pricing]) for kind, p in data["kinds"].items()}
+
+
+class InstanceState:
+    """Instances, their outstanding work and learnt speed. ``ttl_s``: an instance whose
+    heartbeat is older than this (by our clock) is gone."""
+
+    def __init__(self, *, ttl_s: float, pricing: str = "spot") -> None:
+        self.ttl_s = ttl_s
+        self.prices = load_prices(pricing)
+        self.instances: dict[str, Heartbeat] = {}
+        self.seen: dict[str, float] = {}
+        self.outstanding: dict[str, dict[str, float]] = {}   # instance -> task id -> expected s
+        self.correction = OnlineCorrection()
+
+    # ---------------------------------------------------------------- heartbeats
+    def beat(self, hb: Heartbeat) -> None:
+        self.instances[hb.instance] = hb
+        self.seen[hb.instance] = time.monotonic()     # our clock, not the worker's: hosts' clocks differ
+
+    def expired(self) -> list[str]:
+        now = time.monotonic()
+        return [i for i in self.instances if now - self.seen.get(i, now) > self.ttl_s]
+
+    def grace(self, seconds: float) -> None:
+        """Give every known instance ``seconds`` from now before it counts as expired (after the
+        bus connection came back: their heartbeats could not reach us while it was away)."""
+        until = time.monotonic() + seconds - self.ttl_s
+        for instance in self.instances:
+            self.seen[instance] = max(self.seen.get(instance, until), until)
+
+    def forget(self, instance: str) -> None:
+        self.instances.pop(instance, None)
+        self.seen.pop(instance, None)
+        self.outstanding.pop(instance, None)
+
+    # ---------------------------------------------------------------- outstanding work
+    def dispatched(self, instance: str, task_id: str, expected_s: float) -> None:
+        self.outstanding.setdefault(instance, {})[task_id] = expected_s
+
+    def finished(self, instance: str, task_id: str, observed_s: float | None = None) -> None:
+        """A task left ``instance``; with ``observed_s`` (it ran), correct its expected speed."""
+        expected = self.outstanding.get(instance, {}).pop(task_id, None)
+        if expected is not None and observed_s is not None:
+            self.correction.observe(instance, expected, observed_s)
+
+    # ---------------------------------------------------------------- snapshot
+    def views(self) -> list[InstanceView]:
+        out = []
+        for hb in self.instances.values():
+            work = self.outstanding.get(hb.instance, {})
+            price = self.prices.get(hb.hardware, 0.0) * max(hb.gpus, 1) / 3600.0
+            out.append(InstanceView(hb.instance, hb.stage, hb.model, len(work), accepting=hb.state == "ready",
+                                    hardware=hb.hardware, gpus=hb.gpus, queued_s=sum(work.values()),
+                                    price_per_s=price))
+        return out
+
+    def runtime_s(self, inst: InstanceView, rung: Rung | None, *, cpu_estimate_s: float, duration_s: float,
+                  ladder: Ladder | None) -> float:
+        """Expected seconds of a task on ``inst``: the CPU rung's profile on a CPU instance, the
+        reference GPU profile of the instance's model otherwise, times the instance's learnt
+        correction.
+
+        Raises:
+            KeyError: no profile for the instance's (model, hardware, GPU count).
+        """
+        if inst.hardware == "cpu":
+            base = cpu_estimate_s
+        elif rung is not None:
+            base = gpu_runtime_s(inst.model, inst.hardware, inst.gpus, rung, duration_s=duration_s,
+                                 upscale_to=ladder.output if ladder else None)
+        else:
+            base = book().runtime_s(inst.model, inst.hardware, inst.gpus, units=1)
+        return self.correction.corrected(inst.instance, base)

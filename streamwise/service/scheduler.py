@@ -1,0 +1,700 @@
+"""The request scheduler service: requests in, DAG expansion, EDF dispatch, status out.
+
+One process may run many requests (one :class:`~streamwise.podcast.PodcastPlan` each);
+several processes compete for requests on the ``schedulers`` consumer of
+``sw.requests.>``. The busy loop reads as its phases (vLLM v1 style): drain inputs
+(requests, completion events, instance changes), schedule (a pure placement decision over
+the snapshot), execute (publish tasks), update (status, finished requests).
+
+A request message stays un-acked (with in-progress acks) until its podcast is done, so if
+this process dies the request is redelivered to another scheduler (after
+``REQUEST_ACK_WAIT_S``), which takes it over: it rebuilds the DAG, and every node already
+computed completes from the result cache (KV ``sw_cache``: content-keyed outputs are the
+request's checkpoint), so the work resumes rather than restarts. Segments are published
+again under the same message ids and viewers de-duplicate them by index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+
+import msgpack
+import msgspec
+import nats.errors
+from nats.js import api
+from nats.js.errors import KeyNotFoundError, NotFoundError
+
+from opentelemetry import trace
+
+from ..telemetry import tracing
+from ..bus import registry, subjects
+from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer, connect
+from ..bus.codec import MessageError, decode
+from ..bus.messages import Event, Heartbeat, Quality, Request, Status, Task
+from ..core.dag import Node, NodeState
+from ..core.deadlines import StageProfile, load_profiles
+from ..core.estimate import book
+from .instance_state import InstanceState
+from ..core.placement import InstanceView, ReadyNode, assign
+from ..core.quality import Ladder, QualityState, Rung, load_ladders
+from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
+from .admission import check_request
+
+log = logging.getLogger(__name__)
+
+# how long a node may wait for an instance of its model to appear (seconds)
+MISSING_MODEL_WAIT_S = float(os.environ.get("STREAMWISE_MISSING_MODEL_WAIT_S", "60"))
+# a request with no completed node for this long is failed with the reason, never kept alive forever
+REQUEST_STALL_S = float(os.environ.get("STREAMWISE_REQUEST_STALL_S", "600"))
+# after a reconnect, instances get this long to beat again before their work is resubmitted
+RECONNECT_GRACE_S = 2 * INSTANCE_TTL_S
+
+
+@dataclass
+class _Active:
+    plan: PodcastPlan
+    msg: object                      # the request message, acked when the podcast is done
+    events_sub: object = None
+    reader: asyncio.Task | None = None
+    dispatched: dict[str, tuple[str, str]] = field(default_factory=dict)   # task_id -> (instance, node_id)
+    span: object = None              # the request's trace span (a no-op span when tracing is off)
+    cache_checked: set[str] = field(default_factory=set)   # node ids already looked up in the cache
+    waiting_since: float | None = None   # when a ready node first found no instance of its required model
+    progress_at: float = field(default_factory=time.monotonic)   # last completed node (or acceptance)
+
+
+class SchedulerService:
+    """Runs request schedulers on one bus connection until :meth:`stop`.
+
+    ``cap`` is the number of tasks kept outstanding per instance (1 running + prefetch).
+    """
+
+    def __init__(self, bus: Bus, *, profiles: dict[str, StageProfile] | None = None, cap: int = 3,
+                 ladders: dict[str, Ladder] | None = None, policy: str = "edf", use_cache: bool = True) -> None:
+        self.bus = bus
+        self.profiles = profiles if profiles is not None else load_profiles()
+        self.cap = cap
+        self.active: dict[str, _Active] = {}
+        self.pool = InstanceState(ttl_s=INSTANCE_TTL_S)
+        book()   # load and fit the reference profiles now (~0.1 s), not inside the first dispatch
+        self.ladders = ladders if ladders is not None else _default_ladders()
+        self.quality_states: dict[str, QualityState] = {}
+        self.policy = policy
+        self.use_cache = use_cache            # benchmarks of identical requests turn the result cache off
+        self.overhead_s: list[float] = []     # scheduler time per dispatched task (placement + publish)
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self._stop = asyncio.Event()
+        self.draining = False                 # told to stop: take no new request, hand active ones over
+        self.dispatch_count = 0
+        self._tasks: set[asyncio.Future] = set()            # background clean-ups and failures
+        self._publish_failures: dict[tuple[str, str], int] = {}   # (request, node) -> failed publishes in a row
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.inbox.put_nowait(("stop", None))
+
+    async def hand_over(self) -> int:
+        """Stop cleanly (SIGTERM): take no new request and give every active one back to the
+        bus at once (``nak``), so another scheduler takes it over now rather than after the ack
+        wait; it resumes from the result cache and the screenplay checkpoint. Returns how many
+        requests were handed over."""
+        self.draining = True
+        handed = 0
+        for active in list(self.active.values()):
+            with contextlib.suppress(Exception):
+                await active.msg.nak()
+                handed += 1
+            self.active.pop(active.plan.request.request_id, None)
+            active.span.end()
+        self.stop()
+        return handed
+
+    # ------------------------------------------------------------------ inputs
+    async def _pull_requests(self) -> None:
+        consumer = PullConsumer(self.bus, subjects.requests_all(), durable=subjects.SCHEDULER_CONSUMER,
+                                stream=subjects.STREAM_REQUESTS,
+                                config=api.ConsumerConfig(ack_wait=REQUEST_ACK_WAIT_S, max_deliver=5))
+        try:
+            while not self._stop.is_set() and not self.draining:
+                for msg in await consumer.fetch(batch=1, timeout=1.0):
+                    await self.inbox.put(("request", msg))
+        finally:
+            await consumer.unsubscribe()
+
+    async def _read_events(self, request_id: str, consumer: PullConsumer) -> None:
+        # loops on the request being active, not only on cancel(): Python 3.11's wait_for
+        # (inside fetch) can swallow a cancellation that races with its timeout
+        try:
+            while request_id in self.active and not self._stop.is_set():
+                for msg in await consumer.fetch(batch=64, timeout=1.0):
+                    await self.inbox.put(("event", msg))
+        finally:
+            await consumer.unsubscribe()
+
+    async def _watch_instances(self) -> None:
+        """Follow KV ``sw_instances``; the watcher is re-created after a reconnect or an error
+        (a restarted server does not resume it), and instances get :data:`RECONNECT_GRACE_S` to
+        beat again before their work is resubmitted."""
+        while not self._stop.is_set():
+            generation = self.bus.reconnects
+            try:
+                watcher = await self.bus.instances.watchall()
+            except Exception as exc:
+                log.debug("instance watch failed: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                while not self._stop.is_set() and generation == self.bus.reconnects:
+                    try:
+                        entry = await watcher.updates(timeout=1.0)
+                    except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                        continue
+                    if entry is not None:
+                        await self.inbox.put(("instance", entry))
+            except Exception as exc:
+                log.debug("instance watch ended: %s", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(watcher.stop(), timeout=2.0)
+            if generation != self.bus.reconnects:
+                self.pool.grace(RECONNECT_GRACE_S)
+
+    async def _keep_requests_alive(self) -> None:
+        while not self._stop.is_set():
+            await asyncio.sleep(REQUEST_ACK_WAIT_S / 3)
+            for active in list(self.active.values()):
+                try:
+                    await active.msg.in_progress()
+                except Exception:
+                    pass
+
+    # ------------------------------------------------------------------ loop
+    async def run(self) -> None:
+        """Serve until :meth:`stop` is called or the task is cancelled."""
+        helpers = [asyncio.create_task(c) for c in
+                   (self._pull_requests(), self._watch_instances(), self._keep_requests_alive())]
+        try:
+            while not self._stop.is_set():
+                try:
+                    item = await asyncio.wait_for(self.inbox.get(), timeout=0.5)
+                except asyncio.TimeoutError:
+                    item = None
+                items = [item] if item else []
+                while not self.inbox.empty():
+                    items.append(self.inbox.get_nowait())
+                for kind, payload in items:
+                    await self._apply_safely(kind, payload)
+                try:
+                    await self._schedule_once()
+                except Exception:   # a bug in one phase must not end the service: log, carry on
+                    log.error("scheduling pass failed:\n%s", traceback.format_exc())
+                    await asyncio.sleep(0.1)
+        finally:
+            for t in helpers:
+                t.cancel()
+            for active in self.active.values():
+                if active.reader:
+                    active.reader.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _schedule_once(self) -> None:
+        self._expire_instances()
+        await self._fail_stalled()
+        scan_started = time.perf_counter()
+        ready = self._ready()
+        scan_s = time.perf_counter() - scan_started
+        ready = await self._serve_from_cache(ready)
+        await self._dispatch(ready, scan_s)
+        await self._check_missing_models(ready)
+
+    async def _apply_safely(self, kind: str, payload) -> None:
+        """Apply one input; an error in it fails only the request it belongs to (poison
+        containment: no request, event or heartbeat can end the scheduler)."""
+        try:
+            await self._apply(kind, payload)
+        except Exception as exc:
+            log.error("%s message could not be applied:\n%s", kind, traceback.format_exc())
+            rid = self._request_of(kind, payload)
+            if rid in self.active:
+                with contextlib.suppress(Exception):
+                    await self._finish(self.active[rid], failed=f"internal error on a {kind}: "
+                                                                f"{type(exc).__name__}: {exc}"[:500])
+            elif kind in ("request", "event"):
+                with contextlib.suppress(Exception):
+                    await (payload.term() if kind == "request" else payload.ack())
+
+    @staticmethod
+    def _request_of(kind: str, payload) -> str | None:
+        if kind not in ("request", "event"):
+            return None
+        try:
+            return str(msgpack.unpackb(payload.data).get("request_id"))
+        except Exception:
+            return None
+
+    async def _fail_stalled(self) -> None:
+        """Fail a request that has completed no node for :data:`REQUEST_STALL_S` seconds."""
+        now = time.monotonic()
+        for active in list(self.active.values()):
+            if now - active.progress_at > REQUEST_STALL_S:
+                counts = active.plan.dag.counts()
+                await self._finish(active, failed=(
+                    f"no progress for {REQUEST_STALL_S:.0f} s ({counts.get('dispatched', 0)} tasks outstanding, "
+                    f"{counts.get('pending', 0)} waiting): are workers for every stage running?"))
+
+    async def _apply(self, kind: str, payload) -> None:
+        if kind == "request":
+            await self._on_request(payload)
+        elif kind == "event":
+            await self._on_event(payload)
+        elif kind == "instance":
+            self._on_instance(payload)
+
+    async def _on_request(self, msg) -> None:
+        try:
+            request = decode(msg.data, Request)
+            subjects.token(request.request_id)
+            subjects.token(request.tenant)
+            check_request(request)
+        except (MessageError, ValueError) as exc:
+            await self._reject(msg, str(exc))
+            return
+        if request.request_id in self.active:
+            await msg.ack()  # a duplicate publish of a running request
+            return
+        plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
+        if plan.checkpoint_key and msg.metadata.num_delivered > 1:   # taking over an LLM screenplay
+            checkpoint = await self._cache_get(plan.checkpoint_key)
+            if checkpoint is not None:
+                try:
+                    plan.restore_screenplay(checkpoint)
+                except PlanError as exc:
+                    log.error("request %s: checkpoint unusable (%s); starting over", request.request_id, exc)
+                    plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
+                else:
+                    log.info("request %s: resuming its screenplay from a checkpoint (%d lines%s)",
+                             request.request_id, plan.lines, ", complete" if checkpoint.get("complete") else "")
+        active = _Active(plan=plan, msg=msg)
+        active.events_sub = PullConsumer(
+            self.bus, subjects.events(request.request_id), stream=subjects.STREAM_EVENTS,
+            config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.NEW, inactive_threshold=120.0))
+        active.span = tracing.tracer().start_span("request", attributes={
+            "streamwise.request_id": request.request_id, "streamwise.tenant": request.tenant,
+            "streamwise.ttff_s": request.ttff_s})
+        self.active[request.request_id] = active     # before the reader starts: it loops while active
+        active.reader = asyncio.create_task(self._read_events(request.request_id, active.events_sub))
+        log.info("request %s accepted (tenant %s)", request.request_id, request.tenant)
+        await self._status(plan, "accepted", "request accepted")
+
+    async def _reject(self, msg, reason: str) -> None:
+        log.error("invalid request: %s", reason)
+        await self.bus.deadletter("requests", msg.data, reason)
+        try:  # tell the client, if it sent enough for us to know who it is
+            raw = msgpack.unpackb(msg.data)
+            rid, tenant = subjects.token(raw["request_id"]), subjects.token(raw.get("tenant", "default"))
+            await self.bus.publish(subjects.status(tenant, rid),
+                                   Status(request_id=rid, state="failed", error=f"invalid request: {reason}",
+                                          message="invalid request", at=time.time()))
+        except Exception:
+            pass
+        await msg.term()
+
+    async def _on_event(self, msg) -> None:
+        with contextlib.suppress(Exception):   # events are de-duplicated by task id: a lost ack is harmless
+            await msg.ack()
+        try:
+            event = decode(msg.data, Event)
+        except MessageError as exc:
+            await self.bus.deadletter("events", msg.data, str(exc))
+            return
+        active = self.active.get(event.request_id)
+        if active is None:
+            return
+        if event.partial:
+            await self._on_partial(active, event)
+            return
+        instance, _ = active.dispatched.pop(event.task_id, (None, None))
+        if instance is not None:
+            ran = event.ok and event.finished_at > event.started_at
+            self.pool.finished(instance, event.task_id, event.finished_at - event.started_at if ran else None)
+        plan = active.plan
+        if "$ref" in event.outputs:  # outputs too large for one message were stored as an artifact
+            event.outputs = msgpack.unpackb(await self.bus.get_blob(event.outputs["$ref"]))
+        try:
+            node = plan.on_event(event)
+        except PlanError as exc:
+            await self._finish(active, failed=str(exc))
+            return
+        if node is None:
+            return
+        active.progress_at = time.monotonic()
+        if node.cache_key and self.use_cache:
+            await self._cache_put(plan, node)
+        t0 = plan.request.submitted_at
+        log.debug("%s %s done on %s: started +%.3f s, ran %.3f s, deadline slack %.3f s", event.request_id,
+                  node.node_id, event.instance, event.started_at - t0, event.finished_at - event.started_at,
+                  node.deadline - event.finished_at)
+        if node.node_id == "screenplay":
+            await self._checkpoint(plan)
+            await self._status(plan, "running", f"{plan.lines} lines, {len(plan.speakers)} speakers")
+        elif node.stage == "mux":
+            await self._status(plan, "running", f"segment {node.inputs['index']} published")
+        if plan.finished:
+            await self._finish(active)
+
+    async def _on_partial(self, active: _Active, event: Event) -> None:
+        """A streaming task's partial outputs (the LLM screenplay's lines so far): expand the
+        DAG now; the task stays outstanding on its instance until its final event."""
+        plan = active.plan
+        if "$ref" in event.outputs:
+            event.outputs = msgpack.unpackb(await self.bus.get_blob(event.outputs["$ref"]))
+        lines = plan.lines
+        try:
+            applied = plan.on_partial(event)
+        except PlanError as exc:
+            await self._finish(active, failed=str(exc))
+            return
+        if applied:
+            active.progress_at = time.monotonic()
+        if applied and plan.lines > lines:
+            await self._checkpoint(plan)
+            await self._status(plan, "running", f"screenplay: {plan.lines} lines so far")
+
+    async def _checkpoint(self, plan: PodcastPlan) -> None:
+        """Write an LLM screenplay's lines so far (KV ``sw_cache``, key per request), so a
+        scheduler taking the request over continues the same show instead of asking the LLM
+        for a new one under segments already streamed."""
+        if plan.checkpoint_key:
+            try:
+                await self.bus.cache.put(plan.checkpoint_key, msgpack.packb(plan.screenplay_checkpoint()))
+            except Exception as exc:
+                log.warning("request %s: could not checkpoint its screenplay: %s", plan.request.request_id, exc)
+
+    def _on_instance(self, entry) -> None:
+        if entry.operation in ("DEL", "PURGE") or not entry.value:
+            self._instance_gone(entry.key)
+            return
+        try:
+            hb = decode(entry.value, Heartbeat)
+        except MessageError:
+            return
+        self.pool.beat(hb)
+        if hb.state == "gone":
+            self._instance_gone(hb.instance)
+
+    def _expire_instances(self) -> None:
+        for inst in self.pool.expired():
+            self._instance_gone(inst)
+
+    def _instance_gone(self, instance: str) -> None:
+        """Resubmit what was outstanding on a vanished instance (missed heartbeats). A lost
+        attempt counts as a failure: a task that loses its worker ``MAX_ATTEMPTS`` times (a
+        poison task that crashes the process) fails its request with the reason. The instance's
+        consumer and queued tasks are removed from the bus (:meth:`_clean_up_instance`)."""
+        hb = self.pool.instances.get(instance)
+        self.pool.forget(instance)
+        if hb is not None and hb.stage != "scheduler":
+            self._background(self._clean_up_instance(hb.model, instance))
+        for active in list(self.active.values()):
+            for task_id, (inst, node_id) in list(active.dispatched.items()):
+                if inst != instance:
+                    continue
+                del active.dispatched[task_id]
+                node = active.plan.dag.nodes.get(node_id)
+                if node is None or node.state is not NodeState.DISPATCHED:
+                    continue
+                node.failures += 1
+                if node.failures >= MAX_ATTEMPTS:
+                    node.state = NodeState.FAILED
+                    reason = (f"{node_id} lost its worker {node.failures} times (last: instance {instance}); "
+                              f"the task may crash its worker")
+                    self._background(self._finish(active, failed=reason))
+                    break
+                log.warning("instance %s gone: resubmitting %s", instance, node_id)
+                active.plan.requeue(node)
+
+    def _background(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _clean_up_instance(self, model: str, instance: str) -> None:
+        """Delete a vanished instance's durable consumer and purge the tasks still queued on its
+        subject (they were resubmitted elsewhere): nothing of a dead instance stays on the bus.
+        A worker that was only paused re-creates its consumer when it resumes."""
+        try:
+            await self.bus.js.purge_stream(subjects.STREAM_TASKS, subject=subjects.tasks(model, instance))
+            await self.bus.js.delete_consumer(subjects.STREAM_TASKS, instance)
+            log.info("instance %s gone: its consumer and queued tasks removed", instance)
+        except NotFoundError:
+            pass
+        except Exception as exc:
+            log.debug("cleaning up instance %s: %s", instance, exc)
+
+    # ------------------------------------------------------------------ schedule + execute
+    def _ready(self) -> list[tuple[str, int, Node]]:
+        """(request id, position, node) of every ready node of every active request: one scan of
+        the DAGs per loop, shared by the cache pass and placement."""
+        return [(rid, i, n) for rid, active in self.active.items() for i, n in enumerate(active.plan.dag.ready())]
+
+    async def _serve_from_cache(self, ready: list[tuple[str, int, Node]]) -> list[tuple[str, int, Node]]:
+        """Complete ready nodes whose content key is in the cache (KV ``sw_cache``) without
+        dispatching them; repeat while hits make new nodes ready. Returns what is still ready."""
+        while self.use_cache:
+            todo = [(self.active[rid], n) for rid, _, n in ready
+                    if n.cache_key and n.node_id not in self.active[rid].cache_checked]
+            if not todo:
+                break
+            keys = [self._cache_keys(n) for _, n in todo]
+            flat = await asyncio.gather(*(self._cache_get(k) for ks in keys for k in ks))
+            hits = 0
+            at = 0
+            for (active, node), ks in zip(todo, keys):
+                found, at = flat[at:at + len(ks)], at + len(ks)
+                active.cache_checked.add(node.node_id)
+                outputs = next((o for o in found if o is not None), None)   # the highest rung cached
+                if outputs is not None and active.plan.request.request_id in self.active:
+                    hits += 1
+                    quality = outputs.pop("$quality", None)
+                    if quality is not None and node.stage in self.ladders:
+                        node.quality = msgspec.convert(quality, Quality)
+                        node.rung_index = self.ladders[node.stage].index(node.quality.rung)
+                    active.progress_at = time.monotonic()
+                    try:
+                        active.plan.complete_from_cache(node, outputs)
+                    except PlanError as exc:
+                        await self._finish(active, failed=str(exc))
+            if hits:
+                ready = self._ready()      # hits completed nodes and made others ready
+        return ready
+
+    def _cache_keys(self, node: Node) -> list[str]:
+        """The cache keys to look up for ``node``, best first: for a stage with a quality ladder
+        one key per rung, highest rung first (a hit serves the best version computed so far,
+        never silently a lower one under a rung-blind key); otherwise its content key."""
+        ladder = self.ladders.get(node.stage)
+        if ladder is None:
+            return [node.cache_key]
+        return [f"{node.cache_key}.{rung.name}" for rung in ladder.rungs]
+
+    async def _cache_put(self, plan: PodcastPlan, node: Node) -> None:
+        """Store a completed node's outputs under its content key; on a laddered stage the
+        key names the rung it ran at and the value carries its quality, so a later hit
+        records the right rung for its segment."""
+        outputs = dict(node.outputs)
+        key = node.cache_key
+        if node.stage in self.ladders:
+            quality = plan.quality_of(node)
+            key = f"{key}.{quality.rung}"
+            outputs["$quality"] = msgspec.to_builtins(quality)
+        try:
+            await self.bus.cache.put(key, msgpack.packb(outputs))
+        except Exception as exc:   # the cache is an optimisation: a bus outage only costs the entry
+            log.warning("could not cache %s: %s", node.node_id, exc)
+
+    async def _cache_get(self, key: str) -> dict | None:
+        try:
+            entry = await self.bus.cache.get(key)
+        except (KeyNotFoundError, NotFoundError):
+            return None
+        except Exception as exc:   # an outage: treat as a miss (the node is computed instead)
+            log.debug("cache lookup failed: %s", exc)
+            return None
+        return msgpack.unpackb(entry.value) if entry.value else None
+
+    async def _dispatch(self, ready_nodes: list[tuple[str, int, Node]], scan_s: float = 0.0) -> None:
+        """Place and publish ``ready_nodes``; ``scan_s`` (the time spent finding them) counts in
+        the per-task overhead."""
+        started = time.perf_counter() - scan_s
+        now = time.time()
+        ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline, rid, (self.active[rid].plan.request.submitted_at, i),
+                           model=self.active[rid].plan.required_model(n))
+                 for rid, i, n in ready_nodes if rid in self.active and n.not_before <= now]
+        if not ready:
+            return
+        decisions, self.quality_states = assign(
+            ready, self.pool.views(), cap=self.cap, now=time.time(), runtime_s=self._runtime,
+            ladders=self.ladders, states=self.quality_states, policy=self.policy)
+        sends = []
+        for d in decisions:
+            rid, node_id = d.node.key
+            active = self.active.get(rid)
+            if active is None:
+                continue
+            plan = active.plan
+            node = plan.dag[node_id]
+            try:
+                task = self._task_for(plan, node, d)
+            except Exception as exc:   # one request's bad node fails that request only
+                log.error("request %s: building the task of %s failed:\n%s", rid, node_id, traceback.format_exc())
+                await self._finish(active, failed=f"internal error building {node_id}: {type(exc).__name__}: {exc}")
+                continue
+            node.state, node.instance, node.dispatched_at = NodeState.DISPATCHED, d.instance.instance, task.dispatched_at
+            active.dispatched[task.task_id] = (d.instance.instance, node_id)
+            self.pool.dispatched(d.instance.instance, task.task_id, d.expected_s)
+            sends.append((active, node, task, self.bus.publish(
+                subjects.tasks(d.instance.model, d.instance.instance), task, msg_id=task.task_id,
+                headers=tracing.inject(active.span))))
+        # publish the loop's tasks concurrently: their JetStream acks overlap instead of
+        # queueing one round trip per task (Nats-Msg-Id keeps a retried publish single)
+        results = await asyncio.gather(*(send for *_, send in sends), return_exceptions=True)
+        self._publish_results(sends, results)
+        if decisions:
+            per_task = (time.perf_counter() - started) / len(decisions)
+            self.overhead_s.extend([per_task] * len(decisions))
+
+    def _task_for(self, plan: PodcastPlan, node: Node, d) -> Task:
+        if d.rung is not None:
+            plan.set_rung(node, d.rung, self.ladders[node.stage])
+        return Task(task_id=plan.task_id(node), request_id=plan.request.request_id, tenant=plan.request.tenant,
+                    node_id=node.node_id, stage=node.stage, model=d.instance.model, deadline=node.deadline,
+                    attempt=node.attempt, inputs=plan.task_inputs(node), quality=plan.quality_of(node),
+                    dispatched_at=time.time())
+
+    def _publish_results(self, sends, results) -> None:
+        for (active, node, task, _), result in zip(sends, results):
+            if isinstance(result, BaseException):
+                log.warning("publishing %s failed (%s): it will be dispatched again", task.task_id, result)
+                inst, _ = active.dispatched.pop(task.task_id, (None, None))
+                if inst is not None:
+                    self.pool.finished(inst, task.task_id)
+                if node.state is NodeState.DISPATCHED:
+                    active.plan.requeue(node)
+                    # back off (1 s doubling to 30 s); the request's stall timeout ends it if the bus never returns
+                    key = (task.request_id, node.node_id)
+                    self._publish_failures[key] = failures = self._publish_failures.get(key, 0) + 1
+                    node.not_before = time.time() + min(30.0, 2.0 ** (failures - 1))
+            else:
+                self._publish_failures.pop((task.request_id, node.node_id), None)
+                self.dispatch_count += 1
+
+    async def _check_missing_models(self, ready: list[tuple[str, int, Node]]) -> None:
+        """A ready node that needs a model no instance serves (a topic's screenplay needs an
+        ``llm`` instance): tell the viewer once, and fail the request with how to start one
+        after ``MISSING_MODEL_WAIT_S``, instead of leaving it to wait in silence."""
+        needing = [(self.active[rid], node, model) for rid, _, node in ready
+                   if rid in self.active and node.state is NodeState.PENDING
+                   and (model := self.active[rid].plan.required_model(node)) is not None]
+        if not needing:
+            return
+        served = {v.model for v in self.pool.views()}
+        now = time.time()
+        for active, node, model in needing:
+            if model in served:
+                active.waiting_since = None
+                continue
+            if active.waiting_since is None:
+                active.waiting_since = now
+                await self._status(active.plan, "running", f"waiting for a {node.stage} instance of model {model!r}")
+            elif now - active.waiting_since > MISSING_MODEL_WAIT_S:
+                await self._finish(active, failed=(
+                    f"no {node.stage} instance of model {model!r} is running (waited {MISSING_MODEL_WAIT_S:.0f} s); "
+                    f"start one with `streamwise worker --stage {node.stage} --model {model} --nats URL` "
+                    f"or `streamwise up --llm transformers|vllm`"))
+
+    def _runtime(self, ready: ReadyNode, inst: InstanceView, rung: Rung | None) -> float:
+        rid, node_id = ready.key
+        node = self.active[rid].plan.dag[node_id]
+        return self.pool.runtime_s(inst, rung, cpu_estimate_s=node.runtime_s, duration_s=node.duration_s,
+                                   ladder=self.ladders.get(node.stage))
+
+    # ------------------------------------------------------------------ update
+    async def _status(self, plan: PodcastPlan, state: str, message: str, error: str | None = None) -> None:
+        status = Status(request_id=plan.request.request_id, state=state, message=message, speakers=plan.speakers,
+                        lines=plan.lines, segments_done=plan.segments_done, segments_total=plan.segments_total,
+                        video_duration_s=plan.video_duration_s, cache_hits=plan.cache_hits, error=error,
+                        screenplay_done_at=plan.screenplay_done_at, at=time.time())
+        try:
+            await self.bus.publish(subjects.status(plan.request.tenant, plan.request.request_id), status)
+        except Exception as exc:   # the bus stayed away past the publish retries: the next status says more
+            log.warning("request %s: status %r not published: %s", plan.request.request_id, state, exc)
+
+    async def _finish(self, active: _Active, failed: str | None = None) -> None:
+        plan = active.plan
+        rid = plan.request.request_id
+        self.active.pop(rid, None)
+        if active.reader:
+            active.reader.cancel()
+        for task_id, (inst, _) in active.dispatched.items():
+            self.pool.finished(inst, task_id)
+        self.quality_states.pop(rid, None)
+        if plan.checkpoint_key:
+            with contextlib.suppress(Exception):
+                await self.bus.cache.delete(plan.checkpoint_key)
+        active.span.set_attribute("streamwise.segments", plan.segments_done)
+        if failed:
+            active.span.set_status(trace.StatusCode.ERROR, failed)
+        active.span.end()
+        if failed:
+            log.error("request %s failed: %s", rid, failed)
+            await self._status(plan, "failed", "failed", error=failed)
+        else:
+            log.info("request %s done: %d segments", rid, plan.segments_done)
+            await self._status(plan, "done", f"{plan.segments_done} segments")
+        try:
+            await active.msg.ack()
+        except Exception:
+            pass
+        if active.reader is None:
+            await active.events_sub.unsubscribe()
+
+
+def _default_ladders() -> dict[str, Ladder]:
+    """Stage -> quality ladder: talking-head clips climb FantasyTalking's ladder when such
+    instances (real or emulated) exist, and fall to the CPU rung (``cpu-head``) otherwise."""
+    return {"video": load_ladders()["fantasytalking"]}
+
+
+async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_path: str | None = None) -> None:
+    """Connect to ``url`` and run the scheduler service until cancelled or told to stop
+    (SIGTERM or SIGINT: :meth:`SchedulerService.hand_over`). ``stats_path``: write the per-task
+    dispatch overhead samples (seconds, JSON) there on exit, for benchmarks."""
+    tracing.setup("streamwise-scheduler")
+    bus = await connect(url, name="streamwise-scheduler")
+    service = SchedulerService(bus, policy=policy, use_cache=use_cache)
+    heartbeat = Heartbeat(instance=f"scheduler-{os.getpid()}-{uuid.uuid4().hex[:4]}", stage="scheduler",
+                          model="streamwise", state="ready", pid=os.getpid())
+
+    async def beat() -> None:
+        while True:
+            try:
+                await registry.beat(bus.instances, heartbeat)
+            except Exception as exc:   # an outage: the TTL decides, the loop goes on
+                log.debug("scheduler heartbeat failed: %s", exc)
+            await asyncio.sleep(registry.HEARTBEAT_S)
+
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if service.draining:
+            service.stop()
+            return
+        log.warning("told to stop: handing %d active request(s) over to other schedulers", len(service.active))
+        loop.create_task(service.hand_over())
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
+    beating = asyncio.create_task(beat())
+    try:
+        await service.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        beating.cancel()
+        if stats_path:
+            with open(stats_path, "w") as f:
+                json.dump({"overhead_s": service.overhead_s, "dispatches": service.dispatch_count}, f)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(registry.forget(bus.instances, heartbeat.instance), timeout=5.0)
+        await bus.close()

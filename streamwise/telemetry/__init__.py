@@ -1,0 +1,1 @@
+"""OpenTelemetry traces across the bus (:mod:`.tracing`), shared by the scheduler and the workers."""

@@ -1,0 +1,500 @@
+"""The podcast workflow: how a request's DAG starts, grows and feeds each stage.
+
+Shape (StreamWise design notes, section 2)::
+
+    screenplay ─► studio ─► portrait:<speaker>
+               └► tts:<piece> (a line is spoken in pieces) ─► clip:<piece>:<c> (≤ max clip length)
+                                                              └► seg:<k> (fMP4, playback order)
+
+The DAG starts as the screenplay node. Its completion adds the studio, one portrait per
+speaker and one speech node per piece of each line (long lines are spoken in pieces, so
+the first segment never waits for a whole line). A speech completion gives exact
+durations and the pause-aligned clip cuts, which add that piece's clip nodes and, once the
+playback timeline is known far enough, the segment nodes. Deadlines are recomputed on
+every expansion (:meth:`PodcastPlan.refresh_deadlines`).
+
+The plan is a plain object with no I/O: the scheduler's service loop feeds it events and
+asks it for ready nodes and task inputs, so the same code runs live and in a simulator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ..bus.names import content_name
+from ..bus.messages import Event, Quality, Request
+from ..core.dag import Dag, Node, NodeState
+from ..core.deadlines import StageProfile, segment_deadline, sketch_duration_s, upstream_deadline
+from ..core.quality import Ladder, Rung
+
+MAX_ATTEMPTS = 3
+# Part of every cache key: bump when a CPU-rung renderer or voice changes its output for the same inputs.
+CACHE_VERSION = "cpu-rung-2"
+PAUSE_AFTER_LINE_S = 0.35    # silence after each line (the turn-taking gap)
+PAUSE_BETWEEN_PIECES_S = 0.1
+AUDIO_PREROLL_S = 0.2         # audio before a segment given to the mux so the AAC encoder is warm (media.py)
+
+
+class PlanError(Exception):
+    """The request cannot be completed; ``str()`` is the one-line reason for the user."""
+
+
+@dataclass
+class Piece:
+    """A piece of a line, spoken by one TTS task; timeline fields are filled by its completion."""
+
+    index: int
+    line: int
+    speaker: int
+    text: str
+    last_of_line: bool
+    est_s: float
+    frames: int | None = None
+    clips: list[tuple[int, int]] = field(default_factory=list)   # sample ranges
+    audio_ref: str | None = None
+    offset: int | None = None                                     # first frame in the show
+
+    @property
+    def node_id(self) -> str:
+        return f"tts:{self.index}"
+
+
+class PodcastPlan:
+    """State of one podcast request: its DAG, pieces, playback timeline and deadlines.
+
+    ``profiles`` maps profile keys (``screenplay``, ``image.studio``, ``image.portrait``,
+    ``tts``, ``video``, ``mux``) to expected runtimes.
+    """
+
+    def __init__(self, request: Request, profiles: dict[str, StageProfile], *, epoch: int = 1) -> None:
+        self.request = request
+        self.epoch = epoch          # how many times this request was delivered: keeps task ids of a re-run distinct
+        self.profiles = profiles
+        self.dag = Dag()
+        self.quality = Quality(rung="static", width=request.width, height=request.height, fps=request.fps)
+        self.frames_per_segment = max(1, round(request.segment_s * request.fps))
+        # a short first segment: time to first frame then depends on ~1 s of video, not a whole segment
+        self.first_segment_frames = max(1, min(self.frames_per_segment,
+                                               round(request.first_segment_s * request.fps)))
+        self.title: str = request.title or "StreamWise"
+        self.speakers: list[str] = []
+        self.lines = 0
+        self.pieces: list[Piece] = []
+        self.sample_rate: int | None = None
+        self.covered = 0            # frames of the contiguous known timeline
+        self.total_frames: int | None = None
+        self.next_segment = 0
+        self.segments_done = 0
+        self.cache_hits = 0
+        self.screenplay_done = False          # the last screenplay line is in (an LLM streams them)
+        self.screenplay_done_at: float | None = None
+        self.dag.add(Node("screenplay", "screenplay", runtime_s=self._rt("screenplay")))
+        self.refresh_deadlines()
+
+    # ---------------------------------------------------------------- queries
+    @property
+    def finished(self) -> bool:
+        return self.total_frames is not None and self.segments_done == self.segments_total
+
+    @property
+    def segments_total(self) -> int | None:
+        if self.total_frames is None:
+            return None
+        return self.segment_at(max(0, self.total_frames - 1)) + 1
+
+    @property
+    def video_duration_s(self) -> float | None:
+        return None if self.total_frames is None else self.total_frames / self.request.fps
+
+    @property
+    def _spf(self) -> int:
+        """Audio samples per video frame (the plan checks it is whole when speech arrives)."""
+        return int(self.sample_rate / self.request.fps)
+
+    def segment_start(self, k: int) -> int:
+        """First frame of segment ``k``: segment 0 is ``first_segment_s`` long, the others ``segment_s``."""
+        return 0 if k <= 0 else self.first_segment_frames + (k - 1) * self.frames_per_segment
+
+    def segment_at(self, frame: int) -> int:
+        """Index of the segment that contains ``frame``."""
+        if frame < self.first_segment_frames:
+            return 0
+        return 1 + (frame - self.first_segment_frames) // self.frames_per_segment
+
+    def _rt(self, key: str, units: float = 0.0) -> float:
+        profile = self.profiles.get(key)
+        return profile.runtime_s(units) if profile else 0.0
+
+    # ---------------------------------------------------------------- events
+    def on_event(self, event: Event) -> Node | None:
+        """Apply a completion event; returns the node it completed (``None`` if stale or duplicate).
+
+        Raises:
+            PlanError: the task failed for good (not retryable, or out of attempts), or its
+                outputs make the request impossible (e.g. a script with no dialogue).
+        """
+        node = self.dag.nodes.get(event.node_id)
+        if node is None or node.state is not NodeState.DISPATCHED or event.task_id != self.task_id(node):
+            return None  # a late duplicate or an older attempt: results are idempotent, ignore
+        if not event.ok:
+            if not event.handed_back:
+                node.failures += 1
+                if not event.retryable or node.failures >= MAX_ATTEMPTS:
+                    node.state = NodeState.FAILED
+                    raise PlanError(event.error or f"{node.node_id} failed")
+            self.requeue(node)
+            return None
+        self._complete(node, event.outputs)
+        if node.stage == "screenplay":
+            self.screenplay_done_at = event.finished_at or None
+        return node
+
+    # ---------------------------------------------------------------- checkpoint
+    @property
+    def checkpoint_key(self) -> str | None:
+        """KV key of this request's screenplay checkpoint: only an LLM screenplay needs one
+        (it is not reproducible; a script is parsed again identically). ``None`` otherwise."""
+        if not self.is_topic:
+            return None
+        return content_name(CACHE_VERSION, "screenplay-checkpoint", self.request.request_id.encode())
+
+    def screenplay_checkpoint(self) -> dict[str, Any]:
+        """The screenplay as received so far, in the screenplay outputs' shape (every line with
+        its ``index`` and ``pieces``), with ``complete`` once the final event is in. Written
+        by the scheduler on every screenplay event so another scheduler taking the request
+        over continues the same show (:meth:`restore_screenplay`)."""
+        lines: dict[int, dict[str, Any]] = {}
+        for p in self.pieces:
+            lines.setdefault(p.line, {"index": p.line, "speaker": p.speaker, "pieces": []})["pieces"].append(p.text)
+        studio = self.dag["studio"].inputs.get("description") if "studio" in self.dag else None
+        return {"title": self.title, "studio": studio, "speakers": list(self.speakers),
+                "lines": [lines[i] for i in sorted(lines)], "complete": self.screenplay_done}
+
+    def restore_screenplay(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from a :meth:`screenplay_checkpoint` of an earlier run of this request (a
+        scheduler takeover): the DAG grows by the lines already written; a complete one
+        completes the screenplay node, an incomplete one leaves it to be dispatched with
+        those lines as its resume state, so the LLM continues after them.
+
+        Raises:
+            PlanError: the checkpoint makes the request impossible (no dialogue).
+        """
+        node = self.dag["screenplay"]
+        if node.state is not NodeState.PENDING:
+            return
+        if checkpoint.get("complete"):
+            self._complete(node, checkpoint)
+            return
+        self._expand_screenplay(checkpoint)
+        self.refresh_deadlines()
+
+    def on_partial(self, event: Event) -> bool:
+        """Apply a partial screenplay event (lines an LLM has written so far): add the studio,
+        the new speakers' portraits and the new lines' speech nodes. Lines are keyed by
+        index, so a repeated line is ignored. Returns whether it applied (``False`` for a
+        stale attempt or a node that is not streaming).
+
+        Raises:
+            PlanError: the outputs make the request impossible.
+        """
+        node = self.dag.nodes.get(event.node_id)
+        if (node is None or node.stage != "screenplay" or node.state is not NodeState.DISPATCHED
+                or event.task_id != self.task_id(node)):
+            return False
+        self._expand_screenplay(event.outputs)
+        self.refresh_deadlines()
+        return True
+
+    def requeue(self, node: Node) -> None:
+        """Make a dispatched node ready again under a new task id (its instance failed it,
+        handed it back, or vanished); a late event for the old task id is then ignored."""
+        node.attempt += 1
+        node.state, node.instance = NodeState.PENDING, None
+
+    def complete_from_cache(self, node: Node, outputs: dict[str, Any]) -> None:
+        """Complete a ready node with the outputs an identical node produced before (a cache
+        hit): the DAG expands exactly as after a completion event, and nothing is dispatched."""
+        self.cache_hits += 1
+        self._complete(node, outputs)
+
+    def _complete(self, node: Node, outputs: dict[str, Any]) -> None:
+        node.state, node.outputs = NodeState.DONE, dict(outputs)
+        expand = {"screenplay": self._on_screenplay, "tts": self._on_speech, "mux": self._on_segment}
+        handler = expand.get(node.stage)
+        if handler:
+            handler(node)
+        self.refresh_deadlines()
+
+    def _key(self, node: Node, *parts: Any) -> str:
+        """Content key of ``node``: its stage, the cache version, the keys of its dependencies
+        and ``parts`` (its own content inputs), hashed (see :func:`streamwise.bus.client.content_name`)."""
+        deps = [self.dag[d].cache_key or d for d in node.deps]
+        return content_name(CACHE_VERSION, node.stage, msgspec.msgpack.encode([deps, list(parts)]))
+
+    def task_id(self, node: Node) -> str:
+        return f"{self.request.request_id}.{node.node_id}.{self.epoch}-{node.attempt}"
+
+    def _on_screenplay(self, node: Node) -> None:
+        """The screenplay is complete: add what the lines not yet streamed need, then fix the
+        show's length (the final segment can only be known now)."""
+        out = node.outputs
+        self._expand_screenplay(out)
+        if not self.lines:
+            raise PlanError(f"{self.request.script_name if not self.is_topic else 'the LLM screenplay'}: "
+                            "no dialogue found")
+        self.screenplay_done = True
+        self._extend_timeline()
+
+    @property
+    def is_topic(self) -> bool:
+        """Whether an LLM writes this request's screenplay (a topic or document, not a script)."""
+        return bool(self.request.topic or self.request.document)
+
+    def required_model(self, node: Node) -> str | None:
+        """The model a node must run on, if its stage has several kinds: a topic request's
+        screenplay needs the LLM (``llm``); anything else runs on any model of its stage."""
+        return "llm" if node.stage == "screenplay" and self.is_topic else None
+
+    def _expand_screenplay(self, out: dict[str, Any]) -> None:
+        """Grow the DAG by screenplay outputs, complete or partial: the studio once its
+        description (or the first speaker or line) is known, a portrait per new speaker,
+        speech nodes per new line. Lines carry ``index`` when streamed; a line whose index is
+        already in is skipped, so partial and final events may overlap."""
+        lines = out.get("lines") or []
+        r = self.request
+        if "studio" not in self.dag and (out.get("studio") or out.get("speakers") or lines):
+            self.title = self.request.title or out.get("title") or self.title
+            studio = self.dag.add(Node("studio", "image", runtime_s=self._rt("image.studio"),
+                                       inputs={"kind": "studio", "title": self.title,
+                                               "description": out.get("studio"), "width": r.width,
+                                               "height": r.height}))
+            studio.cache_key = self._key(studio, sorted(studio.inputs.items()))
+        for s in range(len(self.speakers), len(out.get("speakers") or [])):
+            name = out["speakers"][s]
+            self.speakers.append(name)
+            portrait = self.dag.add(Node(f"portrait:{s}", "image", deps=("studio",),
+                                         runtime_s=self._rt("image.portrait"),
+                                         inputs={"kind": "portrait", "name": name, "speaker_index": s}))
+            portrait.cache_key = self._key(portrait, name, s)
+        for pos, line in enumerate(lines):
+            li = int(line.get("index", pos))
+            if li != self.lines:          # already in (a repeat), or a gap: keep the lines contiguous
+                continue
+            self.lines += 1
+            texts = line["pieces"]
+            for pi, text in enumerate(texts):
+                piece = Piece(index=len(self.pieces), line=li, speaker=int(line["speaker"]), text=text,
+                              last_of_line=pi == len(texts) - 1, est_s=sketch_duration_s(text))
+                self.pieces.append(piece)
+                # the show's first clip is no longer than the first segment: it alone decides TTFF
+                first_clip = min(r.max_clip_s, max(r.first_segment_s, 0.5)) if piece.index == 0 else None
+                node = self.dag.add(Node(piece.node_id, "tts", runtime_s=self._rt("tts", piece.est_s), inputs={
+                    "text": text, "speaker_index": piece.speaker, "fps": r.fps, "max_clip_s": r.max_clip_s,
+                    "first_clip_s": first_clip,
+                    "pause_after_s": PAUSE_AFTER_LINE_S if piece.last_of_line else PAUSE_BETWEEN_PIECES_S}))
+                node.cache_key = self._key(node, sorted(node.inputs.items()))
+
+    def _resume_state(self) -> dict[str, Any] | None:
+        """What a retried LLM screenplay task continues from: the lines already received, each
+        as one text (``None`` on the first attempt or when none arrived)."""
+        if not self.lines:
+            return None
+        done = self.screenplay_checkpoint()
+        return {"title": done["title"], "studio": done["studio"], "speakers": done["speakers"], "host": None,
+                "lines": [{"speaker": line["speaker"], "text": " ".join(line["pieces"])} for line in done["lines"]]}
+
+    def _on_speech(self, node: Node) -> None:
+        piece = self.pieces[int(node.node_id.split(":")[1])]
+        out = node.outputs
+        rate = int(out["sample_rate"])
+        spf = rate / self.request.fps
+        if spf != int(spf):
+            raise PlanError(f"fps {self.request.fps} does not divide the audio rate {rate} Hz")
+        self.sample_rate, spf = rate, int(spf)
+        piece.audio_ref, piece.frames = out["audio"], int(out["samples"]) // spf
+        piece.clips = [(int(a), int(b)) for a, b in out["clips"]]
+        words = piece.text.split()
+        for c, (a, b) in enumerate(piece.clips):
+            w0, w1 = (round(len(words) * x / out["samples"]) for x in (a, b))
+            clip = self.dag.add(Node(f"clip:{piece.index}:{c}", "video",
+                                     deps=(f"portrait:{piece.speaker}", piece.node_id),
+                                     runtime_s=self._rt("video", (b - a) / spf), inputs={
+                                         "audio": piece.audio_ref, "sample_from": a, "sample_to": b,
+                                         "sample_rate": rate, "subtitle": " ".join(words[w0:w1]),
+                                         "speaker": self.speakers[piece.speaker], "start_frame": a // spf,
+                                         "blink_seed": piece.speaker * 7919 + piece.index,
+                                         "fps": self.request.fps, "width": self.request.width,
+                                         "height": self.request.height}))
+            clip.duration_s = (b - a) / rate
+            clip.cache_key = self._key(clip, sorted((k, v) for k, v in clip.inputs.items() if k != "audio"))
+        self._extend_timeline()
+
+    def _on_segment(self, node: Node) -> None:
+        self.segments_done += 1
+
+    # ---------------------------------------------------------------- timeline
+    def _extend_timeline(self) -> None:
+        offset = 0
+        for piece in self.pieces:
+            if piece.frames is None:
+                break
+            piece.offset = offset
+            offset += piece.frames
+        else:
+            if self.screenplay_done:
+                self.total_frames = offset
+        self.covered = offset
+        while True:
+            start = self.segment_start(self.next_segment)
+            end = self.segment_start(self.next_segment + 1)
+            if self.total_frames is not None:
+                if start >= self.total_frames:
+                    break
+                end = min(end, self.total_frames)
+            elif end > self.covered or (end == self.covered and not self.screenplay_done):
+                break     # (while the screenplay streams, the segment ending here may turn out to be the last)
+            self._add_segment(self.next_segment, start, end)
+            self.next_segment += 1
+
+    def _clips_between(self, start: int, end: int) -> list[tuple[str, int, int, Piece, int, int]]:
+        spf = self._spf
+        found = []
+        for piece in self.pieces:
+            if piece.offset is None or piece.offset >= end:
+                break
+            for c, (a, b) in enumerate(piece.clips):
+                g0, g1 = piece.offset + a // spf, piece.offset + b // spf
+                if g1 > start and g0 < end:
+                    found.append((f"clip:{piece.index}:{c}", g0, g1, piece, a, b))
+        return found
+
+    def _add_segment(self, k: int, start: int, end: int) -> None:
+        clips = self._clips_between(start, end)
+        deps = tuple(c[0] for c in clips) + ((f"seg:{k - 1}",) if k else ())
+        fps = self.request.fps
+        self.dag.add(Node(f"seg:{k}", "mux", deps=deps, runtime_s=self._rt("mux", end - start), inputs={
+            "index": k, "start_s": start / fps, "duration_s": (end - start) / fps, "frame_from": start,
+            "frame_to": end, "final": self.total_frames is not None and end >= self.total_frames}))
+
+    def _audio_parts(self, s0: int, s1: int) -> list[list[Any]]:
+        spf = self._spf
+        parts = []
+        for piece in self.pieces:
+            if piece.offset is None:
+                break
+            p0 = piece.offset * spf
+            p1 = p0 + piece.frames * spf
+            if p1 > s0 and p0 < s1:
+                parts.append([piece.audio_ref, max(s0, p0) - p0, min(s1, p1) - p0])
+        return parts
+
+    # ---------------------------------------------------------------- dispatch
+    def task_inputs(self, node: Node) -> dict[str, Any]:
+        """The task payload of a ready node (dependency outputs resolved to object-store names)."""
+        r = self.request
+        if node.stage == "screenplay":
+            if self.is_topic:
+                return {"topic": r.topic, "document": r.document, "name": r.document_name,
+                        "resume": self._resume_state()}
+            return {"script": r.script, "script_ref": r.script_ref, "format": r.script_format,
+                    "name": r.script_name}
+        inputs = dict(node.inputs)
+        if node.node_id.startswith("portrait:"):
+            inputs["studio"] = self.dag["studio"].outputs["image"]
+        elif node.stage == "video":
+            portrait = self.dag[node.deps[0]].outputs
+            inputs["portrait"], inputs["layout"] = portrait["image"], portrait["layout"]
+            for key in ("person", "backdrop"):   # the portrait's layers, for head motion
+                if portrait.get(key):
+                    inputs[key] = portrait[key]
+        elif node.stage == "mux":
+            inputs.update(self._mux_inputs(node))
+        return inputs
+
+    def _mux_inputs(self, node: Node) -> dict[str, Any]:
+        start, end = node.inputs["frame_from"], node.inputs["frame_to"]
+        video = [[self.dag[cid].outputs["clip"], max(start, g0) - g0, min(end, g1) - g0]
+                 for cid, g0, g1, *_ in self._clips_between(start, end)]
+        spf = self._spf
+        preroll = min(start * spf, int(AUDIO_PREROLL_S * self.sample_rate))
+        return {"video": video, "audio": self._audio_parts(start * spf - preroll, end * spf),
+                "preroll_samples": preroll, "sample_rate": self.sample_rate, "fps": self.request.fps,
+                "tenant": self.request.tenant, "width": self.request.width, "height": self.request.height}
+
+    def set_rung(self, node: Node, rung: Rung, ladder: Ladder) -> None:
+        """Record the quality rung ``node`` is dispatched at. The static (CPU) rung renders at
+        the stream's size; other rungs at their own size, brought to the stream's size downstream."""
+        node.rung_index = ladder.index(rung)
+        if rung == ladder.static:
+            node.quality = self.quality
+        else:
+            node.quality = Quality(rung=rung.name, width=rung.width, height=rung.height, fps=self.request.fps,
+                                   steps=rung.steps)
+
+    def quality_of(self, node: Node) -> Quality:
+        """The quality a task carries: its own rung; for a segment, the lowest rung among its clips."""
+        if node.quality is not None:
+            return node.quality
+        if node.stage == "mux":
+            clips = [self.dag[d] for d in node.deps if self.dag[d].stage == "video" and self.dag[d].quality]
+            if clips:
+                return max(clips, key=lambda c: c.rung_index).quality
+        return self.quality
+
+    # ---------------------------------------------------------------- deadlines
+    def refresh_deadlines(self) -> None:
+        """Recompute every unfinished node's deadline from the SLO and the current timeline.
+
+        Segment k: ``t_submit + TTFF + k * segment_s``; upstream: child's deadline minus the
+        child's expected runtime (deadline rule from the StreamWise scheduler design).
+        Pieces whose timing is not known yet are placed by the sketch (2.5 words/s).
+        """
+        r = self.request
+        mux_rt = self._rt("mux", self.frames_per_segment)
+
+        def seg_deadline(k: int) -> float:
+            return segment_deadline(r.submitted_at, r.ttff_s, self.segment_start(k) / r.fps)
+
+        def clip_deadline(start_s: float) -> float:
+            return upstream_deadline(seg_deadline(self.segment_at(int(start_s * r.fps))), mux_rt)
+
+        dag = self.dag
+        for k in range(self.next_segment):
+            dag[f"seg:{k}"].deadline = seg_deadline(k)
+        speaker_first: dict[int, float] = {}
+        running = 0.0
+        for piece in self.pieces:
+            start = piece.offset / r.fps if piece.offset is not None else running
+            length = piece.frames / r.fps if piece.frames is not None else piece.est_s
+            running = start + length
+            first_clip_frames = min(length, r.max_clip_s) * r.fps
+            d_clip = clip_deadline(start)
+            for c, (a, b) in enumerate(piece.clips):
+                dag[f"clip:{piece.index}:{c}"].deadline = clip_deadline(start + a / self.sample_rate)
+            d_tts = upstream_deadline(d_clip, self._rt("video", first_clip_frames))
+            dag[piece.node_id].deadline = d_tts
+            speaker_first[piece.speaker] = min(speaker_first.get(piece.speaker, math.inf), d_tts)
+        d_studio = math.inf
+        # a speaker with no line yet (the LLM named them first) speaks after the known lines at the earliest
+        not_yet = upstream_deadline(clip_deadline(running), self._rt("video", r.max_clip_s * r.fps)
+                                    + self._rt("tts", r.max_clip_s))
+        for s in range(len(self.speakers)):
+            node = dag[f"portrait:{s}"]
+            node.deadline = speaker_first.get(s, not_yet)
+            d_studio = min(d_studio, upstream_deadline(node.deadline, node.runtime_s))
+        if "studio" in dag:
+            if d_studio == math.inf:   # the studio is known before any speaker
+                d_studio = upstream_deadline(not_yet, self._rt("image.portrait"))
+            dag["studio"].deadline = d_studio
+        if self.pieces:
+            d_screenplay = min(upstream_deadline(d_studio, dag["studio"].runtime_s),
+                               upstream_deadline(dag[self.pieces[0].node_id].deadline, self._rt("tts", 3.0)))
+        else:
+            d_screenplay = upstream_deadline(clip_deadline(0.0), self._rt("video", r.max_clip_s * r.fps)
+                                             + self._rt("tts", r.max_clip_s) + self._rt("image.portrait")
+                                             + self._rt("image.studio"))
+        dag["screenplay"].deadline = d_screenplay
