@@ -57,10 +57,11 @@ class EmbeddedServer:
     """
 
     def __init__(self, *, port: int | None = None, host: str = "127.0.0.1",
-                 max_payload_mb: int = 8, store_dir: str | None = None) -> None:
+                 max_payload_mb: int = 8, store_dir: str | None = None, extra_conf: str = "") -> None:
         self.host = host
         self.port = port or free_port(host)
         self.max_payload_mb = max_payload_mb
+        self.extra_conf = extra_conf      # more nats-server configuration (a cluster block, a server name)
         self._own_store = store_dir is None
         self.store_dir = store_dir or tempfile.mkdtemp(prefix="streamwise-js-")
         self.process: subprocess.Popen[bytes] | None = None
@@ -81,7 +82,7 @@ class EmbeddedServer:
         conf = os.path.join(self.store_dir, "nats.conf")
         with open(conf, "w") as f:
             f.write(f"max_payload: {self.max_payload_mb}MB\n"
-                    f'jetstream {{ store_dir: "{self.store_dir}/js" }}\n')
+                    f'jetstream {{ store_dir: "{self.store_dir}/js" }}\n' + self.extra_conf)
         log = open(self._log_path, "ab")
         self._log_start = log.tell()    # a restart appends: only this run's lines count
         self.process = subprocess.Popen(
@@ -136,6 +137,53 @@ class EmbeddedServer:
             shutil.rmtree(self.store_dir, ignore_errors=True)
 
     def __enter__(self) -> "EmbeddedServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LocalCluster:
+    """``n`` nats-server processes with JetStream clustered on loopback (routes between all of
+    them), for rehearsing node loss on one machine. ``url`` lists every node, comma-separated,
+    as ``--nats`` and :func:`streamwise.bus.client.connect` accept it; create the layout with
+    replicas ``n`` (``$STREAMWISE_REPLICAS``). Each node keeps its store in its own directory
+    under ``base_dir`` (a temporary one by default), so a killed node can be started again.
+    """
+
+    def __init__(self, n: int = 3, base_dir: str | None = None) -> None:
+        self.base_dir = base_dir or tempfile.mkdtemp(prefix="streamwise-cluster-")
+        routes = [free_port() for _ in range(n)]
+        self.nodes: list[EmbeddedServer] = []
+        for i in range(n):
+            others = ", ".join(f"nats://127.0.0.1:{p}" for j, p in enumerate(routes) if j != i)
+            conf = (f"server_name: sw{i}\n"
+                    f"cluster {{ name: streamwise, listen: 127.0.0.1:{routes[i]}, routes: [{others}] }}\n")
+            store = os.path.join(self.base_dir, f"n{i}")
+            os.makedirs(store, exist_ok=True)
+            self.nodes.append(EmbeddedServer(store_dir=store, extra_conf=conf))
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self, timeout_s: float = 20.0) -> "LocalCluster":
+        """Start every node; returns once each accepts connections (JetStream elects its meta
+        leader shortly after: :func:`streamwise.bus.client.connect` retries until it has one).
+
+        Raises:
+            ServerError: a node did not start.
+        """
+        for node in self.nodes:
+            node.start(timeout_s)
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def __enter__(self) -> "LocalCluster":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,214 @@
+"""Faults injected into real processes on a real nats-server (issue 9): the bus killed and
+restarted mid-request, a 60 s outage, a worker told to stop mid-task, a slow viewer, a large
+script on a stock 1 MB-payload server. Each ends with every segment delivered exactly once, in
+order, with no gap, and no process of the pool exited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from streamwise.bus import registry, subjects
+from streamwise.bus.client import connect
+from streamwise.bus.codec import decode
+from streamwise.bus.messages import Event, Request
+from streamwise.bus.server import EmbeddedServer
+from streamwise.client import GenerateError, generate
+from streamwise.service.pool import DEFAULT_WORKERS, Pool
+from streamwise.stages.cpu.media import probe
+
+DATA = Path(__file__).parent / "data" / "scripts"
+
+
+def _request(text: str, name: str = "script.txt", **kw) -> Request:
+    return Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=text, script_name=name, **kw)
+
+
+async def _wait_ready(bus, pool, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pool.check()
+        try:
+            await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
+
+
+def _assert_whole(report, out: Path) -> None:
+    """Every segment once, in order, no gap; the MP4 as long as the segments."""
+    assert [s.index for s in report.segments] == list(range(len(report.segments)))
+    assert len(report.segments) >= 3
+    info = probe(out / "podcast.mp4")
+    assert info["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
+
+
+async def _request_events(bus, rid: str) -> list[Event]:
+    """Every event the bus kept for request ``rid`` (the recorded decisions of its workers)."""
+    sub = await bus.js.subscribe(subjects.events(rid), stream=subjects.STREAM_EVENTS, ordered_consumer=True)
+    out = []
+    try:
+        while True:
+            out.append(decode((await sub.next_msg(timeout=2.0)).data, Event))
+    except Exception:
+        pass
+    finally:
+        await sub.unsubscribe()
+    return out
+
+
+@pytest.mark.parametrize("outage_s", [4, 60])
+async def test_the_bus_killed_mid_request_and_back_after_an_outage_loses_nothing(tmp_path, outage_s):
+    """The nats-server (file store) is SIGKILLed after the second segment and started again on the
+    same port after ``outage_s`` seconds: scheduler, workers and viewer reconnect, re-create their
+    subscriptions and finish the show; no process of the pool exits."""
+    server = EmbeddedServer(store_dir=str(tmp_path / "js")).start()
+    pool = Pool(server.url, log_dir=tmp_path / "logs").start()
+    try:
+        bus = await connect(server.url)
+        try:
+            await _wait_ready(bus, pool)
+            hit = asyncio.Event()
+
+            def on_progress(kind, info):
+                if kind == "segment" and info["index"] == 1:
+                    hit.set()
+
+            async def outage():
+                await hit.wait()
+                server.kill()
+                await asyncio.sleep(outage_s)
+                await asyncio.to_thread(server.start)
+
+            striker = asyncio.create_task(outage())
+            report = await generate(bus, _request((DATA / "two_speakers.txt").read_text()), tmp_path / "out",
+                                    progress=on_progress, idle_timeout_s=120)
+            await striker
+        finally:
+            await bus.close()
+        pool.check()     # raises if any scheduler or worker process exited
+    finally:
+        pool.stop()
+        server.stop()
+    _assert_whole(report, tmp_path / "out")
+
+
+async def test_a_worker_told_to_stop_mid_task_drains_and_nothing_is_lost(tmp_path):
+    """SIGTERM to one of two video workers mid-show: it takes nothing new, finishes or hands back
+    what it holds, exits 0 by itself; every task it held is accounted for by an event."""
+    with EmbeddedServer() as server, Pool(server.url, dict(DEFAULT_WORKERS, video=2),
+                                          log_dir=tmp_path / "logs") as local:
+        bus = await connect(server.url)
+        try:
+            await _wait_ready(bus, local)
+            while len(videos := [h for h in await registry.list_instances(bus.instances)
+                                 if h.stage == "video"]) < 2:
+                await asyncio.sleep(0.1)
+            victim = next(p for name, p in local.processes if name == "video-0")
+            victim_id = next(h.instance for h in videos if h.pid == victim.pid)
+            hit = asyncio.Event()
+
+            def on_progress(kind, info):
+                if kind == "segment" and info["index"] == 0:
+                    hit.set()
+
+            async def strike():
+                await hit.wait()
+                victim.send_signal(signal.SIGTERM)
+
+            striker = asyncio.create_task(strike())
+            request = _request((DATA / "two_speakers.txt").read_text())
+            report = await generate(bus, request, tmp_path / "out", progress=on_progress, idle_timeout_s=90)
+            await striker
+            assert await asyncio.to_thread(victim.wait, 40) == 0      # drained and exited by itself
+            events = [e for e in await _request_events(bus, request.request_id) if e.instance == victim_id]
+        finally:
+            await bus.close()
+    _assert_whole(report, tmp_path / "out")
+    assert events and all(e.ok or e.handed_back for e in events)
+    assert "told to stop, draining" in (tmp_path / "logs" / "video-0.log").read_text()
+
+
+async def test_a_slow_viewer_gets_every_segment_once_in_order(tmp_path):
+    """A viewer that takes 0.4 s over each segment (its event loop blocked) still gets the whole
+    show, in order, with no duplicate."""
+    with EmbeddedServer() as server, Pool(server.url, log_dir=tmp_path / "logs") as local:
+        bus = await connect(server.url)
+        try:
+            await _wait_ready(bus, local)
+
+            def slow(kind, info):
+                if kind == "segment":
+                    time.sleep(0.4)
+
+            report = await generate(bus, _request((DATA / "two_speakers.txt").read_text()), tmp_path / "out",
+                                    progress=slow, idle_timeout_s=90)
+        finally:
+            await bus.close()
+    _assert_whole(report, tmp_path / "out")
+
+
+async def test_scripts_travel_by_reference_on_a_stock_1mb_server(tmp_path):
+    """On a nats-server with the stock 1 MB max payload: a script sent by object-store reference
+    streams; a 1.5 MB script is uploaded by the client automatically (no payload error, no
+    traceback) and refused by the screenplay worker with the limit it exceeds."""
+    with EmbeddedServer(max_payload_mb=1) as server, Pool(server.url, log_dir=tmp_path / "logs") as local:
+        bus = await connect(server.url)
+        try:
+            assert bus.max_payload == 1024 * 1024
+            await _wait_ready(bus, local)
+            text = (DATA / "two_speakers.txt").read_text()
+            request = _request(text)
+            request.script, request.script_ref = None, await bus.put_blob(f"scripts/t/{request.request_id}",
+                                                                         text.encode())
+            report = await generate(bus, request, tmp_path / "out", idle_timeout_s=90)
+            line = "Ada: " + "the quick brown fox jumps over the lazy dog " * 400 + "\n"
+            big = _request(line * 90)                       # 1.6 MB, about 40 h of speech
+            with pytest.raises(GenerateError, match=r"h of speech, over the limit of 4 h"):
+                await generate(bus, big, tmp_path / "big", idle_timeout_s=90)
+            assert big.script is None and big.script_ref == f"scripts/default/{big.request_id}"
+        finally:
+            await bus.close()
+    _assert_whole(report, tmp_path / "out")
+
+
+async def test_one_node_of_a_three_node_cluster_killed_mid_request_loses_nothing(tmp_path, monkeypatch):
+    """Three nats-server processes clustered on loopback, every stream, bucket and the object store
+    with 3 replicas; the pool and the viewer connect with all three URLs. One node is SIGKILLed
+    after the second segment: the show completes whole and no process of the pool exits."""
+    from streamwise.bus.server import LocalCluster
+
+    monkeypatch.setenv("STREAMWISE_REPLICAS", "3")     # inherited by the pool's processes
+    with LocalCluster(3, str(tmp_path / "cluster")) as cluster:
+        bus = await connect(cluster.url)
+        info = await bus.js.stream_info(subjects.STREAM_TASKS)
+        assert info.config.num_replicas == 3
+        pool = Pool(cluster.url, log_dir=tmp_path / "logs").start()
+        try:
+            await _wait_ready(bus, pool)
+            hit = asyncio.Event()
+
+            def on_progress(kind, info):
+                if kind == "segment" and info["index"] == 1:
+                    hit.set()
+
+            async def kill_a_node():
+                await hit.wait()
+                cluster.nodes[1].kill()
+
+            striker = asyncio.create_task(kill_a_node())
+            report = await generate(bus, _request((DATA / "two_speakers.txt").read_text()), tmp_path / "out",
+                                    progress=on_progress, idle_timeout_s=120)
+            await striker
+            pool.check()
+        finally:
+            pool.stop()
+            await bus.close()
+    _assert_whole(report, tmp_path / "out")
