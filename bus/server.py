@@ -79,6 +79,7 @@ class EmbeddedServer:
             ServerError: the binary is missing, exits early, or does not listen within ``timeout_s``.
         """
         binary = find_nats_server()
+        os.makedirs(self.store_dir, exist_ok=True)
         conf = os.path.join(self.store_dir, "nats.conf")
         with open(conf, "w") as f:
             f.write(f"max_payload: {self.max_payload_mb}MB\n"

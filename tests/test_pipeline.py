@@ -577,7 +577,7 @@ def _bad_requests() -> list[tuple[str, dict, str]]:
         ((r := rid()), base(r, script="Ada: hi.\n" * 100_000), "spoken lines, over the limit"),
         ((r := rid()), base(r, script="Ada: " + "word " * 10_000 + "\nBob: ok\n"), "characters, over the limit"),
         ((r := rid()), base(r, script="It was a dark and stormy night; the rain fell in torrents.\n"),
-         "no dialogue"),                                                                           # no speakers
+         "no speaker label"),                                                                      # no speakers
         ((r := rid()), base(r, script=("Ada: " + "so many words to say here " * 30 + "\n") * 700),
          "h of speech, over the limit of 4 h"),                                                   # 10 hours of show
     ]
