@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import events_of
 from streamwise.bus import registry, subjects
 from streamwise.bus.client import connect
-from streamwise.bus.codec import decode
-from streamwise.bus.messages import Event, Request
+from streamwise.bus.messages import Request
 from streamwise.bus.server import EmbeddedServer
 from streamwise.client import GenerateError, generate
 from streamwise.service.pool import DEFAULT_WORKERS, Pool
@@ -48,20 +48,6 @@ def _assert_whole(report, out: Path) -> None:
     assert len(report.segments) >= 3
     info = probe(out / "podcast.mp4")
     assert info["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
-
-
-async def _request_events(bus, rid: str) -> list[Event]:
-    """Every event the bus kept for request ``rid`` (the recorded decisions of its workers)."""
-    sub = await bus.js.subscribe(subjects.events(rid), stream=subjects.STREAM_EVENTS, ordered_consumer=True)
-    out = []
-    try:
-        while True:
-            out.append(decode((await sub.next_msg(timeout=2.0)).data, Event))
-    except Exception:
-        pass
-    finally:
-        await sub.unsubscribe()
-    return out
 
 
 @pytest.mark.parametrize("outage_s", [4, 60])
@@ -128,7 +114,7 @@ async def test_a_worker_told_to_stop_mid_task_drains_and_nothing_is_lost(tmp_pat
             report = await generate(bus, request, tmp_path / "out", progress=on_progress, idle_timeout_s=90)
             await striker
             assert await asyncio.to_thread(victim.wait, 40) == 0      # drained and exited by itself
-            events = [e for e in await _request_events(bus, request.request_id) if e.instance == victim_id]
+            events = [e for e in await events_of(bus, request.request_id) if e.instance == victim_id]
         finally:
             await bus.close()
     _assert_whole(report, tmp_path / "out")
@@ -212,3 +198,12 @@ async def test_one_node_of_a_three_node_cluster_killed_mid_request_loses_nothing
             pool.stop()
             await bus.close()
     _assert_whole(report, tmp_path / "out")
+
+
+def test_the_benchmark_and_fault_matrix_scripts_exist():
+    from streamwise.bench import DEFAULT_SCRIPT, SHORT_SCRIPT
+    from streamwise.bench.faults import scenarios
+
+    assert DEFAULT_SCRIPT.is_file() and SHORT_SCRIPT.is_file()
+    assert {"worker-sigkill", "eviction", "scheduler-sigkill", "bus-restart", "bus-outage-60s", "cluster-node",
+            "gpu-queue", "worker-sigterm", "slow-viewer", "script-by-reference", "bad-inputs"} == set(scenarios())

@@ -29,7 +29,8 @@ from ..bus.server import EmbeddedServer
 from ..client import generate
 from ..service.pool import Pool, emulated_workers
 
-DEFAULT_SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "two_minutes.txt"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"   # the repository's examples/ (a source checkout)
+DEFAULT_SCRIPT = EXAMPLES / "two_minutes.txt"
 
 
 class MemorySampler(threading.Thread):
@@ -126,7 +127,7 @@ def print_figures(figures: dict) -> None:
 
 
 # --------------------------------------------------------------------------- scheduler benchmark
-SHORT_SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "short_chat.txt"
+SHORT_SCRIPT = EXAMPLES / "short_chat.txt"
 
 
 async def _many(url: str, script: Path, n: int, out: Path, ttff_s: float) -> list:
@@ -137,7 +138,7 @@ async def _many(url: str, script: Path, n: int, out: Path, ttff_s: float) -> lis
         requests = [Request(request_id=uuid.uuid4().hex[:16], submitted_at=0.0, script=text, script_name=str(script),
                             ttff_s=ttff_s) for _ in range(n)]
         return list(await asyncio.gather(*(generate(bus, r, out / f"{n}-{i}", idle_timeout_s=300)
-                                           for i, r in enumerate(requests))))
+                                           for i, r in enumerate(requests)), return_exceptions=True))
     finally:
         await bus.close()
 
@@ -175,7 +176,14 @@ def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path 
             with EmbeddedServer() as server:
                 with Pool(server.url, log_dir=out / f"logs-{policy}-{n}", scheduler=options, extra=extra) as pool:
                     run_loop(_wait_ready(server.url, pool, 120.0))
-                    reports = run_loop(_many(server.url, script, n, out / policy, ttff_s))
+                    memory = MemorySampler([os.getpid(), server.process.pid, *pool.pids()], interval_s=0.2)
+                    memory.start()
+                    try:
+                        results = run_loop(_many(server.url, script, n, out / policy, ttff_s))
+                    finally:
+                        memory.stop()
+            reports = [r for r in results if not isinstance(r, BaseException)]
+            failures = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
             overhead = json.loads(stats.read_text())["overhead_s"]
             rungs: dict[str, int] = {}
             for r in reports:
@@ -183,7 +191,9 @@ def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path 
                     rungs[s.quality["rung"]] = rungs.get(s.quality["rung"], 0) + 1
             stats_ms = overhead_stats(overhead)
             rows.append({
-                "policy": policy, "requests": n,
+                "policy": policy, "requests": n, "completed": len(reports), "failures": failures[:3],
+                "peak_mb": round(memory.peak / 2**20),
+                "late_segments": sum(len(r.late_segments) for r in reports),
                 "ttff_s": [r.ttff_s for r in reports], "stall_s": [r.stall_s for r in reports],
                 "deadline_misses": [_misses(r, ttff_s) for r in reports],
                 "segments": sum(len(r.segments) for r in reports), "rungs": rungs,
@@ -194,13 +204,18 @@ def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path 
 
 
 def print_scheduler_rows(rows: list[dict]) -> None:
-    """A table: per (policy, N) the worst and median request, the rung mix and the overhead."""
-    print("| policy | N | TTFF median / max (s) | stall median / max (s) | missed segments | rungs | "
-          "overhead p50 / p99 (ms per task) | dispatches/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    """A table: per (policy, N) the requests completed, the worst and median TTFF, the total
+    and worst stall, the deadline misses, the rung mix, the peak memory and the overhead."""
+    print("| policy | N | completed | TTFF median / max (s) | stall total / max (s) | missed segments | rungs | "
+          "peak memory (MB) | overhead p50 / p99 (ms per task) | dispatches/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        med = lambda xs: sorted(xs)[len(xs) // 2]
+        med = lambda xs: sorted(xs)[len(xs) // 2] if xs else float("nan")   # noqa: E731
+        top = lambda xs: max(xs) if xs else float("nan")                    # noqa: E731
         rungs = ", ".join(f"{k} {v}" for k, v in sorted(r["rungs"].items()))
-        print(f"| {r['policy']} | {r['requests']} | {med(r['ttff_s']):.2f} / {max(r['ttff_s']):.2f} | "
-              f"{med(r['stall_s']):.2f} / {max(r['stall_s']):.2f} | {sum(r['deadline_misses'])} of {r['segments']} | "
-              f"{rungs} | {r['overhead_ms_p50']:.2f} / {r['overhead_ms_p99']:.2f} | {r['dispatches_per_s']:.0f} |")
+        print(f"| {r['policy']} | {r['requests']} | {r['completed']} | {med(r['ttff_s']):.2f} / {top(r['ttff_s']):.2f} | "
+              f"{sum(r['stall_s']):.2f} / {top(r['stall_s']):.2f} | {sum(r['deadline_misses'])} of {r['segments']} | "
+              f"{rungs} | {r['peak_mb']} | {r['overhead_ms_p50']:.2f} / {r['overhead_ms_p99']:.2f} | "
+              f"{r['dispatches_per_s']:.0f} |")
+        for failure in r["failures"]:
+            print(f"  failed: {failure}")

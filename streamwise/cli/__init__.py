@@ -124,6 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(sim_handlers=sim_parsers(sub))
     from .profile import add_parser as profile_parser   # profile a GPU adapter (issue 5)
     profile_parser(sub)
+    from ..bench.faults import add_parser as faults_parser   # the fault matrix (issue 9)
+    faults_parser(sub)
     return p
 
 
@@ -409,7 +411,7 @@ def _exit_on_sigterm() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command in ("generate", "up", "bench"):
+    if args.command in ("generate", "up", "bench", "faults"):
         _exit_on_sigterm()
     if args.verbose:
         os.environ["STREAMWISE_LOG_LEVEL"] = "DEBUG"   # inherited by the pool's child processes
@@ -419,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"generate": cmd_generate, "watch": cmd_watch, "up": cmd_up, "worker": cmd_worker,
                 "scheduler": cmd_scheduler, "bench": cmd_bench}
     handlers.update(args.sim_handlers)
+    if getattr(args, "handler", None):
+        handlers[args.command] = args.handler
     if args.command == "profile":
         from .profile import cmd_profile
         handlers["profile"] = cmd_profile

@@ -92,6 +92,7 @@ class Report:
     ttff_slo_s: float | None = None       # the request's TTFF SLO (s); None for a viewer that attached
     slo_met: bool | None = None           # TTFF within the SLO and no segment late
     late_segments: list = field(default_factory=list)   # [{"index", "late_s"}]: segments that stalled playback
+    duplicates: int = 0                   # segment messages for an index already received (dropped)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -270,6 +271,7 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
     last: Status | None = None
     final_index: int | None = None
     first_line_at: float | None = None
+    duplicates = 0
     t0 = time.time()
     try:
         if submit is not None:
@@ -302,7 +304,8 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
             except MessageError:
                 continue
             if seg.index in pending or seg.index < len(records):
-                continue  # a duplicate (a re-run after a scheduler restart)
+                duplicates += 1
+                continue  # a duplicate (a re-run after a scheduler restart): dropped, counted
             data = seg.data if seg.data is not None else await bus.get_blob(seg.ref)
             pending[seg.index] = (seg, data, arrived - t0)
             if seg.final:
@@ -351,6 +354,7 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                     script=script, attached=submit is None,
                     files={"hls": "index.m3u8", "mp4": "podcast.mp4"})
     report.late_segments = late_segments(records)
+    report.duplicates = duplicates
     if ttff_slo_s is not None and submit is not None:
         report.ttff_slo_s = ttff_slo_s
         report.slo_met = report.ttff_s <= ttff_slo_s and not report.late_segments
