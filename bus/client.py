@@ -40,7 +40,10 @@ SEGMENTS_MAX_AGE_S = 6 * 3600.0
 ARTIFACTS_TTL_S = 6 * 3600.0
 # a cache entry names artifacts written before it, so it must expire before they do
 CACHE_TTL_S = ARTIFACTS_TTL_S - 3600.0
-ACK_WAIT_S = float(os.environ.get("STREAMWISE_ACK_WAIT_S", "30"))   # tests shorten it
+# a task message's ack wait: a worker sends in-progress acks for every message it holds every
+# third of it, so a long wait protects nothing; a short one bounds how long a task lost in
+# transit (a server crash between delivery and receipt) waits for its redelivery
+ACK_WAIT_S = float(os.environ.get("STREAMWISE_ACK_WAIT_S", "10"))
 # a request stays un-acked while its scheduler runs it (in-progress acks every third of
 # this); when that scheduler dies, another one takes the request over after this long
 REQUEST_ACK_WAIT_S = 10.0
