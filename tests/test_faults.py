@@ -207,3 +207,29 @@ def test_the_benchmark_and_fault_matrix_scripts_exist():
     assert DEFAULT_SCRIPT.is_file() and SHORT_SCRIPT.is_file()
     assert {"worker-sigkill", "eviction", "scheduler-sigkill", "bus-restart", "bus-outage-60s", "cluster-node",
             "gpu-queue", "worker-sigterm", "slow-viewer", "script-by-reference", "bad-inputs"} == set(scenarios())
+
+
+def test_up_supervises_its_children_and_restarts_one_that_dies(nats_url, tmp_path):
+    """`streamwise up`'s supervision (Pool.supervise): a SIGKILLed child is started again after a
+    backoff, the log says so, and a second death in a row waits longer."""
+    lines: list[str] = []
+    pool = Pool(nats_url, {"image": 1}, scheduler=False, log_dir=tmp_path / "logs").start()
+    try:
+        first = dict(pool.processes)["image-0"]
+        first.kill()
+        first.wait(10)
+        deadline = time.monotonic() + 20
+        while "image-0" not in pool.supervise(log=lines.append) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = dict(pool.processes)["image-0"]
+        assert second.pid != first.pid and second.poll() is None
+        assert lines[0].startswith("image-0 exited with code -9") and "restarting in 1 s" in lines[0]
+        assert lines[1].startswith("image-0 restarted (pid ")
+        second.kill()
+        second.wait(10)
+        while len(lines) < 3 and time.monotonic() < deadline:
+            pool.supervise(log=lines.append)
+            time.sleep(0.1)
+        assert "restarting in 2 s" in lines[2]              # backoff doubles for a restart in a row
+    finally:
+        pool.stop()

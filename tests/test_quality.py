@@ -54,7 +54,11 @@ def runtime(rung: Rung) -> float:
 
 def test_ladders_load_with_the_cpu_rung_last(ladders, models):
     ft = ladders["fantasytalking"]
-    assert [r.name for r in ft.rungs] == ["high", "medium", "low", "static"]
+    assert [r.name for r in ft.rungs] == ["high", "medium", "low", "static", "still"]
+    still = ft.rungs[-1]                   # the cheaper CPU rung: quality gives way before playback
+    assert (still.model, still.draw_fps, still.cpu_cost) == ("cpu-head", 2.0, 0.15) and ft.is_cpu(still)
+    assert still.hold_frames(25.0) == 12 and still.hold_frames(60.0) == 30 and ft.rungs[3].hold_frames(25.0) == 1
+    assert ft.is_cpu(ft.rungs[3]) and not ft.is_cpu(ft.rungs[2])
     assert (ft.top.width, ft.top.height, ft.top.steps) == (1280, 800, 20)
     assert ft.output == (1280, 800) and ft.upscaler == "realesrgan-x2"
     assert ft.model_of(ft.static) == "cpu-head"
@@ -76,7 +80,7 @@ def test_models_carry_checkpoints_and_constraints(models):
 
 def test_scale_plan_keeps_one_resolution_per_stream(ladders):
     ft = ladders["fantasytalking"]
-    assert [scale_plan(r, ft) for r in ft.rungs] == ["none", "upscale", "scale", "scale"]
+    assert [scale_plan(r, ft) for r in ft.rungs] == ["none", "upscale", "scale", "scale", "scale"]
     assert scale_plan(ladders["cpu-head"].static, ladders["cpu-head"]) == "none"
 
 
@@ -101,7 +105,7 @@ def test_choose_rung_steps_down_when_the_deadline_is_tight(ladders):
 def test_choose_rung_falls_back_to_static_when_nothing_fits(ladders):
     ft = ladders["fantasytalking"]
     rung = choose_rung(ft, now=0.0, deadline=1.0, queue_ahead_s=5.0, runtime_s=runtime)
-    assert rung == ft.static and rung.name == "static"
+    assert rung == ft.static and rung.name == "still"          # the cheapest CPU rung
 
 
 # --------------------------------------------------------------------------- hysteresis
@@ -132,7 +136,8 @@ def test_hysteresis_restarts_the_count_when_slack_disappears(ladders):
 def test_hysteresis_uses_the_ladder_default_and_a_tight_shot_drops_straight_to_static(ladders):
     ft = ladders["fantasytalking"]
     assert ft.climb_after == 2
-    rung, state = next_rung(QualityState(), ft, ft.static)
+    static = ft.rungs[ft.index("static")]
+    rung, state = next_rung(QualityState(), ft, static)
     assert rung.name == "static" and state.index == 3
     rung, state = next_rung(state, ft, ft.top)
     assert rung.name == "static" and state.on_time == 1

@@ -101,3 +101,30 @@ def test_pad_to_frames_and_clip_ranges():
     ranges = clip_ranges(np.ones(20 * 882, np.int16), 0.2, 882, first_clip_s=0.08)
     assert ranges[0] == (0, 2 * 882) and ranges[-1][1] == 20 * 882
     assert all(b - a <= 5 * 882 for a, b in ranges)
+
+
+def test_the_still_rung_draws_fewer_frames_and_the_mux_holds_each():
+    """A clip at the `still` rung (hold 12 at 25 fps) is 1/12 of the frames drawn; the mux's
+    expansion gives back exactly the clip's frame count, each drawn frame held 12 times."""
+    import numpy as np
+
+    from streamwise.stages.art.head import HeadAnimator
+    from streamwise.stages.art.portrait import render_person_layers
+    from streamwise.stages.art.studio import render_studio
+    from streamwise.stages.cpu.media import decode_clip
+    from streamwise.stages.cpu.talking_head import CpuTalkingHead
+
+    lay = render_person_layers(render_studio(640, 400, title="T", description="d", seed=1), name="Ada",
+                               speaker_index=0)
+    animator = HeadAnimator(np.asarray(lay.image), lay.layout, person=np.asarray(lay.person),
+                            backdrop=np.asarray(lay.backdrop))       # a moving head: the hardest case
+    rate, fps = 22050, 25.0
+    t = np.arange(int(rate * 2.0)) / rate
+    audio = (8000 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.int16)
+    inputs = {"sample_rate": rate, "sample_from": 0, "sample_to": len(audio), "subtitle": "Hello there", "speaker": "Ada"}
+    full = decode_clip(CpuTalkingHead._render(animator, audio, inputs, fps))
+    held = decode_clip(CpuTalkingHead._render(animator, audio, inputs, fps, hold=12))
+    assert len(full) == 50 and len(held) == 5            # ceil(50 / 12) drawn frames
+    expanded = np.repeat(held, 12, axis=0)[:50]
+    assert expanded.shape == full.shape
+    assert all((expanded[i] == expanded[i - i % 12]).all() for i in range(50))

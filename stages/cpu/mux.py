@@ -27,7 +27,8 @@ INLINE_MARGIN = 64 * 1024   # keep a segment message this far under the server's
 
 class PyavMux:
     """Stage ``mux``. Task inputs: ``index``, ``start_s``, ``duration_s``, ``final``, ``fps``,
-    ``sample_rate``, ``tenant``, ``video`` (``[[clip name, frame from, frame to], ...]``),
+    ``sample_rate``, ``tenant``, ``video`` (``[[clip name, frame from, frame to(, hold)], ...]``;
+    ``hold``: each decoded frame stands for that many stream frames),
     ``audio`` (``[[pcm name, sample from, sample to], ...]``, starting ``preroll_samples``
     before the span), optional ``width``/``height`` (the stream's size in pixels: clips of a
     lower quality rung are scaled to it, so one stream keeps one resolution). Outputs:
@@ -52,7 +53,10 @@ class PyavMux:
     async def run(self, task: Task, ctx: TaskContext) -> dict[str, Any]:
         inputs = task.inputs
         t0 = time.perf_counter()
-        frames = [(await self._clips.get(ctx, name, decode_clip))[a:b] for name, a, b in inputs["video"]]
+        frames = []
+        for name, a, b, *hold in inputs["video"]:   # hold: stream frames per drawn frame (a cheaper CPU rung)
+            clip = await self._clips.get(ctx, name, decode_clip)
+            frames.append((np.repeat(clip, int(hold[0]), axis=0) if hold else clip)[a:b])
         if inputs.get("width") and inputs.get("height"):
             size = (int(inputs["width"]), int(inputs["height"]))
             frames = [f if f.shape[1:3] == size[::-1] else await ctx.in_thread(scale_frames, f, *size)

@@ -77,28 +77,39 @@ class CpuTalkingHead:
         animator = await self._animator(ctx, inputs)
         audio = await self._audio.get(ctx, inputs["audio"], pcm_array)
         fps = float(inputs["fps"])
+        hold = max(1, int(inputs.get("hold", 1)))
         frames = await ctx.in_thread(self._render, animator, audio, inputs, fps,
-                                     (task.quality.width, task.quality.height))
+                                     (task.quality.width, task.quality.height), hold)
         name = await ctx.bus.put_blob(ctx.blob_name(task, "clip.mp4"), frames)
         clip_samples = len(audio[int(inputs["sample_from"]):int(inputs["sample_to"])])
-        return {"clip": name, "frames": round(clip_samples * fps / int(inputs["sample_rate"]))}
+        out = {"clip": name, "frames": round(clip_samples * fps / int(inputs["sample_rate"]))}
+        if hold > 1:
+            out["hold"] = hold
+        return out
 
     @staticmethod
     def _render(animator: HeadAnimator, audio: np.ndarray, inputs: dict, fps: float,
-                size: tuple[int, int] | None = None) -> bytes:
+                size: tuple[int, int] | None = None, hold: int = 1) -> bytes:
+        """The clip's frames, encoded. With ``hold > 1`` (a cheaper CPU rung) only every
+        ``hold``-th frame is drawn (at ``fps / hold``, the mouth at its mean opening over the
+        frames it stands for) and the mux repeats each ``hold`` times."""
         rate = int(inputs["sample_rate"])
         a, b = int(inputs["sample_from"]), int(inputs["sample_to"])
+        draw_fps = fps / hold
         envelope = energy_envelope(audio[a:b], fps, sample_rate=rate)
+        if hold > 1:
+            pad = (-len(envelope)) % hold
+            envelope = np.pad(envelope, (0, pad), mode="edge").reshape(-1, hold).mean(axis=1)
         extra: dict[str, Any] = {}
         if animator.moving:
-            extra["end_frame"] = round(len(audio) * fps / rate)     # the piece's end: the head comes to rest there
-            extra["context"] = _context(audio, a, b, fps, rate)
+            extra["end_frame"] = round(len(audio) * draw_fps / rate)   # the piece's end: the head comes to rest there
+            extra["context"] = _context(audio, a, b, fps, rate) if hold == 1 else None
         frames = animator.render(envelope, subtitle=inputs.get("subtitle", ""), speaker=inputs.get("speaker", ""),
                                  blink_seed=int(inputs.get("blink_seed", 0)),
-                                 start_frame=int(inputs.get("start_frame", 0)), fps=fps, **extra)
+                                 start_frame=int(inputs.get("start_frame", 0)) // hold, fps=draw_fps, **extra)
         if size and all(size):
             frames = scale_frames(frames, *size)
-        return encode_clip(frames, fps)
+        return encode_clip(frames, fps)   # the frame rate only stamps the drawn frames: the mux re-times them
 
 
 def _context(audio: np.ndarray, a: int, b: int, fps: float, rate: int) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,7 @@ class ReadyNode:
     request: Hashable = None
     arrival: tuple = ()        # (request submit time, node number): the order a FIFO policy uses
     model: str | None = None   # only instances of this model may run it (e.g. "llm" for a topic's screenplay)
+    floor: int = 0             # the best rung index it may run at (0: any); a request running late is held low
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ def _place_on_ladder(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: Ru
     advances, a held node falls to a lower rung once waiting no longer meets its deadline).
     """
     options, feasible, waiting, feasible_waiting = _rung_options(node, ladder, pool, runtime_s, now)
+    floor = min(max(node.floor, 0), len(ladder.rungs) - 1)
     if feasible_waiting is not None:
         target = next_rung(state, ladder, feasible_waiting)[0]
         chosen = next_rung(state, ladder, feasible)[0] if feasible is not None else None
@@ -187,7 +189,8 @@ def _place_on_ladder(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: Ru
     if feasible is None:   # nothing meets the deadline: the lowest rung we can run at all
         feasible = next(r for r in reversed(ladder.rungs) if r.name in options)
     rung, new_state = next_rung(state, ladder, feasible)
-    if rung.name not in options:   # hysteresis asks for a rung with no free instance right now
+    if rung.name not in options or ladder.index(rung) < floor:
+        # hysteresis asks for a rung with no free instance right now, or above the node's floor
         rung, new_state = feasible, QualityState(ladder.index(feasible), 0)
     return options[rung.name], rung, new_state
 
@@ -198,7 +201,9 @@ def _rung_options(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: Runti
     instance meets the node's deadline (``None``: none). One pass over the instances per rung."""
     options, waiting = {}, {}
     feasible = feasible_waiting = None
-    for rung in ladder.rungs:
+    for i, rung in enumerate(ladder.rungs):
+        if i < node.floor and i < len(ladder.rungs) - 1:   # above the node's floor (the last rung always stays)
+            continue
         free, anyone = pool.best_pair(node, runtime_s, rung, ladder.model_of(rung))
         if free is not None:
             options[rung.name] = free

@@ -36,6 +36,13 @@ class Rung:
     fps: float | None
     model: str | None = None
     upscale: bool = False
+    draw_fps: float | None = None   # a CPU rung that draws this many frames a second and holds each (None: all)
+    cpu_cost: float = 1.0           # a CPU rung's expected time relative to the CPU profile (measured)
+
+    def hold_frames(self, fps: float) -> int:
+        """How many stream frames (at ``fps``) each drawn frame is held for: 1 unless the rung
+        draws fewer frames a second (``draw_fps``), e.g. 12 at 25 fps for 2 drawn frames a second."""
+        return 1 if not self.draw_fps else max(1, round(fps / self.draw_fps))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +68,13 @@ class Ladder:
 
     @property
     def static(self) -> Rung:
-        """The lowest rung: the CPU fallback that always meets the deadline it can."""
+        """The lowest rung: the cheapest CPU fallback, taken when nothing meets the deadline."""
         return self.rungs[-1]
+
+    def is_cpu(self, rung: Rung) -> bool:
+        """Whether ``rung`` is rendered by the CPU model of the lowest rung (the CPU tier:
+        ``static`` and the cheaper rungs below it), at the stream's size."""
+        return self.model_of(rung) == self.model_of(self.static)
 
     def index(self, rung: Rung | str) -> int:
         """Position of ``rung`` (or a rung name) in the ladder, 0 = highest.
@@ -164,7 +176,7 @@ def _size(where: str, value: Any) -> int:
 def _rung(where: str, entry: Any) -> Rung:
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: must be a mapping, got {entry!r}")
-    known = {"rung", "width", "height", "steps", "fps", "model", "upscale"}
+    known = {"rung", "width", "height", "steps", "fps", "model", "upscale", "draw_fps", "cpu_cost"}
     for key in entry:
         if key not in known:
             raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(sorted(known))})")
@@ -183,8 +195,15 @@ def _rung(where: str, entry: Any) -> Rung:
     upscale = entry.get("upscale", False)
     if not isinstance(upscale, bool):
         raise ConfigError(f"{where}.upscale: must be true or false, got {upscale!r}")
+    extra = {}
+    for key in ("draw_fps", "cpu_cost"):
+        value = entry.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
+                raise ConfigError(f"{where}.{key}: must be a positive number, got {value!r}")
+            extra[key] = float(value)
     return Rung(name, _size(f"{where}.width", entry.get("width")), _size(f"{where}.height", entry.get("height")),
-                steps, None if fps is None else float(fps), model, upscale)
+                steps, None if fps is None else float(fps), model, upscale, **extra)
 
 
 def _ladder(file: str, model: str, entry: Any, climb_after: int) -> Ladder:
@@ -213,7 +232,7 @@ def _ladder(file: str, model: str, entry: Any, climb_after: int) -> Ladder:
             raise ConfigError(f"{where}.rungs[{i}].upscale: needs an upscaler and a size exactly {factor}x "
                               f"smaller than the output {output[0]}x{output[1]}")
         parsed.append(rung if rung.model else Rung(rung.name, rung.width, rung.height, rung.steps, rung.fps,
-                                                   model, rung.upscale))
+                                                   model, rung.upscale, rung.draw_fps, rung.cpu_cost))
     k = entry.get("climb_after", climb_after)
     return Ladder(model, tuple(parsed), output, upscaler, factor, _positive(f"{where}.climb_after", k))
 

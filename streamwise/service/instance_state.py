@@ -95,7 +95,7 @@ class InstanceState:
             KeyError: no profile for the instance's (model, hardware, GPU count).
         """
         if inst.hardware == "cpu":
-            base = cpu_estimate_s
+            base = cpu_estimate_s * (rung.cpu_cost if rung is not None else 1.0)
         elif rung is not None:
             base = gpu_runtime_s(inst.model, inst.hardware, inst.gpus, rung, duration_s=duration_s,
                                  upscale_to=ladder.output if ladder else None)

@@ -28,10 +28,9 @@ import uuid
 from dataclasses import dataclass, field
 
 import msgpack
-import msgspec
 import nats.errors
 from nats.js import api
-from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.errors import NotFoundError
 
 from opentelemetry import trace
 
@@ -39,7 +38,7 @@ from ..telemetry import tracing
 from ..bus import registry, subjects
 from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer, connect
 from ..bus.codec import MessageError, decode
-from ..bus.messages import Event, Heartbeat, Quality, Request, Status, Task
+from ..bus.messages import Event, Heartbeat, Request, Status, Task
 from ..core.dag import Node, NodeState
 from ..core.deadlines import StageProfile, load_profiles
 from ..core.estimate import book
@@ -48,6 +47,7 @@ from ..core.placement import InstanceView, ReadyNode, assign
 from ..core.quality import Ladder, QualityState, Rung, load_ladders
 from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
 from .admission import check_request
+from .cache import ResultCache
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class _Active:
     progress_at: float = field(default_factory=time.monotonic)   # last completed node (or acceptance)
 
 
-class SchedulerService:
+class SchedulerService(ResultCache):
     """Runs request schedulers on one bus connection until :meth:`stop`.
 
     ``cap`` is the number of tasks kept outstanding per instance (1 running + prefetch).
@@ -446,78 +446,13 @@ class SchedulerService:
         the DAGs per loop, shared by the cache pass and placement."""
         return [(rid, i, n) for rid, active in self.active.items() for i, n in enumerate(active.plan.dag.ready())]
 
-    async def _serve_from_cache(self, ready: list[tuple[str, int, Node]]) -> list[tuple[str, int, Node]]:
-        """Complete ready nodes whose content key is in the cache (KV ``sw_cache``) without
-        dispatching them; repeat while hits make new nodes ready. Returns what is still ready."""
-        while self.use_cache:
-            todo = [(self.active[rid], n) for rid, _, n in ready
-                    if n.cache_key and n.node_id not in self.active[rid].cache_checked]
-            if not todo:
-                break
-            keys = [self._cache_keys(n) for _, n in todo]
-            flat = await asyncio.gather(*(self._cache_get(k) for ks in keys for k in ks))
-            hits = 0
-            at = 0
-            for (active, node), ks in zip(todo, keys):
-                found, at = flat[at:at + len(ks)], at + len(ks)
-                active.cache_checked.add(node.node_id)
-                outputs = next((o for o in found if o is not None), None)   # the highest rung cached
-                if outputs is not None and active.plan.request.request_id in self.active:
-                    hits += 1
-                    quality = outputs.pop("$quality", None)
-                    if quality is not None and node.stage in self.ladders:
-                        node.quality = msgspec.convert(quality, Quality)
-                        node.rung_index = self.ladders[node.stage].index(node.quality.rung)
-                    active.progress_at = time.monotonic()
-                    try:
-                        active.plan.complete_from_cache(node, outputs)
-                    except PlanError as exc:
-                        await self._finish(active, failed=str(exc))
-            if hits:
-                ready = self._ready()      # hits completed nodes and made others ready
-        return ready
-
-    def _cache_keys(self, node: Node) -> list[str]:
-        """The cache keys to look up for ``node``, best first: for a stage with a quality ladder
-        one key per rung, highest rung first (a hit serves the best version computed so far,
-        never silently a lower one under a rung-blind key); otherwise its content key."""
-        ladder = self.ladders.get(node.stage)
-        if ladder is None:
-            return [node.cache_key]
-        return [f"{node.cache_key}.{rung.name}" for rung in ladder.rungs]
-
-    async def _cache_put(self, plan: PodcastPlan, node: Node) -> None:
-        """Store a completed node's outputs under its content key; on a laddered stage the
-        key names the rung it ran at and the value carries its quality, so a later hit
-        records the right rung for its segment."""
-        outputs = dict(node.outputs)
-        key = node.cache_key
-        if node.stage in self.ladders:
-            quality = plan.quality_of(node)
-            key = f"{key}.{quality.rung}"
-            outputs["$quality"] = msgspec.to_builtins(quality)
-        try:
-            await self.bus.cache.put(key, msgpack.packb(outputs))
-        except Exception as exc:   # the cache is an optimisation: a bus outage only costs the entry
-            log.warning("could not cache %s: %s", node.node_id, exc)
-
-    async def _cache_get(self, key: str) -> dict | None:
-        try:
-            entry = await self.bus.cache.get(key)
-        except (KeyNotFoundError, NotFoundError):
-            return None
-        except Exception as exc:   # an outage: treat as a miss (the node is computed instead)
-            log.debug("cache lookup failed: %s", exc)
-            return None
-        return msgpack.unpackb(entry.value) if entry.value else None
-
     async def _dispatch(self, ready_nodes: list[tuple[str, int, Node]], scan_s: float = 0.0) -> None:
         """Place and publish ``ready_nodes``; ``scan_s`` (the time spent finding them) counts in
         the per-task overhead."""
         started = time.perf_counter() - scan_s
         now = time.time()
         ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline, rid, (self.active[rid].plan.request.submitted_at, i),
-                           model=self.active[rid].plan.required_model(n))
+                           model=self.active[rid].plan.required_model(n), floor=self._floor(rid, n))
                  for rid, i, n in ready_nodes if rid in self.active and n.not_before <= now]
         if not ready:
             return
@@ -551,6 +486,14 @@ class SchedulerService:
         if decisions:
             per_task = (time.perf_counter() - started) / len(decisions)
             self.overhead_s.extend([per_task] * len(decisions))
+
+    def _floor(self, rid: str, node: Node) -> int:
+        """A request running late (its last segment past its deadline) runs its laddered nodes at
+        the cheapest rung until a segment is on time again: quality gives way before playback."""
+        ladder = self.ladders.get(node.stage)
+        if ladder is None or not self.active[rid].plan.running_late:
+            return 0
+        return len(ladder.rungs) - 1
 
     def _task_for(self, plan: PodcastPlan, node: Node, d) -> Task:
         if d.rung is not None:

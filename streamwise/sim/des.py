@@ -209,7 +209,7 @@ class Simulator:
             return v
         an, w = self.an, self.w
         if gpu == CPU:
-            v = self.cpu_video.runtime_s(w.clip_frames(FT))
+            v = self.cpu_video.runtime_s(w.clip_frames(FT)) * (rung.cpu_cost if rung is not None else 1.0)
         elif stage == GEMMA:
             v = an.unit_s(GEMMA, gpu, gpus)
         elif stage == FLUX:

@@ -32,6 +32,7 @@ from ..core.deadlines import StageProfile, segment_deadline, sketch_duration_s, 
 from ..core.quality import Ladder, Rung
 
 MAX_ATTEMPTS = 3
+LATE_S = 0.25   # a segment published this much (s) after its deadline puts the request on its cheapest rung
 # Part of every cache key: bump when a CPU-rung renderer or voice changes its output for the same inputs.
 CACHE_VERSION = "cpu-rung-2"
 PAUSE_AFTER_LINE_S = 0.35    # silence after each line (the turn-taking gap)
@@ -91,6 +92,7 @@ class PodcastPlan:
         self.segments_done = 0
         self.cache_hits = 0
         self.screenplay_done = False          # the last screenplay line is in (an LLM streams them)
+        self.late_s = 0.0                     # how late (s) the last segment was published
         self.screenplay_done_at: float | None = None
         self.dag.add(Node("screenplay", "screenplay", runtime_s=self._rt("screenplay")))
         self.refresh_deadlines()
@@ -151,7 +153,16 @@ class PodcastPlan:
         self._complete(node, event.outputs)
         if node.stage == "screenplay":
             self.screenplay_done_at = event.finished_at or None
+        elif node.stage == "mux" and event.finished_at:
+            self.late_s = max(0.0, event.finished_at - node.deadline)
         return node
+
+    @property
+    def running_late(self) -> bool:
+        """The last segment was published more than :data:`LATE_S` after its deadline: until one
+        is on time again, the scheduler holds this request's clips to the cheapest rung, so
+        quality gives way before playback does (the viewer would otherwise stall)."""
+        return self.late_s > LATE_S
 
     # ---------------------------------------------------------------- checkpoint
     @property
@@ -417,7 +428,9 @@ class PodcastPlan:
 
     def _mux_inputs(self, node: Node) -> dict[str, Any]:
         start, end = node.inputs["frame_from"], node.inputs["frame_to"]
+        # [clip, first frame, end frame] (+ frames held per drawn frame, for a rung that draws fewer)
         video = [[self.dag[cid].outputs["clip"], max(start, g0) - g0, min(end, g1) - g0]
+                 + ([hold] if (hold := int(self.dag[cid].outputs.get("hold", 1))) > 1 else [])
                  for cid, g0, g1, *_ in self._clips_between(start, end)]
         spf = self._spf
         preroll = min(start * spf, int(AUDIO_PREROLL_S * self.sample_rate))
@@ -426,11 +439,18 @@ class PodcastPlan:
                 "tenant": self.request.tenant, "width": self.request.width, "height": self.request.height}
 
     def set_rung(self, node: Node, rung: Rung, ladder: Ladder) -> None:
-        """Record the quality rung ``node`` is dispatched at. The static (CPU) rung renders at
-        the stream's size; other rungs at their own size, brought to the stream's size downstream."""
+        """Record the quality rung ``node`` is dispatched at. The CPU rungs (``static`` and the
+        cheaper ones below it) render at the stream's size, a rung that draws fewer frames a
+        second with ``hold`` (stream frames per drawn frame) in its inputs; other rungs render at
+        their own size, brought to the stream's size downstream."""
         node.rung_index = ladder.index(rung)
-        if rung == ladder.static:
-            node.quality = self.quality
+        hold = rung.hold_frames(self.request.fps) if ladder.is_cpu(rung) else 1
+        if hold > 1:
+            node.inputs["hold"] = hold
+        else:
+            node.inputs.pop("hold", None)
+        if ladder.is_cpu(rung):
+            node.quality = msgspec.structs.replace(self.quality, rung=rung.name)
         else:
             node.quality = Quality(rung=rung.name, width=rung.width, height=rung.height, fps=self.request.fps,
                                    steps=rung.steps)
