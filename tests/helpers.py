@@ -20,3 +20,33 @@ async def events_of(bus, rid: str) -> list[Event]:
     finally:
         await sub.unsubscribe()
     return out
+
+
+async def video_victim(bus, pool, name: str = "video-0"):
+    """Wait until two video instances beat, then return ``(process, instance id)`` of ``name``."""
+    import asyncio
+
+    from streamwise.bus import registry
+
+    while len(videos := [h for h in await registry.list_instances(bus.instances) if h.stage == "video"]) < 2:
+        await asyncio.sleep(0.1)
+    victim = dict(pool.processes)[name]
+    return victim, next(h.instance for h in videos if h.pid == victim.pid)
+
+
+def strike_at(index: int, fault):
+    """A ``progress`` callback that sets off ``fault()`` (a coroutine function) once segment
+    ``index`` has arrived, and the task that runs it (await it after the show)."""
+    import asyncio
+
+    hit = asyncio.Event()
+
+    def on_progress(kind, info):
+        if kind == "segment" and info["index"] == index:
+            hit.set()
+
+    async def fire():
+        await hit.wait()
+        await fault()
+
+    return on_progress, asyncio.create_task(fire())

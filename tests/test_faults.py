@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import events_of
+from helpers import events_of, strike_at, video_victim
 from streamwise.bus import registry, subjects
 from streamwise.bus.client import connect
 from streamwise.bus.messages import Request
@@ -61,19 +61,13 @@ async def test_the_bus_killed_mid_request_and_back_after_an_outage_loses_nothing
         bus = await connect(server.url)
         try:
             await _wait_ready(bus, pool)
-            hit = asyncio.Event()
-
-            def on_progress(kind, info):
-                if kind == "segment" and info["index"] == 1:
-                    hit.set()
 
             async def outage():
-                await hit.wait()
                 server.kill()
                 await asyncio.sleep(outage_s)
                 await asyncio.to_thread(server.start)
 
-            striker = asyncio.create_task(outage())
+            on_progress, striker = strike_at(1, outage)
             report = await generate(bus, _request((DATA / "two_speakers.txt").read_text()), tmp_path / "out",
                                     progress=on_progress, idle_timeout_s=120)
             await striker
@@ -94,22 +88,12 @@ async def test_a_worker_told_to_stop_mid_task_drains_and_nothing_is_lost(tmp_pat
         bus = await connect(server.url)
         try:
             await _wait_ready(bus, local)
-            while len(videos := [h for h in await registry.list_instances(bus.instances)
-                                 if h.stage == "video"]) < 2:
-                await asyncio.sleep(0.1)
-            victim = next(p for name, p in local.processes if name == "video-0")
-            victim_id = next(h.instance for h in videos if h.pid == victim.pid)
-            hit = asyncio.Event()
+            victim, victim_id = await video_victim(bus, local)
 
-            def on_progress(kind, info):
-                if kind == "segment" and info["index"] == 0:
-                    hit.set()
-
-            async def strike():
-                await hit.wait()
+            async def sigterm():
                 victim.send_signal(signal.SIGTERM)
 
-            striker = asyncio.create_task(strike())
+            on_progress, striker = strike_at(0, sigterm)
             request = _request((DATA / "two_speakers.txt").read_text())
             report = await generate(bus, request, tmp_path / "out", progress=on_progress, idle_timeout_s=90)
             await striker
@@ -179,17 +163,11 @@ async def test_one_node_of_a_three_node_cluster_killed_mid_request_loses_nothing
         pool = Pool(cluster.url, log_dir=tmp_path / "logs").start()
         try:
             await _wait_ready(bus, pool)
-            hit = asyncio.Event()
-
-            def on_progress(kind, info):
-                if kind == "segment" and info["index"] == 1:
-                    hit.set()
 
             async def kill_a_node():
-                await hit.wait()
                 cluster.nodes[1].kill()
 
-            striker = asyncio.create_task(kill_a_node())
+            on_progress, striker = strike_at(1, kill_a_node)
             report = await generate(bus, _request((DATA / "two_speakers.txt").read_text()), tmp_path / "out",
                                     progress=on_progress, idle_timeout_s=120)
             await striker

@@ -20,7 +20,6 @@ import itertools
 import logging
 import math
 import os
-import signal
 import socket
 import time
 import traceback
@@ -38,6 +37,7 @@ from ...bus.client import ACK_WAIT_S, Bus, PullConsumer, connect
 from ...bus.codec import MessageError, decode, encode
 from ...bus.messages import Event, Heartbeat, Task
 from .base import Partial, StageAdapter, TaskContext, TaskError, nice_for_slack
+from .lifecycle import on_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._drain_until: float | None = None   # monotonic end of an eviction notice or SIGTERM grace
+        self._draining = asyncio.Event()
         self._running: asyncio.Task | None = None
         self.duplicates = 0                       # redeliveries recognised and not run twice
         self.done = 0
@@ -115,6 +116,10 @@ class Worker:
             await self._execute()
         finally:
             self.stop()   # nats-py's fetch can swallow a cancellation: the pull loop must see the flag
+            # let the pull loop finish its fetch (at most its 1 s timeout) and queue what it got,
+            # so every message this instance was delivered is handed back below, none left in limbo
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(tasks[1]), timeout=2.5)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -138,6 +143,7 @@ class Worker:
         log.warning("instance %s: %s, draining (%.0f s grace)", self.instance, why, grace_s)
         self.heartbeat.state = "draining"
         self._drain_until = time.monotonic() + grace_s
+        self._draining.set()
         asyncio.get_running_loop().create_task(self._beat_once())
         self._wake.set()
 
@@ -245,21 +251,28 @@ class Worker:
                 self.heartbeat.running = 0
 
     async def _wait_running(self, task: Task) -> None:
-        """Await the running task; if a drain's grace period ends first, cancel it and hand it back."""
-        while True:
-            timeout = None if self._drain_until is None else max(0.0, self._drain_until - time.monotonic())
-            done, _ = await asyncio.wait({self._running}, timeout=0.5 if timeout is None else min(timeout, 0.5))
-            if done:
-                self._running.result()
-                return
-            if self._drain_until is not None and time.monotonic() >= self._drain_until:
-                self._running.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._running
-                if task.task_id in self._held:
-                    log.warning("task %s did not finish within the grace period: handed back", task.task_id)
-                    await self._hand_back_one(task, "handed back: instance stopping (grace period over)")
-                return
+        """Await the running task; if a drain's grace period ends first (a drain that starts
+        meanwhile is noticed at once), cancel it and hand it back."""
+        drained = asyncio.ensure_future(self._draining.wait())
+        waiters = {self._running, drained}
+        try:
+            while True:
+                timeout = None if self._drain_until is None else max(0.0, self._drain_until - time.monotonic())
+                done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if self._running in done:
+                    self._running.result()
+                    return
+                waiters.discard(drained)
+                if self._drain_until is not None and time.monotonic() >= self._drain_until:
+                    self._running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await self._running
+                    if task.task_id in self._held:
+                        log.warning("task %s did not finish within the grace period: handed back", task.task_id)
+                        await self._hand_back_one(task, "handed back: instance stopping (grace period over)")
+                    return
+        finally:
+            drained.cancel()
 
     async def _run_one(self, task: Task, ctx: TaskContext) -> None:
         started = time.time()
@@ -355,6 +368,7 @@ class Worker:
             await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
             for msg in msgs:
                 await msg.term()
+            log.info("task %s handed back (%s)", task.task_id, why)
         except Exception as exc:  # the bus is going away too: the missed heartbeat will resubmit it
             log.warning("could not hand back %s: %s", task.task_id, exc)
 
@@ -393,7 +407,6 @@ async def serve(url: str, adapter: StageAdapter, *, grace_s: float | None = None
     bus = await connect(url, name=f"streamwise-worker-{adapter.stage}")
     worker = Worker(bus, adapter, **kwargs)
     grace = STOP_GRACE_S if grace_s is None else grace_s
-    loop = asyncio.get_running_loop()
 
     def on_signal() -> None:
         if worker._drain_until is None:
@@ -401,13 +414,8 @@ async def serve(url: str, adapter: StageAdapter, *, grace_s: float | None = None
         else:
             worker.stop()
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal)
     try:
-        await worker.run()
+        with on_stop_signals(on_signal):
+            await worker.run()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
         await bus.close()

@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import time
 import traceback
 import uuid
@@ -46,6 +45,7 @@ from .instance_state import InstanceState
 from ..core.placement import InstanceView, ReadyNode, assign
 from ..core.quality import Ladder, QualityState, Rung, load_ladders
 from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
+from ..stages.runtime.lifecycle import on_stop_signals
 from .admission import check_request
 from .cache import ResultCache
 
@@ -624,16 +624,11 @@ async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_
         log.warning("told to stop: handing %d active request(s) over to other schedulers", len(service.active))
         loop.create_task(service.hand_over())
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal)
     beating = asyncio.create_task(beat())
     try:
-        await service.run()
+        with on_stop_signals(on_signal):
+            await service.run()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
         beating.cancel()
         if stats_path:
             with open(stats_path, "w") as f:
