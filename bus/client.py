@@ -55,7 +55,8 @@ bus outage before it raises (seconds). Longer than the outages the services ride
 
 TRANSIENT = (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespondersError,
              nats.errors.ConnectionReconnectingError, nats.errors.StaleConnectionError,
-             nats.errors.OutboundBufferLimitError, nats.errors.FlushTimeoutError, ConnectionError, OSError)
+             nats.errors.OutboundBufferLimitError, nats.errors.FlushTimeoutError,
+             nats.js.errors.NoStreamResponseError, nats.js.errors.ServiceUnavailableError, ConnectionError, OSError)
 """Errors of a bus that is restarting or unreachable for a while: retried with backoff."""
 
 
