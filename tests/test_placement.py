@@ -160,3 +160,12 @@ def test_a_request_running_late_is_held_to_the_cheapest_rung(state):
                              now=0.0, runtime_s=_runtime(state), ladders={"video": LADDER})
     assert normal.rung.name == "high" and late.rung.name == "still" and late.instance.instance == "cpu"
     assert states["r2"] == QualityState(LADDER.index("still"), 0)
+
+
+def test_a_floor_no_instance_can_serve_does_not_apply(state):
+    """Only GPU instances (no CPU head): a late request's floor (the CPU `still` rung) would
+    leave the node nowhere to run, so it is placed on the GPU rungs as usual."""
+    views = [_view(state, "ft-h100", "fantasytalking", "h100", 8)]
+    (d,), _ = assign([ReadyNode("c1", "video", 1e9, "r", floor=len(LADDER.rungs) - 1)], views, cap=3, now=0.0,
+                     runtime_s=_runtime(state), ladders={"video": LADDER})
+    assert d.instance.instance == "ft-h100" and d.rung.name == "high"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -322,19 +323,28 @@ def run_faults(names: list[str] | None = None, workdir: Path | None = None,
         raise ValueError(f"unknown fault(s) {', '.join(sorted(unknown))}; known: {', '.join(table)}")
     workdir = workdir or Path(tempfile.mkdtemp(prefix="streamwise-faults-"))
     rows = []
-    import os
-
     for name in names or list(table):
-        if name == "gpu-queue":
-            os.environ["STREAMWISE_ACK_WAIT_S"] = "2"      # inherited by the pool: queued clips outwait it
+        env = SCENARIO_ENV.get(name, {})
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)             # inherited by the scenario's pool processes
         try:
             row = asyncio.run(table[name](workdir / name))
         finally:
-            os.environ.pop("STREAMWISE_ACK_WAIT_S", None)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         rows.append(row)
         if on_row:
             on_row(row)
     return rows
+
+
+SCENARIO_ENV = {
+    "gpu-queue": {"STREAMWISE_ACK_WAIT_S": "2"},     # queued clips outwait the ack wait
+    "cluster-node": {"STREAMWISE_REPLICAS": "3"},    # streams, buckets and the object store on all three nodes
+}
 
 
 HEADER = ("| fault | requests | segments expected | delivered | duplicates dropped | gaps | outcome | s |\n"

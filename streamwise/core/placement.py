@@ -174,8 +174,11 @@ def _place_on_ladder(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: Ru
     on that instance for the rest of the round, and re-planned on the next loop (as the clock
     advances, a held node falls to a lower rung once waiting no longer meets its deadline).
     """
-    options, feasible, waiting, feasible_waiting = _rung_options(node, ladder, pool, runtime_s, now)
     floor = min(max(node.floor, 0), len(ladder.rungs) - 1)
+    options, feasible, waiting, feasible_waiting = _rung_options(node, ladder, pool, runtime_s, now, floor)
+    if floor and not waiting:   # no instance serves the rungs at or below the floor: it cannot apply
+        floor = 0
+        options, feasible, waiting, feasible_waiting = _rung_options(node, ladder, pool, runtime_s, now, 0)
     if feasible_waiting is not None:
         target = next_rung(state, ladder, feasible_waiting)[0]
         chosen = next_rung(state, ladder, feasible)[0] if feasible is not None else None
@@ -195,14 +198,15 @@ def _place_on_ladder(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: Ru
     return options[rung.name], rung, new_state
 
 
-def _rung_options(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: RuntimeFn, now: float):
+def _rung_options(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: RuntimeFn, now: float, floor: int = 0):
     """Per rung name, the best instance for ``node`` among free instances (``options``) and
     among all, busy ones included (``waiting``), each with the highest rung whose best
-    instance meets the node's deadline (``None``: none). One pass over the instances per rung."""
+    instance meets the node's deadline (``None``: none); rungs above ``floor`` are left out.
+    One pass over the instances per rung."""
     options, waiting = {}, {}
     feasible = feasible_waiting = None
     for i, rung in enumerate(ladder.rungs):
-        if i < node.floor and i < len(ladder.rungs) - 1:   # above the node's floor (the last rung always stays)
+        if i < floor:
             continue
         free, anyone = pool.best_pair(node, runtime_s, rung, ladder.model_of(rung))
         if free is not None:
