@@ -33,7 +33,7 @@ from opentelemetry import trace
 from ...telemetry import tracing
 
 from ...bus import registry, subjects
-from ...bus.client import ACK_WAIT_S, Bus, PullConsumer, connect
+from ...bus.client import ACK_WAIT_S, Bus, PullConsumer, connect, retrying
 from ...bus.codec import MessageError, decode, encode
 from ...bus.messages import Event, Heartbeat, Task
 from .base import Partial, StageAdapter, TaskContext, TaskError, nice_for_slack
@@ -100,7 +100,7 @@ class Worker:
 
     async def run(self) -> None:
         """Load the adapter, register, and serve tasks until :meth:`stop`, a drain or an eviction."""
-        await registry.beat(self.bus.instances, self.heartbeat)
+        await self._register()
         await asyncio.to_thread(self.adapter.load)
         self.heartbeat.model = self.adapter.model     # an adapter may settle its model on load
         consumer = PullConsumer(self.bus, self.subject, durable=self.instance, stream=subjects.STREAM_TASKS,
@@ -108,7 +108,7 @@ class Worker:
                                                           inactive_threshold=3600.0))
         evict_sub = await self.bus.nc.subscribe(subjects.evict(self.instance), cb=self._on_evict)
         self.heartbeat.state = "ready"
-        await registry.beat(self.bus.instances, self.heartbeat)
+        await self._register()
         log.info("instance %s ready on %s", self.instance, self.subject)
         tasks = [asyncio.create_task(self._heartbeats()), asyncio.create_task(self._pull(consumer)),
                  asyncio.create_task(self._keep_alive())]
@@ -133,6 +133,10 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+
+    async def _register(self) -> None:
+        """Put the heartbeat, retrying while the bus is not ready (a cluster electing leaders)."""
+        await retrying(f"register {self.instance}", lambda: registry.beat(self.bus.instances, self.heartbeat))
 
     def drain(self, grace_s: float, why: str = "stopping") -> None:
         """Take no new task; run the queued tasks that fit in ``grace_s`` seconds (by this
