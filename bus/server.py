@@ -179,13 +179,43 @@ class LocalCluster:
             node.start(timeout_s)
         return self
 
+    async def replicated(self, bus, timeout_s: float = 60.0) -> None:
+        """Wait until every stream of the bus layout (the SW_* streams, the KV buckets and the
+        object store) has a leader and all its other replicas current: only then does losing
+        one node lose nothing.
+
+        Raises:
+            TimeoutError: not replicated within ``timeout_s`` (the message names a stream).
+        """
+        import asyncio
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                infos = await bus.js.streams_info()
+            except Exception:        # no JetStream leader yet
+                infos = []
+            lagging = [info.config.name for info in infos
+                       if not info.cluster or not info.cluster.leader
+                       or len(info.cluster.replicas or []) < len(self.nodes) - 1
+                       or not all(r.current for r in info.cluster.replicas or [])]
+            if infos and not lagging:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"streams not replicated on {len(self.nodes)} nodes: {', '.join(lagging) or 'none'}")
+            await asyncio.sleep(0.2)
+
     def stop(self) -> None:
+        """Stop every node; the stores are removed unless ``$STREAMWISE_KEEP_CLUSTER`` is set
+        (to read the servers' logs after a failed rehearsal)."""
         for node in self.nodes:
             node.stop()
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        if not os.environ.get("STREAMWISE_KEEP_CLUSTER"):
+            shutil.rmtree(self.base_dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalCluster":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+

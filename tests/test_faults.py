@@ -163,6 +163,7 @@ async def test_one_node_of_a_three_node_cluster_killed_mid_request_loses_nothing
         pool = Pool(cluster.url, log_dir=tmp_path / "logs").start()
         try:
             await _wait_ready(bus, pool)
+            await cluster.replicated(bus)      # every stream on all three nodes before one is lost
 
             async def kill_a_node():
                 cluster.nodes[1].kill()

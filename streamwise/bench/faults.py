@@ -177,6 +177,8 @@ async def _scenario(fault: str, workdir: Path, strike: Strike | None, *, at_segm
         ctx = _Ctx(bus, pool, server, workdir)
         try:
             await _ready(bus, pool, video_instances)
+            if cluster:
+                await server.replicated(bus)    # every stream on all three nodes before one is lost
             req = await request(ctx) if request else None
             report = await _one_show(ctx, strike, at_segment, progress_delay_s=progress_delay_s, request=req)
         except (GenerateError, TimeoutError) as exc:
