@@ -60,6 +60,20 @@ def test_parser_keeps_good_lines_and_counts_malformed_ones():
     assert p.malformed == 3 and any("repeated" in s for s in p.samples)
 
 
+def test_a_looping_line_is_kept_once_and_an_overlong_one_cut_at_a_sentence():
+    """Small models loop ("She makes honey. She makes honey. ..."): the repeats are dropped and
+    the line is spoken; a line over the limit keeps its whole sentences; one with none is skipped."""
+    p = ScreenplayStream()
+    loop = "Bella loves bees. She makes honey. " + "She makes honey. " * 40
+    fits = "A first sentence that is long enough to keep. A second one, whole as well. And a third, to be sure."
+    long = fits + " " + "and then it just goes on " * 30
+    p.feed("\n".join(json.dumps({"speaker": s, "text": t}) for s, t in
+                      [("Bella", loop), ("Ada", long), ("Ada", "word " * 200)]) + "\n")
+    p.close()
+    assert [t for _, t in p.lines] == ["Bella loves bees. She makes honey.", fits]
+    assert p.malformed == 1 and any("overlong" in s for s in p.samples)
+
+
 def test_parser_hands_over_each_line_of_one_streamed_object_as_it_closes():
     doc = {"studio": {"title": "T", "description": "A red studio."},
            "characters": [{"name": "Ada", "role": "host"}, {"name": "Ben", "role": "guest"}],

@@ -20,6 +20,7 @@ never fatal.
 from __future__ import annotations
 
 import json
+import re
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,27 @@ def build_messages(topic: str | None, document: str | None = None, *, structured
 
 class DocumentError(ValueError):
     """A document that cannot be read; the message names the file and the reason."""
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def tidy_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> str:
+    """A line as a small LLM writes it, made speakable: a sentence repeated back to back (the
+    model looping: "She makes honey. She makes honey. ...") is kept once, and a line still over
+    ``max_chars`` is cut after its last whole sentence that fits. Returns ``""`` when no whole
+    sentence fits (the caller drops the line as overlong)."""
+    kept: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        if kept and sentence.casefold() == kept[-1].casefold():
+            continue
+        kept.append(sentence)
+    text = " ".join(kept)
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars + 1]
+    ends = [m.start() for m in _SENTENCE_END.finditer(cut)]
+    return cut[:ends[-1]].rstrip() if ends and ends[-1] >= max_chars // 4 else ""
 
 
 def read_document(path: str | Path, max_chars: int = 50_000) -> str:
@@ -330,7 +352,7 @@ class ScreenplayStream:
         if not isinstance(speaker, str) or not isinstance(text, str):
             self._note(raw, "speaker and text must be strings")
             return
-        speaker, text = speaker.strip(), " ".join(text.split())
+        speaker, text = speaker.strip(), tidy_text(" ".join(text.split()))
         if not speaker or len(speaker) > MAX_NAME_CHARS:
             self._note(raw, "bad speaker name")
         elif not any(c.isalpha() for c in text) or len(text) > MAX_TEXT_CHARS:
