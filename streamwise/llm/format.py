@@ -137,7 +137,7 @@ def tidy_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> str:
         return text
     cut = text[:max_chars + 1]
     ends = [m.start() for m in _SENTENCE_END.finditer(cut)]
-    return cut[:ends[-1]].rstrip() if ends and ends[-1] >= max_chars // 4 else ""
+    return cut[:ends[-1]].rstrip() if ends else ""
 
 
 def read_document(path: str | Path, max_chars: int = 50_000) -> str:
