@@ -40,6 +40,7 @@ SEGMENTS_MAX_AGE_S = 6 * 3600.0
 ARTIFACTS_TTL_S = 6 * 3600.0
 # a cache entry names artifacts written before it, so it must expire before they do
 CACHE_TTL_S = ARTIFACTS_TTL_S - 3600.0
+TENANTS_TTL_S = 2 * 86400.0   # the quota ledger: a tenant idle for two days starts afresh
 # a task message's ack wait: a worker sends in-progress acks for every message it holds every
 # third of it, so a long wait protects nothing; a short one bounds how long a task lost in
 # transit (a server crash between delivery and receipt) waits for its redelivery
@@ -247,6 +248,7 @@ async def ensure_layout(js: JetStreamContext, replicas: int | None = None) -> tu
     b = BUS_LIMITS
     kv = await _kv(js, subjects.KV_INSTANCES, INSTANCE_TTL_S, b.instances_max_bytes, replicas)
     cache = await _kv(js, subjects.KV_CACHE, CACHE_TTL_S, b.cache_max_bytes, replicas)
+    await _kv(js, subjects.KV_TENANTS, TENANTS_TTL_S, 64 * 2**20, replicas)   # quota usage (opened lazily)
     try:
         store = await js.object_store(subjects.OBJECT_STORE)
     except (NotFoundError, BadRequestError):

@@ -106,7 +106,7 @@ class Task(msgspec.Struct, kw_only=True):
 
 
 class Event(msgspec.Struct, kw_only=True):
-    """Completion (or failure) of a task, published by the worker to ``sw.events.<request>``.
+    """Completion (or failure) of a task, published by the worker to ``sw.events.<tenant>.<request>``.
 
     ``outputs`` is stage-specific (see ``docs/protocol.md``); ``error`` is a one-line
     reason when ``ok`` is false, and ``retryable`` says whether another attempt could help.
@@ -119,6 +119,7 @@ class Event(msgspec.Struct, kw_only=True):
     v: int = SCHEMA_VERSION
     task_id: str
     request_id: str
+    tenant: str = "default"        # the task's tenant (the request's, as the scheduler decided it)
     node_id: str
     stage: str
     instance: str
@@ -168,6 +169,9 @@ class Status(msgspec.Struct, kw_only=True):
     cache_hits: int = 0
     screenplay_done_at: float | None = None   # when the screenplay's last line was produced (Unix s)
     error: str | None = None
+    received_at: float | None = None   # when the bus stored the request (Unix s): its deadlines count from here
+    quota: str | None = None        # refused over this tenant quota (configs/quotas.yaml)
+    retry_after_s: float | None = None   # with ``quota``: seconds until a retry can succeed (None: never as sent)
     at: float = 0.0
 
 

@@ -21,6 +21,7 @@ STREAM_DEADLETTER = "SW_DEADLETTER"
 
 KV_INSTANCES = "sw_instances"
 KV_CACHE = "sw_cache"
+KV_TENANTS = "sw_tenants"      # per-tenant quota usage (streamwise.service.quota)
 OBJECT_STORE = "sw_artifacts"
 
 SCHEDULER_CONSUMER = "schedulers"
@@ -44,6 +45,19 @@ def requests(tenant: str = "*", prefix: str = PREFIX) -> str:
     return f"{prefix}.requests.{tenant}"
 
 
+def tenant_of_request(subject: str) -> str:
+    """The ``<tenant>`` token of a request subject ``sw.requests.<tenant>``: the tenant a request
+    belongs to is the one whose subject it arrived on (which that tenant's bus permissions fix),
+    never the one its body names.
+
+    Raises:
+        ValueError: ``subject`` is not a request subject with a valid tenant token."""
+    parts = (subject or "").split(".")
+    if len(parts) < 3 or parts[-2] != "requests":
+        raise ValueError(f"not a request subject: {subject!r}")
+    return token(parts[-1])
+
+
 def requests_all(prefix: str = PREFIX) -> str:
     return f"{prefix}.requests.>"
 
@@ -57,9 +71,18 @@ def tasks_all(prefix: str = PREFIX) -> str:
     return f"{prefix}.tasks.>"
 
 
-def events(request_id: str, prefix: str = PREFIX) -> str:
-    """``sw.events.<request>``: workers -> that request's scheduler (completion events)."""
-    return f"{prefix}.events.{request_id}"
+def scoped(tenant: str, request_id: str) -> str:
+    """``<tenant>.<request>``: a request's id scoped to its tenant (issue 11).
+
+    Two tenants may use the same request id; every key, task id, blob name and
+    de-duplication id is built from this scoped form, never from the bare id. Tokens cannot
+    contain ``.``, so the pair is unambiguous, and as part of a subject it is two tokens."""
+    return f"{tenant}.{request_id}"
+
+
+def events(tenant: str, request_id: str, prefix: str = PREFIX) -> str:
+    """``sw.events.<tenant>.<request>``: workers -> that request's scheduler (completion events)."""
+    return f"{prefix}.events.{tenant}.{request_id}"
 
 
 def events_all(prefix: str = PREFIX) -> str:

@@ -10,6 +10,9 @@ from streamwise.bus.client import connect
 from streamwise.bus.server import EmbeddedServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tenant quotas off for the suite (many requests of tenant "default" share one server and its
+# quota ledger); tests/test_tenancy.py sets its own quotas for its own schedulers.
+os.environ.setdefault("STREAMWISE_QUOTAS", "off")
 
 
 @pytest.fixture(scope="session")

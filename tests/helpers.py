@@ -7,10 +7,10 @@ from streamwise.bus.codec import decode
 from streamwise.bus.messages import Event
 
 
-async def events_of(bus, rid: str) -> list[Event]:
-    """Every event the bus kept for request ``rid`` (what its workers reported), read until none
-    arrives for 2 s."""
-    sub = await bus.js.subscribe(subjects.events(rid), stream=subjects.STREAM_EVENTS, ordered_consumer=True)
+async def events_of(bus, rid: str, tenant: str = "default") -> list[Event]:
+    """Every event the bus kept for request ``rid`` of ``tenant`` (what its workers reported),
+    read until none arrives for 2 s."""
+    sub = await bus.js.subscribe(subjects.events(tenant, rid), stream=subjects.STREAM_EVENTS, ordered_consumer=True)
     out = []
     try:
         while True:

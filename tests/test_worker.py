@@ -44,7 +44,7 @@ def _task(rid: str, node: str, deadline: float, **inputs) -> Task:
 
 
 async def _events(bus, rid: str, n: int) -> list[Event]:
-    sub = await bus.js.subscribe(subjects.events(rid), stream=subjects.STREAM_EVENTS, ordered_consumer=True)
+    sub = await bus.js.subscribe(subjects.events("t", rid), stream=subjects.STREAM_EVENTS, ordered_consumer=True)
     out = [decode((await sub.next_msg(timeout=20)).data, Event) for _ in range(n)]
     await sub.unsubscribe()
     return out
@@ -285,4 +285,7 @@ def test_outputs_are_named_per_attempt():
     retry.task_id = "r.clip:0:0.1-1"
     assert ctx.blob_name(first, "clip.mp4") == ctx.blob_name(first, "clip.mp4")
     assert ctx.blob_name(first, "clip.mp4") != ctx.blob_name(retry, "clip.mp4")
-    assert ctx.blob_name(first, "clip.mp4").startswith("r/clip:0:0/")
+    assert ctx.blob_name(first, "clip.mp4").startswith("t/r/clip:0:0/")   # <tenant>/<request>/<node>/
+    other_tenant = _task("r", "clip:0:0", 1.0)
+    other_tenant.tenant = "u"
+    assert ctx.blob_name(other_tenant, "clip.mp4") != ctx.blob_name(first, "clip.mp4")

@@ -81,7 +81,7 @@ class PyavMux:
         else:
             segment.ref = await ctx.bus.put_blob(ctx.blob_name(task, "segment.mp4"), data)
         await ctx.bus.publish(subjects.segments(task.tenant, task.request_id), segment,
-                              msg_id=f"{task.request_id}.seg.{segment.index}")
+                              msg_id=f"{subjects.scoped(task.tenant, task.request_id)}.seg.{segment.index}")
         log.debug("segment %d: fetch+decode %.3f s, encode %.3f s, publish %.3f s", segment.index, t1 - t0,
                   t2 - t1, time.perf_counter() - t2)
         return {"bytes": len(data), "index": segment.index}

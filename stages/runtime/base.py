@@ -65,13 +65,13 @@ class TaskContext:
     nice: int = 0   # CPU priority of this task's threads (0 = normal; higher = yields to urgent tasks)
 
     def blob_name(self, task: Task, suffix: str) -> str:
-        """The object-store name of one output of ``task``: ``<request>/<node>/<attempt>/<suffix>``,
+        """The object-store name of one output of ``task``: ``<tenant>/<request>/<node>/<attempt>/<suffix>``,
         where ``<attempt>`` is a digest of the task id (unique per request, node and attempt).
         Per attempt, so a stale attempt can never replace the output the scheduler accepted
         (and that the result cache names); a redelivery of the same attempt rewrites the same
         name (idempotent)."""
         attempt = hashlib.sha256(task.task_id.encode()).hexdigest()[:12]
-        return f"{task.request_id}/{task.node_id}/{attempt}/{suffix}"
+        return f"{task.tenant}/{task.request_id}/{task.node_id}/{attempt}/{suffix}"
 
     async def in_thread(self, fn, *args, **kwargs):
         """Run CPU-bound work off the event loop, so heartbeats and acks keep flowing.

@@ -220,13 +220,13 @@ class Worker:
         try:
             raw = msgpack.unpackb(data)
             event = Event(task_id=str(raw["task_id"]), request_id=subjects.token(str(raw["request_id"])),
-                          node_id=str(raw["node_id"]), stage=str(raw.get("stage", self.adapter.stage)),
+                          tenant=subjects.token(str(raw.get("tenant", "default"))), node_id=str(raw["node_id"]), stage=str(raw.get("stage", self.adapter.stage)),
                           instance=self.instance, ok=False, retryable=False, error=reason[:500],
                           started_at=time.time(), finished_at=time.time())
         except Exception:
             return
         with contextlib.suppress(Exception):
-            await self.bus.publish(subjects.events(event.request_id), event, msg_id=f"{event.task_id}:event")
+            await self.bus.publish(subjects.events(event.tenant, event.request_id), event, msg_id=f"{event.task_id}:event")
 
     def _fits_in_notice(self) -> bool:
         mean = self._busy_s / self.done if self.done else 0.0
@@ -280,7 +280,7 @@ class Worker:
 
     async def _run_one(self, task: Task, ctx: TaskContext) -> None:
         started = time.time()
-        event = Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id,
+        event = Event(task_id=task.task_id, request_id=task.request_id, tenant=task.tenant, node_id=task.node_id,
                       stage=task.stage, instance=self.instance, started_at=started)
         with tracing.tracer().start_as_current_span(task.stage, context=self._trace_context(task), attributes={
                 "streamwise.node": task.node_id, "streamwise.instance": self.instance,
@@ -301,7 +301,7 @@ class Worker:
                 span.set_status(trace.StatusCode.ERROR, event.error)
         event.finished_at = time.time()
         try:
-            await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
+            await self.bus.publish(subjects.events(task.tenant, task.request_id), event, msg_id=f"{task.task_id}:event")
         except Exception as exc:
             # the bus stayed away longer than the publish retries: leave the message un-acked, so
             # JetStream redelivers it once the bus is back (to this instance, or the scheduler resubmits)
@@ -346,10 +346,10 @@ class Worker:
                 continue
             n += 1
             outputs = await self._store_if_large(task, item.outputs, ctx, f"partial-{n}.msgpack")
-            event = Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id, stage=task.stage,
+            event = Event(task_id=task.task_id, request_id=task.request_id, tenant=task.tenant, node_id=task.node_id, stage=task.stage,
                           instance=self.instance, partial=True, outputs=outputs, started_at=started,
                           finished_at=time.time())
-            await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:partial:{n}")
+            await self.bus.publish(subjects.events(task.tenant, task.request_id), event, msg_id=f"{task.task_id}:partial:{n}")
         if final is None:
             raise TaskError(f"{self.adapter.model}: the stream ended without final outputs")
         return final
@@ -365,11 +365,11 @@ class Worker:
 
     async def _hand_back_one(self, task: Task, why: str) -> None:
         msgs = self._held.pop(task.task_id, [])
-        event = Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id, stage=task.stage,
+        event = Event(task_id=task.task_id, request_id=task.request_id, tenant=task.tenant, node_id=task.node_id, stage=task.stage,
                       instance=self.instance, ok=False, handed_back=True, error=why,
                       started_at=time.time(), finished_at=time.time())
         try:
-            await self.bus.publish(subjects.events(task.request_id), event, msg_id=f"{task.task_id}:event")
+            await self.bus.publish(subjects.events(task.tenant, task.request_id), event, msg_id=f"{task.task_id}:event")
             for msg in msgs:
                 await msg.term()
             log.info("task %s handed back (%s)", task.task_id, why)

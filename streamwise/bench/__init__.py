@@ -167,6 +167,7 @@ def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path 
     extra = emulated_workers(emulate or [])
     rows = []
     out = Path(tempfile.mkdtemp(prefix="sw-bench-sched-"))
+    os.environ["STREAMWISE_QUOTAS"] = "off"   # N requests of one tenant at once: no tenant quota
     for policy in policies:
         for n in counts:
             # a fresh bus and pool per run; the scheduler in its own process, as in production,

@@ -82,7 +82,7 @@ class InstantInstances:
                 events = []
                 for msg in msgs:
                     task = decode(msg.data, Task)
-                    events.append(self.bus.publish(subjects.events(task.request_id), self._answer(task)))
+                    events.append(self.bus.publish(subjects.events(task.tenant, task.request_id), self._answer(task)))
                     events.append(msg.ack())
                 await asyncio.gather(*events)
                 self.answered += len(msgs)
@@ -103,7 +103,7 @@ class InstantInstances:
 
     def _answer(self, task: Task) -> Event:
         now = time.time()
-        return Event(task_id=task.task_id, request_id=task.request_id, node_id=task.node_id, stage=task.stage,
+        return Event(task_id=task.task_id, request_id=task.request_id, tenant=task.tenant, node_id=task.node_id, stage=task.stage,
                      instance=f"instant-{task.stage}-0", outputs=self._outputs(task), started_at=now,
                      finished_at=now)
 
@@ -175,6 +175,7 @@ def run_dispatch_bench(counts: list[int], policies: list[str], *, script: Path, 
 
     text = script.read_text(encoding="utf-8")
     out = Path(tempfile.mkdtemp(prefix="sw-bench-dispatch-"))
+    os.environ["STREAMWISE_QUOTAS"] = "off"   # N requests of one tenant at once: no tenant quota
     rows = []
     for policy in policies:
         for n in counts:

@@ -190,7 +190,7 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
 
     async def submit() -> float:
         request.submitted_at = time.time()
-        await bus.publish(subjects.requests(request.tenant), request, msg_id=request.request_id)
+        await bus.publish(subjects.requests(request.tenant), request, msg_id=subjects.scoped(request.tenant, request.request_id))
         return request.submitted_at
 
     return await _receive(bus, request.tenant, request.request_id, out_dir, submit=submit,

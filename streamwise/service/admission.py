@@ -4,10 +4,44 @@ starts) applies to a :class:`~streamwise.bus.messages.Request`, with the limits 
 
 from __future__ import annotations
 
+import logging
+
+from ..bus import subjects
 from ..bus.codec import MessageError, decode, encode
 from ..bus.limits import LIMITS
 from ..bus.messages import Request
 from ..stages.runtime.base import show_audio_rate
+
+log = logging.getLogger(__name__)
+
+
+def server_side(r: Request, msg) -> Request:
+    """Replace what a client could forge with what the bus itself recorded (issue 11), in place:
+
+    - ``tenant``: the ``<tenant>`` of the subject the request arrived on
+      (``sw.requests.<tenant>``; the tenant's credentials only allow its own subject), whatever
+      the body says;
+    - ``submitted_at``: the time the JetStream server stored the message (its stream timestamp,
+      the same on every redelivery, so a takeover keeps the deadlines), so an old or future
+      ``submitted_at`` cannot move a request in EDF order;
+    - ``script_ref`` must name an object under ``scripts/<tenant>/``: a tenant cannot have
+      another tenant's uploaded script read into its own show.
+
+    ``msg`` is the JetStream message (``subject`` and ``metadata.timestamp``). Returns ``r``.
+
+    Raises:
+        ValueError: the subject is not a request subject, or ``script_ref`` names another
+        tenant's object.
+    """
+    tenant = subjects.tenant_of_request(msg.subject)
+    if r.tenant != tenant:
+        log.warning("request %s names tenant %r but arrived on %s's subject: served as %s",
+                    r.request_id, r.tenant, tenant, tenant)
+        r.tenant = tenant
+    r.submitted_at = msg.metadata.timestamp.timestamp()
+    if r.script_ref is not None and not r.script_ref.startswith(f"scripts/{tenant}/"):
+        raise ValueError(f"script_ref: must name an upload of this tenant (scripts/{tenant}/...)")
+    return r
 
 
 def check_request(r: Request) -> None:

@@ -46,8 +46,9 @@ from ..core.placement import InstanceView, ReadyNode, assign
 from ..core.quality import Ladder, QualityState, Rung, load_ladders
 from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
 from ..stages.runtime.lifecycle import on_stop_signals
-from .admission import check_request
+from .admission import check_request, server_side
 from .cache import ResultCache
+from .quota import REFRESH_S, QuotaExceeded, Quotas, TenantLedger
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,10 @@ class SchedulerService(ResultCache):
     """
 
     def __init__(self, bus: Bus, *, profiles: dict[str, StageProfile] | None = None, cap: int = 3,
-                 ladders: dict[str, Ladder] | None = None, policy: str = "edf", use_cache: bool = True) -> None:
+                 ladders: dict[str, Ladder] | None = None, policy: str = "edf", use_cache: bool = True,
+                 quotas: Quotas | None = None) -> None:
         self.bus = bus
+        self.ledger = TenantLedger(bus, quotas)   # per-tenant quotas, counted on the bus
         self.profiles = profiles if profiles is not None else load_profiles()
         self.cap = cap
         self.active: dict[str, _Active] = {}
@@ -113,7 +116,7 @@ class SchedulerService(ResultCache):
             with contextlib.suppress(Exception):
                 await active.msg.nak()
                 handed += 1
-            self.active.pop(active.plan.request.request_id, None)
+            self.active.pop(active.plan.key, None)
             active.span.end()
         self.stop()
         return handed
@@ -169,6 +172,7 @@ class SchedulerService(ResultCache):
                 self.pool.grace(RECONNECT_GRACE_S)
 
     async def _keep_requests_alive(self) -> None:
+        refreshed = time.monotonic()
         while not self._stop.is_set():
             await asyncio.sleep(REQUEST_ACK_WAIT_S / 3)
             for active in list(self.active.values()):
@@ -176,6 +180,16 @@ class SchedulerService(ResultCache):
                     await active.msg.in_progress()
                 except Exception:
                     pass
+            if time.monotonic() - refreshed > REFRESH_S:   # the quota ledger: these still run
+                refreshed = time.monotonic()
+                by_tenant: dict[str, list[str]] = {}
+                for key, active in list(self.active.items()):
+                    by_tenant.setdefault(active.plan.request.tenant, []).append(key)
+                for tenant, keys in by_tenant.items():
+                    try:
+                        await self.ledger.refresh(tenant, keys)
+                    except Exception as exc:
+                        log.warning("quota ledger of tenant %s not refreshed: %s", tenant, exc)
 
     # ------------------------------------------------------------------ loop
     async def run(self) -> None:
@@ -234,10 +248,14 @@ class SchedulerService(ResultCache):
 
     @staticmethod
     def _request_of(kind: str, payload) -> str | None:
+        """The scoped key (``<tenant>.<request>``) of the request a raw request or event names."""
         if kind not in ("request", "event"):
             return None
         try:
-            return str(msgpack.unpackb(payload.data).get("request_id"))
+            raw = msgpack.unpackb(payload.data)
+            tenant = (subjects.tenant_of_request(payload.subject) if kind == "request"
+                      else str(raw.get("tenant", "default")))
+            return subjects.scoped(tenant, str(raw.get("request_id")))
         except Exception:
             return None
 
@@ -263,13 +281,16 @@ class SchedulerService(ResultCache):
         try:
             request = decode(msg.data, Request)
             subjects.token(request.request_id)
-            subjects.token(request.tenant)
+            server_side(request, msg)
             check_request(request)
         except (MessageError, ValueError) as exc:
             await self._reject(msg, str(exc))
             return
-        if request.request_id in self.active:
+        key = subjects.scoped(request.tenant, request.request_id)
+        if key in self.active:
             await msg.ack()  # a duplicate publish of a running request
+            return
+        if not await self._admit(request, key, msg):
             return
         plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
         if plan.checkpoint_key and msg.metadata.num_delivered > 1:   # taking over an LLM screenplay
@@ -285,22 +306,47 @@ class SchedulerService(ResultCache):
                              request.request_id, plan.lines, ", complete" if checkpoint.get("complete") else "")
         active = _Active(plan=plan, msg=msg)
         active.events_sub = PullConsumer(
-            self.bus, subjects.events(request.request_id), stream=subjects.STREAM_EVENTS,
+            self.bus, subjects.events(request.tenant, request.request_id), stream=subjects.STREAM_EVENTS,
             config=api.ConsumerConfig(deliver_policy=api.DeliverPolicy.NEW, inactive_threshold=120.0))
         active.span = tracing.tracer().start_span("request", attributes={
             "streamwise.request_id": request.request_id, "streamwise.tenant": request.tenant,
             "streamwise.ttff_s": request.ttff_s})
-        self.active[request.request_id] = active     # before the reader starts: it loops while active
-        active.reader = asyncio.create_task(self._read_events(request.request_id, active.events_sub))
+        self.active[key] = active     # before the reader starts: it loops while active
+        active.reader = asyncio.create_task(self._read_events(key, active.events_sub))
         log.info("request %s accepted (tenant %s)", request.request_id, request.tenant)
         await self._status(plan, "accepted", "request accepted")
+
+    async def _admit(self, request: Request, key: str, msg) -> bool:
+        """Charge the request to its tenant's quotas; over one, refuse it with a status naming
+        the quota and when to retry. A ledger the bus cannot reach now: try the request later."""
+        try:
+            size = None
+            if request.script_ref:   # a missing upload is the screenplay stage's error to report
+                with contextlib.suppress(NotFoundError, nats.errors.Error):
+                    size = (await self.bus.artifacts.get_info(request.script_ref)).size
+            await self.ledger.admit(request, key, script_bytes=size)
+            return True
+        except QuotaExceeded as exc:
+            log.warning("request %s refused: %s", key, exc)
+            await self.bus.publish(subjects.status(request.tenant, request.request_id), Status(
+                request_id=request.request_id, state="failed", message="over quota", error=str(exc),
+                quota=exc.quota, retry_after_s=exc.retry_after_s, at=time.time()))
+            await msg.term()
+        except Exception as exc:
+            if msg.metadata.num_delivered >= 4:   # the last delivery but one: serve it unmetered
+                log.error("request %s: quota ledger unavailable (%s); admitted without a quota check", key, exc)
+                return True
+            log.warning("request %s: quota ledger unavailable (%s); trying again shortly", key, exc)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=2.0)
+        return False
 
     async def _reject(self, msg, reason: str) -> None:
         log.error("invalid request: %s", reason)
         await self.bus.deadletter("requests", msg.data, reason)
         try:  # tell the client, if it sent enough for us to know who it is
             raw = msgpack.unpackb(msg.data)
-            rid, tenant = subjects.token(raw["request_id"]), subjects.token(raw.get("tenant", "default"))
+            rid, tenant = subjects.token(raw["request_id"]), subjects.tenant_of_request(msg.subject)
             await self.bus.publish(subjects.status(tenant, rid),
                                    Status(request_id=rid, state="failed", error=f"invalid request: {reason}",
                                           message="invalid request", at=time.time()))
@@ -316,7 +362,7 @@ class SchedulerService(ResultCache):
         except MessageError as exc:
             await self.bus.deadletter("events", msg.data, str(exc))
             return
-        active = self.active.get(event.request_id)
+        active = self.active.get(subjects.scoped(event.tenant, event.request_id))
         if active is None:
             return
         if event.partial:
@@ -513,11 +559,11 @@ class SchedulerService(ResultCache):
                 if node.state is NodeState.DISPATCHED:
                     active.plan.requeue(node)
                     # back off (1 s doubling to 30 s); the request's stall timeout ends it if the bus never returns
-                    key = (task.request_id, node.node_id)
+                    key = (active.plan.key, node.node_id)
                     self._publish_failures[key] = failures = self._publish_failures.get(key, 0) + 1
                     node.not_before = time.time() + min(30.0, 2.0 ** (failures - 1))
             else:
-                self._publish_failures.pop((task.request_id, node.node_id), None)
+                self._publish_failures.pop((active.plan.key, node.node_id), None)
                 self.dispatch_count += 1
 
     async def _check_missing_models(self, ready: list[tuple[str, int, Node]]) -> None:
@@ -555,7 +601,8 @@ class SchedulerService(ResultCache):
         status = Status(request_id=plan.request.request_id, state=state, message=message, speakers=plan.speakers,
                         lines=plan.lines, segments_done=plan.segments_done, segments_total=plan.segments_total,
                         video_duration_s=plan.video_duration_s, cache_hits=plan.cache_hits, error=error,
-                        screenplay_done_at=plan.screenplay_done_at, at=time.time())
+                        screenplay_done_at=plan.screenplay_done_at, received_at=plan.request.submitted_at,
+                        at=time.time())
         try:
             await self.bus.publish(subjects.status(plan.request.tenant, plan.request.request_id), status)
         except Exception as exc:   # the bus stayed away past the publish retries: the next status says more
@@ -563,13 +610,17 @@ class SchedulerService(ResultCache):
 
     async def _finish(self, active: _Active, failed: str | None = None) -> None:
         plan = active.plan
-        rid = plan.request.request_id
+        rid = plan.key
         self.active.pop(rid, None)
         if active.reader:
             active.reader.cancel()
         for task_id, (inst, _) in active.dispatched.items():
             self.pool.finished(inst, task_id)
         self.quality_states.pop(rid, None)
+        try:
+            await self.ledger.release(plan.request.tenant, rid, plan.video_duration_s)
+        except Exception as exc:   # the entry goes stale and stops counting after quota.STALE_S
+            log.warning("request %s: quota ledger not updated: %s", rid, exc)
         if plan.checkpoint_key:
             with contextlib.suppress(Exception):
                 await self.bus.cache.delete(plan.checkpoint_key)

@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from ..bus import subjects
 from ..bus.names import content_name
 from ..bus.messages import Event, Quality, Request
 from ..core.dag import Dag, Node, NodeState
@@ -171,7 +172,7 @@ class PodcastPlan:
         (it is not reproducible; a script is parsed again identically). ``None`` otherwise."""
         if not self.is_topic:
             return None
-        return content_name(CACHE_VERSION, "screenplay-checkpoint", self.request.request_id.encode())
+        return content_name(CACHE_VERSION, "screenplay-checkpoint", self.key.encode())
 
     def screenplay_checkpoint(self) -> dict[str, Any]:
         """The screenplay as received so far, in the screenplay outputs' shape (every line with
@@ -246,8 +247,16 @@ class PodcastPlan:
         deps = [self.dag[d].cache_key or d for d in node.deps]
         return content_name(CACHE_VERSION, node.stage, msgspec.msgpack.encode([deps, list(parts)]))
 
+    @property
+    def key(self) -> str:
+        """The request's id scoped to its tenant, ``<tenant>.<request>`` (see
+        :func:`streamwise.bus.subjects.scoped`): what the scheduler keys the request by."""
+        return subjects.scoped(self.request.tenant, self.request.request_id)
+
     def task_id(self, node: Node) -> str:
-        return f"{self.request.request_id}.{node.node_id}.{self.epoch}-{node.attempt}"
+        """``<tenant>.<request>.<node>.<epoch>-<attempt>``: unique across tenants, requests,
+        scheduler takeovers (epoch) and attempts; also the task's de-duplication id."""
+        return f"{self.key}.{node.node_id}.{self.epoch}-{node.attempt}"
 
     def _on_screenplay(self, node: Node) -> None:
         """The screenplay is complete: add what the lines not yet streamed need, then fix the

@@ -1,0 +1,240 @@
+"""Per-tenant quotas (issue 11): concurrent requests, requests per minute, spoken minutes per
+day and the largest script, from ``configs/quotas.yaml`` (``$STREAMWISE_QUOTAS`` overrides it).
+
+The usage lives on the bus, in KV bucket ``sw_tenants``, one key per tenant, updated with
+compare-and-set (the KV revision), so several scheduler processes admitting requests of one
+tenant at once count the same requests and never admit more than the quota together. A
+request a scheduler is serving is refreshed in the ledger every :data:`REFRESH_S` seconds; an
+entry not refreshed for :data:`STALE_S` seconds (its scheduler died and nobody took the request
+over) no longer counts. A request taken over by another scheduler keeps its entry (the same
+scoped id), so a takeover is never refused for being over the concurrency quota.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, fields
+from importlib import resources
+from typing import Any
+
+import msgpack
+import yaml
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+
+from ..bus import subjects
+from ..bus.messages import Request
+from ..core.deadlines import sketch_duration_s
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 60.0     # a served request's ledger entry is refreshed this often
+STALE_S = 300.0      # an entry not refreshed for this long no longer counts (its scheduler died)
+DAY_S = 86400.0
+HOUR_S = 3600.0
+CONCURRENT_RETRY_S = 10.0   # what a request over the concurrency quota is told: poll this often
+_CAS_TRIES = 20
+
+
+@dataclass(frozen=True)
+class Quota:
+    """One tenant's quotas. Units are in the names; ``0`` or a negative value means no limit."""
+
+    concurrent_requests: int = 8
+    requests_per_minute: int = 60
+    spoken_minutes_per_day: float = 1440.0
+    script_bytes: int = 8_000_000
+    topic_spoken_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """The quotas of every tenant: ``default`` for those not listed in ``tenants``."""
+
+    default: Quota
+    tenants: dict[str, Quota]
+
+    def of(self, tenant: str) -> Quota:
+        return self.tenants.get(tenant, self.default)
+
+
+def load_quotas(path: str | None = None) -> Quotas:
+    """Read ``path`` (default ``$STREAMWISE_QUOTAS``, else the shipped ``configs/quotas.yaml``).
+    ``off`` means no quotas at all (the benchmarks, which load one pool with many requests).
+
+    Raises:
+        ValueError: an unknown quota name, or a value that is not a number.
+    """
+    path = path or os.environ.get("STREAMWISE_QUOTAS")
+    if path == "off":
+        return Quotas(default=Quota(0, 0, 0.0, 0, 0.0), tenants={})
+    if path:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f) or {}
+    else:
+        raw = yaml.safe_load(resources.files("streamwise.configs").joinpath("quotas.yaml").read_text()) or {}
+    names = {f.name: f.type for f in fields(Quota)}
+
+    def quota(values: dict[str, Any] | None, base: Quota) -> Quota:
+        values = dict(values or {})
+        unknown = set(values) - set(names)
+        if unknown:
+            raise ValueError(f"quotas: unknown quota {sorted(unknown)[0]!r} (known: {', '.join(names)})")
+        out = {}
+        for k, v in values.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"quotas: {k} must be a finite number, not {v!r}")
+            out[k] = int(v) if k in ("concurrent_requests", "requests_per_minute", "script_bytes") else float(v)
+        return Quota(**{**base.__dict__, **out})
+
+    default = quota(raw.get("default"), Quota())
+    tenants = {subjects.token(str(t)): quota(v, default) for t, v in (raw.get("tenants") or {}).items()}
+    return Quotas(default=default, tenants=tenants)
+
+
+class QuotaExceeded(Exception):
+    """A request is over one of its tenant's quotas.
+
+    Attributes:
+        quota: the quota's name (``concurrent_requests``, ``requests_per_minute``,
+            ``spoken_minutes_per_day`` or ``script_bytes``).
+        retry_after_s: seconds until a retry can succeed (``None``: it never will, as sent).
+    """
+
+    def __init__(self, quota: str, reason: str, retry_after_s: float | None) -> None:
+        super().__init__(reason)
+        self.quota = quota
+        self.retry_after_s = retry_after_s
+
+
+def spoken_estimate_s(request: Request, quota: Quota) -> float:
+    """Seconds of speech a request is charged at admission: the script's words at 2.5 words/s
+    (:func:`~streamwise.core.deadlines.sketch_duration_s`), or ``topic_spoken_s`` for a topic,
+    a document or an uploaded script (corrected when the request ends)."""
+    if request.script:
+        return sketch_duration_s(request.script)
+    return quota.topic_spoken_s
+
+
+def _empty() -> dict[str, Any]:
+    return {"active": {}, "recent": [], "spoken": {}}
+
+
+def _prune(state: dict[str, Any], now: float) -> dict[str, Any]:
+    state["active"] = {k: v for k, v in state.get("active", {}).items() if now - float(v[0]) < STALE_S}
+    state["recent"] = [t for t in state.get("recent", []) if now - float(t) < 60.0]
+    state["spoken"] = {h: s for h, s in state.get("spoken", {}).items() if now - float(h) < DAY_S}
+    return state
+
+
+class TenantLedger:
+    """The quota ledger on KV ``sw_tenants``: :meth:`admit` when a request arrives,
+    :meth:`refresh` while it is served, :meth:`release` when it ends."""
+
+    def __init__(self, bus, quotas: Quotas | None = None) -> None:
+        self.bus = bus
+        self.quotas = quotas or load_quotas()
+        self._kv = None
+
+    async def _bucket(self):
+        if self._kv is None:
+            self._kv = await self.bus.js.key_value(subjects.KV_TENANTS)
+        return self._kv
+
+    async def _update(self, tenant: str, change) -> Any:
+        """Apply ``change(state, now) -> result`` to ``tenant``'s entry with compare-and-set,
+        retrying on a concurrent update. Returns what ``change`` returned."""
+        kv = await self._bucket()
+        for _ in range(_CAS_TRIES):
+            try:
+                entry = await kv.get(tenant)
+                state, revision = msgpack.unpackb(entry.value), entry.revision
+            except NotFoundError:
+                state, revision = _empty(), None
+            now = time.time()
+            result = change(_prune(state, now), now)
+            data = msgpack.packb(state)
+            try:
+                if revision is None:
+                    await kv.create(tenant, data)
+                else:
+                    await kv.update(tenant, data, last=revision)
+                return result
+            except (KeyWrongLastSequenceError, Exception) as exc:   # another scheduler wrote first
+                if not _is_conflict(exc):
+                    raise
+        raise RuntimeError(f"quota ledger of tenant {tenant}: {_CAS_TRIES} conflicting updates in a row")
+
+    async def admit(self, request: Request, key: str, *, script_bytes: int | None = None) -> None:
+        """Charge ``request`` (scoped id ``key``) to its tenant, or refuse it.
+
+        ``script_bytes``: the size of an uploaded script (``script_ref``), when known.
+
+        Raises:
+            QuotaExceeded: over a quota; nothing is charged.
+        """
+        q = self.quotas.of(request.tenant)
+        size = len(request.script.encode("utf-8", "surrogatepass")) if request.script else (script_bytes or 0)
+        if q.script_bytes > 0 and size > q.script_bytes:
+            raise QuotaExceeded("script_bytes", f"quota: script of {size:,} bytes is over tenant "
+                                f"{request.tenant}'s largest script of {q.script_bytes:,} bytes", None)
+        spoken = spoken_estimate_s(request, q)
+
+        def change(state: dict[str, Any], now: float) -> None:
+            if key in state["active"]:          # a takeover or a redelivery: already charged
+                state["active"][key][0] = now
+                return
+            active, recent = len(state["active"]), state["recent"]
+            if 0 < q.concurrent_requests <= active:
+                raise QuotaExceeded("concurrent_requests", (
+                    f"quota: tenant {request.tenant} has {active} requests running, its limit is "
+                    f"{q.concurrent_requests}; retry when one ends"), CONCURRENT_RETRY_S)
+            if 0 < q.requests_per_minute <= len(recent):
+                raise QuotaExceeded("requests_per_minute", (
+                    f"quota: tenant {request.tenant} sent {len(recent)} requests in the last minute, its "
+                    f"limit is {q.requests_per_minute}"), max(0.1, min(recent) + 60.0 - now))
+            used = sum(state["spoken"].values())
+            limit_s = q.spoken_minutes_per_day * 60.0
+            if q.spoken_minutes_per_day > 0 and used + spoken > limit_s:
+                retry = None
+                if spoken <= limit_s:   # when enough of the last 24 h's hours have aged out
+                    freed = 0.0
+                    for hour in sorted(state["spoken"], key=float):
+                        freed += state["spoken"][hour]
+                        if used - freed + spoken <= limit_s:
+                            retry = float(hour) + DAY_S - now
+                            break
+                raise QuotaExceeded("spoken_minutes_per_day", (
+                    f"quota: tenant {request.tenant} has {used / 60:.1f} of its {q.spoken_minutes_per_day:g} "
+                    f"spoken minutes a day in use; this request needs ~{spoken / 60:.1f} more"), retry)
+            hour = str(int(now // HOUR_S * HOUR_S))
+            state["active"][key] = [now, spoken, hour]
+            recent.append(now)
+            state["spoken"][hour] = state["spoken"].get(hour, 0.0) + spoken
+
+        await self._update(request.tenant, change)
+
+    async def refresh(self, tenant: str, keys: list[str]) -> None:
+        """Mark ``keys`` (scoped ids of requests this process serves) as still running."""
+        def change(state: dict[str, Any], now: float) -> None:
+            for key in keys:
+                if key in state["active"]:
+                    state["active"][key][0] = now
+        await self._update(tenant, change)
+
+    async def release(self, tenant: str, key: str, spoken_s: float | None = None) -> None:
+        """The request ``key`` ended: it no longer counts as running; ``spoken_s`` (its real
+        length, when known) replaces the estimate it was charged."""
+        def change(state: dict[str, Any], now: float) -> None:
+            entry = state["active"].pop(key, None)
+            if entry is not None and spoken_s is not None and entry[2] in state["spoken"]:
+                state["spoken"][entry[2]] = max(0.0, state["spoken"][entry[2]] - float(entry[1]) + spoken_s)
+        await self._update(tenant, change)
+
+
+def _is_conflict(exc: Exception) -> bool:
+    """A compare-and-set that lost the race (wrong last sequence, or the key created meanwhile)."""
+    text = str(exc).lower()
+    return isinstance(exc, KeyWrongLastSequenceError) or "wrong last sequence" in text or "10071" in text
