@@ -103,6 +103,7 @@ class Task(msgspec.Struct, kw_only=True):
     inputs: dict[str, Any] = {}
     quality: Quality = Quality()
     dispatched_at: Seconds = 0.0
+    scheduler: str = ""            # the scheduler process that dispatched it (instances report load per scheduler)
 
 
 class Event(msgspec.Struct, kw_only=True):
@@ -169,6 +170,7 @@ class Status(msgspec.Struct, kw_only=True):
     cache_hits: int = 0
     screenplay_done_at: float | None = None   # when the screenplay's last line was produced (Unix s)
     error: str | None = None
+    scheduler: str | None = None    # the scheduler process serving the request
     received_at: float | None = None   # when the bus stored the request (Unix s): its deadlines count from here
     quota: str | None = None        # refused over this tenant quota (configs/quotas.yaml)
     retry_after_s: float | None = None   # with ``quota``: seconds until a retry can succeed (None: never as sent)
@@ -188,6 +190,13 @@ class Heartbeat(msgspec.Struct, kw_only=True):
     state: InstanceState = "ready"
     queue: int = 0
     running: int = 0
+    # what schedulers read to share an instance (issue 14): tasks waiting on its subject not yet
+    # delivered, the most it may hold (the server's max_ack_pending), the tasks it holds (queued
+    # or running) by dispatching scheduler, and the most it ever held at once
+    pending: int = 0
+    cap: int = 0
+    held_by: dict[str, int] = {}
+    peak_held: int = 0
     pid: int = 0
     host: str = ""
     at: float = 0.0

@@ -5,7 +5,7 @@ One process serves one model as one instance. It pulls from its own subject
 order across requests, from the StreamWise scheduler design), runs one task at a time
 through the stage adapter, sends in-progress acks for every task it holds, writes outputs
 to the object store (named per attempt), publishes a completion event to
-``sw.events.<request>`` and only then acks (at-least-once; a redelivered task id is
+``sw.events.<tenant>.<request>`` and only then acks (at-least-once; a redelivered task id is
 recognised and not run twice). Heartbeats go to KV ``sw_instances``. An eviction notice on
 ``sw.control.evict.<instance>``, or SIGTERM, makes it drain: it stops pulling, runs what fits
 in the notice or grace period, hands the rest back and exits.
@@ -24,7 +24,7 @@ import socket
 import time
 import traceback
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 import msgpack
 from nats.js import api
@@ -79,6 +79,7 @@ class Worker:
                                   if deadline_priority is None else deadline_priority)
         self.heartbeat = Heartbeat(instance=self.instance, stage=adapter.stage, model=adapter.model,
                                    hardware=hardware, gpus=gpus, emulated=emulated, state="starting",
+                                   cap=prefetch + 2,
                                    pid=os.getpid(),
                                    host=socket.gethostname())
         self._queue: list[tuple[float, int, Task]] = []
@@ -90,9 +91,16 @@ class Worker:
         self._drain_until: float | None = None   # monotonic end of an eviction notice or SIGTERM grace
         self._draining = asyncio.Event()
         self._running: asyncio.Task | None = None
+        self._current: Task | None = None          # the task running now
         self.duplicates = 0                       # redeliveries recognised and not run twice
         self.done = 0
         self._busy_s = 0.0
+
+    @property
+    def cap(self) -> int:
+        """The most tasks the server delivers to this instance unacknowledged (its consumer's
+        ``max_ack_pending``): the local queue's prefetch, the running task and one redelivery."""
+        return self.prefetch + 2
 
     @property
     def subject(self) -> str:
@@ -104,7 +112,7 @@ class Worker:
         await asyncio.to_thread(self.adapter.load)
         self.heartbeat.model = self.adapter.model     # an adapter may settle its model on load
         consumer = PullConsumer(self.bus, self.subject, durable=self.instance, stream=subjects.STREAM_TASKS,
-                                config=api.ConsumerConfig(ack_wait=ACK_WAIT_S, max_ack_pending=self.prefetch + 2,
+                                config=api.ConsumerConfig(ack_wait=ACK_WAIT_S, max_ack_pending=self.cap,
                                                           inactive_threshold=3600.0))
         evict_sub = await self.bus.nc.subscribe(subjects.evict(self.instance), cb=self._on_evict)
         self.heartbeat.state = "ready"
@@ -168,6 +176,13 @@ class Worker:
     async def _heartbeats(self) -> None:
         while True:
             self.heartbeat.queue = len(self._queue)
+            held = Counter(t.scheduler for _, _, t in self._queue)
+            if self._current is not None:
+                held[self._current.scheduler] += 1
+            self.heartbeat.held_by = dict(held)
+            with contextlib.suppress(Exception):   # tasks on our subject the server has not delivered yet
+                info = await asyncio.wait_for(self.bus.js.consumer_info(subjects.STREAM_TASKS, self.instance), 1.0)
+                self.heartbeat.pending = int(info.num_pending or 0)
             try:
                 await registry.beat(self.bus.instances, self.heartbeat)
             except Exception as exc:  # a missed beat is survivable; the TTL decides
@@ -213,6 +228,7 @@ class Worker:
             return
         self._held[task.task_id] = [msg]
         heapq.heappush(self._queue, (task.deadline, next(self._seq), task))
+        self.heartbeat.peak_held = max(self.heartbeat.peak_held, len(self._held))
 
     async def _refuse(self, data: bytes, reason: str) -> None:
         """Tell the scheduler that a task it sent cannot be decoded (a failed, non-retryable
@@ -242,6 +258,7 @@ class Worker:
                 continue
             _, _, task = heapq.heappop(self._queue)
             self.heartbeat.running = 1
+            self._current = task
             try:
                 slack = task.deadline - time.time()
                 nice = nice_for_slack(slack) if self.deadline_priority else 0
@@ -252,6 +269,7 @@ class Worker:
                 log.error("task %s: unexpected error:\n%s", task.task_id, traceback.format_exc())
             finally:
                 self._running = None
+                self._current = None
                 self.heartbeat.running = 0
 
     async def _wait_running(self, task: Task) -> None:

@@ -39,7 +39,7 @@ class ResultCache:
                 found, at = flat[at:at + len(ks)], at + len(ks)
                 active.cache_checked.add(node.node_id)
                 outputs = next((o for o in found if o is not None), None)   # the highest rung cached
-                if outputs is not None and active.plan.request.request_id in self.active:
+                if outputs is not None and active.plan.key in self.active:
                     hits += 1
                     quality = outputs.pop("$quality", None)
                     if quality is not None and node.stage in self.ladders:

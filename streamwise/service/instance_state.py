@@ -41,6 +41,7 @@ class InstanceState:
         self.instances: dict[str, Heartbeat] = {}
         self.seen: dict[str, float] = {}
         self.outstanding: dict[str, dict[str, float]] = {}   # instance -> task id -> expected s
+        self.mean_s: dict[str, float] = {}                    # instance -> EWMA of observed task seconds
         self.correction = OnlineCorrection()
 
     # ---------------------------------------------------------------- heartbeats
@@ -73,15 +74,33 @@ class InstanceState:
         expected = self.outstanding.get(instance, {}).pop(task_id, None)
         if expected is not None and observed_s is not None:
             self.correction.observe(instance, expected, observed_s)
+        if observed_s is not None:
+            old = self.mean_s.get(instance)
+            self.mean_s[instance] = observed_s if old is None else 0.8 * old + 0.2 * observed_s
+
+    def others(self, hb: Heartbeat, me: str) -> int:
+        """Tasks other schedulers have outstanding on ``hb``'s instance, from its last heartbeat
+        (issue 14: schedulers share what they know of instance load through the bus): what it
+        holds for other schedulers, plus what waits undelivered on its subject beyond our own
+        undelivered tasks. Lags the truth by at most a heartbeat (2 s)."""
+        held = hb.held_by or {}
+        ours = len(self.outstanding.get(hb.instance, {}))
+        ours_undelivered = max(0, ours - held.get(me, 0))
+        return sum(n for s, n in held.items() if s != me) + max(0, hb.pending - ours_undelivered)
 
     # ---------------------------------------------------------------- snapshot
-    def views(self) -> list[InstanceView]:
+    def views(self, me: str = "") -> list[InstanceView]:
+        """The snapshot for placement. ``me``: this scheduler's id; the tasks other schedulers
+        have on an instance (:meth:`others`) count in its outstanding tasks and, at its mean
+        observed task time (1 s before any), in its queued seconds."""
         out = []
         for hb in self.instances.values():
             work = self.outstanding.get(hb.instance, {})
+            others = self.others(hb, me) if me else 0
             price = self.prices.get(hb.hardware, 0.0) * max(hb.gpus, 1) / 3600.0
-            out.append(InstanceView(hb.instance, hb.stage, hb.model, len(work), accepting=hb.state == "ready",
-                                    hardware=hb.hardware, gpus=hb.gpus, queued_s=sum(work.values()),
+            out.append(InstanceView(hb.instance, hb.stage, hb.model, len(work) + others, accepting=hb.state == "ready",
+                                    hardware=hb.hardware, gpus=hb.gpus,
+                                    queued_s=sum(work.values()) + others * self.mean_s.get(hb.instance, 1.0),
                                     price_per_s=price))
         return out
 

@@ -12,6 +12,7 @@ scoped id), so a takeover is never refused for being over the concurrency quota.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -21,11 +22,12 @@ from importlib import resources
 from typing import Any
 
 import msgpack
+import nats.errors
 import yaml
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
 from ..bus import subjects
-from ..bus.messages import Request
+from ..bus.messages import Request, Status
 from ..core.deadlines import sketch_duration_s
 
 log = logging.getLogger(__name__)
@@ -215,6 +217,34 @@ class TenantLedger:
             state["spoken"][hour] = state["spoken"].get(hour, 0.0) + spoken
 
         await self._update(request.tenant, change)
+
+    async def admit_or_refuse(self, request: Request, key: str, msg) -> bool:
+        """The scheduler's admission step: charge ``request`` (scoped id ``key``, JetStream
+        message ``msg``) to its tenant's quotas and return True; over one, publish a failed
+        status naming the quota and ``retry_after_s``, end the message and return False. When
+        the ledger cannot be reached, the message is redelivered in 2 s (False), and on its
+        fourth delivery it is admitted unmetered, logged, rather than lost."""
+        try:
+            size = None
+            if request.script_ref:   # a missing upload is the screenplay stage's error to report
+                with contextlib.suppress(NotFoundError, nats.errors.Error):
+                    size = (await self.bus.artifacts.get_info(request.script_ref)).size
+            await self.admit(request, key, script_bytes=size)
+            return True
+        except QuotaExceeded as exc:
+            log.warning("request %s refused: %s", key, exc)
+            await self.bus.publish(subjects.status(request.tenant, request.request_id), Status(
+                request_id=request.request_id, state="failed", message="over quota", error=str(exc),
+                quota=exc.quota, retry_after_s=exc.retry_after_s, at=time.time()))
+            await msg.term()
+        except Exception as exc:
+            if msg.metadata.num_delivered >= 4:
+                log.error("request %s: quota ledger unavailable (%s); admitted without a quota check", key, exc)
+                return True
+            log.warning("request %s: quota ledger unavailable (%s); trying again shortly", key, exc)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=2.0)
+        return False
 
     async def refresh(self, tenant: str, keys: list[str]) -> None:
         """Mark ``keys`` (scoped ids of requests this process serves) as still running."""

@@ -48,7 +48,7 @@ from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
 from ..stages.runtime.lifecycle import on_stop_signals
 from .admission import check_request, server_side
 from .cache import ResultCache
-from .quota import REFRESH_S, QuotaExceeded, Quotas, TenantLedger
+from .quota import REFRESH_S, Quotas, TenantLedger
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ MISSING_MODEL_WAIT_S = float(os.environ.get("STREAMWISE_MISSING_MODEL_WAIT_S", "
 REQUEST_STALL_S = float(os.environ.get("STREAMWISE_REQUEST_STALL_S", "600"))
 # after a reconnect, instances get this long to beat again before their work is resubmitted
 RECONNECT_GRACE_S = 2 * INSTANCE_TTL_S
+# the most requests one scheduler process serves at once (issue 14: intake spreads over processes);
+# a busy one waits INTAKE_DELAY_S per active request before asking for the next
+MAX_REQUESTS = int(os.environ.get("STREAMWISE_MAX_REQUESTS", "64"))
+INTAKE_DELAY_S = 0.01
 
 
 @dataclass
@@ -81,8 +85,10 @@ class SchedulerService(ResultCache):
 
     def __init__(self, bus: Bus, *, profiles: dict[str, StageProfile] | None = None, cap: int = 3,
                  ladders: dict[str, Ladder] | None = None, policy: str = "edf", use_cache: bool = True,
-                 quotas: Quotas | None = None) -> None:
+                 quotas: Quotas | None = None, max_requests: int = MAX_REQUESTS) -> None:
         self.bus = bus
+        self.id = f"scheduler-{os.getpid()}-{uuid.uuid4().hex[:4]}"   # tasks name it; instances report by it
+        self.max_requests = max_requests
         self.ledger = TenantLedger(bus, quotas)   # per-tenant quotas, counted on the bus
         self.profiles = profiles if profiles is not None else load_profiles()
         self.cap = cap
@@ -128,6 +134,11 @@ class SchedulerService(ResultCache):
                                 config=api.ConsumerConfig(ack_wait=REQUEST_ACK_WAIT_S, max_deliver=5))
         try:
             while not self._stop.is_set() and not self.draining:
+                if len(self.active) >= self.max_requests:   # full: the other schedulers take the next ones
+                    await asyncio.sleep(0.2)
+                    continue
+                # the busier this scheduler, the later it asks: intake spreads over the processes
+                await asyncio.sleep(INTAKE_DELAY_S * len(self.active))
                 for msg in await consumer.fetch(batch=1, timeout=1.0):
                     await self.inbox.put(("request", msg))
         finally:
@@ -290,7 +301,7 @@ class SchedulerService(ResultCache):
         if key in self.active:
             await msg.ack()  # a duplicate publish of a running request
             return
-        if not await self._admit(request, key, msg):
+        if not await self.ledger.admit_or_refuse(request, key, msg):
             return
         plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
         if plan.checkpoint_key and msg.metadata.num_delivered > 1:   # taking over an LLM screenplay
@@ -315,31 +326,6 @@ class SchedulerService(ResultCache):
         active.reader = asyncio.create_task(self._read_events(key, active.events_sub))
         log.info("request %s accepted (tenant %s)", request.request_id, request.tenant)
         await self._status(plan, "accepted", "request accepted")
-
-    async def _admit(self, request: Request, key: str, msg) -> bool:
-        """Charge the request to its tenant's quotas; over one, refuse it with a status naming
-        the quota and when to retry. A ledger the bus cannot reach now: try the request later."""
-        try:
-            size = None
-            if request.script_ref:   # a missing upload is the screenplay stage's error to report
-                with contextlib.suppress(NotFoundError, nats.errors.Error):
-                    size = (await self.bus.artifacts.get_info(request.script_ref)).size
-            await self.ledger.admit(request, key, script_bytes=size)
-            return True
-        except QuotaExceeded as exc:
-            log.warning("request %s refused: %s", key, exc)
-            await self.bus.publish(subjects.status(request.tenant, request.request_id), Status(
-                request_id=request.request_id, state="failed", message="over quota", error=str(exc),
-                quota=exc.quota, retry_after_s=exc.retry_after_s, at=time.time()))
-            await msg.term()
-        except Exception as exc:
-            if msg.metadata.num_delivered >= 4:   # the last delivery but one: serve it unmetered
-                log.error("request %s: quota ledger unavailable (%s); admitted without a quota check", key, exc)
-                return True
-            log.warning("request %s: quota ledger unavailable (%s); trying again shortly", key, exc)
-            with contextlib.suppress(Exception):
-                await msg.nak(delay=2.0)
-        return False
 
     async def _reject(self, msg, reason: str) -> None:
         log.error("invalid request: %s", reason)
@@ -503,7 +489,7 @@ class SchedulerService(ResultCache):
         if not ready:
             return
         decisions, self.quality_states = assign(
-            ready, self.pool.views(), cap=self.cap, now=time.time(), runtime_s=self._runtime,
+            ready, self.pool.views(self.id), cap=self.cap, now=time.time(), runtime_s=self._runtime,
             ladders=self.ladders, states=self.quality_states, policy=self.policy)
         sends = []
         for d in decisions:
@@ -547,7 +533,7 @@ class SchedulerService(ResultCache):
         return Task(task_id=plan.task_id(node), request_id=plan.request.request_id, tenant=plan.request.tenant,
                     node_id=node.node_id, stage=node.stage, model=d.instance.model, deadline=node.deadline,
                     attempt=node.attempt, inputs=plan.task_inputs(node), quality=plan.quality_of(node),
-                    dispatched_at=time.time())
+                    dispatched_at=time.time(), scheduler=self.id)
 
     def _publish_results(self, sends, results) -> None:
         for (active, node, task, _), result in zip(sends, results):
@@ -601,7 +587,7 @@ class SchedulerService(ResultCache):
         status = Status(request_id=plan.request.request_id, state=state, message=message, speakers=plan.speakers,
                         lines=plan.lines, segments_done=plan.segments_done, segments_total=plan.segments_total,
                         video_duration_s=plan.video_duration_s, cache_hits=plan.cache_hits, error=error,
-                        screenplay_done_at=plan.screenplay_done_at, received_at=plan.request.submitted_at,
+                        screenplay_done_at=plan.screenplay_done_at, received_at=plan.request.submitted_at, scheduler=self.id,
                         at=time.time())
         try:
             await self.bus.publish(subjects.status(plan.request.tenant, plan.request.request_id), status)
@@ -655,7 +641,7 @@ async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_
     tracing.setup("streamwise-scheduler")
     bus = await connect(url, name="streamwise-scheduler")
     service = SchedulerService(bus, policy=policy, use_cache=use_cache)
-    heartbeat = Heartbeat(instance=f"scheduler-{os.getpid()}-{uuid.uuid4().hex[:4]}", stage="scheduler",
+    heartbeat = Heartbeat(instance=service.id, stage="scheduler",
                           model="streamwise", state="ready", pid=os.getpid())
 
     async def beat() -> None:
