@@ -219,5 +219,45 @@ def test_an_llm_screenplay_checkpoint_lets_a_new_scheduler_continue_the_same_sho
     done = dict(checkpoint, complete=True)
     third = PodcastPlan(_request(script=None, topic="tides"), profiles, epoch=3)
     third.restore_screenplay(done)
-    assert third.dag["screenplay"].state is NodeState.DONE and third.screenplay_done and third.lines == 2
+    assert third.dag["screenplay"].state is NodeState.DONE and third.screenplay_done
+    assert third.lines == third.opening_lines + 2
     assert PodcastPlan(_request(), profiles).checkpoint_key is None
+
+
+def test_a_topic_opens_with_the_host_s_greeting_before_the_llm_writes_a_line():
+    """Issue 12 item 6: a topic's first segment needs no LLM. The plan starts with the studio
+    (title card), the host's portrait and the greeting's speech, ready at once; the greeting
+    covers the LLM's expected first-line time; the LLM's speakers and lines come after it."""
+    profiles = load_profiles()
+    plan = PodcastPlan(_request(script=None, topic="the history of the bicycle"), profiles)
+    ready = {n.node_id for n in plan.dag.ready()}
+    assert {"screenplay", "studio"} <= ready and any(r.startswith("tts:") for r in ready)
+    assert plan.speakers == ["Host"] and plan.opening_lines == 1 and plan.title == "The history of the bicycle"
+    opening = [p for p in plan.pieces if p.line == 0]
+    spoken = sum(p.est_s for p in opening) + plan.dag[opening[-1].node_id].inputs["pause_after_s"]
+    assert spoken >= 10.0 - 1e-6                      # OPENING_S: until the LLM's first line is on screen
+    assert "bicycle" in " ".join(p.text for p in opening)
+    # the LLM's speaker 0 and line 0 follow the host's
+    node = plan.dag["screenplay"]
+    node.state = NodeState.DISPATCHED
+    assert plan.on_partial(Event(task_id=plan.task_id(node), request_id="r1", node_id="screenplay", stage="screenplay",
+                                 instance="llm-1", partial=True, outputs={
+                                     "title": "Bikes", "studio": "a garage", "speakers": ["Maya", "Tom"],
+                                     "lines": [{"index": 0, "speaker": 1, "pieces": ["Wheels!"]}]}))
+    assert plan.speakers == ["Host", "Maya", "Tom"] and plan.pieces[-1].speaker == 2 and plan.pieces[-1].line == 1
+    assert plan.title == "The history of the bicycle"          # the title card is already on screen
+    checkpoint = plan.screenplay_checkpoint()                  # the LLM's own lines only, in its indices
+    assert checkpoint["speakers"] == ["Maya", "Tom"] and checkpoint["studio"] == "a garage"
+    assert checkpoint["lines"] == [{"index": 0, "speaker": 1, "pieces": ["Wheels!"]}]
+    # the show's timeline starts with the opening: once its speech is known, the first segment
+    # (1 s) is added, all of it the host's greeting, while the LLM's line follows after it
+    for piece in opening:
+        n = plan.dag[piece.node_id]
+        n.state = NodeState.DISPATCHED
+        plan.on_event(Event(task_id=plan.task_id(n), request_id="r1", node_id=n.node_id, stage="tts", instance="i",
+                            outputs={"audio": "pcm", "samples": 50 * 882, "sample_rate": 22050,
+                                     "clips": [[0, 50 * 882]]}))
+    assert "seg:0" in plan.dag
+    assert all(cid.startswith(tuple(f"clip:{p.index}:" for p in opening)) for cid in plan.dag["seg:0"].deps)
+    # a script has no opening
+    assert PodcastPlan(_request(), profiles).opening_lines == 0

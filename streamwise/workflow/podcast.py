@@ -39,6 +39,14 @@ CACHE_VERSION = "cpu-rung-2"
 PAUSE_AFTER_LINE_S = 0.35    # silence after each line (the turn-taking gap)
 PAUSE_BETWEEN_PIECES_S = 0.1
 AUDIO_PREROLL_S = 0.2         # audio before a segment given to the mux so the AAC encoder is warm (media.py)
+# A topic's opening (issue 12 item 6; the paper's "static slide"): while the LLM writes, the show
+# opens with the studio's title card and the host's greeting, which need no LLM. It is sized to
+# last until the LLM's first line can be on screen: the LLM's expected first-line time (profile
+# key ``llm.first_line``; OPENING_S when there is none: SmolLM2-135M's first line came at 8-9 s
+# on the 2-core VM, docs/llm.md) plus that line's speech, clip and mux (~1.5 s).
+OPENING_S = 10.0
+OPENING_HOST = "Host"
+OPENING_MAX_PAUSE_S = 3.0     # silence the opening may end with, when its words fall short of its length
 
 
 class PlanError(Exception):
@@ -72,7 +80,8 @@ class PodcastPlan:
     ``tts``, ``video``, ``mux``) to expected runtimes.
     """
 
-    def __init__(self, request: Request, profiles: dict[str, StageProfile], *, epoch: int = 1) -> None:
+    def __init__(self, request: Request, profiles: dict[str, StageProfile], *, epoch: int = 1,
+                 opening: bool = True) -> None:
         self.request = request
         self.epoch = epoch          # how many times this request was delivered: keeps task ids of a re-run distinct
         self.profiles = profiles
@@ -96,7 +105,39 @@ class PodcastPlan:
         self.late_s = 0.0                     # how late (s) the last segment was published
         self.screenplay_done_at: float | None = None
         self.dag.add(Node("screenplay", "screenplay", runtime_s=self._rt("screenplay")))
+        # speakers and lines of the opening, before the LLM's own (whose indices are shifted by these)
+        self.opening_speakers = self.opening_lines = 0
+        self._opening_pause_s: float | None = None    # set only while the opening's line is added
+        self.llm_studio: str | None = None            # the screenplay's studio description
+        if self.is_topic and opening:   # ``opening=False``: the LLM's lines alone (tests of the streaming)
+            self._open_show()
         self.refresh_deadlines()
+
+    def _open_show(self) -> None:
+        """Start a topic's show at once (see :data:`OPENING_S`): the studio with the title card,
+        the host's portrait and a greeting whose length covers the LLM's first line."""
+        r = self.request
+        subject = " ".join((r.topic or r.document_name or "today's document").split())
+        words = subject.split()
+        short = " ".join(words[:14]) + ("..." if len(words) > 14 else "")
+        title = r.title or (short[:1].upper() + short[1:] if len(words) <= 8 else "StreamWise")
+        target = self._rt("llm.first_line") + 1.5 if "llm.first_line" in self.profiles else OPENING_S
+        sentences = [f"Hello, and welcome to {title}." if title != "StreamWise" else "Hello, and welcome.",
+                     f"Today we are talking about {short.rstrip('.')}.",
+                     "This conversation is being written as you watch, so settle in.",
+                     "Our guests are taking their seats now.",
+                     "Here we go."]
+        pieces, spoken = [], 0.0
+        for sentence in sentences:
+            if pieces and spoken >= target:
+                break
+            pieces.append(sentence)
+            spoken += sketch_duration_s(sentence)
+        self._opening_pause_s = PAUSE_AFTER_LINE_S + min(OPENING_MAX_PAUSE_S, max(0.0, target - spoken))
+        self._expand_screenplay({"title": title, "studio": f"a podcast studio; the show is about {short}",
+                                 "speakers": [OPENING_HOST], "lines": [{"index": 0, "speaker": 0, "pieces": pieces}]})
+        self._opening_pause_s = None
+        self.opening_speakers, self.opening_lines = len(self.speakers), self.lines
 
     # ---------------------------------------------------------------- queries
     @property
@@ -181,9 +222,14 @@ class PodcastPlan:
         over continues the same show (:meth:`restore_screenplay`)."""
         lines: dict[int, dict[str, Any]] = {}
         for p in self.pieces:
-            lines.setdefault(p.line, {"index": p.line, "speaker": p.speaker, "pieces": []})["pieces"].append(p.text)
-        studio = self.dag["studio"].inputs.get("description") if "studio" in self.dag else None
-        return {"title": self.title, "studio": studio, "speakers": list(self.speakers),
+            if p.line < self.opening_lines:   # the opening is the plan's, not the LLM's: rebuilt, not resumed
+                continue
+            line = p.line - self.opening_lines
+            lines.setdefault(line, {"index": line, "speaker": p.speaker - self.opening_speakers,
+                                    "pieces": []})["pieces"].append(p.text)
+        studio = (self.llm_studio if self.opening_lines else
+                  self.dag["studio"].inputs.get("description") if "studio" in self.dag else None)
+        return {"title": self.title, "studio": studio, "speakers": list(self.speakers[self.opening_speakers:]),
                 "lines": [lines[i] for i in sorted(lines)], "complete": self.screenplay_done}
 
     def restore_screenplay(self, checkpoint: dict[str, Any]) -> None:
@@ -263,7 +309,7 @@ class PodcastPlan:
         show's length (the final segment can only be known now)."""
         out = node.outputs
         self._expand_screenplay(out)
-        if not self.lines:
+        if self.lines <= self.opening_lines:
             raise PlanError(f"{self.request.script_name if not self.is_topic else 'the LLM screenplay'}: "
                             "no dialogue found")
         self.screenplay_done = True
@@ -286,6 +332,8 @@ class PodcastPlan:
         already in is skipped, so partial and final events may overlap."""
         lines = out.get("lines") or []
         r = self.request
+        if self._opening_pause_s is None and not self.llm_studio:
+            self.llm_studio = out.get("studio")   # drawn only when there is no opening (a script)
         if "studio" not in self.dag and (out.get("studio") or out.get("speakers") or lines):
             self.title = self.request.title or out.get("title") or self.title
             studio = self.dag.add(Node("studio", "image", runtime_s=self._rt("image.studio"),
@@ -293,21 +341,23 @@ class PodcastPlan:
                                                "description": out.get("studio"), "width": r.width,
                                                "height": r.height}))
             studio.cache_key = self._key(studio, sorted(studio.inputs.items()))
-        for s in range(len(self.speakers), len(out.get("speakers") or [])):
+        for s in range(len(self.speakers) - self.opening_speakers, len(out.get("speakers") or [])):
             name = out["speakers"][s]
+            s = len(self.speakers)      # the plan's index (after the opening's host, for a topic)
             self.speakers.append(name)
             portrait = self.dag.add(Node(f"portrait:{s}", "image", deps=("studio",),
                                          runtime_s=self._rt("image.portrait"),
                                          inputs={"kind": "portrait", "name": name, "speaker_index": s}))
             portrait.cache_key = self._key(portrait, name, s)
         for pos, line in enumerate(lines):
-            li = int(line.get("index", pos))
+            li = int(line.get("index", pos)) + self.opening_lines
             if li != self.lines:          # already in (a repeat), or a gap: keep the lines contiguous
                 continue
             self.lines += 1
             texts = line["pieces"]
+            speaker = int(line["speaker"]) + self.opening_speakers
             for pi, text in enumerate(texts):
-                piece = Piece(index=len(self.pieces), line=li, speaker=int(line["speaker"]), text=text,
+                piece = Piece(index=len(self.pieces), line=li, speaker=speaker, text=text,
                               last_of_line=pi == len(texts) - 1, est_s=sketch_duration_s(text))
                 self.pieces.append(piece)
                 # the show's first clip is no longer than the first segment: it alone decides TTFF
@@ -315,13 +365,14 @@ class PodcastPlan:
                 node = self.dag.add(Node(piece.node_id, "tts", runtime_s=self._rt("tts", piece.est_s), inputs={
                     "text": text, "speaker_index": piece.speaker, "fps": r.fps, "max_clip_s": r.max_clip_s,
                     "first_clip_s": first_clip,
-                    "pause_after_s": PAUSE_AFTER_LINE_S if piece.last_of_line else PAUSE_BETWEEN_PIECES_S}))
+                    "pause_after_s": (PAUSE_BETWEEN_PIECES_S if not piece.last_of_line else
+                                      self._opening_pause_s or PAUSE_AFTER_LINE_S)}))
                 node.cache_key = self._key(node, sorted(node.inputs.items()))
 
     def _resume_state(self) -> dict[str, Any] | None:
         """What a retried LLM screenplay task continues from: the lines already received, each
         as one text (``None`` on the first attempt or when none arrived)."""
-        if not self.lines:
+        if self.lines <= self.opening_lines:
             return None
         done = self.screenplay_checkpoint()
         return {"title": done["title"], "studio": done["studio"], "speakers": done["speakers"], "host": None,
