@@ -71,30 +71,43 @@ async def _run(url: str, request: Request, out: Path):
 
 
 def run_bench(script: Path, out: Path, *, size: tuple[int, int] = (640, 400), fps: float = 25.0,
-              ttff_s: float = 1.5) -> dict:
-    """Run one podcast and return the figures (also written to ``out/bench.json``).
+              ttff_s: float = 1.5, topic: str | None = None, llm_args: list[str] | None = None) -> dict:
+    """Run one podcast and return the figures (also written to ``out/bench.json``). With
+    ``topic``, an LLM screenplay worker (``llm_args``: its ``--llm`` options) writes the show
+    instead of ``script``, and the figures add the LLM's first-line and screenplay-done times.
 
     Raises:
         RuntimeError / TimeoutError / streamwise.client.GenerateError: the pipeline failed.
     """
     from ..cli import _run as run_loop, _wait_ready
 
-    request = Request(request_id=uuid.uuid4().hex[:16], submitted_at=0.0, script=script.read_text(encoding="utf-8"),
-                      script_name=str(script), width=size[0], height=size[1], fps=fps, ttff_s=ttff_s)
+    source = (dict(topic=topic) if topic else dict(script=script.read_text(encoding="utf-8"), script_name=str(script)))
+    request = Request(request_id=uuid.uuid4().hex[:16], submitted_at=0.0, width=size[0], height=size[1], fps=fps,
+                      ttff_s=ttff_s, **source)
+    workers, extra = None, None
+    if topic:   # the screenplay worker is the LLM, as `streamwise generate --topic` runs it
+        from ..service.pool import DEFAULT_WORKERS
+
+        workers = {**DEFAULT_WORKERS, "screenplay": 0}
+        extra = [("screenplay-llm", ["worker", "--stage", "screenplay", "--model", "llm", *(llm_args or [])])]
     t0 = time.time()
-    with EmbeddedServer() as server, Pool(server.url, log_dir=Path(tempfile.mkdtemp(prefix="sw-bench-"))) as pool:
+    with EmbeddedServer() as server, Pool(server.url, workers, log_dir=Path(tempfile.mkdtemp(prefix="sw-bench-")),
+                                          extra=extra) as pool:
         names = {os.getpid(): "client", server.process.pid: "nats-server",
                  **{proc.pid: name for name, proc in pool.processes}}
         sampler = MemorySampler(list(names))
         sampler.start()
         try:
-            run_loop(_wait_ready(server.url, pool, 120.0))
+            run_loop(_wait_ready(server.url, pool, 300.0 if topic else 120.0,
+                                 pool.stages() | {"screenplay"} if topic else None))
             startup = time.time() - t0
             report = run_loop(_run(server.url, request, out))
         finally:
             sampler.stop()
     figures = {
-        "script": str(script), "speakers": report.speakers, "lines": report.lines,
+        "script": None if topic else str(script), "topic": topic,
+        "first_line_s": report.first_line_s, "screenplay_done_s": report.screenplay_done_s,
+        "speakers": report.speakers, "lines": report.lines,
         "video_duration_s": report.video_duration_s, "size": f"{size[0]}x{size[1]}", "fps": fps,
         "startup_s": round(startup, 2), "ttff_s": report.ttff_s, "wall_s": report.wall_s,
         "realtime_factor": report.realtime_factor, "stall_s": report.stall_s,
@@ -116,12 +129,17 @@ def print_figures(figures: dict) -> None:
             ("peak memory, all processes (sum of RSS)", f"{figures['peak_memory_mb']:.0f} MB", "< 2048 MB",
              figures["peak_memory_mb"] < 2048),
             ("playback stall", f"{figures['stall_s']:.2f} s", "0 s", figures["stall_s"] == 0)]
-    print(f"script {figures['script']}: {figures['video_duration_s']:.1f} s of video at {figures['size']} / "
+    print(f"{'topic' if figures.get('topic') else 'script'} {figures.get('topic') or figures['script']}: "
+          f"{figures['video_duration_s']:.1f} s of video at {figures['size']} / "
           f"{figures['fps']:g} fps, {figures['lines']} lines, speakers {', '.join(figures['speakers'])}")
     print(f"machine: {figures['machine']}; bus + workers up in {figures['startup_s']:.2f} s; "
           f"generation wall time {figures['wall_s']:.2f} s")
     for name, value, target, ok in rows:
         print(f"  {name:<44} {value:>10}   target {target:<10} {'ok' if ok else 'MISSED'}")
+    if figures.get("topic"):
+        first, done = figures.get("first_line_s"), figures.get("screenplay_done_s")
+        print(f"  LLM: first line at {first if first is None else round(first, 2)} s, screenplay done at "
+              f"{done if done is None else round(done, 2)} s (the opening plays meanwhile)")
     print("  peak RSS by process (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in
                                                      figures["peak_memory_mb_by_process"].items()))
 

@@ -109,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="measure TTFF, realtime factor and peak memory of one podcast")
     b.add_argument("--script", help="script file (default: examples/two_minutes.txt)")
+    b.add_argument("--topic", help="measure the topic path instead: an LLM screenplay worker writes the show "
+                                   "(with the --llm options); TTFF includes the opening that needs no LLM")
+    _llm_options(b)
     b.add_argument("--out", help="output directory (default: a temporary one)")
     b.add_argument("--size", default="640x400")
     b.add_argument("--fps", type=float, default=25.0)
@@ -392,7 +395,8 @@ def cmd_bench(args) -> int:
             print_scheduler_rows(rows)
         return 0
     out = Path(args.out or tempfile.mkdtemp(prefix="streamwise-bench-"))
-    figures = run_bench(Path(args.script) if args.script else DEFAULT_SCRIPT, out, size=_size(args.size), fps=args.fps)
+    figures = run_bench(Path(args.script) if args.script else DEFAULT_SCRIPT, out, size=_size(args.size), fps=args.fps,
+                        topic=args.topic, llm_args=_llm_args(args))
     print(json.dumps(figures) if args.json else "", end="\n" if args.json else "")
     if not args.json:
         print_figures(figures)
