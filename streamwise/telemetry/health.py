@@ -54,13 +54,23 @@ class HealthServer:
     async def start(self) -> "HealthServer":
         """Start serving. Raises ``OSError`` when the port is taken."""
         app = web.Application()
-        app.router.add_get("/healthz", lambda r: self._answer(self.live))
-        app.router.add_get("/readyz", lambda r: self._answer(self.ready))
+        async def healthz(request: web.Request) -> web.Response:
+            return self._answer(self.live)
+
+        async def readyz(request: web.Request) -> web.Response:
+            return self._answer(self.ready)
+
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:
+            await self.stop()
+            raise
         self.port = site._server.sockets[0].getsockname()[1] if self.port == 0 else self.port
         log.info("health endpoint on %s:%d (/healthz, /readyz, /metrics)", self.host, self.port)
         return self
