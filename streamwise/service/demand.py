@@ -9,10 +9,10 @@ always shows zero lag. The schedulers therefore export what they hold:
   any pool that serves them is up);
 - ``streamwise_demand_unmet_seconds``: the seconds of work that capacity cannot meet: all ready
   work of a pool with no live instance, else the expected seconds of ready work due within the
-  next ``T`` seconds plus what is already outstanding on the live instances, beyond the
-  ``live x T`` seconds they can do in that time;
-- ``streamwise_demand_instances``: the instances the pool needs to finish that work within ``T``:
-  ``ceil((outstanding + due) / T)``, at least 1 while any work is waiting or outstanding. This is
+  next ``T`` seconds beyond the room the live instances have in that time (``T`` each, less the
+  part of the horizon their outstanding work already takes, ``min(outstanding_i, T)``);
+- ``streamwise_demand_instances``: the instances the pool needs for that work within ``T``:
+  ``ceil((sum_i min(outstanding_i, T) + due) / T)``, at least 1 while any work is waiting. This is
   the metric KEDA scales on (``metricType: AverageValue``, threshold 1: replicas = its value,
   summed over schedulers), because a "beyond capacity" figure falls to zero as soon as capacity
   arrives and would scale the pool straight back down.
@@ -134,11 +134,13 @@ def demand(ready: Iterable[Work], instances: Iterable[InstanceView], pools: Sequ
     order = list(dict.fromkeys([*pools, *sorted({pool_of(v) for v in views})]))
     live = {p: 0 for p in order}
     queued = {p: 0.0 for p in order}
+    busy = {p: 0.0 for p in order}         # the part of the horizon outstanding work takes
     for v in views:
         if v.accepting:
             p = pool_of(v)
             live[p] += 1
             queued[p] += v.queued_s
+            busy[p] += min(max(v.queued_s, 0.0), horizon_s)
     unserved = {p: 0 for p in order}
     due = {p: 0.0 for p in order}
     waiting = {p: 0.0 for p in order}      # all attributed ready work, due or not
@@ -157,11 +159,10 @@ def demand(ready: Iterable[Work], instances: Iterable[InstanceView], pools: Sequ
     out = {}
     for p in order:
         if live[p] == 0:
-            unmet = waiting[p] + queued[p]
-            work = waiting[p] + queued[p]
+            unmet = work = waiting[p]
         else:
-            work = queued[p] + due[p]
-            unmet = max(0.0, work - live[p] * horizon_s)
+            work = busy[p] + due[p]
+            unmet = max(0.0, due[p] - (live[p] * horizon_s - busy[p]))
         needed = math.ceil(work / horizon_s - 1e-9) if work > 0 else 0
         if unserved[p] and needed < 1:
             needed = 1
