@@ -185,8 +185,9 @@ def worker_groups(plan: dict[str, Any], opts: RenderOptions | None = None) -> li
             raise PlanError(f"{where}: a GPU --hardware needs --gpus >= 1, and --hardware cpu takes no GPUs")
         if gpus > opts.gpus_per_node:
             raise PlanError(f"{where}: an instance of {gpus} GPUs spans several {opts.gpus_per_node}-GPU nodes; the "
-                            f"torchrun launcher starts one node's instance (--standalone). Provision with instances "
-                            f"of at most {opts.gpus_per_node} GPUs (a workload's gpu_counts) or raise --gpus-per-node")
+                            f"torchrun launcher starts one node's instance (--standalone; multi-node instances are not "
+                            f"supported). Provision with instances of at most {opts.gpus_per_node} GPUs (the "
+                            f"workload's gpu_counts), or pass --gpus-per-node if your nodes have more")
         groups.append(WorkerGroup(ns.stage, ns.model, ns.hardware, gpus, replicas, bool(entry.get("optional", False)),
                                   tuple(extra)))
     names = [g.name for g in groups]
