@@ -107,6 +107,29 @@ def test_every_worker_runs_what_the_registry_serves_and_multi_gpu_uses_torchrun(
     assert stages == set(STAGES)
 
 
+def test_rendered_commands_parse_with_the_real_command_line(rendered):
+    """Every worker and scheduler command is one the ``streamwise`` parser (and, behind torchrun,
+    the launcher's) accepts. ``--creds FILE`` comes with the NATS-auth work: until the parser has
+    it, it must be the only argument left over."""
+    from streamwise.cli import _parser
+    from streamwise.stages.gpu.parallel import _worker_args
+
+    parser = _parser()
+    out = rendered / "k8s"
+    commands = [_container(d)["command"] for d in _docs(out / "workers.yaml") + _docs(out / "scheduler.yaml")]
+    has_creds = "creds" in vars(parser.parse_known_args(["worker", "--stage", "mux", "--nats", "x"])[0])
+    for cmd in commands:
+        if cmd[0] == "torchrun":
+            argv = cmd[cmd.index("streamwise.stages.gpu.parallel") + 1:]
+            assert _worker_args(argv).gpus == int(_flag(cmd, "--nproc_per_node"))
+        else:
+            assert cmd[0] == "streamwise"
+            argv = cmd[1:]
+        args, left = parser.parse_known_args(argv)
+        assert args.health_port == 8081 and args.nats == "nats://nats:4222"
+        assert left == ([] if has_creds else ["--creds", _flag(argv, "--creds")]), cmd
+
+
 def test_the_worker_drain_fits_the_grace_period():
     from streamwise.stages.runtime import worker
 

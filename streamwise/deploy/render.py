@@ -50,6 +50,8 @@ PRESTOP_S = 3
 #: waits up to 2.5 s for its pull loop and 5 s for the registry).
 HAND_BACK_S = 10
 CREDS_DIR = "/var/run/secrets/streamwise"
+#: fsGroup of every pod: Kubernetes adds it to the processes' groups and owns the Secret's files by it.
+CREDS_GROUP = 1000
 ROLE_OF = {"scheduler": "scheduler", "gateway": "gateway", "worker": "worker"}
 
 
@@ -211,7 +213,8 @@ def _labels(component: str, name: str) -> dict[str, str]:
 def _creds_volume(role: str) -> tuple[dict, dict, str]:
     secret = f"streamwise-{role}-creds"
     path = f"{CREDS_DIR}/{role}.creds"
-    volume = {"name": "creds", "secret": {"secretName": secret, "defaultMode": 0o400,
+    # owner and group read: the pod's fsGroup (CREDS_GROUP) makes it readable to any image user
+    volume = {"name": "creds", "secret": {"secretName": secret, "defaultMode": 0o440,
                                           "items": [{"key": f"{role}.creds", "path": f"{role}.creds"}]}}
     mount = {"name": "creds", "mountPath": CREDS_DIR, "readOnly": True}
     return volume, mount, path
@@ -245,7 +248,8 @@ def _deployment(name: str, component: str, replicas: int, container: dict, pod: 
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
                      "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
                      "template": {"metadata": template_meta,
-                                  "spec": {"terminationGracePeriodSeconds": grace_s, "containers": [container],
+                                  "spec": {"terminationGracePeriodSeconds": grace_s,
+                                           "securityContext": {"fsGroup": CREDS_GROUP}, "containers": [container],
                                            **pod}}}}
 
 
