@@ -267,3 +267,12 @@ def test_emulated_rendering_requests_no_gpus(rendered):
         if _flag(c["command"], "--gpus") != "0":
             assert "--emulate" in c["command"] and c["command"][0] == "streamwise"
         assert validate_doc(dep) == []
+
+
+def test_a_reserved_plan_has_no_spot_placement(rendered):
+    plan = load_plan(rendered / "plan.yaml")
+    plan["pricing"] = "reserved"
+    for dep in render(plan)["workers.yaml"]:
+        spec = dep["spec"]["template"]["spec"]
+        assert not any("scalesetpriority" in t["key"] for t in spec.get("tolerations", []))
+        assert "kubernetes.azure.com/scalesetpriority" not in spec.get("nodeSelector", {})

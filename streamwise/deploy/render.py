@@ -327,7 +327,7 @@ def _scaled_object(g: WorkerGroup, opts: RenderOptions) -> dict:
     the pool (:data:`streamwise.service.demand.NEEDED_METRIC`, summed over schedulers), between the
     plan's replicas (0 for an optional pool) and ``max_scale`` times them."""
     p = g.pool
-    selector = f'stage="{p.stage}",model="{p.model}",hardware="{p.hardware}",gpus="{p.gpus}"'
+    selector = ",".join(f'{k}="{v}"' for k, v in p.labels().items())   # the labels the schedulers export
     low = 0 if g.optional else g.replicas
     return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": g.name},
             "spec": {"scaleTargetRef": {"name": g.name}, "minReplicaCount": low,

@@ -629,8 +629,9 @@ async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_
         loop.create_task(service.hand_over())
 
     beating = asyncio.create_task(beat())
-    health = await start_health(health_port, live=lambda: bus.nc.is_connected, registry=demand_registry(service),
-                                ready=lambda: bus.nc.is_connected and not service.draining)
+    health = await start_health(health_port, live=lambda: bus.nc.is_connected,
+                                ready=lambda: bus.nc.is_connected and not service.draining,
+                                registry=demand_registry(service) if health_port is not None else None)
     try:
         with on_stop_signals(on_signal):
             await service.run()
