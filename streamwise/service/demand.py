@@ -237,6 +237,8 @@ def scheduler_snapshot(service: Any) -> tuple[list[Work], list[InstanceView], Ca
         except (KeyError, ValueError):
             return float(node.runtime_s)
 
+    # views() without this scheduler's id: each instance's outstanding work is only what this
+    # scheduler dispatched there, so that summing the metric over schedulers counts every task once
     return works, service.pool.views(), runtime
 
 
