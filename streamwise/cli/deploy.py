@@ -28,7 +28,8 @@ def add_parser(sub) -> None:
             ("--gateways", "gateways", int, "gateway replicas"),
             ("--gpus-per-node", "gpus_per_node", int, "largest instance of one pod (GPUs)"),
             ("--max-scale", "max_scale", int, "KEDA maximum = plan replicas x this"),
-            ("--horizon", "horizon_s", float, "demand horizon T of the autoscaling signal (s)")):
+            ("--horizon", "horizon_s", float, "demand horizon T of the autoscaling signal (s)"),
+            ("--tenants", "tenants", str, "tenants whose upload stores the layout Job creates; the gateway serves the first")):
         r.add_argument(flag, dest=attr, type=kind, default=getattr(defaults, attr),
                        help=f"{text} (default {getattr(defaults, attr)})")
     r.add_argument("--emulate", action="store_true",

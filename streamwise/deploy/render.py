@@ -14,6 +14,7 @@ arguments. :func:`render` turns it into a Kustomize base (plain YAML, ``kubectl 
 - ``disruption-budgets.yaml``: a PodDisruptionBudget per Deployment (at most one pod down at once);
 - ``autoscaling.yaml``: a KEDA ScaledObject per worker Deployment on the schedulers' demand metric
   (Prometheus trigger; :mod:`streamwise.service.demand`), from 0 replicas for optional pools;
+- ``layout-job.yaml``: a Job that creates the bus layout with the admin's credentials;
 - ``kustomization.yaml`` and ``namespace.yaml``; and, outside the base, ``nats-values.yaml`` for the
   official NATS Helm chart (3 nodes, JetStream on file storage; stream replicas 3 through
   ``STREAMWISE_REPLICAS=3`` on every process).
@@ -71,7 +72,8 @@ class RenderOptions:
     ``max_scale``: a pool's KEDA maximum is its plan replicas times this; ``horizon_s``: the demand
     horizon T (seconds) the schedulers use; ``emulate``: render GPU workers as emulated instances
     (``--emulate``: the model's profiled time, CPU-rung output, no GPU requests) for a rehearsal on
-    a cluster without GPUs."""
+    a cluster without GPUs; ``tenants``: comma-separated tenants whose upload stores the layout
+    Job creates (the gateway serves the first)."""
 
     namespace: str = "streamwise"
     image: str = "streamwise:latest"
@@ -88,6 +90,7 @@ class RenderOptions:
     max_scale: int = 4
     horizon_s: float = 30.0
     emulate: bool = False
+    tenants: str = "default"
 
 
 @dataclass(frozen=True)
@@ -272,11 +275,29 @@ def _scheduler(groups: list[WorkerGroup], opts: RenderOptions) -> dict:
     return _deployment("sw-scheduler", "scheduler", opts.schedulers, container, {"volumes": [volume]}, 30, scrape)
 
 
+def _layout_job(opts: RenderOptions) -> dict:
+    """The Job that creates the bus layout (streams, KV buckets, object stores with 3 replicas, an
+    upload store per tenant) with the admin's credentials: on an authenticated bus no other role
+    may (``streamwise layout``). It retries until NATS is up; it is idempotent."""
+    volume, mount, creds = _creds_volume("admin")
+    container = {"name": "layout", "image": opts.image,
+                 "command": ["streamwise", "layout", "--nats", opts.nats_url, "--creds", creds,
+                             "--tenants", opts.tenants],
+                 "env": _env(), "volumeMounts": [mount],
+                 "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "sw-layout", "labels": _labels("layout", "sw-layout")},
+            "spec": {"backoffLimit": 20, "ttlSecondsAfterFinished": 3600,
+                     "template": {"metadata": {"labels": _labels("layout", "sw-layout")},
+                                  "spec": {"restartPolicy": "OnFailure", "securityContext": {"fsGroup": CREDS_GROUP},
+                                           "containers": [container], "volumes": [volume]}}}}
+
+
 def _gateway(opts: RenderOptions) -> list[dict]:
     volume, mount, creds = _creds_volume("gateway")
     tcp = {"tcpSocket": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3}
     container = {"name": "gateway", "image": opts.image,
                  "command": ["streamwise", "serve", "--nats", opts.nats_url, "--creds", creds,
+                             "--tenant", opts.tenants.split(",")[0].strip(),
                              "--host", "0.0.0.0", "--port", str(opts.gateway_port)],
                  "env": _env(), "ports": [{"name": "http", "containerPort": opts.gateway_port}],
                  "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}},
@@ -365,6 +386,7 @@ def render(plan: dict[str, Any], opts: RenderOptions | None = None) -> dict[str,
     gateway = _gateway(opts)
     files = {
         "namespace.yaml": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": opts.namespace}}],
+        "layout-job.yaml": [_layout_job(opts)],
         "scheduler.yaml": [scheduler],
         "gateway.yaml": gateway,
         "workers.yaml": workers,
