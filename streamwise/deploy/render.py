@@ -302,7 +302,10 @@ def _gateway(opts: RenderOptions) -> list[dict]:
                  "env": _env(), "ports": [{"name": "http", "containerPort": opts.gateway_port}],
                  "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}},
                  "volumeMounts": [mount],
-                 "livenessProbe": {**tcp, "failureThreshold": 6}, "readinessProbe": {**tcp, "failureThreshold": 2}}
+                 # liveness: the port answers; readiness: the HTTP app serves (its OpenAPI document)
+                 "livenessProbe": {**tcp, "failureThreshold": 6},
+                 "readinessProbe": {"httpGet": {"path": "/openapi.json", "port": "http"}, "periodSeconds": 5,
+                                    "timeoutSeconds": 3, "failureThreshold": 2}}
     dep = _deployment("sw-gateway", "gateway", opts.gateways, container, {"volumes": [volume]}, 30)
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "sw-gateway", "labels": _labels("gateway", "sw-gateway")},
            "spec": {"selector": {"app.kubernetes.io/name": "sw-gateway"},

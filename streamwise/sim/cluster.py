@@ -270,7 +270,8 @@ def plan_workers(cluster: Cluster) -> tuple[list[dict[str, Any]], list[dict[str,
     Returns ``(workers, not_deployed)``: ``workers`` has one entry per GPU instance group whose
     model has a live worker (:data:`LIVE_WORKER`) and one per CPU pool (:data:`CPU_POOLS`), each
     ``{"replicas": int, "optional": bool, "args": [...]}`` with the ``streamwise worker`` arguments
-    (the LLM pool is optional: only topic and document requests need it); ``not_deployed`` has the
+    (GPU pools are not optional: the gateway refuses a topic while no LLM instance is ready, so an
+    LLM pool at zero would never see the demand that starts it); ``not_deployed`` has the
     groups whose work the live workers do themselves (:data:`INLINE_IN_LIVE`), with the reason.
     """
     workers, left = [], []
@@ -280,7 +281,7 @@ def plan_workers(cluster: Cluster) -> tuple[list[dict[str, Any]], list[dict[str,
                          "reason": INLINE_IN_LIVE[i.model]})
             continue
         stage, model, extra = LIVE_WORKER[i.model]
-        workers.append({"replicas": i.replicas, "optional": stage == "screenplay",
+        workers.append({"replicas": i.replicas, "optional": False,
                         "args": ["worker", "--stage", stage, "--model", model, "--hardware", i.gpu,
                                  "--gpus", str(i.gpus), *extra]})
     for stage, model, replicas, optional in CPU_POOLS:
