@@ -31,6 +31,7 @@ from nats.js import api
 from opentelemetry import trace
 
 from ...telemetry import tracing
+from ...telemetry.health import start_health, stop_health
 
 from ...bus import registry, subjects
 from ...bus.client import ACK_WAIT_S, Bus, PullConsumer, connect, retrying
@@ -420,15 +421,20 @@ STOP_GRACE_S = float(os.environ.get("STREAMWISE_STOP_GRACE_S", "25"))
 Below Kubernetes' default 30 s termination grace period."""
 
 
-async def serve(url: str, adapter: StageAdapter, *, grace_s: float | None = None, **kwargs) -> None:
+async def serve(url: str, adapter: StageAdapter, *, grace_s: float | None = None, health_port: int | None = None,
+                **kwargs) -> None:
     """Connect to ``url`` and run a :class:`Worker` for ``adapter`` until evicted or told to
     stop: SIGTERM or SIGINT drains it (:meth:`Worker.drain`, ``grace_s`` seconds, default
-    :data:`STOP_GRACE_S`); a second signal stops it at once (queued tasks are still handed back)."""
+    :data:`STOP_GRACE_S`); a second signal stops it at once (queued tasks are still handed back).
+    ``health_port``: serve ``/healthz`` (connected), ``/readyz`` (registered ready) there
+    (:mod:`streamwise.telemetry.health`; ``None``: off)."""
     limit_malloc_arenas()
     tracing.setup(f"streamwise-{adapter.stage}")
     bus = await connect(url, name=f"streamwise-worker-{adapter.stage}")
     worker = Worker(bus, adapter, **kwargs)
     grace = STOP_GRACE_S if grace_s is None else grace_s
+    health = await start_health(health_port, live=lambda: bus.nc.is_connected,
+                                ready=lambda: bus.nc.is_connected and worker.heartbeat.state == "ready")
 
     def on_signal() -> None:
         if worker._drain_until is None:
@@ -440,4 +446,5 @@ async def serve(url: str, adapter: StageAdapter, *, grace_s: float | None = None
         with on_stop_signals(on_signal):
             await worker.run()
     finally:
+        await stop_health(health)
         await bus.close()

@@ -99,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="stand in for a GPU model: CPU-rung output, the model's profiled time (marked emulated)")
     _llm_options(w)
     w.add_argument("--nats", required=True)
+    w.add_argument("--health-port", type=int, help="serve /healthz, /readyz, /metrics on this port (default: off)")
 
     s = sub.add_parser("scheduler", help="run one request-scheduler process")
     s.add_argument("--nats", required=True)
@@ -106,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="dispatch order: earliest deadline first (default) or the FIFO baseline")
     s.add_argument("--no-cache", action="store_true", help="do not use or fill the result cache")
     s.add_argument("--stats", help="write dispatch-overhead samples (JSON) to this file on exit")
+    s.add_argument("--health-port", type=int,
+                   help="serve /healthz, /readyz and the demand signal on /metrics on this port (default: off)")
 
     b = sub.add_parser("bench", help="measure TTFF, realtime factor and peak memory of one podcast")
     b.add_argument("--script", help="script file (default: examples/two_minutes.txt)")
@@ -129,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     profile_parser(sub)
     from ..bench.faults import add_parser as faults_parser   # the fault matrix (issue 9)
     faults_parser(sub)
+    from .deploy import add_parser as deploy_parser   # Kubernetes manifests from a plan (issue 14)
+    deploy_parser(sub)
     return p
 
 
@@ -171,7 +176,7 @@ def cmd_worker(args) -> int:
                            options=options)
     # serve() handles SIGTERM/SIGINT itself: it drains (finishes or hands back what it holds)
     _run(serve(args.nats, adapter, instance=args.instance, hardware=args.hardware, gpus=args.gpus,
-               emulated=args.emulate))
+               emulated=args.emulate, health_port=args.health_port))
     return 0
 
 
@@ -179,7 +184,8 @@ def cmd_scheduler(args) -> int:
     from ..service.scheduler import serve
 
     # serve() handles SIGTERM/SIGINT itself: active requests are handed over to other schedulers
-    _run(serve(args.nats, policy=args.policy, use_cache=not args.no_cache, stats_path=args.stats))
+    _run(serve(args.nats, policy=args.policy, use_cache=not args.no_cache, stats_path=args.stats,
+               health_port=args.health_port))
     return 0
 
 

@@ -34,6 +34,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry import trace
 
 from ..telemetry import tracing
+from ..telemetry.health import start_health, stop_health
 from ..bus import registry, subjects
 from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer, connect
 from ..bus.codec import MessageError, decode
@@ -48,6 +49,7 @@ from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
 from ..stages.runtime.lifecycle import on_stop_signals
 from .admission import check_request, server_side
 from .cache import ResultCache
+from .demand import demand_registry
 from .quota import REFRESH_S, Quotas, TenantLedger
 
 log = logging.getLogger(__name__)
@@ -634,10 +636,12 @@ def _default_ladders() -> dict[str, Ladder]:
     return {"video": load_ladders()["fantasytalking"]}
 
 
-async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_path: str | None = None) -> None:
+async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_path: str | None = None,
+                health_port: int | None = None) -> None:
     """Connect to ``url`` and run the scheduler service until cancelled or told to stop
     (SIGTERM or SIGINT: :meth:`SchedulerService.hand_over`). ``stats_path``: write the per-task
-    dispatch overhead samples (seconds, JSON) there on exit, for benchmarks."""
+    dispatch overhead samples (seconds, JSON) there on exit, for benchmarks. ``health_port``:
+    /healthz, /readyz and the demand signal on /metrics there (None: off)."""
     tracing.setup("streamwise-scheduler")
     bus = await connect(url, name="streamwise-scheduler")
     service = SchedulerService(bus, policy=policy, use_cache=use_cache)
@@ -662,11 +666,15 @@ async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_
         loop.create_task(service.hand_over())
 
     beating = asyncio.create_task(beat())
+    health = await start_health(health_port, live=lambda: bus.nc.is_connected,
+                                ready=lambda: bus.nc.is_connected and not service.draining,
+                                registry=demand_registry(service) if health_port is not None else None)
     try:
         with on_stop_signals(on_signal):
             await service.run()
     finally:
         beating.cancel()
+        await stop_health(health)
         if stats_path:
             with open(stats_path, "w") as f:
                 json.dump({"overhead_s": service.overhead_s, "dispatches": service.dispatch_count}, f)

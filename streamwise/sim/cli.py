@@ -40,6 +40,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict:
     s.add_argument("--replace-s", type=float, default=None,
                    help="des: seconds from an evicted instance gone to its replacement serving (default 300)")
     s.add_argument("--seed", type=int, default=0, help="des: seed of the eviction times (default 0)")
+    s.add_argument("--autoscale", type=float, metavar="START_S",
+                   help="des: also replay the deployment's autoscaling rule (instances serve START_S s after the "
+                        "decision) and print both runs (streamwise.sim.autoscale)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("provision", help="choose the cluster minimising TTFF x cost for a workload")
@@ -111,8 +114,14 @@ def cmd_simulate(args) -> int:
         t0 = time.perf_counter()
         spot = dict(evictions_per_hour=args.evictions_per_hour, seed=args.seed,
                     **({} if args.replace_s is None else {"replace_s": args.replace_s}))
-        r = simulate(cluster, w, policy="fifo" if args.policy in ("fifo", "naive") else "edf",
-                     cpu_instances=args.cpu_workers, **spot)
+        policy = "fifo" if args.policy in ("fifo", "naive") else "edf"
+        if args.autoscale is not None:
+            from .autoscale import compare
+
+            both = compare(cluster, w, start_s=args.autoscale, policy=policy, cpu_instances=args.cpu_workers, **spot)
+            _print_autoscale(both) if not args.json else print(json.dumps(both))
+            return 0
+        r = simulate(cluster, w, policy=policy, cpu_instances=args.cpu_workers, **spot)
         out = r.as_dict()
         out["wall_s"] = round(time.perf_counter() - t0, 3)
     out["policy"] = args.policy
@@ -124,6 +133,17 @@ def cmd_simulate(args) -> int:
     else:
         _print_simulation(out)
     return 0
+
+
+def _print_autoscale(both: dict) -> None:
+    """Without and with the autoscaling rule, one row each."""
+    print("| autoscaling | completed | TTFF median (s) | stall median / p95 (s) | missed segments | cost ($) | "
+          "instances added / removed | added GPU-h |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, d in both.items():
+        print(f"| {name} | {d['completed']} | {d['ttff_s']} | {d['stall_s']} / {d['stall_p95_s']} | "
+              f"{d['deadline_misses']} of {d['segments']} | {d['cost_usd']} | "
+              f"{d.get('instances_added', '-')} / {d.get('instances_removed', '-')} | {d.get('added_gpu_hours', '-')} |")
 
 
 def _print_simulation(out: dict) -> None:

@@ -242,15 +242,60 @@ def load_cluster(file_or_spec: str, pricing: str | None = None) -> Cluster:
     return c
 
 
-#: Live-system worker stage of each simulator model (``streamwise worker --stage``).
-WORKER_STAGE = {"gemma": "screenplay", "flux": "image", "kokoro": "tts", HF: "video", FT: "video",
-                "realesrgan": "upscale", "hunyuanframepack-vae": "video", "fantasytalking-vae": "video"}
+#: The live worker (``streamwise worker`` stage, registry model, extra arguments) that serves each
+#: simulator model. The LLM is the screenplay worker with vLLM and Gemma 3 27B (configs/models.yaml).
+LIVE_WORKER: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "gemma": ("screenplay", "llm", ("--llm", "vllm", "--llm-model", "gemma-3-27b-it")),
+    "flux": ("image", "flux", ()), "kokoro": ("tts", "kokoro", ()),
+    HF: ("video", HF, ()), FT: ("video", FT, ()),
+}
+#: Simulator models with no worker of their own in the live system, and where their work runs.
+INLINE_IN_LIVE: dict[str, str] = {
+    "realesrgan": "the video worker runs Real-ESRGAN itself on the rungs marked upscale (configs/quality.yaml)",
+    "hunyuanframepack-vae": "the FramePack video worker decodes its VAE itself (no disaggregated VAE instances)",
+    "fantasytalking-vae": "the FantasyTalking video worker decodes its VAE itself (no disaggregated VAE instances)",
+}
+#: CPU pools a deployment adds to the plan's GPU instances: (stage, model, replicas, optional).
+#: The script parser and the mux are on every request's path; the CPU rung of TTS, image and
+#: video is a fallback the scheduler uses when the GPU pools fall behind, so it may scale to zero.
+CPU_POOLS: tuple[tuple[str, str, int, bool], ...] = (
+    ("screenplay", "script-parser", 2, False), ("mux", "pyav-fmp4", 2, False),
+    ("tts", "piper", 1, True), ("image", "cpu-art", 1, True), ("video", "cpu-head", 1, True),
+)
+
+
+def plan_workers(cluster: Cluster) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The deployable worker groups of ``cluster`` and the instance groups left out.
+
+    Returns ``(workers, not_deployed)``: ``workers`` has one entry per GPU instance group whose
+    model has a live worker (:data:`LIVE_WORKER`) and one per CPU pool (:data:`CPU_POOLS`), each
+    ``{"replicas": int, "optional": bool, "args": [...]}`` with the ``streamwise worker`` arguments
+    (GPU pools are not optional: the gateway refuses a topic while no LLM instance is ready, so an
+    LLM pool at zero would never see the demand that starts it); ``not_deployed`` has the
+    groups whose work the live workers do themselves (:data:`INLINE_IN_LIVE`), with the reason.
+    """
+    workers, left = [], []
+    for i in cluster.instances:
+        if i.model in INLINE_IN_LIVE:
+            left.append({"model": i.model, "gpu": i.gpu, "gpus": i.gpus, "replicas": i.replicas,
+                         "reason": INLINE_IN_LIVE[i.model]})
+            continue
+        stage, model, extra = LIVE_WORKER[i.model]
+        workers.append({"replicas": i.replicas, "optional": False,
+                        "args": ["worker", "--stage", stage, "--model", model, "--hardware", i.gpu,
+                                 "--gpus", str(i.gpus), *extra]})
+    for stage, model, replicas, optional in CPU_POOLS:
+        workers.append({"replicas": replicas, "optional": optional,
+                        "args": ["worker", "--stage", stage, "--model", model]})
+    return workers, left
 
 
 def plan_dict(cluster: Cluster, summary: dict[str, Any] | None = None) -> dict[str, Any]:
     """The plan (a cluster file with its instances, plus a ``workers`` list: one entry per
-    instance group with the ``streamwise worker`` arguments the deployment tooling runs
-    ``replicas`` times) as plain data."""
+    deployable worker group with the ``streamwise worker`` arguments the deployment tooling runs
+    ``replicas`` times, and ``not_deployed``: the simulated groups the live workers fold in;
+    :func:`plan_workers`) as plain data."""
+    workers, left = plan_workers(cluster)
     return {
         "name": cluster.name or cluster.spec(),
         "spec": cluster.spec(),
@@ -258,10 +303,8 @@ def plan_dict(cluster: Cluster, summary: dict[str, Any] | None = None) -> dict[s
         "gpus": {g: n for g, n in cluster.budget.items()},
         "instances": [{"model": i.model, "gpu": i.gpu, "gpus": i.gpus, "replicas": i.replicas}
                       for i in cluster.instances],
-        "workers": [{"replicas": i.replicas,
-                     "args": ["worker", "--stage", WORKER_STAGE[i.model], "--model", i.model,
-                              "--hardware", i.gpu, "--gpus", str(i.gpus)]}
-                    for i in cluster.instances],
+        "workers": workers,
+        "not_deployed": left,
         "summary": summary or {},
     }
 

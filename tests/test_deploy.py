@@ -1,0 +1,278 @@
+"""Kubernetes packaging (issue 14): a real provisioner plan rendered by ``streamwise deploy render``,
+every object validated offline (Kubernetes 1.32 JSON schemas, KEDA's ScaledObject schema), the base
+built by ``kubectl kustomize`` when kubectl is here; plans and manifests that must be refused are.
+
+The plan comes from the provisioner in the test, with the commands of docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streamwise.cli import main
+from streamwise.deploy.render import STOP_GRACE_S, PlanError, RenderOptions, load_plan, render, worker_groups
+from streamwise.deploy.validate import kustomize, validate_doc, validate_dir
+from streamwise.service.demand import parse_pools
+from streamwise.stages.registry import ADAPTERS, STAGES
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "deploy.md"
+
+
+def _doc_commands() -> list[str]:
+    """The `streamwise ...` lines of the first sh block of docs/deploy.md that renders."""
+    blocks = re.findall(r"```sh\n(.*?)```", DOCS.read_text(), re.S)
+    block = next(b for b in blocks if "streamwise deploy render" in b)
+    return [line for line in block.splitlines() if line.startswith("streamwise ")]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, monkeypatch_module):
+    """Run docs/deploy.md's render commands in a temporary directory; returns it."""
+    d = tmp_path_factory.mktemp("deploy")
+    monkeypatch_module.chdir(d)
+    for line in _doc_commands():
+        assert main(shlex.split(line)[1:]) == 0, line
+    return d
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def _docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _container(dep: dict) -> dict:
+    return dep["spec"]["template"]["spec"]["containers"][0]
+
+
+def _flag(cmd: list[str], flag: str) -> str:
+    return cmd[cmd.index(flag) + 1]
+
+
+def test_docs_commands_render_a_plan_that_validates(rendered):
+    cmds = _doc_commands()
+    assert any("provision" in c for c in cmds) and any("deploy validate" in c for c in cmds)
+    out = rendered / "k8s"
+    count, errors = validate_dir(out, "1.32")
+    assert errors == [] and count >= 20
+    kinds = [d["kind"] for f in sorted(out.glob("*.yaml")) if f.name not in ("kustomization.yaml", "nats-values.yaml")
+             for d in _docs(f)]
+    assert {"Deployment", "Service", "PodDisruptionBudget", "ScaledObject", "Namespace"} <= set(kinds)
+
+
+def test_every_worker_runs_what_the_registry_serves_and_multi_gpu_uses_torchrun(rendered):
+    plan = load_plan(rendered / "plan.yaml")
+    deps = _docs(rendered / "k8s" / "workers.yaml")
+    assert len(deps) == len(plan["workers"])
+    stages, multi = set(), 0
+    for dep in deps:
+        c = _container(dep)
+        cmd = c["command"]
+        stage, model = _flag(cmd, "--stage"), _flag(cmd, "--model")
+        assert (stage, model) in ADAPTERS, (stage, model)
+        stages.add(stage)
+        gpus = int(_flag(cmd, "--gpus"))
+        assert _flag(cmd, "--creds") == "/var/run/secrets/streamwise/worker.creds"
+        assert _flag(cmd, "--health-port") == "8081"
+        spec = dep["spec"]["template"]["spec"]
+        assert spec["terminationGracePeriodSeconds"] > STOP_GRACE_S
+        assert "preStop" in c["lifecycle"]
+        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz" and c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert {"name": "STREAMWISE_REPLICAS", "value": "3"} in c["env"]
+        if gpus:
+            assert c["resources"]["limits"]["nvidia.com/gpu"] == gpus
+            assert spec["nodeSelector"]["streamwise/gpu"] == _flag(cmd, "--hardware")
+            assert any(t["key"] == "kubernetes.azure.com/scalesetpriority" for t in spec["tolerations"])  # spot plan
+        else:
+            assert "limits" not in c["resources"] and "nodeSelector" not in spec
+        if gpus > 1:
+            multi += 1
+            assert cmd[:2] == ["torchrun", "--standalone"]
+            assert _flag(cmd, "--nproc_per_node") == str(gpus) and _flag(cmd, "-m") == "streamwise.stages.gpu.parallel"
+        else:
+            assert cmd[:2] == ["streamwise", "worker"]
+    assert multi >= 1, "the 64xH100 plan has multi-GPU instances"
+    assert stages == set(STAGES)
+
+
+def test_rendered_commands_parse_with_the_real_command_line(rendered):
+    """Every worker and scheduler command is one the ``streamwise`` parser (and, behind torchrun,
+    the launcher's) accepts. ``--creds FILE`` comes with the NATS-auth work: until the parser has
+    it, it must be the only argument left over."""
+    from streamwise.cli import _parser
+    from streamwise.stages.gpu.parallel import _worker_args
+
+    parser = _parser()
+    out = rendered / "k8s"
+    commands = [_container(d)["command"] for d in _docs(out / "workers.yaml") + _docs(out / "scheduler.yaml")]
+    has_creds = "creds" in vars(parser.parse_known_args(["worker", "--stage", "mux", "--nats", "x"])[0])
+    for cmd in commands:
+        if cmd[0] == "torchrun":
+            argv = cmd[cmd.index("streamwise.stages.gpu.parallel") + 1:]
+            assert _worker_args(argv).gpus == int(_flag(cmd, "--nproc_per_node"))
+        else:
+            assert cmd[0] == "streamwise"
+            argv = cmd[1:]
+        args, left = parser.parse_known_args(argv)
+        assert args.health_port == 8081 and args.nats == "nats://nats:4222"
+        assert left == ([] if has_creds else ["--creds", _flag(argv, "--creds")]), cmd
+
+
+def test_the_worker_drain_fits_the_grace_period():
+    from streamwise.stages.runtime import worker
+
+    assert worker.STOP_GRACE_S == STOP_GRACE_S   # the renderer's copy follows the worker's drain
+
+
+def test_budgets_autoscaling_and_the_schedulers_pools(rendered):
+    out = rendered / "k8s"
+    plan = load_plan(rendered / "plan.yaml")
+    deployments = [d["metadata"]["name"] for f in ("scheduler.yaml", "gateway.yaml", "workers.yaml")
+                   for d in _docs(out / f) if d["kind"] == "Deployment"]
+    pdbs = {d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for d in _docs(out / "disruption-budgets.yaml")}
+    assert pdbs == set(deployments)
+    groups = {g.name: g for g in worker_groups(plan)}
+    scaled = _docs(out / "autoscaling.yaml")
+    assert {s["spec"]["scaleTargetRef"]["name"] for s in scaled} == set(groups)
+    for s in scaled:
+        g = groups[s["metadata"]["name"]]
+        assert s["spec"]["minReplicaCount"] == (0 if g.optional else g.replicas)
+        (trigger,) = s["spec"]["triggers"]
+        assert trigger["type"] == "prometheus"
+        assert f'model="{g.model}"' in trigger["metadata"]["query"] and "streamwise_demand_instances" in trigger["metadata"]["query"]
+    assert any(s["spec"]["minReplicaCount"] == 0 for s in scaled)
+    sched = _container(_docs(out / "scheduler.yaml")[0])
+    pools = parse_pools(next(e["value"] for e in sched["env"] if e["name"] == "STREAMWISE_POOLS"))
+    assert {p for p in pools} == {g.pool for g in groups.values()}
+    assert _flag(sched["command"], "--creds").endswith("/scheduler.creds")
+    values = _docs(out / "nats-values.yaml")[0]
+    assert values["config"]["cluster"]["replicas"] == 3 and values["config"]["jetstream"]["fileStore"]["enabled"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+def test_kubectl_kustomize_builds_the_base(rendered):
+    built = [d for d in yaml.safe_load_all(kustomize(rendered / "k8s")) if d]
+    names = {(d["kind"], d["metadata"]["name"]) for d in built}
+    assert ("Deployment", "sw-scheduler") in names and ("ScaledObject", "sw-mux-pyav-fmp4-cpu") in names
+    assert all(d["metadata"].get("namespace") == "streamwise" for d in built if d["kind"] != "Namespace")
+
+
+def test_kustomize_refuses_a_broken_base(rendered, tmp_path):
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl not installed")
+    broken = tmp_path / "k8s"
+    shutil.copytree(rendered / "k8s", broken)
+    (broken / "kustomization.yaml").write_text("resources: [workers.yaml, missing.yaml]\n")
+    with pytest.raises(RuntimeError, match="missing.yaml"):
+        kustomize(broken)
+
+
+# ------------------------------------------------------------------------------------------ refusals
+
+
+def test_a_broken_manifest_is_refused(rendered):
+    dep = _docs(rendered / "k8s" / "workers.yaml")[0]
+    bad = copy.deepcopy(dep)
+    bad["spec"]["template"]["spec"]["containers"][0]["resourcez"] = bad["spec"]["template"]["spec"]["containers"][0].pop("resources")
+    assert validate_doc(dep) == []
+    assert any("resourcez" in e for e in validate_doc(bad))
+    bad = copy.deepcopy(dep)
+    bad["spec"]["replicas"] = "seven"
+    assert validate_doc(bad)
+
+
+def test_a_broken_scaled_object_is_refused(rendered):
+    so = _docs(rendered / "k8s" / "autoscaling.yaml")[0]
+    assert validate_doc(so) == []
+    bad = copy.deepcopy(so)
+    bad["spec"]["minReplicaCount"] = "zero"
+    assert any("minReplicaCount" in e for e in validate_doc(bad))
+    bad = copy.deepcopy(so)
+    bad["spec"]["triggerz"] = bad["spec"].pop("triggers")
+    assert validate_doc(bad)
+    bad = copy.deepcopy(so)
+    bad["spec"]["scaleTargetRef"]["nmae"] = "x"
+    assert any("nmae" in e for e in validate_doc(bad))
+
+
+def test_validate_command_fails_on_a_broken_directory(rendered, tmp_path, capsys):
+    broken = tmp_path / "k8s"
+    shutil.copytree(rendered / "k8s", broken)
+    text = (broken / "workers.yaml").read_text().replace("terminationGracePeriodSeconds: 38",
+                                                          "terminationGracePeriodSeconds: soon", 1)
+    (broken / "workers.yaml").write_text(text)
+    assert main(["deploy", "validate", str(broken)]) == 1
+    assert "terminationGracePeriodSeconds" in capsys.readouterr().err
+
+
+def _plan_with(rendered, edit) -> dict:
+    plan = load_plan(rendered / "plan.yaml")
+    edit(plan["workers"])
+    return plan
+
+
+@pytest.mark.parametrize("args, message", [
+    (["worker", "--stage", "upscale", "--model", "realesrgan", "--hardware", "h100", "--gpus", "1"],
+     "no worker serves stage 'upscale'"),
+    (["worker", "--stage", "screenplay", "--model", "gemma", "--hardware", "h100", "--gpus", "1"],
+     "no worker serves model 'gemma' for stage 'screenplay'"),
+    (["worker", "--stage", "video", "--model", "hunyuanframepack-vae", "--hardware", "h100", "--gpus", "1"],
+     "no worker serves model 'hunyuanframepack-vae'"),
+    (["worker", "--stage", "video", "--model", "fantasytalking", "--hardware", "h100", "--gpus", "16"],
+     "spans several 8-GPU nodes"),
+    (["worker", "--stage", "video", "--model", "fantasytalking", "--hardware", "h100", "--gpus", "0"],
+     "needs --gpus >= 1"),
+    (["worker", "--stage", "mux", "--model", "pyav-fmp4", "--nats", "nats://x:4222"], "--nats is set by the renderer"),
+])
+def test_a_plan_naming_what_no_worker_serves_is_refused(rendered, args, message):
+    plan = _plan_with(rendered, lambda ws: ws.append({"replicas": 1, "args": args}))
+    with pytest.raises(PlanError, match=re.escape(message)):
+        render(plan, RenderOptions())
+
+
+def test_a_plan_without_a_mux_worker_is_refused(rendered):
+    plan = _plan_with(rendered, lambda ws: ws.__setitem__(slice(None), [w for w in ws if "mux" not in w["args"]]))
+    with pytest.raises(PlanError, match="no worker for stage"):
+        render(plan)
+
+
+def test_the_old_plan_format_is_refused_with_one_line(tmp_path, capsys):
+    old = {"workers": [{"replicas": 1, "args": ["worker", "--stage", "screenplay", "--model", "gemma"]}]}
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(old))
+    assert main(["deploy", "render", "--plan", str(path), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "gemma" in err and "streamwise provision --out" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_emulated_rendering_requests_no_gpus(rendered):
+    plan = load_plan(rendered / "plan.yaml")
+    files = render(plan, RenderOptions(emulate=True))
+    for dep in files["workers.yaml"]:
+        c = _container(dep)
+        assert "limits" not in c["resources"] and "nodeSelector" not in dep["spec"]["template"]["spec"]
+        if _flag(c["command"], "--gpus") != "0":
+            assert "--emulate" in c["command"] and c["command"][0] == "streamwise"
+        assert validate_doc(dep) == []
+
+
+def test_a_reserved_plan_has_no_spot_placement(rendered):
+    plan = load_plan(rendered / "plan.yaml")
+    plan["pricing"] = "reserved"
+    for dep in render(plan)["workers.yaml"]:
+        spec = dep["spec"]["template"]["spec"]
+        assert not any("scalesetpriority" in t["key"] for t in spec.get("tolerations", []))
+        assert "kubernetes.azure.com/scalesetpriority" not in spec.get("nodeSelector", {})
