@@ -136,7 +136,7 @@ async def test_scripts_travel_by_reference_on_a_stock_1mb_server(tmp_path):
             await _wait_ready(bus, local)
             text = (DATA / "two_speakers.txt").read_text()
             request = _request(text)
-            request.script, request.script_ref = None, await bus.put_blob(f"scripts/t/{request.request_id}",
+            request.script, request.script_ref = None, await bus.put_blob(f"scripts/{request.tenant}/{request.request_id}",
                                                                          text.encode())
             report = await generate(bus, request, tmp_path / "out", idle_timeout_s=90)
             line = "Ada: " + "the quick brown fox jumps over the lazy dog " * 400 + "\n"
