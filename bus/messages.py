@@ -132,6 +132,9 @@ class Event(msgspec.Struct, kw_only=True):
     outputs: dict[str, Any] = {}
     started_at: float = 0.0
     finished_at: float = 0.0
+    # copied from the task, for timelines (streamwise timeline): its deadline and quality rung
+    deadline: float | None = None
+    rung: str | None = None
 
 
 class Segment(msgspec.Struct, kw_only=True):

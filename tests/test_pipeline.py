@@ -579,3 +579,31 @@ async def test_bad_inputs_each_get_a_clear_error_while_a_normal_request_streams(
     assert [s.index for s in report.segments] == list(range(len(report.segments)))
     dead = await bus.js.get_last_msg(subjects.STREAM_DEADLETTER, subjects.deadletter("requests"))
     assert int(dead.headers["Sw-Bytes"]) > 0 and len(dead.headers["Sw-Sha256"]) == 64
+
+
+async def test_a_request_s_timeline_has_every_task_on_its_instance_with_its_deadline(ready, tmp_path):
+    """`streamwise timeline` (issue 13 item 7): the Gantt chart's bars are the request's tasks, on
+    the instances that ran them, each with its deadline; the CLI writes the PNG and names an
+    unknown request."""
+    from PIL import Image
+
+    from streamwise.client.timeline import draw_timeline, request_timeline
+
+    request = _request(DATA / "two_speakers.txt")
+    report = await generate(ready, request, tmp_path / "show", idle_timeout_s=60)
+    bars = await request_timeline(ready, request.request_id)
+    assert {b.stage for b in bars} == {"screenplay", "image", "tts", "video", "mux"}
+    assert sum(b.stage == "mux" for b in bars) == len(report.segments)
+    assert all(b.deadline_s is not None and b.end_s >= b.start_s >= 0 for b in bars)
+    live = {h.instance: h.stage for h in await registry.list_instances(ready.instances)}
+    assert all(live.get(b.instance) == b.stage for b in bars)
+    assert {b.rung for b in bars if b.stage == "video"} <= {"static", "still"}
+    png = draw_timeline(bars, tmp_path / "t.png")
+    assert Image.open(png).size[0] > 800
+    url = ready.safe_url
+    ok = subprocess.run([sys.executable, "-m", "streamwise", "timeline", request.request_id, "--nats", url,
+                         "-o", str(tmp_path / "cli.png")], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and (tmp_path / "cli.png").stat().st_size > 10_000, ok.stderr
+    missing = subprocess.run([sys.executable, "-m", "streamwise", "timeline", "nosuchrequest", "--nats", url],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "no events of request nosuchrequest" in missing.stderr

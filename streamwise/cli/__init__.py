@@ -132,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     profile_parser(sub)
     from ..bench.faults import add_parser as faults_parser   # the fault matrix (issue 9)
     faults_parser(sub)
+    from .timeline import add_parser as timeline_parser   # the Gantt chart of a request (issue 13)
+    timeline_parser(sub)
     from .deploy import add_parser as deploy_parser   # Kubernetes manifests from a plan (issue 14)
     deploy_parser(sub)
     return p
