@@ -183,7 +183,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_scheduler(args) -> int:
-    from ..service.scheduler import serve
+    from ..service.run import serve
 
     # serve() handles SIGTERM/SIGINT itself: active requests are handed over to other schedulers
     _run(serve(args.nats, policy=args.policy, use_cache=not args.no_cache, stats_path=args.stats,

@@ -48,6 +48,8 @@ class ResultCache:
                     active.progress_at = time.monotonic()
                     try:
                         active.plan.complete_from_cache(node, outputs)
+                        if self.metrics:
+                            self.metrics.cache_hit(node.stage)
                     except PlanError as exc:
                         await self._finish(active, failed=str(exc))
             if hits:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -34,9 +33,9 @@ from nats.js.errors import NotFoundError
 from opentelemetry import trace
 
 from ..telemetry import tracing
-from ..telemetry.health import start_health, stop_health
-from ..bus import registry, subjects
-from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer, connect
+from ..telemetry.metrics import SchedulerMetrics
+from ..bus import subjects
+from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer
 from ..bus.codec import MessageError, decode
 from ..bus.messages import Event, Heartbeat, Request, Status, Task
 from ..core.dag import Node, NodeState
@@ -46,10 +45,8 @@ from .instance_state import InstanceState
 from ..core.placement import InstanceView, ReadyNode, assign
 from ..core.quality import Ladder, QualityState, Rung, load_ladders
 from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
-from ..stages.runtime.lifecycle import on_stop_signals
 from .admission import check_request, server_side
 from .cache import ResultCache
-from .demand import demand_registry
 from .quota import REFRESH_S, Quotas, TenantLedger
 
 log = logging.getLogger(__name__)
@@ -91,6 +88,7 @@ class SchedulerService(ResultCache):
         self.bus = bus
         self.id = f"scheduler-{os.getpid()}-{uuid.uuid4().hex[:4]}"   # tasks name it; instances report by it
         self.max_requests = max_requests
+        self.metrics: SchedulerMetrics | None = None
         self.ledger = TenantLedger(bus, quotas)   # per-tenant quotas, counted on the bus
         self.profiles = profiles if profiles is not None else load_profiles()
         self.cap = cap
@@ -108,6 +106,14 @@ class SchedulerService(ResultCache):
         self.dispatch_count = 0
         self._tasks: set[asyncio.Future] = set()            # background clean-ups and failures
         self._publish_failures: dict[tuple[str, str], int] = {}   # (request, node) -> failed publishes in a row
+
+    def attach_metrics(self, readers) -> None:
+        """Record this scheduler's metrics (:mod:`streamwise.telemetry.metrics`) into ``readers``
+        (none: no metrics)."""
+        readers = list(readers)
+        if readers:
+            self.metrics = SchedulerMetrics(readers, self.pool.views,
+                                            lambda: {i: hb.cap for i, hb in self.pool.instances.items()})
 
     def stop(self) -> None:
         self._stop.set()
@@ -371,6 +377,10 @@ class SchedulerService(ResultCache):
         if node is None:
             return
         active.progress_at = time.monotonic()
+        if self.metrics:
+            self.metrics.task_done(node.stage, node.deadline, event.finished_at, rung=event.rung)
+            if node.node_id == "seg:0":
+                self.metrics.first_frame(plan.request.tenant, event.finished_at - plan.request.submitted_at)
         if node.cache_key and self.use_cache:
             await self._cache_put(plan, node)
         t0 = plan.request.submitted_at
@@ -634,50 +644,3 @@ def _default_ladders() -> dict[str, Ladder]:
     """Stage -> quality ladder: talking-head clips climb FantasyTalking's ladder when such
     instances (real or emulated) exist, and fall to the CPU rung (``cpu-head``) otherwise."""
     return {"video": load_ladders()["fantasytalking"]}
-
-
-async def serve(url: str, *, policy: str = "edf", use_cache: bool = True, stats_path: str | None = None,
-                health_port: int | None = None) -> None:
-    """Connect to ``url`` and run the scheduler service until cancelled or told to stop
-    (SIGTERM or SIGINT: :meth:`SchedulerService.hand_over`). ``stats_path``: write the per-task
-    dispatch overhead samples (seconds, JSON) there on exit, for benchmarks. ``health_port``:
-    /healthz, /readyz and the demand signal on /metrics there (None: off)."""
-    tracing.setup("streamwise-scheduler")
-    bus = await connect(url, name="streamwise-scheduler")
-    service = SchedulerService(bus, policy=policy, use_cache=use_cache)
-    heartbeat = Heartbeat(instance=service.id, stage="scheduler",
-                          model="streamwise", state="ready", pid=os.getpid())
-
-    async def beat() -> None:
-        while True:
-            try:
-                await registry.beat(bus.instances, heartbeat)
-            except Exception as exc:   # an outage: the TTL decides, the loop goes on
-                log.debug("scheduler heartbeat failed: %s", exc)
-            await asyncio.sleep(registry.HEARTBEAT_S)
-
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        if service.draining:
-            service.stop()
-            return
-        log.warning("told to stop: handing %d active request(s) over to other schedulers", len(service.active))
-        loop.create_task(service.hand_over())
-
-    beating = asyncio.create_task(beat())
-    health = await start_health(health_port, live=lambda: bus.nc.is_connected,
-                                ready=lambda: bus.nc.is_connected and not service.draining,
-                                registry=demand_registry(service) if health_port is not None else None)
-    try:
-        with on_stop_signals(on_signal):
-            await service.run()
-    finally:
-        beating.cancel()
-        await stop_health(health)
-        if stats_path:
-            with open(stats_path, "w") as f:
-                json.dump({"overhead_s": service.overhead_s, "dispatches": service.dispatch_count}, f)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(registry.forget(bus.instances, heartbeat.instance), timeout=5.0)
-        await bus.close()
