@@ -319,12 +319,13 @@ def test_no_dialogue() -> None:
         parse_script("")
 
 
-def test_line_without_speaker_names_the_line() -> None:
+def test_line_without_speaker_is_reported_with_file_and_line_not_merged() -> None:
     path = str(DATA / "no_label.txt")
-    with pytest.raises(ScriptError) as info:
-        load_script(path)
-    assert str(info.value).startswith(f"{path}:3: line has no speaker label: ")
-    assert "opening paragraph" in info.value.message
+    play = load_script(path)
+    assert texts(play) == [("Ada", "Hello.")]          # the paragraph is nobody's speech
+    assert len(play.notices) == 1
+    assert play.notices[0].startswith(f"{path}:3: not placed: no speaker label")
+    assert "opening paragraph" in play.notices[0]
 
 
 def test_bad_json_reports_decoder_line() -> None:

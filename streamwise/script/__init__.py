@@ -24,9 +24,15 @@ from pathlib import Path
 
 from streamwise.script.formats import Draft, FormatError, RawLine, parse_json, parse_srt, parse_vtt
 from streamwise.script.text import (
+    DIRECTIONS,
+    INTERJECTIONS,
+    NON_NAMES,
+    PARTICLES,
+    TITLES,
     Label,
     clean_text,
     drop_paren,
+    is_caps,
     name_words,
     normalise_text,
     plausible_label,
@@ -62,6 +68,9 @@ class Screenplay:
     speakers: tuple[str, ...]  # distinct speakers in order of first appearance
     lines: tuple[Line, ...]
     characters: dict[str, str] = field(default_factory=dict)  # speaker -> description
+    # what the reader could not place or chose for itself, each "path:line: message" (a line it
+    # read as a stage direction, front matter it skipped, a text read as one-speaker narration)
+    notices: tuple[str, ...] = ()
 
 
 class ScriptError(ValueError):
@@ -99,7 +108,7 @@ def parse_script(text: str, *, path: str = "<script>", fmt: str | None = None) -
         draft = parser(lines)
     except FormatError as err:
         raise ScriptError(path, err.line, err.message) from None
-    play = _assemble(draft)
+    play = _assemble(draft, path)
     if not play.lines:
         raise ScriptError(path, 0, NO_DIALOGUE)
     return play
@@ -237,7 +246,7 @@ def _json_list(head: str) -> bool:
     return head.startswith("[") and head[1:].lstrip()[:1] in ("{", "[", '"', "]")
 
 
-def _assemble(draft: Draft) -> Screenplay:
+def _assemble(draft: Draft, path: str = "<script>") -> Screenplay:
     """Normalise speaker names, merge where the format asks for it, number the lines."""
     names: dict[str, str] = {}
 
@@ -258,7 +267,8 @@ def _assemble(draft: Draft) -> Screenplay:
     characters = {display(name): desc for name, desc in draft.characters if desc}
     return Screenplay(title=draft.title, studio=draft.studio,
                       speakers=tuple(dict.fromkeys(line.speaker for line in lines)),
-                      lines=lines, characters=characters)
+                      lines=lines, characters=characters,
+                      notices=tuple(f"{path}:{line}: {message}" for line, message in draft.notices))
 
 
 # --------------------------------------------------------------------------- plain text
@@ -278,30 +288,105 @@ _META = {
     **dict.fromkeys(["title", "episode title", "podcast title", "show title"], "title"),
     **dict.fromkeys(["studio", "setting", "studio setting", "location", "scene", "set"], "studio"),
     **dict.fromkeys(["cast", "characters", "speakers", "cast of characters", "dramatis personae",
-                     "hosts", "participants", "voices"], "cast"),
+                     "dramatis personæ", "hosts", "participants", "voices", "the persons in the play",
+                     "persons in the play", "persons of the play", "the persons of the play",
+                     "persons of the dialogue", "characters in the play", "the characters",
+                     "characters of the play", "persons represented", "cast list"], "cast"),
     **dict.fromkeys(_IGNORED_KEYS, "ignore"),
 }
 
 
+_NUMBER = (r"(?:[IVXLC]{1,7}|\d{1,3}|ONE|TWO|THREE|FOUR|FIVE|SIX|SEVEN|EIGHT|NINE|TEN|FIRST|SECOND|THIRD"
+           r"|FOURTH|FIFTH|LAST|FINAL)")
+# a heading of a printed play's structure, alone on its line: "ACT I", "FIRST ACT", "SCENE 2",
+# "Act 1, Scene 1", "PROLOGUE"; never a speaker
+_STRUCTURE = re.compile(
+    rf"(?:(?:ACT|SCENE|PART)\s+{_NUMBER}(?:[.,:]?\s*SCENE\s+{_NUMBER})?|{_NUMBER}\s+(?:ACT|SCENE|PART)"
+    rf"|PROLOGUE|EPILOGUE|INDUCTION|SCENE|CURTAIN|THE END|END OF (?:THE )?(?:ACT|SCENE|PLAY)(?:\s+{_NUMBER})?)\.?",
+    re.IGNORECASE)
+# the play proper starts at its first act (what comes before is a title page, a cast list, notes)
+_ACT_START = re.compile(rf"(?:ACT\s+{_NUMBER}|{_NUMBER}\s+ACT|PROLOGUE|INDUCTION)\.?", re.IGNORECASE)
+NARRATOR = "Narrator"
+NARRATION_NOTICE = ("no speaker labels found: read as a one-speaker narration by 'Narrator'; for a "
+                    "conversation written from this text by the LLM, give it as --document FILE")
+_PLAY_KINDS = ("play", "direction", "cue")  # labels of printed plays: one speech, one paragraph
+
+
 def _parse_text(lines: list[str]) -> Draft:
-    parser = _TextParser(lines)
+    scan = _Prescan(lines)
+    parser = _TextParser(lines, scan)
     draft = parser.run()
     if parser.opening_is_title():
         # read it again with that line as a heading, so nothing after it is taken as its speech
         number = parser.opening[2]
         lines = lines[: number - 1] + ["# " + lines[number - 1].strip()] + lines[number:]
-        draft = _TextParser(lines).run()
+        draft = _TextParser(lines, scan).run()
     return draft
+
+
+class _Prescan:
+    """What a first pass over the whole text tells the line-by-line reader.
+
+    - ``names``: mixed-case names written as ``Name.`` labels (``Algernon. Did you hear ...``,
+      ``Soc. What is ...``) at the start of at least two paragraphs. One ``Yes. I see.`` does not
+      make a speaker; printed plays repeat every speaker's label (the known-cast rule of play
+      readers; a cast list adds its names too, in :meth:`_TextParser.add_character`).
+    - ``aliases``: an abbreviated label (``Soc.``, ``Cr.``) that begins exactly one longer name
+      (``Socrates``, ``Crito``) is that speaker, as Jowett's Plato and many printed plays abbreviate.
+    - ``play_start``: the line of the first ``ACT I`` / ``FIRST ACT`` / ``PROLOGUE`` heading
+      (0 when none): labelled lines before it are front matter (a cast list with its actors,
+      ``TIME: The Present.``), not dialogue.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        counts: dict[str, int] = {}
+        shown: dict[str, str] = {}
+        self.play_start = 0
+        previous_blank = True
+        for number, raw in enumerate(lines, 1):
+            line = raw.strip()
+            if not line:
+                previous_blank = True
+                continue
+            bare = line.lstrip("#").strip()
+            if not self.play_start and _ACT_START.fullmatch(bare):
+                self.play_start = number
+            if previous_blank:
+                label = split_label(line)
+                if label and label.kind in ("play", "cue") and not is_caps(label.name):
+                    key = speaker_key(label.name)
+                    if _candidate_name(label.name, key):
+                        counts[key] = counts.get(key, 0) + 1
+                        shown.setdefault(key, label.name)
+            previous_blank = False
+        self.names = {key for key, count in counts.items() if count >= 2}
+        self.aliases: dict[str, str] = {}
+        for short in sorted(self.names):
+            if " " in short or len(short) > 5:
+                continue
+            longer = {key for key in counts if key != short and " " not in key and key.startswith(short)}
+            if len(longer) == 1:
+                full = longer.pop()
+                self.aliases[short] = shown[full]
+                self.names.add(full)
+
+
+def _candidate_name(name: str, key: str) -> bool:
+    words = name_words(name)
+    return bool(words) and key not in INTERJECTIONS and key not in DIRECTIONS and \
+        words[0].casefold().rstrip(".") not in NON_NAMES and key.rstrip(".") not in TITLES
 
 
 class _TextParser:
     """Line-by-line state machine for human-written plain-text scripts."""
 
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], scan: _Prescan | None = None) -> None:
         self.lines = lines
+        self.scan = scan or _Prescan(lines)
         self.draft = Draft()
         self.known: set[str] = set()
-        self.target: str | None = None  # "speech", "studio", "cast", "ignore" or None
+        self.cast_names: set[str] = set(self.scan.names)  # names a mixed-case Name. label may use
+        self.target: str | None = None  # "speech", "studio", "cast", "ignore", "unplaced" or None
         self.speaker: str | None = None  # the last speaker named
         self.kind = ""  # label kind that opened the current speech ("header" for a bare name)
         self.parts: list[str] = []
@@ -309,12 +394,31 @@ class _TextParser:
         self.cast_bullets = False
         self.styles: dict[str, set[str]] = {}  # speaker key -> label kinds it was introduced with
         self.opening: tuple[str, str, int] | None = None  # (key, name, line) when the first label is a bare name
+        self.unplaced: list[tuple[int, str]] = []  # paragraphs no speaker could be given
+        self.front_labels = 0  # labelled lines skipped as front matter
+        self.labels = 0  # speaker labels accepted
 
     def run(self) -> Draft:
         for number, raw in enumerate(self.lines, 1):
             self.feed(number, raw.strip())
         self.close()
+        self.finish()
         return self.draft
+
+    def finish(self) -> None:
+        notices = self.draft.notices
+        if not self.draft.lines and not self.labels and self.unplaced:
+            self.draft.lines.extend(RawLine(NARRATOR, text, number) for number, text in self.unplaced)
+            notices.append((self.unplaced[0][0], NARRATION_NOTICE))
+            return
+        if self.front_labels:
+            notices.append((1, f"lines 1-{self.scan.play_start - 1} come before the first act "
+                               f"(line {self.scan.play_start}): read as front matter, "
+                               f"{self.front_labels} labelled line(s) there not spoken"))
+        for number, text in self.unplaced:
+            notices.append((number, f"not placed: no speaker label, read as a stage direction and "
+                                    f"not spoken: {snippet(text)}"))
+        notices.sort(key=lambda notice: notice[0])
 
     def opening_is_title(self) -> bool:
         """``THE MORNING SHOW`` alone on the first line of a play whose speakers are all labelled
@@ -330,23 +434,52 @@ class _TextParser:
         if not line:
             return self.close()
         if _HEADING.match(line):
-            return self.heading(line)
+            return self.heading(number, line)
         if _RULE.fullmatch(line):
             return self.close()
+        if _STRUCTURE.fullmatch(line):  # "ACT III", "SCENE", "FIRST ACT": a new part of the play
+            self.close()
+            self.speaker = None
+            return None
         bullet = _BULLET.match(line)
         body = line[bullet.end():] if bullet else line
         if self.target == "cast" and self.cast_item(bool(bullet), body):
             return None
+        heading = _META.get(speaker_key(body.rstrip(":.").replace("**", "")))
+        if heading == "cast":  # "THE PERSONS IN THE PLAY" / "Dramatis Personae" on its own line
+            return self.meta("cast", "")
         stamp = _STAMP_HEAD.match(body)  # "[00:01:23] Alice: ..." transcripts
         label = split_label(body[stamp.end():] if stamp else body, bare_bracket=True)
+        if number < self.scan.play_start:
+            return self.front_matter(number, body, label)
         if label and self.label(number, label):
             return None
         return self.continuation(number, body)
 
-    def heading(self, line: str) -> None:
+    def front_matter(self, number: int, body: str, label: Label | None) -> None:
+        """A line before the first act: metadata and cast lists count, speech does not."""
+        meta = _META.get(speaker_key(label.name)) if label and label.kind != "bare" else None
+        if meta:
+            return self.meta(meta, label.rest)
+        if self.target in ("studio", "cast"):
+            return self.continuation(number, body)
+        if label and label.kind != "bare" and name_words(label.name) and label.rest:
+            self.front_labels += 1
+        if self.draft.title is None and not self.known and self._title_like(number, body):
+            self.draft.title = normalise_text(body.replace("**", ""))
+        self.close()
+        self.target = "ignore"
+        return None
+
+    def heading(self, number: int, line: str) -> None:
         self.close()
         text = line.lstrip("#").strip()
         label = split_label(text)
+        if _STRUCTURE.fullmatch(text):
+            self.speaker = None
+            return
+        if _META.get(speaker_key(text.rstrip(":.").replace("**", ""))) == "cast":
+            return self.meta("cast", "")
         if label and _META.get(speaker_key(label.name)) == "title":
             text = label.rest
         if self.draft.title is None and self.speaker is None and text:
@@ -354,26 +487,33 @@ class _TextParser:
             self.target = "ignore"  # a subtitle line right under the title is not dialogue
 
     def label(self, number: int, label: Label) -> bool:
-        meta = _META.get(speaker_key(label.name))
-        if meta and label.kind != "bare":
+        key = speaker_key(label.name)
+        if key in self.scan.aliases:  # "Soc." is Socrates
+            label = label._replace(name=self.scan.aliases[key])
+            key = speaker_key(label.name)
+        meta = _META.get(key)
+        if meta and label.kind not in ("bare", "cue", "named"):
             self.meta(meta, label.rest)
             return True
         open_speech = self.target == "speech" and bool(self.parts)
-        if speaker_key(label.name) not in self.known:
+        if key not in self.known:
             if label.kind == "bare":
                 return False  # "[laughs] ..." is a direction unless the name is a known speaker
             if label.kind == "alone" and (self.target == "speech" or not self._next_line(number)):
                 return False  # a speech runs to a blank line; a shouted "NO WAY" in it is speech
-            if not plausible_label(label, self.known, open_speech=open_speech):
+            if label.kind in ("cue", "named", "role") and not self._next_line(number):
+                return False  # a name on its own line is a label only with its speech below it
+            cast = key in self.cast_names and label.kind in (*_PLAY_KINDS, "named")
+            if not cast and not plausible_label(label, self.known, open_speech=open_speech):
                 return False
         self.close()
-        key = speaker_key(label.name)
         if not self.styles and label.kind == "alone" and not self.draft.lines:
             self.opening = (key, label.name, number)
         self.styles.setdefault(key, set()).add(label.kind)
         self.known.add(key)
+        self.labels += 1
         self.target, self.speaker, self.parts = "speech", label.name, []
-        self.kind = label.kind if label.rest else "header"
+        self.kind = "play" if label.kind in _PLAY_KINDS else label.kind if label.rest else "header"
         if label.rest:
             self.append(number, label.rest)
         return True
@@ -404,23 +544,32 @@ class _TextParser:
     def add_character(self, entry: str) -> None:
         name, desc = _split_cast_entry(entry)
         if name:
-            self.known.add(speaker_key(name))
+            key = speaker_key(name)
+            self.known.add(key)
+            self.cast_names.add(key)
+            # "Algernon Moncrieff" is who "Algernon." and "ALGERNON." are; "Rev. Canon Chasuble": "Chasuble."
+            words = [w for w in key.split() if len(w) > 2 and w not in TITLES and w not in PARTICLES]
+            self.cast_names.update(words)
             self.draft.characters.append((name, desc))
 
     def continuation(self, number: int, body: str) -> None:
-        if self.target in ("speech", "studio"):
+        if self.target in ("speech", "studio", "unplaced"):
             return self.append(number, body)
         if self.target in ("ignore", "cast"):
             return None
-        if self.speaker is not None:  # a new paragraph of the last speaker
-            self.target, self.parts = "speech", []
-            return self.append(number, body)
         if not clean_text(body):
-            return None  # a direction before anyone speaks, e.g. "[Theme music]"
-        if self.draft.title is None and self._title_like(number, body):
+            return None  # a direction on its own, e.g. "[Theme music]", "[Enter Lane.]"
+        if self.speaker is not None and self.kind != "play":
+            self.target, self.parts = "speech", []  # a new paragraph of the last speaker
+            return self.append(number, body)
+        if self.speaker is None and self.draft.title is None and not self.labels \
+                and self._title_like(number, body):
             self.draft.title = normalise_text(body.replace("**", ""))
             return None
-        raise FormatError(number, f"line has no speaker label: {snippet(body)}")
+        # a paragraph of a printed play without a label (a stage direction in roman type), or text
+        # before anyone speaks: reported, never merged into the previous speech
+        self.target, self.parts = "unplaced", []
+        return self.append(number, body)
 
     def append(self, number: int, text: str) -> None:
         if not self.parts:
@@ -434,6 +583,10 @@ class _TextParser:
                 self.draft.lines.append(RawLine(self.speaker, text, self.start))
         elif self.target == "studio" and self.parts:
             self.draft.studio = normalise_text(" ".join(self.parts)) or None
+        elif self.target == "unplaced" and self.parts:
+            text = clean_text(" ".join(self.parts))
+            if text:
+                self.unplaced.append((self.start, text))
         self.target, self.parts = None, []
 
     def _next_line(self, number: int) -> str:
@@ -478,4 +631,10 @@ def _split_cast_entry(entry: str) -> tuple[str | None, str]:
         name = entry[: entry.rfind("(")].strip()
         if name_words(name):
             return name, normalise_text(entry[entry.rfind("(") + 1:-1])
-    return (entry, "") if name_words(entry) else (None, "")
+    if name_words(entry):
+        return entry, ""
+    # "Merriman, Butler", "Rev. Canon Chasuble, D.D.", "PHAEDO, who is the narrator ..."
+    name, found, desc = entry.partition(",")
+    if found and name_words(name.strip()):
+        return name.strip(), normalise_text(desc.strip(" ."))
+    return None, ""

@@ -46,6 +46,7 @@ class Draft:
     characters: list[tuple[str, str]] = field(default_factory=list)
     lines: list[RawLine] = field(default_factory=list)
     merge: bool = False
+    notices: list[tuple[int, str]] = field(default_factory=list)  # (1-based line, message)
 
 
 # --------------------------------------------------------------------------- WebVTT and SRT
