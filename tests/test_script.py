@@ -406,3 +406,49 @@ def test_a_play_with_a_capitals_title_line_and_colons_in_the_first_speech():
     assert sp.speakers == ("Hamlet", "Ophelia") and len(sp.lines) == 5
     assert sp.lines[0].text.startswith("To be, or not to be: that is the question.")
     assert sp.lines[0].source_line == 6
+
+
+# --------------------------------------------------------------------------- printed-play labels (issue 12)
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u00a0 ", "\u2003", "\u202f", "\t", "  "])
+def test_labels_followed_by_any_unicode_space(space: str) -> None:
+    script = f"Ada:{space}Hello there.\nBEN.{space}Hi, Ada.\nAda:{space}Bye."
+    assert texts(parse_script(script)) == [("Ada", "Hello there."), ("Ben", "Hi, Ada."), ("Ada", "Bye.")]
+
+
+def test_name_direction_text_is_a_turn_and_the_label_is_not_spoken() -> None:
+    script = ("PICKERING. What is his trade, Eliza?\n\n"
+              "DOOLITTLE [remonstrating] Now, now, look here, Governor.\n\n"
+              "MRS. PEARCE (at the door). Please, sir.\n")
+    assert texts(parse_script(script)) == [("Pickering", "What is his trade, Eliza?"),
+                                           ("Doolittle", "Now, now, look here, Governor."),
+                                           ("Mrs. Pearce", "Please, sir.")]
+
+
+def test_sentences_ending_in_a_period_are_not_speakers() -> None:
+    prose = "Yes. I think so.\n\nIndeed. It is late.\n\nYes. Again.\n\nJohn. He came once.\n"
+    play = parse_script(prose, path="prose.txt")
+    assert play.speakers == ("Narrator",) and len(play.lines) == 4
+    assert "--document" in play.notices[0]
+    script = "Ada: Hello.\n\nYes. I agree with myself.\n\nAda: Also, John. He came once.\n"
+    play = parse_script(script)
+    assert play.speakers == ("Ada",)
+    assert [line.text for line in play.lines] == ["Hello.", "Yes. I agree with myself.", "Also, John. He came once."]
+
+
+def test_mixed_case_play_labels_from_a_cast_list_or_repetition() -> None:
+    cast = "Dramatis Personae\n\nAlgernon Moncrieff\nLane, Manservant\n\nAlgernon.  Did you hear, Lane?\n\nLane.  No, sir.\n"
+    assert texts(parse_script(cast)) == [("Algernon", "Did you hear, Lane?"), ("Lane", "No, sir.")]
+    repeated = "Echecrates. Were you there?\n\nPhaedo. Yes.\n\nEch. Tell me.\n\nPhaedo. I will.\n"
+    assert texts(parse_script(repeated)) == [("Echecrates", "Were you there?"), ("Phaedo", "Yes."),
+                                             ("Echecrates", "Tell me."), ("Phaedo", "I will.")]
+
+
+def test_a_direction_mentioning_a_speaker_is_not_a_turn() -> None:
+    script = ("HIGGINS. Silly?\n\n[Higgins goes to the window.]\n\n"
+              "Higgins goes out, and Liza follows him.\n\nLIZA. Not me.\n")
+    play = parse_script(script, path="p.txt")
+    assert texts(play) == [("Higgins", "Silly?"), ("Liza", "Not me.")]
+    assert play.notices == ("p.txt:5: not placed: no speaker label, read as a stage direction and not "
+                            "spoken: 'Higgins goes out, and Liza follows him.'",)

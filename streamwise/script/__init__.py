@@ -41,7 +41,7 @@ from streamwise.script.text import (
     split_label,
 )
 
-__all__ = ["FORMATS", "Line", "Screenplay", "ScriptError", "clean_text", "detect_format",
+__all__ = ["FORMATS", "NARRATOR", "Line", "Screenplay", "ScriptError", "clean_text", "detect_format",
            "display_name", "load_script", "parse_script"]
 
 FORMATS = ("text", "vtt", "srt", "json")
@@ -214,6 +214,15 @@ def decode_script(data: bytes, name: str) -> str:
         matches = sorted(from_bytes(data), key=lambda m: (round(m.chaos, 3), -round(m.coherence, 3),
                                                           m.encoding not in western))
         if matches:
+            # Latin-1 / Windows-1252 are by far the most common 8-bit encodings of scripts; a Mac or
+            # Central European code page only a little less "chaotic" on a short French text
+            # (mac_latin2 reads the È of MOLIÈRE as a quote mark) does not beat them
+            best = matches[0].chaos
+            if any(m.encoding in western and m.chaos <= best + 0.03 for m in matches):
+                try:
+                    return data.decode("cp1252")
+                except UnicodeDecodeError:
+                    return data.decode("latin-1")
             return str(matches[0])
     raise ScriptError(name, line, f"{utf8_error}, and no other text encoding fits (binary data?)")
 
@@ -359,16 +368,18 @@ class _Prescan:
                         counts[key] = counts.get(key, 0) + 1
                         shown.setdefault(key, label.name)
             previous_blank = False
-        self.names = {key for key, count in counts.items() if count >= 2}
         self.aliases: dict[str, str] = {}
-        for short in sorted(self.names):
+        totals = dict(counts)
+        for short in sorted(counts):
             if " " in short or len(short) > 5:
                 continue
             longer = {key for key in counts if key != short and " " not in key and key.startswith(short)}
             if len(longer) == 1:
                 full = longer.pop()
                 self.aliases[short] = shown[full]
-                self.names.add(full)
+                totals[full] += counts[short]
+                totals[short] = totals[full]
+        self.names = {key for key, count in totals.items() if count >= 2}
 
 
 def _candidate_name(name: str, key: str) -> bool:
@@ -392,6 +403,7 @@ class _TextParser:
         self.parts: list[str] = []
         self.start = 0
         self.cast_bullets = False
+        self.cast_pending = False
         self.styles: dict[str, set[str]] = {}  # speaker key -> label kinds it was introduced with
         self.opening: tuple[str, str, int] | None = None  # (key, name, line) when the first label is a bare name
         self.unplaced: list[tuple[int, str]] = []  # paragraphs no speaker could be given
@@ -527,6 +539,7 @@ class _TextParser:
             self.target, self.parts = "studio", [rest] if rest else []
         elif kind == "cast":
             self.target, self.cast_bullets = "cast", False
+            self.cast_pending = True  # a blank line between the heading and its list does not end it
             for entry in _split_list(rest):
                 self.add_character(entry)
         else:
@@ -544,6 +557,7 @@ class _TextParser:
     def add_character(self, entry: str) -> None:
         name, desc = _split_cast_entry(entry)
         if name:
+            self.cast_pending = False
             key = speaker_key(name)
             self.known.add(key)
             self.cast_names.add(key)
@@ -577,6 +591,8 @@ class _TextParser:
         self.parts.append(text)
 
     def close(self) -> None:
+        if self.target == "cast" and self.cast_pending:
+            return
         if self.target == "speech" and self.parts:
             text = clean_text(" ".join(self.parts))
             if text and self.speaker is not None:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from streamwise.script.text import clean_text, normalise_text, plausible_label, snippet, speaker_key, split_label
+from streamwise.script.text import DIRECTIONS, clean_text, normalise_text, plausible_label, snippet, speaker_key, split_label
 
 
 class FormatError(Exception):
@@ -97,8 +97,8 @@ class _Captions:
 
     def emit(self, number: int, who: str | None, text: str) -> None:
         cleaned = clean_text(_ANY_TAG.sub(" ", text))
-        if not cleaned:
-            return
+        if not cleaned or cleaned.casefold().strip(" .!") in DIRECTIONS:
+            return  # "<i>Laughs</i>": a caption of a sound, not speech
         if who is None:
             raise FormatError(number, f"caption has no speaker (no <v Speaker> tag or 'Speaker:' "
                                       f"prefix): {snippet(cleaned)}")

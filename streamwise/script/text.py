@@ -260,6 +260,8 @@ def _alone_label(body: str) -> Label | None:
         if not name or name.endswith("."):
             return None
     role = body.rstrip(":").endswith(")") and "(" in body and kind == "alone"
+    if "," in name and is_caps(name):  # "BRÉCOURT, DERRIÈRE LE THÉÂTRE": the name, then a direction
+        name = name.split(",", 1)[0].strip()
     if is_caps(name):
         return Label(name, "", "role" if role else kind)
     if is_capitalised_name(name):  # "Leah Cheshier (Host)", "Algernon.": see plausible_label
