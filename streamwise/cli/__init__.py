@@ -126,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     profile_parser(sub)
     from ..bench.faults import add_parser as faults_parser   # the fault matrix (issue 9)
     faults_parser(sub)
+    from .script import add_parser as script_parser   # see how a script is read (issue 12)
+    script_parser(sub)
     return p
 
 
@@ -260,10 +262,16 @@ def cmd_generate(args) -> int:
                 return 1
             # the screenplay worker parses it again; reading it here reports a bad script at once,
             # before a bus and workers start
-            check_script_limits(parse_script(text, path=str(script), fmt=args.format), str(script))
+            play = parse_script(text, path=str(script), fmt=args.format)
+            check_script_limits(play, str(script))
         except ScriptError as exc:
             print(f"streamwise: {exc}", file=sys.stderr)
             return 1
+        for notice in play.notices[:5]:   # read as narration, a paragraph not placed: said once, here
+            print(f"streamwise: notice: {notice}", file=sys.stderr)
+        if len(play.notices) > 5:
+            print(f"streamwise: ... and {len(play.notices) - 5} more notices (streamwise script {script} "
+                  f"shows them all)", file=sys.stderr)
         source = dict(script=text, script_format=args.format, script_name=str(script))
     else:
         from ..llm.format import DocumentError, read_document

@@ -420,7 +420,8 @@ class _TextParser:
     def finish(self) -> None:
         notices = self.draft.notices
         if not self.draft.lines and not self.labels and self.unplaced:
-            self.draft.lines.extend(RawLine(NARRATOR, text, number) for number, text in self.unplaced)
+            self.draft.lines.extend(RawLine(NARRATOR, clean_text(text, prose=True), number)
+                                    for number, text in self.unplaced)
             notices.append((self.unplaced[0][0], NARRATION_NOTICE))
             return
         if self.front_labels:
@@ -429,7 +430,7 @@ class _TextParser:
                                f"{self.front_labels} labelled line(s) there not spoken"))
         for number, text in self.unplaced:
             notices.append((number, f"not placed: no speaker label, read as a stage direction and "
-                                    f"not spoken: {snippet(text)}"))
+                                    f"not spoken: {snippet(normalise_text(text))}"))
         notices.sort(key=lambda notice: notice[0])
 
     def opening_is_title(self) -> bool:
@@ -600,8 +601,8 @@ class _TextParser:
         elif self.target == "studio" and self.parts:
             self.draft.studio = normalise_text(" ".join(self.parts)) or None
         elif self.target == "unplaced" and self.parts:
-            text = clean_text(" ".join(self.parts))
-            if text:
+            text = " ".join(self.parts)
+            if clean_text(text, prose=True):
                 self.unplaced.append((self.start, text))
         self.target, self.parts = None, []
 

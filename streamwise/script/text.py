@@ -41,6 +41,7 @@ _CHAR_MAP = {
 }
 _MARKUP = re.compile(r"</?[A-Za-z][\w:.-]{0,30}(?:\s[^<>]{0,200})?/?>")
 _DIRECTION = re.compile(r"\[[^\[\]]{0,300}\]|\([^()]{0,300}\)")
+_BRACKETED = re.compile(r"\[[^\[\]]{0,300}\]")
 _STARRED = re.compile(r"\*([^*]{1,80})\*")
 _UNDERSCORED = re.compile(r"(?<![\w])_([^_\s][^_]{0,80})_(?![\w])")  # _is_: italics in Gutenberg texts
 _NUM_DASH = re.compile(r"(?<=\d)[\u2013\u2014](?=\d)")
@@ -59,14 +60,15 @@ def normalise_text(text: str) -> str:
     return _DASH.sub(" - ", text).strip()
 
 
-def clean_text(text: str) -> str:
+def clean_text(text: str, *, prose: bool = False) -> str:
     """Speech text ready for TTS: markup and stage directions removed, then normalised.
 
-    Returns "" when nothing speakable (no letter or digit) remains.
+    ``prose``: narration, where a ``(parenthesis)`` is part of the sentence: only ``[bracketed]``
+    directions are removed. Returns "" when nothing speakable (no letter or digit) remains.
     """
     text = _MARKUP.sub(" ", text)
     text = " ".join(text.translate(_CHAR_MAP).split())  # early collapse keeps the regexes linear
-    text = _DIRECTION.sub(" ", text.replace("**", ""))
+    text = (_BRACKETED if prose else _DIRECTION).sub(" ", text.replace("**", ""))
     text = _STARRED.sub(_star_direction, text).replace("*", "")
     text = _UNDERSCORED.sub(r"\1", text).replace("_._", "")
     text = _SPACE_PUNCT.sub(r"\1", _STRAY_STOP.sub(r"\1", normalise_text(text)))
