@@ -132,6 +132,19 @@ class Event(msgspec.Struct, kw_only=True):
     finished_at: float = 0.0
 
 
+class Cue(msgspec.Struct, kw_only=True, frozen=True):
+    """One subtitle cue: ``text`` that ``speaker`` says over show time ``[start_s, end_s)``
+    (seconds from the show's start): the words of one talking-head clip, timed by the TTS audio
+    the clip speaks (the same words the CPU rung burns into the picture). ``line``: index of the
+    screenplay line."""
+
+    start_s: float
+    end_s: float
+    speaker: str
+    text: str
+    line: int = 0
+
+
 class Segment(msgspec.Struct, kw_only=True):
     """One fMP4 segment of the stream, on ``sw.segments.<tenant>.<request>``.
 
@@ -151,6 +164,7 @@ class Segment(msgspec.Struct, kw_only=True):
     data: bytes | None = None
     ref: str | None = None
     produced_at: float = 0.0
+    cues: list[Cue] = []   # the subtitle cues that start in this segment's span, in order
 
 
 class Status(msgspec.Struct, kw_only=True):

@@ -434,7 +434,13 @@ class PodcastPlan:
                  for cid, g0, g1, *_ in self._clips_between(start, end)]
         spf = self._spf
         preroll = min(start * spf, int(AUDIO_PREROLL_S * self.sample_rate))
-        return {"video": video, "audio": self._audio_parts(start * spf - preroll, end * spf),
+        fps = self.request.fps
+        # subtitles: each clip's words over the frames its speech covers, given to the segment it starts in
+        cues = [{"start_s": g0 / fps, "end_s": g1 / fps, "speaker": self.speakers[piece.speaker],
+                 "text": text, "line": piece.line}
+                for cid, g0, g1, piece, *_ in self._clips_between(start, end)
+                if start <= g0 < end and (text := self.dag[cid].inputs.get("subtitle", "").strip())]
+        return {"video": video, "audio": self._audio_parts(start * spf - preroll, end * spf), "cues": cues,
                 "preroll_samples": preroll, "sample_rate": self.sample_rate, "fps": self.request.fps,
                 "tenant": self.request.tenant, "width": self.request.width, "height": self.request.height}
 
