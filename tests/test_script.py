@@ -452,3 +452,12 @@ def test_a_direction_mentioning_a_speaker_is_not_a_turn() -> None:
     assert texts(play) == [("Higgins", "Silly?"), ("Liza", "Not me.")]
     assert play.notices == ("p.txt:5: not placed: no speaker label, read as a stage direction and not "
                             "spoken: 'Higgins goes out, and Liza follows him.'",)
+
+
+def test_compact_mixed_case_play_and_a_transcript_without_blank_lines() -> None:
+    compact = "Algernon. Did you hear?\nLane. No, sir.\nAlgernon. Good.\nLane. Yes, sir."
+    assert [line.speaker for line in parse_script(compact).lines] == ["Algernon", "Lane", "Algernon", "Lane"]
+    transcript = ("Gary Jordan (Host)\nWelcome to the show.\nDan Huot\nThanks, Gary.\n"
+                  "Gary Jordan\nSo, Dan.\nDan Huot\nYes.")
+    assert texts(parse_script(transcript)) == [("Gary Jordan", "Welcome to the show."), ("Dan Huot", "Thanks, Gary."),
+                                               ("Gary Jordan", "So, Dan."), ("Dan Huot", "Yes.")]

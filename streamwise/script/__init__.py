@@ -337,9 +337,10 @@ class _Prescan:
     """What a first pass over the whole text tells the line-by-line reader.
 
     - ``names``: mixed-case names written as ``Name.`` labels (``Algernon. Did you hear ...``,
-      ``Soc. What is ...``) at the start of at least two paragraphs. One ``Yes. I see.`` does not
-      make a speaker; printed plays repeat every speaker's label (the known-cast rule of play
-      readers; a cast list adds its names too, in :meth:`_TextParser.add_character`).
+      ``Soc. What is ...``) or alone on a line above a speech (``Leah Cheshier``) at the start of
+      at least two paragraphs (or of consecutive lines of a compact play). One ``Yes. I see.``
+      does not make a speaker; printed plays repeat every speaker's label (the known-cast rule
+      of play readers; a cast list adds its names too, in :meth:`_TextParser.add_character`).
     - ``aliases``: an abbreviated label (``Soc.``, ``Cr.``) that begins exactly one longer name
       (``Socrates``, ``Crito``) is that speaker, as Jowett's Plato and many printed plays abbreviate.
     - ``play_start``: the line of the first ``ACT I`` / ``FIRST ACT`` / ``PROLOGUE`` heading
@@ -351,23 +352,33 @@ class _Prescan:
         counts: dict[str, int] = {}
         shown: dict[str, str] = {}
         self.play_start = 0
-        previous_blank = True
+        previous_blank, previous_label = True, False
         for number, raw in enumerate(lines, 1):
             line = raw.strip()
             if not line:
-                previous_blank = True
+                previous_blank, previous_label = True, False
                 continue
             bare = line.lstrip("#").strip()
             if not self.play_start and _ACT_START.fullmatch(bare):
                 self.play_start = number
-            if previous_blank:
-                label = split_label(line)
-                if label and label.kind in ("play", "cue") and not is_caps(label.name):
+            label = split_label(line)
+            following = lines[number].strip() if number < len(lines) else ""
+            # "Name. text" at a paragraph's start (or on the next line of a compact play); a name
+            # alone on its line above a speech anywhere (transcripts often have no blank lines)
+            if label and not (label.kind == "play" and (previous_blank or previous_label)) and not (
+                    label.kind in ("cue", "named") and following):
+                label = None
+            if label is not None:
+                if not is_caps(label.name):
                     key = speaker_key(label.name)
                     if _candidate_name(label.name, key):
                         counts[key] = counts.get(key, 0) + 1
                         shown.setdefault(key, label.name)
-            previous_blank = False
+                    else:
+                        label = None
+                else:
+                    label = None
+            previous_blank, previous_label = False, label is not None and label.kind == "play"
         self.aliases: dict[str, str] = {}
         totals = dict(counts)
         for short in sorted(counts):
