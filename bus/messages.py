@@ -143,6 +143,7 @@ class Cue(msgspec.Struct, kw_only=True, frozen=True):
     speaker: str
     text: str
     line: int = 0
+    voice: str = ""   # "<model>|<voice>" that spoke it, e.g. "hibari:heart|heart", "piper:en_US-joe-medium|joe@0.86"
 
 
 class Segment(msgspec.Struct, kw_only=True):

@@ -12,7 +12,9 @@ import uuid
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
+from test_speech import median_f0
 
 from streamwise.bus import registry
 from streamwise.bus.messages import Cue, Request
@@ -119,3 +121,30 @@ async def test_a_show_has_subtitles_as_a_sidecar_and_an_hls_rendition_from_what_
     # FFmpeg's HLS demuxer reads the master playlist: the video and the subtitles rendition
     with av.open(str(tmp_path / "master.m3u8")) as player:
         assert player.streams.video and player.streams.subtitles
+
+    # voices (issue 12 item 4): each speaker one voice, from two different models, told apart in the show's audio
+    assert saved["voices"] == {"Ada": {"model": "piper:en_US-joe-medium", "voice": "joe"},
+                               "Ben": {"model": "hibari:heart", "voice": "heart"}}
+    pcm, rate = _audio(tmp_path / "podcast.mp4")
+    f0 = {}
+    for who in ("Ada", "Ben"):
+        spans = [pcm[int(a * rate):int(b * rate)] for a, b, voice, _ in cues if voice == who]
+        f0[who] = median_f0(np.concatenate(spans) * 32767, rate)
+    assert f0["Ben"] >= 1.3 * f0["Ada"], f0
+
+
+def _audio(mp4: Path) -> tuple[np.ndarray, int]:
+    with av.open(str(mp4)) as c:
+        rate = c.streams.audio[0].rate
+        return np.concatenate([f.to_ndarray().mean(axis=0) for f in c.decode(audio=0)]), rate
+
+
+async def test_a_voice_named_in_the_cast_speaks_the_whole_show(bus, pool, tmp_path):
+    await asyncio.wait_for(_wait_ready(bus, pool), 90)
+    script = ("Cast:\n- Ada: the host (voice: heart)\n- Ben: a guest (voice: joe@0.9)\n\n"
+              "Ada: Welcome back to the show.\nBen: Thanks for having me here today.\nAda: Let us begin.\n")
+    request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=script, script_name="cast.txt")
+    report = await generate(bus, request, tmp_path, idle_timeout_s=60)
+    assert report.voices == {"Ada": {"model": "hibari:heart", "voice": "heart"},
+                             "Ben": {"model": "piper:en_US-joe-medium", "voice": "joe@0.9"}}
+    assert [e["speaker"] for e in report.script_lines] == ["Ada", "Ben", "Ada"]

@@ -99,9 +99,22 @@ class Report:
     duplicates: int = 0                   # segment messages for an index already received (dropped)
     # each spoken screenplay line: {"line", "speaker", "start_s", "end_s", "text"}, from the segments' cues
     script_lines: list = field(default_factory=list)
+    # speaker -> {"model": e.g. "hibari:heart", "voice": e.g. "heart" or "joe@0.86"}: who spoke with which voice
+    voices: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+
+def voices_of(cues) -> dict[str, dict]:
+    """Each speaker's voice, from the cues: ``{speaker: {"model": "hibari:heart", "voice": "heart"}}``
+    (a speaker keeps one voice for the show; an older mux that sends no voice leaves it out)."""
+    voices: dict[str, dict] = {}
+    for cue in cues:
+        model, _, label = getattr(cue, "voice", "").partition("|")
+        if model and cue.speaker not in voices:
+            voices[cue.speaker] = {"model": model, "voice": label}
+    return voices
 
 
 def script_lines(cues) -> list[dict]:
@@ -372,7 +385,7 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                     first_line_s=None if first_line_at is None or submit is None else round(first_line_at - t0, 4),
                     screenplay_done_s=(round(last.screenplay_done_at - t0, 4)
                                        if last and last.screenplay_done_at and submit is not None else None),
-                    script=script, attached=submit is None, script_lines=script_lines(cues),
+                    script=script, attached=submit is None, script_lines=script_lines(cues), voices=voices_of(cues),
                     files={"hls": "index.m3u8", "mp4": "podcast.mp4", "master": "master.m3u8",
                            "subtitles": "podcast.vtt"})
     report.late_segments = late_segments(records)

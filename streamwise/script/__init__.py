@@ -56,6 +56,7 @@ class Screenplay:
     # what the reader could not place or chose for itself, each "path:line: message" (a line it
     # read as a stage direction, front matter it skipped, a text read as one-speaker narration)
     notices: tuple[str, ...] = ()
+    voices: dict[str, str] = field(default_factory=dict)  # speaker -> the voice the script names for it
 
 
 class ScriptError(ValueError):
@@ -259,7 +260,8 @@ def _assemble(draft: Draft, path: str = "<script>") -> Screenplay:
             merged.append((who, [raw.text], raw.line))
     lines = tuple(Line(i, who, " ".join(parts), start) for i, (who, parts, start) in enumerate(merged))
     characters = {display(name): desc for name, desc in draft.characters if desc}
+    voices = {display(name): voice for name, voice in draft.voices.items()}
     return Screenplay(title=draft.title, studio=draft.studio,
                       speakers=tuple(dict.fromkeys(line.speaker for line in lines)),
-                      lines=lines, characters=characters,
+                      lines=lines, characters=characters, voices=voices,
                       notices=tuple(f"{path}:{line}: {message}" for line, message in draft.notices))

@@ -47,6 +47,19 @@ class Draft:
     lines: list[RawLine] = field(default_factory=list)
     merge: bool = False
     notices: list[tuple[int, str]] = field(default_factory=list)  # (1-based line, message)
+    voices: dict[str, str] = field(default_factory=dict)  # speaker as written -> the voice it names
+
+
+VOICE_IN_TEXT = re.compile(r"[(\[,;]?\s*\bvoice\s*[:=]\s*([A-Za-z][\w.@-]{0,30})\s*[)\]]?", re.IGNORECASE)
+
+
+def take_voice(description: str) -> tuple[str, str | None]:
+    """``"the host, voice: heart"`` -> ("the host", "heart"): a voice named in a cast description."""
+    match = VOICE_IN_TEXT.search(description)
+    if not match:
+        return description, None
+    rest = (description[: match.start()] + description[match.end():]).strip(" ,;")
+    return rest, match.group(1)
 
 
 # --------------------------------------------------------------------------- WebVTT and SRT
@@ -262,7 +275,13 @@ class _JsonWalker:
             return
         for name, desc in entries:
             self.known.add(speaker_key(name))
-            self.draft.characters.append((name.strip(), _describe(desc)))
+            voice = desc.get("voice") if isinstance(desc, dict) else None
+            described, named = take_voice(_describe(desc))
+            if isinstance(voice, str) and voice.strip():
+                named = voice.strip()
+            if named:
+                self.draft.voices[name.strip()] = named
+            self.draft.characters.append((name.strip(), described))
 
     def string(self, value: str, line: int | None) -> None:
         label = split_label(value.strip())

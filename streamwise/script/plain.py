@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from streamwise.script.formats import Draft, RawLine
+from streamwise.script.formats import Draft, RawLine, take_voice
 from streamwise.script.text import (
     DIRECTIONS,
     INTERJECTIONS,
@@ -330,6 +330,9 @@ class _TextParser:
             # "Algernon Moncrieff" is who "Algernon." and "ALGERNON." are; "Rev. Canon Chasuble": "Chasuble."
             words = [w for w in key.split() if len(w) > 2 and w not in TITLES and w not in PARTICLES]
             self.cast_names.update(words)
+            desc, voice = take_voice(desc)
+            if voice:
+                self.draft.voices[name] = voice
             self.draft.characters.append((name, desc))
 
     def continuation(self, number: int, body: str) -> None:

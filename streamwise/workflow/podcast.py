@@ -64,6 +64,12 @@ class Piece:
         return f"tts:{self.index}"
 
 
+def _voice_of(tts_outputs: dict[str, Any]) -> str:
+    """``"hibari:heart|heart"``: the model and the voice label a speech task reports ("" from an older worker)."""
+    model, label = tts_outputs.get("voice_model"), tts_outputs.get("voice")
+    return f"{model}|{label}" if model and label else ""
+
+
 class PodcastPlan:
     """State of one podcast request: its DAG, pieces, playback timeline and deadlines.
 
@@ -83,6 +89,7 @@ class PodcastPlan:
                                                round(request.first_segment_s * request.fps)))
         self.title: str = request.title or "StreamWise"
         self.speakers: list[str] = []
+        self.voices: dict[int, str] = {}   # speaker index -> the voice the screenplay named for it
         self.lines = 0
         self.pieces: list[Piece] = []
         self.sample_rate: int | None = None
@@ -284,6 +291,9 @@ class PodcastPlan:
                                                "description": out.get("studio"), "width": r.width,
                                                "height": r.height}))
             studio.cache_key = self._key(studio, sorted(studio.inputs.items()))
+        for s, voice in enumerate(out.get("voices") or ()):
+            if voice and s not in self.voices:
+                self.voices[s] = str(voice)   # named in the screenplay; fixed for the whole show
         for s in range(len(self.speakers), len(out.get("speakers") or [])):
             name = out["speakers"][s]
             self.speakers.append(name)
@@ -306,7 +316,8 @@ class PodcastPlan:
                 node = self.dag.add(Node(piece.node_id, "tts", runtime_s=self._rt("tts", piece.est_s), inputs={
                     "text": text, "speaker_index": piece.speaker, "fps": r.fps, "max_clip_s": r.max_clip_s,
                     "first_clip_s": first_clip,
-                    "pause_after_s": PAUSE_AFTER_LINE_S if piece.last_of_line else PAUSE_BETWEEN_PIECES_S}))
+                    "pause_after_s": PAUSE_AFTER_LINE_S if piece.last_of_line else PAUSE_BETWEEN_PIECES_S,
+                    **({"voice": self.voices[piece.speaker]} if piece.speaker in self.voices else {})}))
                 node.cache_key = self._key(node, sorted(node.inputs.items()))
 
     def _resume_state(self) -> dict[str, Any] | None:
@@ -437,7 +448,7 @@ class PodcastPlan:
         fps = self.request.fps
         # subtitles: each clip's words over the frames its speech covers, given to the segment it starts in
         cues = [{"start_s": g0 / fps, "end_s": g1 / fps, "speaker": self.speakers[piece.speaker],
-                 "text": text, "line": piece.line}
+                 "text": text, "line": piece.line, "voice": _voice_of(self.dag[piece.node_id].outputs)}
                 for cid, g0, g1, piece, *_ in self._clips_between(start, end)
                 if start <= g0 < end and (text := self.dag[cid].inputs.get("subtitle", "").strip())]
         return {"video": video, "audio": self._audio_parts(start * spf - preroll, end * spf), "cues": cues,
