@@ -55,3 +55,14 @@ def test_generate_checks_the_script_before_anything_starts_and_says_it_once(tmp_
     lines = [line for line in (captured.err + captured.out).splitlines() if line.strip()]
     assert lines == [f"streamwise: {bad}:2: binary data, not a text script"]
     assert not (out / "logs").exists()              # no worker was started (the pool writes its logs there)
+
+
+def test_an_unknown_voice_in_the_cast_is_refused_with_file_and_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "cast.txt"
+    path.write_text("Cast:\n- Ada: the host (voice: alloy)\n\nAda: Hello.\nBen: Hi.\n", encoding="utf-8")
+    assert main(["script", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"streamwise script: {path}:4: Ada: unknown voice 'alloy'") and "\n" not in err
+    path.write_text("Cast:\n- Ada: the host (voice: heart)\n\nAda: Hello.\nBen: Hi.\n", encoding="utf-8")
+    assert main(["script", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["characters"] == {"Ada": "the host"}

@@ -3,7 +3,8 @@
 Prints who says what: for every spoken turn its speaker, the source line it starts on, its first
 words and an estimate of its spoken duration; then each speaker's share, and every notice of the
 reader (a paragraph it could not give to a speaker, front matter it skipped, a text read as
-one-speaker narration), each as ``file:line: ...``. The durations are the scheduler's own sketch
+one-speaker narration), each as ``file:line: ...``. Each speaker's line gives the voice it will
+have on the CPU tier (the cast's ``voice:``, else the default by order of appearance). The durations are the scheduler's own sketch
 before TTS has run (:func:`streamwise.core.deadlines.sketch_duration_s`, 2.5 words/s), so they are
 estimates, not the TTS's timing.
 
@@ -85,12 +86,17 @@ def cmd_script(args) -> int:
     except ScriptError as exc:
         print(f"streamwise script: {exc}", file=sys.stderr)
         return 1
+    from ..stages.cpu.speech import voice_for
+
     est = [sketch_duration_s(line.text) for line in play.lines]
     total = sum(est)
+    # the voice each speaker will have on the CPU tier: the one the cast names, else the default by order
+    voices = {name: voice_for(i, voice=play.voices.get(name)).label for i, name in enumerate(play.speakers)}
     if args.json:
         print(json.dumps({
             "file": args.file, "title": play.title, "studio": play.studio, "speakers": list(play.speakers),
-            "characters": play.characters, "spoken_s_estimate": round(total, 1), "words_per_s": WORDS_PER_S,
+            "characters": play.characters, "voices": voices, "spoken_s_estimate": round(total, 1),
+            "words_per_s": WORDS_PER_S,
             "turns": [{"speaker": line.speaker, "line": line.source_line, "text": line.text, "est_s": round(s, 1)}
                       for line, s in zip(play.lines, est)],
             "notices": list(play.notices)}, ensure_ascii=False, indent=1))
@@ -111,7 +117,8 @@ def cmd_script(args) -> int:
         for speaker in play.speakers:
             turns = [s for line, s in zip(play.lines, est) if line.speaker == speaker]
             described = f"  ({play.characters[speaker]})" if speaker in play.characters else ""
-            out.write(f"  {speaker:<{name_w}}  {len(turns):>4} turns  {_duration(sum(turns)):>10}{described}\n")
+            out.write(f"  {speaker:<{name_w}}  {len(turns):>4} turns  {_duration(sum(turns)):>10}  "
+                      f"voice {voices[speaker]}{described}\n")
         if play.notices:
             out.write(f"\nnotices ({len(play.notices)}):\n")
             for notice in play.notices:

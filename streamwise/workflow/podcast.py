@@ -34,7 +34,7 @@ from ..core.quality import Ladder, Rung
 MAX_ATTEMPTS = 3
 LATE_S = 0.25   # a segment published this much (s) after its deadline puts the request on its cheapest rung
 # Part of every cache key: bump when a CPU-rung renderer or voice changes its output for the same inputs.
-CACHE_VERSION = "cpu-rung-2"
+CACHE_VERSION = "cpu-rung-3"   # 3: speaker 1 speaks with the heart voice by default (issue 12)
 PAUSE_AFTER_LINE_S = 0.35    # silence after each line (the turn-taking gap)
 PAUSE_BETWEEN_PIECES_S = 0.1
 AUDIO_PREROLL_S = 0.2         # audio before a segment given to the mux so the AAC encoder is warm (media.py)
