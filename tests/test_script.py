@@ -255,12 +255,14 @@ def test_vtt_without_speaker_tags_uses_prefixes() -> None:
     assert texts(parse_script(vtt)) == [("Ada", "Hello there"), ("Ben", "Hi")]
 
 
-def test_vtt_first_cue_without_speaker_is_an_error() -> None:
-    vtt = "WEBVTT\n\n00:00.000 --> 00:01.000\nhello there\n"
-    with pytest.raises(ScriptError) as info:
-        parse_script(vtt, path="talk.vtt")
-    assert info.value.line == 4
-    assert str(info.value).startswith("talk.vtt:4: ")
+def test_vtt_cue_without_speaker_is_reported_and_captions_without_any_are_narration() -> None:
+    vtt = "WEBVTT\n\n00:00.000 --> 00:01.000\nhello there\n\n00:01.000 --> 00:02.000\n<v Ada>Hi.\n"
+    play = parse_script(vtt, path="talk.vtt")
+    assert texts(play) == [("Ada", "Hi.")]
+    assert play.notices[0].startswith("talk.vtt:4: not placed: caption with no speaker")
+    film = parse_script("1\n00:00:01,000 --> 00:00:02,000\n- Who's there?\n- Me.\n", path="film.srt")
+    assert texts(film) == [("Narrator", "Who's there? Me.")]
+    assert "narration" in film.notices[0]
 
 
 def test_json_lenient_shapes() -> None:
@@ -461,3 +463,20 @@ def test_compact_mixed_case_play_and_a_transcript_without_blank_lines() -> None:
                   "Gary Jordan\nSo, Dan.\nDan Huot\nYes.")
     assert texts(parse_script(transcript)) == [("Gary Jordan", "Welcome to the show."), ("Dan Huot", "Thanks, Gary."),
                                                ("Gary Jordan", "So, Dan."), ("Dan Huot", "Yes.")]
+
+
+def test_abbreviated_labels_of_a_play_without_blank_lines() -> None:
+    """Gutenberg's older Shakespeare: labels abbreviated, speeches run on without blank lines, a cast list."""
+    play = ("Dramatis Personae\n\n  Horatio, friend to Hamlet.\n  Marcellus, an officer.\n"
+            "  Bernardo, an officer.\n  Francisco, a soldier.\n\nACT I. Scene I.\n\n"
+            "  Ber. Who's there?\n  Fran. Nay, answer me. Stand and unfold yourself.\n  Ber. Long live the King!\n"
+            "  Fran. For this relief much thanks. 'Tis bitter cold,\n    And I am sick at heart.\n"
+            "  Ber. Well, good night.\n    If you do meet Horatio and Marcellus,\n"
+            "    The rivals of my watch, bid them make haste.\n\n                    Enter Horatio and Marcellus.\n\n"
+            "  Fran. I think I hear them. Stand, ho! Who is there?\n  Hor. Friends to this ground.\n"
+            "  Mar. And liegemen to the Dane.\n")
+    parsed = parse_script(play, path="hamlet.txt")
+    assert [line.speaker for line in parsed.lines] == ["Bernardo", "Francisco", "Bernardo", "Francisco", "Bernardo",
+                                                      "Francisco", "Horatio", "Marcellus"]
+    assert parsed.lines[3].text == "For this relief much thanks. 'Tis bitter cold, And I am sick at heart."
+    assert any("Enter Horatio and Marcellus." in notice for notice in parsed.notices)

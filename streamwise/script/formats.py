@@ -64,6 +64,10 @@ def take_voice(description: str) -> tuple[str, str | None]:
 
 # --------------------------------------------------------------------------- WebVTT and SRT
 
+NARRATOR_NAME = "Narrator"
+CAPTIONS_NARRATION = ("no speaker in any caption (no <v Speaker> tags or 'Speaker:' prefixes): read as a "
+                      "one-speaker narration by 'Narrator'")
+
 _VOICE = re.compile(r"<v(?:\.[^\s<>]*)?(?:[ \t]+([^<>]*))?>|</v\s*>", re.IGNORECASE)
 _ANY_TAG = re.compile(r"<[^<>]{0,300}>|\{\\[^{}]{0,100}\}")
 _VTT_SKIP = ("NOTE", "STYLE", "REGION")
@@ -91,6 +95,7 @@ class _Captions:
         self.draft = Draft(merge=True)
         self.speaker: str | None = None
         self.known: set[str] = set()
+        self.unplaced: list[RawLine] = []
 
     def set_speaker(self, name: str) -> None:
         self.speaker = name
@@ -113,9 +118,21 @@ class _Captions:
         if not cleaned or cleaned.casefold().strip(" .!") in DIRECTIONS:
             return  # "<i>Laughs</i>": a caption of a sound, not speech
         if who is None:
-            raise FormatError(number, f"caption has no speaker (no <v Speaker> tag or 'Speaker:' "
-                                      f"prefix): {snippet(cleaned)}")
+            self.unplaced.append(RawLine(NARRATOR_NAME, cleaned, number))
+            return
         self.draft.lines.append(RawLine(who, cleaned, number))
+
+    def finish(self) -> Draft:
+        """Captions before anyone is named are reported; captions that name nobody at all (plain film
+        subtitles) are one-speaker narration, as a text with no labels is."""
+        if self.unplaced and not self.draft.lines:
+            self.draft.lines.extend(self.unplaced)
+            self.draft.notices.append((self.unplaced[0].line, CAPTIONS_NARRATION))
+        else:
+            self.draft.notices.extend(
+                (raw.line, f"not placed: caption with no speaker (no <v Speaker> tag or 'Speaker:' prefix) "
+                           f"before any speaker is named, not spoken: {snippet(raw.text)}") for raw in self.unplaced)
+        return self.draft
 
 
 def parse_vtt(lines: list[str]) -> Draft:
@@ -131,7 +148,7 @@ def parse_vtt(lines: list[str]) -> Draft:
         timing = next((i for i, (_, line) in enumerate(block) if "-->" in line), None)
         if timing is not None:
             _vtt_cue(cap, block[timing + 1:])
-    return cap.draft
+    return cap.finish()
 
 
 def _vtt_cue(cap: _Captions, payload: list[tuple[int, str]]) -> None:
@@ -171,7 +188,7 @@ def parse_srt(lines: list[str]) -> Draft:
             continue
         for number, raw in block:
             cap.attribute(number, raw)
-    return cap.draft
+    return cap.finish()
 
 
 # --------------------------------------------------------------------------- JSON / JSON Lines

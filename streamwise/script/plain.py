@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from streamwise.script.formats import Draft, RawLine, take_voice
+from streamwise.script.formats import NARRATOR_NAME, Draft, RawLine, take_voice
 from streamwise.script.text import (
     DIRECTIONS,
     INTERJECTIONS,
@@ -67,8 +67,9 @@ _STRUCTURE = re.compile(
     rf"|PROLOGUE|EPILOGUE|INDUCTION|SCENE|CURTAIN|THE END|END OF (?:THE )?(?:ACT|SCENE|PLAY)(?:\s+{_NUMBER})?)\.?",
     re.IGNORECASE)
 # the play proper starts at its first act (what comes before is a title page, a cast list, notes)
-_ACT_START = re.compile(rf"(?:ACT\s+{_NUMBER}|{_NUMBER}\s+ACT|PROLOGUE|INDUCTION)\.?", re.IGNORECASE)
-NARRATOR = "Narrator"
+_ACT_START = re.compile(rf"(?:ACT\s+{_NUMBER}(?:[.,:]?\s*SCENE\s+{_NUMBER})?|{_NUMBER}\s+ACT|PROLOGUE|INDUCTION)\.?",
+                        re.IGNORECASE)
+NARRATOR = NARRATOR_NAME
 NARRATION_NOTICE = ("no speaker labels found: read as a one-speaker narration by 'Narrator'; for a "
                     "conversation written from this text by the LLM, give it as --document FILE")
 _PLAY_KINDS = ("play", "direction", "cue")  # labels of printed plays: one speech, one paragraph
@@ -104,6 +105,7 @@ class _Prescan:
 
     def __init__(self, lines: list[str]) -> None:
         counts: dict[str, int] = {}
+        anywhere: dict[str, int] = {}   # "Name. text" at the start of any line
         shown: dict[str, str] = {}
         self.play_start = 0
         previous_blank, previous_label = True, False
@@ -117,6 +119,10 @@ class _Prescan:
                 self.play_start = number
             label = split_label(line)
             following = lines[number].strip() if number < len(lines) else ""
+            if label and label.kind == "play" and not is_caps(label.name) and \
+                    _candidate_name(label.name, speaker_key(label.name)):
+                anywhere[speaker_key(label.name)] = anywhere.get(speaker_key(label.name), 0) + 1
+                shown.setdefault(speaker_key(label.name), label.name)
             # "Name. text" at a paragraph's start (or on the next line of a compact play); a name
             # alone on its line above a speech anywhere (transcripts often have no blank lines)
             if label and not (label.kind == "play" and (previous_blank or previous_label)) and not (
@@ -133,18 +139,29 @@ class _Prescan:
                 else:
                     label = None
             previous_blank, previous_label = False, label is not None and label.kind == "play"
-        self.aliases: dict[str, str] = {}
-        totals = dict(counts)
-        for short in sorted(counts):
-            if " " in short or len(short) > 5:
-                continue
-            longer = {key for key in counts if key != short and " " not in key and key.startswith(short)}
-            if len(longer) == 1:
-                full = longer.pop()
-                self.aliases[short] = shown[full]
-                totals[full] += counts[short]
-                totals[short] = totals[full]
-        self.names = {key for key, count in totals.items() if count >= 2}
+        self.names, self.aliases = _names(counts, shown)
+        if len(self.names) >= 2:
+            # a play: "Hor. Not I." after a speech of several lines counts too (Gutenberg's older
+            # Shakespeare texts run speeches together without blank lines)
+            self.names, self.aliases = _names({k: max(v, counts.get(k, 0)) for k, v in anywhere.items()}
+                                              | {k: v for k, v in counts.items() if k not in anywhere}, shown)
+
+
+def _names(counts: dict[str, int], shown: dict[str, str]) -> tuple[set[str], dict[str, str]]:
+    """Names seen at least twice (an abbreviation counting for the one longer name it begins), and the
+    abbreviations: key -> the full name as written."""
+    aliases: dict[str, str] = {}
+    totals = dict(counts)
+    for short in sorted(counts):
+        if " " in short or len(short) > 5:
+            continue
+        longer = {key for key in counts if key != short and " " not in key and key.startswith(short)}
+        if len(longer) == 1:
+            full = longer.pop()
+            aliases[short] = shown[full]
+            totals[full] += counts[short]
+            totals[short] = totals[full]
+    return {key for key, count in totals.items() if count >= 2}, aliases
 
 
 def _candidate_name(name: str, key: str) -> bool:
@@ -162,6 +179,7 @@ class _TextParser:
         self.draft = Draft()
         self.known: set[str] = set()
         self.cast_names: set[str] = set(self.scan.names)  # names a mixed-case Name. label may use
+        self.cast_words: dict[str, str] = {}  # a word of a cast list's name -> as written ("horatio" -> "Horatio")
         self.target: str | None = None  # "speech", "studio", "cast", "ignore", "unplaced" or None
         self.speaker: str | None = None  # the last speaker named
         self.kind = ""  # label kind that opened the current speech ("header" for a bare name)
@@ -269,6 +287,13 @@ class _TextParser:
         if key in self.scan.aliases:  # "Soc." is Socrates
             label = label._replace(name=self.scan.aliases[key])
             key = speaker_key(label.name)
+        elif label.kind == "play" and key not in self.cast_words and " " not in key and len(key) <= 5:
+            # "Hor." when the cast list has Horatio: the one cast name it begins
+            fuller = {word for word in self.cast_words if word.startswith(key) and word != key}
+            if len(fuller) == 1:
+                word = fuller.pop()
+                label = label._replace(name=self.cast_words[word])
+                key = speaker_key(label.name)
         meta = _META.get(key)
         if meta and label.kind not in ("bare", "cue", "named"):
             self.meta(meta, label.rest)
@@ -328,8 +353,11 @@ class _TextParser:
             self.known.add(key)
             self.cast_names.add(key)
             # "Algernon Moncrieff" is who "Algernon." and "ALGERNON." are; "Rev. Canon Chasuble": "Chasuble."
-            words = [w for w in key.split() if len(w) > 2 and w not in TITLES and w not in PARTICLES]
-            self.cast_names.update(words)
+            words = [w for w in name.split() if len(w) > 2 and speaker_key(w) not in TITLES
+                     and speaker_key(w) not in PARTICLES]
+            self.cast_names.update(speaker_key(w) for w in words)
+            for word in words:
+                self.cast_words.setdefault(speaker_key(word), word.strip(".,"))
             desc, voice = take_voice(desc)
             if voice:
                 self.draft.voices[name] = voice
