@@ -377,10 +377,24 @@ class _TextParser:
                 and self._title_like(number, body):
             self.draft.title = normalise_text(body.replace("**", ""))
             return None
+        if self.kind == "play" and (label := self._unpunctuated_label(body)) is not None:
+            # "Medviedenko Why should you be unhappy?": a known speaker whose label lost its period
+            self.draft.notices.append((number, f"read {label.name!r} as a speaker label without its period"))
+            self.label(number, label)
+            return None
         # a paragraph of a printed play without a label (a stage direction in roman type), or text
         # before anyone speaks: reported, never merged into the previous speech
         self.target, self.parts = "unplaced", []
         return self.append(number, body)
+
+    def _unpunctuated_label(self, body: str) -> Label | None:
+        """A paragraph of a play that starts with a speaker already seen as a label, then one space and a
+        capital letter (``Masha Why ...``); ``Masha and Trigorin enter`` or ``Masha sits down`` are not."""
+        words = body.split(" ", 4)
+        for n in (1, 2, 3):
+            if len(words) > n and words[n][:1].isupper() and speaker_key(" ".join(words[:n])) in self.known:
+                return Label(" ".join(words[:n]), " ".join(words[n:]), "play")
+        return None
 
     def append(self, number: int, text: str) -> None:
         if not self.parts:
