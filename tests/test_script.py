@@ -480,3 +480,12 @@ def test_abbreviated_labels_of_a_play_without_blank_lines() -> None:
                                                       "Francisco", "Horatio", "Marcellus"]
     assert parsed.lines[3].text == "For this relief much thanks. 'Tis bitter cold, And I am sick at heart."
     assert any("Enter Horatio and Marcellus." in notice for notice in parsed.notices)
+
+
+def test_quoted_lines_of_prose_are_narration_not_titles_and_title_lines_beat_a_guess() -> None:
+    prose = ("\u201cThere is no use your telling me that you are going to be good,\u201d cried\nLord Henry.\n\n"
+             "\u201cWhere were you yesterday?\u201d\n\n\u201cIn the country, Harry.\u201d\n")
+    play = parse_script(prose)
+    assert play.title is None and play.speakers == ("Narrator",) and len(play.lines) == 3
+    gutenberg = "The Project Gutenberg EBook of Pygmalion\n\nTitle: Pygmalion\n\nACT I\n\nLIZA. Ah-ow-oo!\n\nHIGGINS. No.\n"
+    assert parse_script(gutenberg).title == "Pygmalion"

@@ -192,6 +192,7 @@ class _TextParser:
         self.unplaced: list[tuple[int, str]] = []  # paragraphs no speaker could be given
         self.front_labels = 0  # labelled lines skipped as front matter
         self.labels = 0  # speaker labels accepted
+        self.title_guessed = False  # the title is a short first line, not a "Title:" or "# heading"
 
     def run(self) -> Draft:
         for number, raw in enumerate(self.lines, 1):
@@ -263,6 +264,7 @@ class _TextParser:
             self.front_labels += 1
         if self.draft.title is None and not self.known and self._title_like(number, body):
             self.draft.title = normalise_text(body.replace("**", ""))
+            self.title_guessed = True
         self.close()
         self.target = "ignore"
         return None
@@ -324,8 +326,9 @@ class _TextParser:
     def meta(self, kind: str, rest: str) -> None:
         self.close()
         if kind == "title":
-            if self.draft.title is None and rest:
+            if (self.draft.title is None or self.title_guessed) and rest:   # "Title:" beats a guessed first line
                 self.draft.title = normalise_text(rest.replace("**", "")) or None
+                self.title_guessed = False
         elif kind == "studio" and self.draft.studio is None:
             self.target, self.parts = "studio", [rest] if rest else []
         elif kind == "cast":
@@ -373,9 +376,10 @@ class _TextParser:
         if self.speaker is not None and self.kind != "play":
             self.target, self.parts = "speech", []  # a new paragraph of the last speaker
             return self.append(number, body)
-        if self.speaker is None and self.draft.title is None and not self.labels \
-                and self._title_like(number, body):
+        if self.speaker is None and self.draft.title is None and not self.labels and not self.unplaced \
+                and self._title_like(number, body):   # only the text's first line: a title, not a quoted line
             self.draft.title = normalise_text(body.replace("**", ""))
+            self.title_guessed = True
             return None
         if self.kind == "play" and (label := self._unpunctuated_label(body)) is not None:
             # "Medviedenko Why should you be unhappy?": a known speaker whose label lost its period
