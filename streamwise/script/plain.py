@@ -425,10 +425,13 @@ class _TextParser:
 
     def _title_like(self, number: int, body: str) -> bool:
         """A short first line standing alone (blank or a label after it) reads as a title."""
-        if len(body) > 100 or body.endswith((".", ",", ";")):
-            return False
+        if len(body) > 100 or body.endswith((".", ",", ";")) or body[:1] in "\"'\u201c\u2018":
+            return False   # a sentence, or a quotation: prose
         following = self._next_line(number)
-        return not following or split_label(following) is not None
+        if not following:
+            return True
+        label = split_label(following)
+        return label is not None and plausible_label(label, self.known)
 
 
 def _split_list(text: str) -> list[str]:
