@@ -80,6 +80,9 @@ class Request(msgspec.Struct, kw_only=True):
     segment_s: Annotated[float, _range(*L.segment_s, "s")] = 2.0
     first_segment_s: Annotated[float, _range(*L.first_segment_s, "s")] = 1.0
     max_clip_s: Annotated[float, _range(*L.max_clip_s, "s")] = 3.5
+    # speaker name (any case) -> voice ("heart", "joe@0.9"); over what the screenplay names
+    voices: Annotated[dict[Name, Annotated[str, msgspec.Meta(max_length=40)]],
+                      msgspec.Meta(max_length=L.script_speakers)] = {}
 
 
 class Task(msgspec.Struct, kw_only=True):

@@ -66,3 +66,14 @@ def test_an_unknown_voice_in_the_cast_is_refused_with_file_and_line(tmp_path: Pa
     path.write_text("Cast:\n- Ada: the host (voice: heart)\n\nAda: Hello.\nBen: Hi.\n", encoding="utf-8")
     assert main(["script", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["characters"] == {"Ada": "the host"}
+
+
+def test_generate_refuses_a_bad_voice_before_anything_starts(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    script = str(DATA / "two_speakers.txt")
+    assert main(["generate", "--script", script, "--out", str(out), "--voice", "Ada"]) == 2
+    assert "expected SPEAKER=VOICE" in capsys.readouterr().err
+    assert main(["generate", "--script", script, "--out", str(out), "--voice", "Ada=alloy"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("streamwise generate: voices: Ada: unknown voice 'alloy'") and "\n" not in err
+    assert not (out / "logs").exists()

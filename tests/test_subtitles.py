@@ -144,7 +144,13 @@ async def test_a_voice_named_in_the_cast_speaks_the_whole_show(bus, pool, tmp_pa
     script = ("Cast:\n- Ada: the host (voice: heart)\n- Ben: a guest (voice: joe@0.9)\n\n"
               "Ada: Welcome back to the show.\nBen: Thanks for having me here today.\nAda: Let us begin.\n")
     request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=script, script_name="cast.txt")
-    report = await generate(bus, request, tmp_path, idle_timeout_s=60)
+    report = await generate(bus, request, tmp_path / "cast", idle_timeout_s=60)
     assert report.voices == {"Ada": {"model": "hibari:heart", "voice": "heart"},
                              "Ben": {"model": "piper:en_US-joe-medium", "voice": "joe@0.9"}}
     assert [e["speaker"] for e in report.script_lines] == ["Ada", "Ben", "Ada"]
+    # the request's voice map is over the screenplay's (speaker names in any case)
+    request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=script, script_name="cast.txt",
+                      voices={"ADA": "joe@1.1"})
+    report = await generate(bus, request, tmp_path / "asked", idle_timeout_s=60)
+    assert report.voices["Ada"] == {"model": "piper:en_US-joe-medium", "voice": "joe@1.1"}
+    assert report.voices["Ben"]["voice"] == "joe@0.9"

@@ -294,9 +294,12 @@ class PodcastPlan:
         for s, voice in enumerate(out.get("voices") or ()):
             if voice and s not in self.voices:
                 self.voices[s] = str(voice)   # named in the screenplay; fixed for the whole show
+        asked = {" ".join(k.casefold().split()): v for k, v in (self.request.voices or {}).items()}
         for s in range(len(self.speakers), len(out.get("speakers") or [])):
             name = out["speakers"][s]
             self.speakers.append(name)
+            if (voice := asked.get(" ".join(name.casefold().split()))) is not None:
+                self.voices[s] = voice    # the request's voice for this speaker, over the screenplay's
             portrait = self.dag.add(Node(f"portrait:{s}", "image", deps=("studio",),
                                          runtime_s=self._rt("image.portrait"),
                                          inputs={"kind": "portrait", "name": name, "speaker_index": s}))
