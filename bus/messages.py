@@ -80,6 +80,9 @@ class Request(msgspec.Struct, kw_only=True):
     segment_s: Annotated[float, _range(*L.segment_s, "s")] = 2.0
     first_segment_s: Annotated[float, _range(*L.first_segment_s, "s")] = 1.0
     max_clip_s: Annotated[float, _range(*L.max_clip_s, "s")] = 3.5
+    # speaker name (any case) -> voice ("heart", "joe@0.9"); over what the screenplay names
+    voices: Annotated[dict[Name, Annotated[str, msgspec.Meta(max_length=40)]],
+                      msgspec.Meta(max_length=L.script_speakers)] = {}
 
 
 class Task(msgspec.Struct, kw_only=True):
@@ -137,6 +140,20 @@ class Event(msgspec.Struct, kw_only=True):
     rung: str | None = None
 
 
+class Cue(msgspec.Struct, kw_only=True, frozen=True):
+    """One subtitle cue: ``text`` that ``speaker`` says over show time ``[start_s, end_s)``
+    (seconds from the show's start): the words of one talking-head clip, timed by the TTS audio
+    the clip speaks (the same words the CPU rung burns into the picture). ``line``: index of the
+    screenplay line."""
+
+    start_s: float
+    end_s: float
+    speaker: str
+    text: str
+    line: int = 0
+    voice: str = ""   # "<model>|<voice>" that spoke it, e.g. "hibari:heart|heart", "piper:en_US-joe-medium|joe@0.86"
+
+
 class Segment(msgspec.Struct, kw_only=True):
     """One fMP4 segment of the stream, on ``sw.segments.<tenant>.<request>``.
 
@@ -156,6 +173,7 @@ class Segment(msgspec.Struct, kw_only=True):
     data: bytes | None = None
     ref: str | None = None
     produced_at: float = 0.0
+    cues: list[Cue] = []   # the subtitle cues that start in this segment's span, in order
 
 
 class Status(msgspec.Struct, kw_only=True):

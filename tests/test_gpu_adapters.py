@@ -473,3 +473,14 @@ def test_seeds_follow_the_node_and_generated_portraits_get_a_layout():
     t = Task(task_id="a", request_id="r", tenant="t", node_id="clip:1:0", stage="video", model="m", deadline=0.0)
     assert task_seed(t) == zlib.crc32(b"r/clip:1:0")
     assert nominal_layout(640, 400)["mouth_center"] == [320, 256]
+
+
+def test_kokoro_voices_follow_the_cpu_voice_map():
+    """Issue 12: the GPU tier's voices have the CPU tier's timbre per speaker (joe -> male, heart -> female)."""
+    from streamwise.stages.gpu.stage import KOKORO_TIMBRES, kokoro_voice
+    from streamwise.stages.cpu.speech import voice_for
+
+    for i in range(8):
+        assert kokoro_voice(i) in KOKORO_TIMBRES[voice_for(i).model]
+    assert kokoro_voice(0, "heart") == "af_heart" and kokoro_voice(1, "joe") == "am_michael"
+    assert kokoro_voice(2, None, ["bm_george"]) == "bm_george"

@@ -552,3 +552,26 @@ async def test_a_scheduler_killed_mid_screenplay_is_taken_over_and_the_llm_conti
     assert report.lines >= max(2, int(resumed.group(1)))      # the checkpointed lines are all in the show
     assert [s.index for s in report.segments] == list(range(len(report.segments)))
     assert probe(tmp_path / "out" / "podcast.mp4")["duration_s"] == pytest.approx(report.video_duration_s, abs=0.05)
+
+
+def test_the_llm_can_give_a_character_a_voice_and_the_plan_speaks_with_it():
+    """Issue 12: a ``voice`` in the LLM's characters (joe or heart; the schema allows only those) reaches
+    the speech tasks of that speaker; an unknown one is ignored."""
+    from streamwise.stages.cpu.llm_screenplay import _outputs
+    from streamwise.llm.format import ScreenplayStream, screenplay_schema
+
+    assert screenplay_schema(4, 8)["properties"]["characters"]["items"]["properties"]["voice"] == {
+        "enum": ["joe", "heart"]}
+    parser = ScreenplayStream()
+    parser.feed('{"title": "T", "studio": "S"}\n{"characters": [{"name": "Maya", "role": "host", "voice": "heart"},'
+                ' {"name": "Leo", "role": "guest", "voice": "alloy"}]}\n{"speaker": "Maya", "text": "Hi there."}\n'
+                '{"speaker": "Leo", "text": "Hello, Maya."}\n')
+    out = _outputs(parser, 0)
+    assert out["voices"] == ["heart", None]
+    plan = _topic_plan()
+    node = plan.dag["screenplay"]
+    node.state = NodeState.DISPATCHED
+    assert plan.on_partial(Event(task_id=plan.task_id(node), request_id="r1", node_id="screenplay",
+                                 stage="screenplay", instance="i", partial=True, outputs=out))
+    tts = {n.inputs["speaker_index"]: n.inputs.get("voice") for n in plan.dag.nodes.values() if n.stage == "tts"}
+    assert tts == {0: "heart", 1: None}

@@ -255,12 +255,14 @@ def test_vtt_without_speaker_tags_uses_prefixes() -> None:
     assert texts(parse_script(vtt)) == [("Ada", "Hello there"), ("Ben", "Hi")]
 
 
-def test_vtt_first_cue_without_speaker_is_an_error() -> None:
-    vtt = "WEBVTT\n\n00:00.000 --> 00:01.000\nhello there\n"
-    with pytest.raises(ScriptError) as info:
-        parse_script(vtt, path="talk.vtt")
-    assert info.value.line == 4
-    assert str(info.value).startswith("talk.vtt:4: ")
+def test_vtt_cue_without_speaker_is_reported_and_captions_without_any_are_narration() -> None:
+    vtt = "WEBVTT\n\n00:00.000 --> 00:01.000\nhello there\n\n00:01.000 --> 00:02.000\n<v Ada>Hi.\n"
+    play = parse_script(vtt, path="talk.vtt")
+    assert texts(play) == [("Ada", "Hi.")]
+    assert play.notices[0].startswith("talk.vtt:4: not placed: caption with no speaker")
+    film = parse_script("1\n00:00:01,000 --> 00:00:02,000\n- Who's there?\n- Me.\n", path="film.srt")
+    assert texts(film) == [("Narrator", "Who's there? Me.")]
+    assert "narration" in film.notices[0]
 
 
 def test_json_lenient_shapes() -> None:
@@ -319,12 +321,13 @@ def test_no_dialogue() -> None:
         parse_script("")
 
 
-def test_line_without_speaker_names_the_line() -> None:
+def test_line_without_speaker_is_reported_with_file_and_line_not_merged() -> None:
     path = str(DATA / "no_label.txt")
-    with pytest.raises(ScriptError) as info:
-        load_script(path)
-    assert str(info.value).startswith(f"{path}:3: line has no speaker label: ")
-    assert "opening paragraph" in info.value.message
+    play = load_script(path)
+    assert texts(play) == [("Ada", "Hello.")]          # the paragraph is nobody's speech
+    assert len(play.notices) == 1
+    assert play.notices[0].startswith(f"{path}:3: not placed: no speaker label")
+    assert "opening paragraph" in play.notices[0]
 
 
 def test_bad_json_reports_decoder_line() -> None:
@@ -405,3 +408,84 @@ def test_a_play_with_a_capitals_title_line_and_colons_in_the_first_speech():
     assert sp.speakers == ("Hamlet", "Ophelia") and len(sp.lines) == 5
     assert sp.lines[0].text.startswith("To be, or not to be: that is the question.")
     assert sp.lines[0].source_line == 6
+
+
+# --------------------------------------------------------------------------- printed-play labels (issue 12)
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u00a0 ", "\u2003", "\u202f", "\t", "  "])
+def test_labels_followed_by_any_unicode_space(space: str) -> None:
+    script = f"Ada:{space}Hello there.\nBEN.{space}Hi, Ada.\nAda:{space}Bye."
+    assert texts(parse_script(script)) == [("Ada", "Hello there."), ("Ben", "Hi, Ada."), ("Ada", "Bye.")]
+
+
+def test_name_direction_text_is_a_turn_and_the_label_is_not_spoken() -> None:
+    script = ("PICKERING. What is his trade, Eliza?\n\n"
+              "DOOLITTLE [remonstrating] Now, now, look here, Governor.\n\n"
+              "MRS. PEARCE (at the door). Please, sir.\n")
+    assert texts(parse_script(script)) == [("Pickering", "What is his trade, Eliza?"),
+                                           ("Doolittle", "Now, now, look here, Governor."),
+                                           ("Mrs. Pearce", "Please, sir.")]
+
+
+def test_sentences_ending_in_a_period_are_not_speakers() -> None:
+    prose = "Yes. I think so.\n\nIndeed. It is late.\n\nYes. Again.\n\nJohn. He came once.\n"
+    play = parse_script(prose, path="prose.txt")
+    assert play.speakers == ("Narrator",) and len(play.lines) == 4
+    assert "--document" in play.notices[0]
+    script = "Ada: Hello.\n\nYes. I agree with myself.\n\nAda: Also, John. He came once.\n"
+    play = parse_script(script)
+    assert play.speakers == ("Ada",)
+    assert [line.text for line in play.lines] == ["Hello.", "Yes. I agree with myself.", "Also, John. He came once."]
+
+
+def test_mixed_case_play_labels_from_a_cast_list_or_repetition() -> None:
+    cast = "Dramatis Personae\n\nAlgernon Moncrieff\nLane, Manservant\n\nAlgernon.  Did you hear, Lane?\n\nLane.  No, sir.\n"
+    assert texts(parse_script(cast)) == [("Algernon", "Did you hear, Lane?"), ("Lane", "No, sir.")]
+    repeated = "Echecrates. Were you there?\n\nPhaedo. Yes.\n\nEch. Tell me.\n\nPhaedo. I will.\n"
+    assert texts(parse_script(repeated)) == [("Echecrates", "Were you there?"), ("Phaedo", "Yes."),
+                                             ("Echecrates", "Tell me."), ("Phaedo", "I will.")]
+
+
+def test_a_direction_mentioning_a_speaker_is_not_a_turn() -> None:
+    script = ("HIGGINS. Silly?\n\n[Higgins goes to the window.]\n\n"
+              "Higgins goes out, and Liza follows him.\n\nLIZA. Not me.\n")
+    play = parse_script(script, path="p.txt")
+    assert texts(play) == [("Higgins", "Silly?"), ("Liza", "Not me.")]
+    assert play.notices == ("p.txt:5: not placed: no speaker label, read as a stage direction and not "
+                            "spoken: 'Higgins goes out, and Liza follows him.'",)
+
+
+def test_compact_mixed_case_play_and_a_transcript_without_blank_lines() -> None:
+    compact = "Algernon. Did you hear?\nLane. No, sir.\nAlgernon. Good.\nLane. Yes, sir."
+    assert [line.speaker for line in parse_script(compact).lines] == ["Algernon", "Lane", "Algernon", "Lane"]
+    transcript = ("Gary Jordan (Host)\nWelcome to the show.\nDan Huot\nThanks, Gary.\n"
+                  "Gary Jordan\nSo, Dan.\nDan Huot\nYes.")
+    assert texts(parse_script(transcript)) == [("Gary Jordan", "Welcome to the show."), ("Dan Huot", "Thanks, Gary."),
+                                               ("Gary Jordan", "So, Dan."), ("Dan Huot", "Yes.")]
+
+
+def test_abbreviated_labels_of_a_play_without_blank_lines() -> None:
+    """Gutenberg's older Shakespeare: labels abbreviated, speeches run on without blank lines, a cast list."""
+    play = ("Dramatis Personae\n\n  Horatio, friend to Hamlet.\n  Marcellus, an officer.\n"
+            "  Bernardo, an officer.\n  Francisco, a soldier.\n\nACT I. Scene I.\n\n"
+            "  Ber. Who's there?\n  Fran. Nay, answer me. Stand and unfold yourself.\n  Ber. Long live the King!\n"
+            "  Fran. For this relief much thanks. 'Tis bitter cold,\n    And I am sick at heart.\n"
+            "  Ber. Well, good night.\n    If you do meet Horatio and Marcellus,\n"
+            "    The rivals of my watch, bid them make haste.\n\n                    Enter Horatio and Marcellus.\n\n"
+            "  Fran. I think I hear them. Stand, ho! Who is there?\n  Hor. Friends to this ground.\n"
+            "  Mar. And liegemen to the Dane.\n")
+    parsed = parse_script(play, path="hamlet.txt")
+    assert [line.speaker for line in parsed.lines] == ["Bernardo", "Francisco", "Bernardo", "Francisco", "Bernardo",
+                                                      "Francisco", "Horatio", "Marcellus"]
+    assert parsed.lines[3].text == "For this relief much thanks. 'Tis bitter cold, And I am sick at heart."
+    assert any("Enter Horatio and Marcellus." in notice for notice in parsed.notices)
+
+
+def test_quoted_lines_of_prose_are_narration_not_titles_and_title_lines_beat_a_guess() -> None:
+    prose = ("\u201cThere is no use your telling me that you are going to be good,\u201d cried\nLord Henry.\n\n"
+             "\u201cWhere were you yesterday?\u201d\n\n\u201cIn the country, Harry.\u201d\n")
+    play = parse_script(prose)
+    assert play.title is None and play.speakers == ("Narrator",) and len(play.lines) == 3
+    gutenberg = "The Project Gutenberg EBook of Pygmalion\n\nTitle: Pygmalion\n\nACT I\n\nLIZA. Ah-ow-oo!\n\nHIGGINS. No.\n"
+    assert parse_script(gutenberg).title == "Pygmalion"

@@ -92,13 +92,31 @@ def test_voices_distinct(voices: dict[int, np.ndarray]) -> None:
 
 
 def test_voice_for_palette() -> None:
+    """Defaults alternate timbre (model) first, pitch second (issue 12)."""
     specs = [voice_for(i) for i in range(20)]
-    assert specs[0] == VoiceSpec("piper", 1.0, 1.0, "en-us+m3")
-    assert specs[1].pitch == pytest.approx(1.22) and specs[2].pitch == pytest.approx(0.86)
-    assert len({(s.pitch, s.rate) for s in specs}) == len(specs)
+    assert specs[0] == VoiceSpec("piper", 1.0, 1.0, "en-us+m3", "joe")
+    assert [s.model for s in specs[:4]] == ["joe", "heart", "joe", "heart"]
+    assert specs[2].pitch == pytest.approx(0.86) and specs[3].pitch == pytest.approx(1.12)
+    assert len({(s.model, s.pitch, s.rate) for s in specs}) == len(specs)
     assert voice_for(3) == voice_for(3)
+    assert (voice_for(0, voice="heart").model, voice_for(1, voice="joe@0.9").pitch) == ("heart", 0.9)
+    for bad in ("alloy", "joe@9", "heart@x"):
+        with pytest.raises(ValueError):
+            voice_for(0, voice=bad)
     with pytest.raises(ValueError):
         voice_for(-1)
+
+
+def test_two_speakers_have_voices_of_different_models_and_pitch(engine: SpeechEngine) -> None:
+    """Done-when of issue 12: two speakers from different models, median pitch at least 30 % apart."""
+    a, b = voice_for(0), voice_for(1)
+    assert engine.voice_model(a) == "piper:en_US-joe-medium" and engine.voice_model(b) == "hibari:heart"
+    f0 = [median_f0(engine.synthesize(SENTENCE, v)) for v in (a, b)]
+    print(f"median f0 (Hz): joe {f0[0]:.0f}, heart {f0[1]:.0f}")
+    assert f0[1] >= 1.3 * f0[0]
+    heart = engine.synthesize(SENTENCE, b)
+    assert np.array_equal(heart, engine.synthesize(SENTENCE, b))      # deterministic: seeded noise
+    assert 0.15 * len(SENTENCE.split()) <= len(heart) / SAMPLE_RATE <= 0.6 * len(SENTENCE.split())
 
 
 def test_deterministic(engine: SpeechEngine) -> None:

@@ -137,9 +137,12 @@ class LlmScreenplay:
 
 def _outputs(parser: ScreenplayStream, since: int) -> dict[str, Any]:
     """The screenplay's state with the lines from index ``since`` on (each keyed by its index)."""
-    return {"title": parser.title, "studio": parser.studio, "speakers": list(parser.speakers), "host": parser.host,
-            "lines": [{"index": i, "speaker": s, "text": t, "pieces": split_text(t, MAX_PIECE_CHARS, FIRST_PIECE_CHARS)}
-                      for i, (s, t) in enumerate(parser.lines) if i >= since]}
+    out = {"title": parser.title, "studio": parser.studio, "speakers": list(parser.speakers), "host": parser.host,
+           "lines": [{"index": i, "speaker": s, "text": t, "pieces": split_text(t, MAX_PIECE_CHARS, FIRST_PIECE_CHARS)}
+                     for i, (s, t) in enumerate(parser.lines) if i >= since]}
+    if parser.voices:   # the voice the LLM gave a character, per speaker (None where it gave none)
+        out["voices"] = [parser.voices.get(name) for name in parser.speakers]
+    return out
 
 
 async def _in_thread(make_iter) -> AsyncIterator[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...bus import subjects
-from ...bus.messages import Segment, Task
+from ...bus.messages import Cue, Segment, Task
 from ..runtime.base import ArtifactCache, TaskContext, TaskError
 from .media import decode_clip, encode_segment, scale_frames
 from .talking_head import pcm_array
@@ -31,7 +31,9 @@ class PyavMux:
     ``hold``: each decoded frame stands for that many stream frames),
     ``audio`` (``[[pcm name, sample from, sample to], ...]``, starting ``preroll_samples``
     before the span), optional ``width``/``height`` (the stream's size in pixels: clips of a
-    lower quality rung are scaled to it, so one stream keeps one resolution). Outputs:
+    lower quality rung are scaled to it, so one stream keeps one resolution), ``cues`` (the
+    subtitles starting in the span, ``[{start_s, end_s, speaker, text, line}]``, carried on the
+    Segment). Outputs:
     ``bytes`` (segment size) and ``index``."""
 
     stage = "mux"
@@ -75,7 +77,8 @@ class PyavMux:
         t2 = time.perf_counter()
         segment = Segment(request_id=task.request_id, tenant=task.tenant, index=int(inputs["index"]),
                           start_s=float(inputs["start_s"]), duration_s=float(inputs["duration_s"]),
-                          quality=task.quality, final=bool(inputs.get("final")), produced_at=time.time())
+                          quality=task.quality, final=bool(inputs.get("final")), produced_at=time.time(),
+                          cues=[Cue(**cue) for cue in inputs.get("cues") or ()])
         if len(data) <= ctx.bus.max_payload - INLINE_MARGIN:
             segment.data = data
         else:

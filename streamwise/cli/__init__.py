@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--nats", help="URL of a running bus with a worker pool (default: start an embedded one)")
     g.add_argument("--tenant", default="default")
     g.add_argument("--title", help="show title (default: from the script)")
+    g.add_argument("--voice", action="append", default=[], metavar="SPEAKER=VOICE",
+                   help="the voice of a speaker: heart, joe, or with a pitch ratio joe@0.9 (repeatable)")
     g.add_argument("--size", default="640x400", help="WIDTHxHEIGHT in pixels, multiples of 8 (default 640x400)")
     g.add_argument("--fps", type=float, default=25.0,
                    help="frames per second: 24, 25, 30, 50, 60 ... (a frame must be a whole number of audio "
@@ -136,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     timeline_parser(sub)
     from .deploy import add_parser as deploy_parser   # Kubernetes manifests from a plan (issue 14)
     deploy_parser(sub)
+    from .script import add_parser as script_parser   # see how a script is read (issue 12)
+    script_parser(sub)
     return p
 
 
@@ -271,10 +275,16 @@ def cmd_generate(args) -> int:
                 return 1
             # the screenplay worker parses it again; reading it here reports a bad script at once,
             # before a bus and workers start
-            check_script_limits(parse_script(text, path=str(script), fmt=args.format), str(script))
+            play = parse_script(text, path=str(script), fmt=args.format)
+            check_script_limits(play, str(script))
         except ScriptError as exc:
             print(f"streamwise: {exc}", file=sys.stderr)
             return 1
+        for notice in play.notices[:5]:   # read as narration, a paragraph not placed: said once, here
+            print(f"streamwise: notice: {notice}", file=sys.stderr)
+        if len(play.notices) > 5:
+            print(f"streamwise: ... and {len(play.notices) - 5} more notices (streamwise script {script} "
+                  f"shows them all)", file=sys.stderr)
         source = dict(script=text, script_format=args.format, script_name=str(script))
     else:
         from ..llm.format import DocumentError, read_document
@@ -287,7 +297,15 @@ def cmd_generate(args) -> int:
             return 1
         source = dict(topic=args.topic, document=document, document_name=doc_path,
                       script_name=doc_path or "topic")
-    request = Request(request_id=new_request_id(), tenant=args.tenant, submitted_at=0.0, title=args.title,
+    voices = {}
+    for item in args.voice:
+        speaker, sep, voice = item.partition("=")
+        if not sep or not speaker.strip() or not voice.strip():
+            print(f"streamwise generate: --voice {item!r}: expected SPEAKER=VOICE, e.g. --voice Ada=heart",
+                  file=sys.stderr)
+            return 2
+        voices[speaker.strip()] = voice.strip()
+    request = Request(request_id=new_request_id(), tenant=args.tenant, submitted_at=0.0, title=args.title, voices=voices,
                       ttff_s=args.ttff, width=width, height=height, fps=args.fps, segment_s=args.segment,
                       first_segment_s=args.first_segment, max_clip_s=args.max_clip, **source)
     from ..service.admission import check_request

@@ -4,7 +4,9 @@
 ``sw.status.<tenant>.<request>`` *before* publishing the request (both are replayable
 streams, so nothing is missed either way), then writes each segment into an HLS playlist
 as soon as it and all earlier ones have arrived. At the end it writes ``podcast.mp4``
-(the whole show, remuxed, no re-encode) and ``report.json`` (see :class:`Report`).
+(the whole show, remuxed, no re-encode), ``podcast.vtt`` (its subtitles: the cues the segments carried)
+and ``report.json`` (see :class:`Report`). The HLS output also has ``master.m3u8`` with a WebVTT
+subtitles rendition (:class:`streamwise.client.hls.HlsWriter`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ..bus.client import Bus
 from ..bus.codec import MessageError, decode, encode, to_builtins
 from ..bus.messages import Request, Segment, Status
 from ..stages.cpu.media import concat_files
-from .hls import HlsWriter
+from .hls import HlsWriter, webvtt
 
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,9 @@ class Report:
     screenplay is known; for an LLM screenplay streamed line by line, ``ttff_s <
     screenplay_done_s`` means playback began before the screenplay was finished).
     ``attached``: written by :func:`watch`, a viewer that attached to a request submitted
-    elsewhere; its times then count from attaching, not from submission."""
+    elsewhere; its times then count from attaching, not from submission. ``script_lines``: every
+    spoken screenplay line with its speaker, its show time and its words, from the subtitle cues
+    the segments carried (see :func:`script_lines`)."""
 
     request_id: str
     speakers: list[str]
@@ -93,9 +97,36 @@ class Report:
     slo_met: bool | None = None           # TTFF within the SLO and no segment late
     late_segments: list = field(default_factory=list)   # [{"index", "late_s"}]: segments that stalled playback
     duplicates: int = 0                   # segment messages for an index already received (dropped)
+    # each spoken screenplay line: {"line", "speaker", "start_s", "end_s", "text"}, from the segments' cues
+    script_lines: list = field(default_factory=list)
+    # speaker -> {"model": e.g. "hibari:heart", "voice": e.g. "heart" or "joe@0.86"}: who spoke with which voice
+    voices: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+
+def voices_of(cues) -> dict[str, dict]:
+    """Each speaker's voice, from the cues: ``{speaker: {"model": "hibari:heart", "voice": "heart"}}``
+    (a speaker keeps one voice for the show; an older mux that sends no voice leaves it out)."""
+    voices: dict[str, dict] = {}
+    for cue in cues:
+        model, _, label = getattr(cue, "voice", "").partition("|")
+        if model and cue.speaker not in voices:
+            voices[cue.speaker] = {"model": model, "voice": label}
+    return voices
+
+
+def script_lines(cues) -> list[dict]:
+    """Each screenplay line that was spoken, from the subtitle cues the segments carried (in show order):
+    ``{"line": index, "speaker": name, "start_s", "end_s": show seconds, "text": its cues' words joined}``."""
+    lines: dict[int, dict] = {}
+    for cue in sorted(cues, key=lambda c: (c.start_s, c.end_s)):
+        entry = lines.setdefault(cue.line, {"line": cue.line, "speaker": cue.speaker, "start_s": round(cue.start_s, 3),
+                                            "end_s": round(cue.end_s, 3), "text": ""})
+        entry["end_s"] = round(max(entry["end_s"], cue.end_s), 3)
+        entry["text"] = f"{entry['text']} {cue.text}".strip()
+    return sorted(lines.values(), key=lambda e: (e["start_s"], e["line"]))
 
 
 def late_segments(records: list[SegmentRecord]) -> list[dict]:
@@ -254,7 +285,8 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
     from ``submit()``'s time, or from now when attaching (``submit`` is ``None``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in [*out.glob("seg_*.m4s"), out / "init.mp4", out / "index.m3u8", out / "podcast.mp4"]:
+    for stale in [*out.glob("seg_*.m4s"), *out.glob("sub_*.vtt"), out / "init.mp4", out / "index.m3u8",
+                  out / "master.m3u8", out / "subs.m3u8", out / "podcast.mp4", out / "podcast.vtt"]:
         stale.unlink(missing_ok=True)   # left by an earlier run into the same directory
     progress = progress or (lambda kind, info: None)
     # bounded: a slow viewer makes the consumer wait (flow control), it never buffers the show
@@ -312,7 +344,7 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                 final_index = seg.index
             while len(records) in pending:
                 seg, data, arrived_s = pending.pop(len(records))
-                name = hls.add(seg.index, data, seg.duration_s)
+                name = hls.add(seg.index, data, seg.duration_s, seg.cues)
                 if not files:
                     files.append(out / HlsWriter.INIT)
                 files.append(out / name)
@@ -340,6 +372,8 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
         await asyncio.wait(pumps, timeout=3.0)
     hls.close()
     concat_files(files, out / "podcast.mp4")
+    cues = sorted(hls.cues, key=lambda c: (c.start_s, c.end_s))
+    (out / "podcast.vtt").write_text(webvtt(cues), encoding="utf-8")   # the sidecar of podcast.mp4
     duration = sum(r.duration_s for r in records)
     speakers = last.speakers if last else []
     report = Report(request_id=rid, speakers=list(speakers), lines=last.lines if last else 0,
@@ -351,8 +385,9 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                     first_line_s=None if first_line_at is None or submit is None else round(first_line_at - t0, 4),
                     screenplay_done_s=(round(last.screenplay_done_at - t0, 4)
                                        if last and last.screenplay_done_at and submit is not None else None),
-                    script=script, attached=submit is None,
-                    files={"hls": "index.m3u8", "mp4": "podcast.mp4"})
+                    script=script, attached=submit is None, script_lines=script_lines(cues), voices=voices_of(cues),
+                    files={"hls": "index.m3u8", "mp4": "podcast.mp4", "master": "master.m3u8",
+                           "subtitles": "podcast.vtt"})
     report.late_segments = late_segments(records)
     report.duplicates = duplicates
     if ttff_slo_s is not None and submit is not None:

@@ -61,7 +61,8 @@ def screenplay_schema(min_lines: int = 6, max_lines: int = 12, max_speakers: int
                                                         "description": {"type": "string", "maxLength": 300}},
                        "required": ["title", "description"], "additionalProperties": False},
             "characters": {"type": "array", "minItems": 2, "maxItems": max_speakers, "items": {
-                "type": "object", "properties": {"name": name, "role": {"enum": ["host", "guest"]}},
+                "type": "object", "properties": {"name": name, "role": {"enum": ["host", "guest"]},
+                                                 "voice": {"enum": list(LLM_VOICES)}},
                 "required": ["name", "role"], "additionalProperties": False}},
             "lines": {"type": "array", "minItems": min_lines, "maxItems": max_lines, "items": {
                 "type": "object", "properties": {"speaker": name, "text": {**text, "maxLength": 150}},
@@ -206,6 +207,11 @@ def resume_prefix(state: dict) -> str:
     return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n"
 
 
+LLM_VOICES = ("joe", "heart")
+"""Voices an LLM may give a character (``"voice"`` in its ``characters``): the offline voice models of the
+CPU tier, joe (male) and heart (female); see ``streamwise.stages.cpu.speech.VOICE_MODELS``."""
+
+
 @dataclass
 class ScreenplayStream:
     """Incremental parser of an LLM's screenplay text (JSON Lines or one JSON object).
@@ -223,6 +229,7 @@ class ScreenplayStream:
     studio: str | None = None
     host: str | None = None
     speakers: list[str] = field(default_factory=list)
+    voices: dict[str, str] = field(default_factory=dict)   # speaker -> the voice the LLM gave it ("joe", "heart")
     lines: list[tuple[int, str]] = field(default_factory=list)
     malformed: int = 0
     samples: list[str] = field(default_factory=list)
@@ -302,12 +309,12 @@ class ScreenplayStream:
             known = True
             for c in cast:
                 if isinstance(c, dict):
-                    self._character(c.get("name"), c.get("role"))
+                    self._character(c.get("name"), c.get("role"), c.get("voice"))
                 elif isinstance(c, str):
                     self._character(c, None)
         elif isinstance(obj.get("name"), str):
             known = True
-            self._character(obj["name"], obj.get("role"))
+            self._character(obj["name"], obj.get("role"), obj.get("voice"))
         if not isinstance(obj.get("name"), str):
             known = self._meta(obj) or known
         if not known and "lines" not in obj:
@@ -340,12 +347,14 @@ class ScreenplayStream:
         self.speakers.append(name)
         return len(self.speakers) - 1
 
-    def _character(self, name: Any, role: Any) -> None:
+    def _character(self, name: Any, role: Any, voice: Any = None) -> None:
         if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_CHARS:
             return
         index = self._speaker_index(name.strip())
         if index is not None and self.host is None and str(role).lower() == "host":
             self.host = self.speakers[index]
+        if index is not None and isinstance(voice, str) and voice.strip().casefold() in LLM_VOICES:
+            self.voices.setdefault(self.speakers[index], voice.strip().casefold())
 
     def _line(self, obj: dict, raw: str) -> None:
         speaker, text = obj.get("speaker"), obj.get("text")

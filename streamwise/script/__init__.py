@@ -22,20 +22,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamwise.script.formats import Draft, FormatError, RawLine, parse_json, parse_srt, parse_vtt
-from streamwise.script.text import (
-    Label,
-    clean_text,
-    drop_paren,
-    name_words,
-    normalise_text,
-    plausible_label,
-    snippet,
-    speaker_key,
-    split_label,
-)
+from streamwise.script.formats import Draft, FormatError, parse_json, parse_srt, parse_vtt
+from streamwise.script.plain import NARRATOR, parse_text
+from streamwise.script.text import clean_text, drop_paren, speaker_key
 
-__all__ = ["FORMATS", "Line", "Screenplay", "ScriptError", "clean_text", "detect_format",
+__all__ = ["FORMATS", "NARRATOR", "Line", "Screenplay", "ScriptError", "clean_text", "detect_format",
            "display_name", "load_script", "parse_script"]
 
 FORMATS = ("text", "vtt", "srt", "json")
@@ -62,6 +53,10 @@ class Screenplay:
     speakers: tuple[str, ...]  # distinct speakers in order of first appearance
     lines: tuple[Line, ...]
     characters: dict[str, str] = field(default_factory=dict)  # speaker -> description
+    # what the reader could not place or chose for itself, each "path:line: message" (a line it
+    # read as a stage direction, front matter it skipped, a text read as one-speaker narration)
+    notices: tuple[str, ...] = ()
+    voices: dict[str, str] = field(default_factory=dict)  # speaker -> the voice the script names for it
 
 
 class ScriptError(ValueError):
@@ -94,12 +89,12 @@ def parse_script(text: str, *, path: str = "<script>", fmt: str | None = None) -
     path = os.fsdecode(path)
     lines = _prepare(text, path)
     kind = _resolve_format(fmt, text, path)
-    parser = {"text": _parse_text, "vtt": parse_vtt, "srt": parse_srt, "json": parse_json}[kind]
+    parser = {"text": parse_text, "vtt": parse_vtt, "srt": parse_srt, "json": parse_json}[kind]
     try:
         draft = parser(lines)
     except FormatError as err:
         raise ScriptError(path, err.line, err.message) from None
-    play = _assemble(draft)
+    play = _assemble(draft, path)
     if not play.lines:
         raise ScriptError(path, 0, NO_DIALOGUE)
     return play
@@ -205,6 +200,15 @@ def decode_script(data: bytes, name: str) -> str:
         matches = sorted(from_bytes(data), key=lambda m: (round(m.chaos, 3), -round(m.coherence, 3),
                                                           m.encoding not in western))
         if matches:
+            # Latin-1 / Windows-1252 are by far the most common 8-bit encodings of scripts; a Mac or
+            # Central European code page only a little less "chaotic" on a short French text
+            # (mac_latin2 reads the È of MOLIÈRE as a quote mark) does not beat them
+            best = matches[0].chaos
+            if any(m.encoding in western and m.chaos <= best + 0.03 for m in matches):
+                try:
+                    return data.decode("cp1252")
+                except UnicodeDecodeError:
+                    return data.decode("latin-1")
             return str(matches[0])
     raise ScriptError(name, line, f"{utf8_error}, and no other text encoding fits (binary data?)")
 
@@ -237,7 +241,7 @@ def _json_list(head: str) -> bool:
     return head.startswith("[") and head[1:].lstrip()[:1] in ("{", "[", '"', "]")
 
 
-def _assemble(draft: Draft) -> Screenplay:
+def _assemble(draft: Draft, path: str = "<script>") -> Screenplay:
     """Normalise speaker names, merge where the format asks for it, number the lines."""
     names: dict[str, str] = {}
 
@@ -256,226 +260,8 @@ def _assemble(draft: Draft) -> Screenplay:
             merged.append((who, [raw.text], raw.line))
     lines = tuple(Line(i, who, " ".join(parts), start) for i, (who, parts, start) in enumerate(merged))
     characters = {display(name): desc for name, desc in draft.characters if desc}
+    voices = {display(name): voice for name, voice in draft.voices.items()}
     return Screenplay(title=draft.title, studio=draft.studio,
                       speakers=tuple(dict.fromkeys(line.speaker for line in lines)),
-                      lines=lines, characters=characters)
-
-
-# --------------------------------------------------------------------------- plain text
-
-_HEADING = re.compile(r"#{1,6}(?:\s|$)")
-_RULE = re.compile(r"(?:-{3,}|\*{3,}|_{3,}|={3,})")
-_BULLET = re.compile(r"(?:[-*+\u2022>]|\d{1,3}[.)])\s+")
-_STAMP_HEAD = re.compile(r"[\[(]?\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?[\])]?\s+")
-_IGNORED_KEYS = (  # labelled lines that are notes or directions, never speech
-    *("note notes author authors writer writers by date episode duration length runtime summary "
-      "description synopsis logline subtitle tags genre language format version draft copyright "
-      "music sfx fx sound sounds direction directions action transition").split(),
-    "written by", "sound effect", "sound effects", "stage direction", "stage directions",
-    "cut to", "fade in", "fade out", "intro music", "outro music", "episode number",
-)
-_META = {
-    **dict.fromkeys(["title", "episode title", "podcast title", "show title"], "title"),
-    **dict.fromkeys(["studio", "setting", "studio setting", "location", "scene", "set"], "studio"),
-    **dict.fromkeys(["cast", "characters", "speakers", "cast of characters", "dramatis personae",
-                     "hosts", "participants", "voices"], "cast"),
-    **dict.fromkeys(_IGNORED_KEYS, "ignore"),
-}
-
-
-def _parse_text(lines: list[str]) -> Draft:
-    parser = _TextParser(lines)
-    draft = parser.run()
-    if parser.opening_is_title():
-        # read it again with that line as a heading, so nothing after it is taken as its speech
-        number = parser.opening[2]
-        lines = lines[: number - 1] + ["# " + lines[number - 1].strip()] + lines[number:]
-        draft = _TextParser(lines).run()
-    return draft
-
-
-class _TextParser:
-    """Line-by-line state machine for human-written plain-text scripts."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        self.draft = Draft()
-        self.known: set[str] = set()
-        self.target: str | None = None  # "speech", "studio", "cast", "ignore" or None
-        self.speaker: str | None = None  # the last speaker named
-        self.kind = ""  # label kind that opened the current speech ("header" for a bare name)
-        self.parts: list[str] = []
-        self.start = 0
-        self.cast_bullets = False
-        self.styles: dict[str, set[str]] = {}  # speaker key -> label kinds it was introduced with
-        self.opening: tuple[str, str, int] | None = None  # (key, name, line) when the first label is a bare name
-
-    def run(self) -> Draft:
-        for number, raw in enumerate(self.lines, 1):
-            self.feed(number, raw.strip())
-        self.close()
-        return self.draft
-
-    def opening_is_title(self) -> bool:
-        """``THE MORNING SHOW`` alone on the first line of a play whose speakers are all labelled
-        ``NAME.`` or ``NAME:`` is the title, not a screenplay-style speaker cue."""
-        if self.opening is None or self.draft.title is not None:
-            return False
-        key = self.opening[0]
-        others = [k for k in self.styles if k != key]
-        return (self.styles.get(key) == {"alone"} and bool(others)
-                and not any("alone" in self.styles[k] for k in others))
-
-    def feed(self, number: int, line: str) -> None:
-        if not line:
-            return self.close()
-        if _HEADING.match(line):
-            return self.heading(line)
-        if _RULE.fullmatch(line):
-            return self.close()
-        bullet = _BULLET.match(line)
-        body = line[bullet.end():] if bullet else line
-        if self.target == "cast" and self.cast_item(bool(bullet), body):
-            return None
-        stamp = _STAMP_HEAD.match(body)  # "[00:01:23] Alice: ..." transcripts
-        label = split_label(body[stamp.end():] if stamp else body, bare_bracket=True)
-        if label and self.label(number, label):
-            return None
-        return self.continuation(number, body)
-
-    def heading(self, line: str) -> None:
-        self.close()
-        text = line.lstrip("#").strip()
-        label = split_label(text)
-        if label and _META.get(speaker_key(label.name)) == "title":
-            text = label.rest
-        if self.draft.title is None and self.speaker is None and text:
-            self.draft.title = normalise_text(text.replace("**", "")) or None
-            self.target = "ignore"  # a subtitle line right under the title is not dialogue
-
-    def label(self, number: int, label: Label) -> bool:
-        meta = _META.get(speaker_key(label.name))
-        if meta and label.kind != "bare":
-            self.meta(meta, label.rest)
-            return True
-        open_speech = self.target == "speech" and bool(self.parts)
-        if speaker_key(label.name) not in self.known:
-            if label.kind == "bare":
-                return False  # "[laughs] ..." is a direction unless the name is a known speaker
-            if label.kind == "alone" and (self.target == "speech" or not self._next_line(number)):
-                return False  # a speech runs to a blank line; a shouted "NO WAY" in it is speech
-            if not plausible_label(label, self.known, open_speech=open_speech):
-                return False
-        self.close()
-        key = speaker_key(label.name)
-        if not self.styles and label.kind == "alone" and not self.draft.lines:
-            self.opening = (key, label.name, number)
-        self.styles.setdefault(key, set()).add(label.kind)
-        self.known.add(key)
-        self.target, self.speaker, self.parts = "speech", label.name, []
-        self.kind = label.kind if label.rest else "header"
-        if label.rest:
-            self.append(number, label.rest)
-        return True
-
-    def meta(self, kind: str, rest: str) -> None:
-        self.close()
-        if kind == "title":
-            if self.draft.title is None and rest:
-                self.draft.title = normalise_text(rest.replace("**", "")) or None
-        elif kind == "studio" and self.draft.studio is None:
-            self.target, self.parts = "studio", [rest] if rest else []
-        elif kind == "cast":
-            self.target, self.cast_bullets = "cast", False
-            for entry in _split_list(rest):
-                self.add_character(entry)
-        else:
-            self.target = "ignore"
-
-    def cast_item(self, bullet: bool, body: str) -> bool:
-        if bullet:
-            self.cast_bullets = True
-        elif self.cast_bullets:
-            self.close()  # plain line after a bulleted cast list: the list is over
-            return False
-        self.add_character(body)
-        return True
-
-    def add_character(self, entry: str) -> None:
-        name, desc = _split_cast_entry(entry)
-        if name:
-            self.known.add(speaker_key(name))
-            self.draft.characters.append((name, desc))
-
-    def continuation(self, number: int, body: str) -> None:
-        if self.target in ("speech", "studio"):
-            return self.append(number, body)
-        if self.target in ("ignore", "cast"):
-            return None
-        if self.speaker is not None:  # a new paragraph of the last speaker
-            self.target, self.parts = "speech", []
-            return self.append(number, body)
-        if not clean_text(body):
-            return None  # a direction before anyone speaks, e.g. "[Theme music]"
-        if self.draft.title is None and self._title_like(number, body):
-            self.draft.title = normalise_text(body.replace("**", ""))
-            return None
-        raise FormatError(number, f"line has no speaker label: {snippet(body)}")
-
-    def append(self, number: int, text: str) -> None:
-        if not self.parts:
-            self.start = number
-        self.parts.append(text)
-
-    def close(self) -> None:
-        if self.target == "speech" and self.parts:
-            text = clean_text(" ".join(self.parts))
-            if text and self.speaker is not None:
-                self.draft.lines.append(RawLine(self.speaker, text, self.start))
-        elif self.target == "studio" and self.parts:
-            self.draft.studio = normalise_text(" ".join(self.parts)) or None
-        self.target, self.parts = None, []
-
-    def _next_line(self, number: int) -> str:
-        return self.lines[number].strip() if number < len(self.lines) else ""
-
-    def _title_like(self, number: int, body: str) -> bool:
-        """A short first line standing alone (blank or a label after it) reads as a title."""
-        if len(body) > 100 or body.endswith((".", ",", ";")):
-            return False
-        following = self._next_line(number)
-        return not following or split_label(following) is not None
-
-
-def _split_list(text: str) -> list[str]:
-    """Split ``Alice (host), Bob (guest)`` on commas (or semicolons) outside parentheses."""
-    sep = ";" if ";" in text else ","
-    items: list[str] = []
-    current: list[str] = []
-    depth = 0
-    for char in text:
-        depth += (char in "([") - (char in ")]")
-        if char == sep and depth <= 0:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    items.append("".join(current))
-    return [item.strip() for item in items if item.strip()]
-
-
-def _split_cast_entry(entry: str) -> tuple[str | None, str]:
-    """``Alice: the host`` / ``Alice - the host`` / ``Alice (the host)`` -> (name, description)."""
-    entry = entry.replace("**", "").strip()
-    label = split_label(entry)
-    if label and label.kind in ("colon", "bracket") and name_words(label.name):
-        return label.name, normalise_text(label.rest)
-    for dash in (" - ", " \u2013 ", " \u2014 "):
-        name, found, desc = entry.partition(dash)
-        if found and name_words(name.strip()):
-            return name.strip(), normalise_text(desc)
-    if entry.endswith(")") and "(" in entry:
-        name = entry[: entry.rfind("(")].strip()
-        if name_words(name):
-            return name, normalise_text(entry[entry.rfind("(") + 1:-1])
-    return (entry, "") if name_words(entry) else (None, "")
+                      lines=lines, characters=characters, voices=voices,
+                      notices=tuple(f"{path}:{line}: {message}" for line, message in draft.notices))

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from streamwise.script.text import clean_text, normalise_text, plausible_label, snippet, speaker_key, split_label
+from streamwise.script.text import DIRECTIONS, clean_text, normalise_text, plausible_label, snippet, speaker_key, split_label
 
 
 class FormatError(Exception):
@@ -46,9 +46,27 @@ class Draft:
     characters: list[tuple[str, str]] = field(default_factory=list)
     lines: list[RawLine] = field(default_factory=list)
     merge: bool = False
+    notices: list[tuple[int, str]] = field(default_factory=list)  # (1-based line, message)
+    voices: dict[str, str] = field(default_factory=dict)  # speaker as written -> the voice it names
+
+
+VOICE_IN_TEXT = re.compile(r"[(\[,;]?\s*\bvoice\s*[:=]\s*([A-Za-z][\w.@-]{0,30})\s*[)\]]?", re.IGNORECASE)
+
+
+def take_voice(description: str) -> tuple[str, str | None]:
+    """``"the host, voice: heart"`` -> ("the host", "heart"): a voice named in a cast description."""
+    match = VOICE_IN_TEXT.search(description)
+    if not match:
+        return description, None
+    rest = (description[: match.start()] + description[match.end():]).strip(" ,;")
+    return rest, match.group(1)
 
 
 # --------------------------------------------------------------------------- WebVTT and SRT
+
+NARRATOR_NAME = "Narrator"
+CAPTIONS_NARRATION = ("no speaker in any caption (no <v Speaker> tags or 'Speaker:' prefixes): read as a "
+                      "one-speaker narration by 'Narrator'")
 
 _VOICE = re.compile(r"<v(?:\.[^\s<>]*)?(?:[ \t]+([^<>]*))?>|</v\s*>", re.IGNORECASE)
 _ANY_TAG = re.compile(r"<[^<>]{0,300}>|\{\\[^{}]{0,100}\}")
@@ -77,6 +95,7 @@ class _Captions:
         self.draft = Draft(merge=True)
         self.speaker: str | None = None
         self.known: set[str] = set()
+        self.unplaced: list[RawLine] = []
 
     def set_speaker(self, name: str) -> None:
         self.speaker = name
@@ -96,12 +115,24 @@ class _Captions:
 
     def emit(self, number: int, who: str | None, text: str) -> None:
         cleaned = clean_text(_ANY_TAG.sub(" ", text))
-        if not cleaned:
-            return
+        if not cleaned or cleaned.casefold().strip(" .!") in DIRECTIONS:
+            return  # "<i>Laughs</i>": a caption of a sound, not speech
         if who is None:
-            raise FormatError(number, f"caption has no speaker (no <v Speaker> tag or 'Speaker:' "
-                                      f"prefix): {snippet(cleaned)}")
+            self.unplaced.append(RawLine(NARRATOR_NAME, cleaned, number))
+            return
         self.draft.lines.append(RawLine(who, cleaned, number))
+
+    def finish(self) -> Draft:
+        """Captions before anyone is named are reported; captions that name nobody at all (plain film
+        subtitles) are one-speaker narration, as a text with no labels is."""
+        if self.unplaced and not self.draft.lines:
+            self.draft.lines.extend(self.unplaced)
+            self.draft.notices.append((self.unplaced[0].line, CAPTIONS_NARRATION))
+        else:
+            self.draft.notices.extend(
+                (raw.line, f"not placed: caption with no speaker (no <v Speaker> tag or 'Speaker:' prefix) "
+                           f"before any speaker is named, not spoken: {snippet(raw.text)}") for raw in self.unplaced)
+        return self.draft
 
 
 def parse_vtt(lines: list[str]) -> Draft:
@@ -117,7 +148,7 @@ def parse_vtt(lines: list[str]) -> Draft:
         timing = next((i for i, (_, line) in enumerate(block) if "-->" in line), None)
         if timing is not None:
             _vtt_cue(cap, block[timing + 1:])
-    return cap.draft
+    return cap.finish()
 
 
 def _vtt_cue(cap: _Captions, payload: list[tuple[int, str]]) -> None:
@@ -157,7 +188,7 @@ def parse_srt(lines: list[str]) -> Draft:
             continue
         for number, raw in block:
             cap.attribute(number, raw)
-    return cap.draft
+    return cap.finish()
 
 
 # --------------------------------------------------------------------------- JSON / JSON Lines
@@ -261,7 +292,13 @@ class _JsonWalker:
             return
         for name, desc in entries:
             self.known.add(speaker_key(name))
-            self.draft.characters.append((name.strip(), _describe(desc)))
+            voice = desc.get("voice") if isinstance(desc, dict) else None
+            described, named = take_voice(_describe(desc))
+            if isinstance(voice, str) and voice.strip():
+                named = voice.strip()
+            if named:
+                self.draft.voices[name.strip()] = named
+            self.draft.characters.append((name.strip(), described))
 
     def string(self, value: str, line: int | None) -> None:
         label = split_label(value.strip())

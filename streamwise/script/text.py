@@ -21,7 +21,10 @@ class Label(NamedTuple):
 
     name: str
     rest: str
-    kind: str  # "colon", "bold", "bracket", "bare" ([Name] text), "play" (NAME. text), "alone"
+    # "colon" (Name: text), "bold" (**Name:** text), "bracket" ([Name]: text), "bare" ([Name] text),
+    # "play" (NAME. text / Name. text), "direction" (NAME [direction] text), "alone" (NAME on its own
+    # line), "cue" (NAME. on its own line), "stamped" (Name  0:03 on its own line)
+    kind: str
 
 
 # --------------------------------------------------------------------------- text cleaning
@@ -38,11 +41,14 @@ _CHAR_MAP = {
 }
 _MARKUP = re.compile(r"</?[A-Za-z][\w:.-]{0,30}(?:\s[^<>]{0,200})?/?>")
 _DIRECTION = re.compile(r"\[[^\[\]]{0,300}\]|\([^()]{0,300}\)")
+_BRACKETED = re.compile(r"\[[^\[\]]{0,300}\]")
 _STARRED = re.compile(r"\*([^*]{1,80})\*")
+_UNDERSCORED = re.compile(r"(?<![\w])_([^_\s][^_]{0,80})_(?![\w])")  # _is_: italics in Gutenberg texts
 _NUM_DASH = re.compile(r"(?<=\d)[\u2013\u2014](?=\d)")
 _DASH = re.compile(r" ?(?:[\u2013\u2014\u2015]+|(?<![<-])--+(?![->])) ?")
 _SPACE_PUNCT = re.compile(r" ([,!?;]|\.(?!\.))")
 _SENTENCE_END = ".!?:;\"'"
+_STRAY_STOP = re.compile(r"([.!?]) \.(?!\.)")  # "Oh bother! [He throws the hat down]." -> "Oh bother!"
 
 
 def normalise_text(text: str) -> str:
@@ -54,16 +60,18 @@ def normalise_text(text: str) -> str:
     return _DASH.sub(" - ", text).strip()
 
 
-def clean_text(text: str) -> str:
+def clean_text(text: str, *, prose: bool = False) -> str:
     """Speech text ready for TTS: markup and stage directions removed, then normalised.
 
-    Returns "" when nothing speakable (no letter or digit) remains.
+    ``prose``: narration, where a ``(parenthesis)`` is part of the sentence: only ``[bracketed]``
+    directions are removed. Returns "" when nothing speakable (no letter or digit) remains.
     """
     text = _MARKUP.sub(" ", text)
     text = " ".join(text.translate(_CHAR_MAP).split())  # early collapse keeps the regexes linear
-    text = _DIRECTION.sub(" ", text.replace("**", ""))
+    text = (_BRACKETED if prose else _DIRECTION).sub(" ", text.replace("**", ""))
     text = _STARRED.sub(_star_direction, text).replace("*", "")
-    text = _SPACE_PUNCT.sub(r"\1", normalise_text(text))
+    text = _UNDERSCORED.sub(r"\1", text).replace("_._", "")
+    text = _SPACE_PUNCT.sub(r"\1", _STRAY_STOP.sub(r"\1", normalise_text(text)))
     text = text.lstrip(",;: ")
     if text.startswith("- "):
         text = text[2:]
@@ -94,7 +102,8 @@ NON_NAMES = frozenset(
     "http https ftp www mailto file data javascript e.g eg i.e ie nb ps p.s re fyi example examples "
     "int ext warning caution tip hint important update edit todo fixme step chapter section part item rule "
     "fact quote source link url email phone address time total result results reason problem "
-    "solution definition disclaimer summary".split()
+    "solution definition disclaimer summary fig figs vol vols ch pp op cf ibid ed eds trans no nos "
+    "act acts scene scenes curtain tableau finis prologue epilogue interlude transcript contents page".split()
 )
 INTERJECTIONS = frozenset(
     "ok okay no yes yeah yep nope hey hi hello oh ah uh um hmm wow so well right sure thanks what why "
@@ -121,6 +130,10 @@ _COLON_LABEL = re.compile(
     r"([^:\[\]()<>{}\"\u201c\u201d|/\\*=#@]{1,40})(\([^()]{0,60}\)|\[[^\[\]]{0,60}\])?\s*:(?=\s|$)"
 )
 _PLAY_SEP = re.compile(r"\.\s+")
+# "Gary Jordan (Host):Houston, ..." - a role in parentheses makes a colon without a space a label
+_ROLE_COLON = re.compile(r"([^:\[\]()<>{}\"|/\\*=#@]{1,40})(\([^()]{1,60}\))\s*:(?=\S)")
+# "DOOLITTLE [with fatherly pride] Well, ..." / "MRS. HIGGINS (dismayed). Henry!" - Shaw's style
+_DIRECTION_LABEL = re.compile(r"([^\[\]()<>{}:;,!?\"]{2,40}?)\s*(\[[^\[\]]{1,200}\]|\([^()]{1,200}\))[.:]?\s+(?=\S)")
 _STAMP_TAIL = re.compile(r"\s+\(?\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\)?$")
 
 
@@ -152,9 +165,20 @@ def name_words(name: str) -> list[str] | None:
 
 
 def is_caps(name: str) -> bool:
-    """True for an ALL-CAPS name with at least two letters."""
-    letters = [c for c in name if c.isalpha()]
+    """True for an ALL-CAPS name with at least two letters; a leading title may be in any case
+    (``Miss EYNSFORD HILL``, ``Mrs. PEARCE``, as some printed plays set them)."""
+    words = name.split()
+    while len(words) > 1 and words[0].rstrip(".").casefold() in TITLES:
+        words = words[1:]
+    letters = [c for c in " ".join(words) if c.isalpha()]
     return len(letters) >= 2 and all(c.isupper() for c in letters)
+
+
+def is_capitalised_name(name: str) -> bool:
+    """``Algernon``, ``Lady Bracknell``, ``Mrs. Higgins``, ``Soc``: 1-4 name-like words, each
+    capitalised (particles such as ``de`` / ``of`` excepted)."""
+    words = name_words(name)
+    return bool(words) and _capitalised(words)
 
 
 def split_label(body: str, *, bare_bracket: bool = False) -> Label | None:
@@ -163,7 +187,7 @@ def split_label(body: str, *, bare_bracket: bool = False) -> Label | None:
         return _bold_label(body)
     if body.startswith("["):
         return _bracket_label(body, bare_bracket)
-    match = _COLON_LABEL.match(body)
+    match = _COLON_LABEL.match(body) or _ROLE_COLON.match(body)
     if match:
         colon = Label(match.group(1).strip(" \t\"'"), body[match.end():].strip(), "colon")
         play = _play_label(body)
@@ -171,7 +195,7 @@ def split_label(body: str, *, bare_bracket: bool = False) -> Label | None:
         if play is not None and len(play.name) < len(colon.name):
             return play
         return colon
-    return _play_label(body) or _alone_label(body)
+    return _play_label(body) or _direction_label(body) or _alone_label(body)
 
 
 def _bold_label(body: str) -> Label | None:
@@ -209,8 +233,22 @@ def _play_label(body: str) -> Label | None:
             continue  # "DR. BOB. Hello."
         if any("." in w and w.rstrip(".").casefold() not in TITLES for w in words):
             return None  # "U.S. troops ..."
-        return Label(name, body[match.end():].strip(), "play") if is_caps(name) else None
+        # "Algernon. Did you hear ..." in mixed case is only a shape here: plausible_label takes
+        # it when the name is known (a cast list, or seen as a label before)
+        ok = is_caps(name) or is_capitalised_name(name)
+        return Label(name, body[match.end():].strip(), "play") if ok else None
     return None
+
+
+def _direction_label(body: str) -> Label | None:
+    """``NAME [direction] text``: a name in capitals, a bracketed direction, then the speech."""
+    match = _DIRECTION_LABEL.match(body)
+    if not match:
+        return None
+    name = match.group(1).strip().rstrip(".").strip()
+    if not name or not (is_caps(name) or is_capitalised_name(name)) or name_words(name) is None:
+        return None
+    return Label(name, body[match.end():].strip(), "direction")
 
 
 def _alone_label(body: str) -> Label | None:
@@ -218,9 +256,19 @@ def _alone_label(body: str) -> Label | None:
     if stamped:  # transcript style "Alice  0:03" on its own line
         return Label(drop_paren(body[: stamped.start()]), "", "stamped")
     name = drop_paren(body.rstrip(":"))
+    kind = "alone"
     if name.endswith(".") and name.split()[-1].rstrip(".").casefold() not in TITLES:
-        return None
-    return Label(name, "", "alone") if is_caps(name) else None
+        name, kind = name[:-1].rstrip(), "cue"  # "ALGERNON." on its own line, the speech below
+        if not name or name.endswith("."):
+            return None
+    role = body.rstrip(":").endswith(")") and "(" in body and kind == "alone"
+    if "," in name and is_caps(name):  # "BRÉCOURT, DERRIÈRE LE THÉÂTRE": the name, then a direction
+        name = name.split(",", 1)[0].strip()
+    if is_caps(name):
+        return Label(name, "", "role" if role else kind)
+    if is_capitalised_name(name):  # "Leah Cheshier (Host)", "Algernon.": see plausible_label
+        return Label(name, "", "role" if role else "cue" if kind == "cue" else "named")
+    return None
 
 
 def _capitalised(words: list[str]) -> bool:
@@ -247,8 +295,12 @@ def plausible_label(label: Label, known: set[str], *, open_speech: bool = False,
     if words[0].casefold().rstrip(".") in NON_NAMES or key in INTERJECTIONS or key in DIRECTIONS:
         return False
     caps = is_caps(label.name)
-    if label.kind in ("play", "alone"):
+    if label.kind in ("play", "alone", "cue", "direction"):
         return caps
+    if label.kind == "named":
+        return False
+    if label.kind == "role":  # a name with a role on its own line: "Leah Cheshier (Host)"
+        return caps or _capitalised(words)
     if label.kind == "bare":
         return new_bare and _capitalised(words)
     if caps:

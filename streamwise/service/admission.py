@@ -10,6 +10,7 @@ from ..bus import subjects
 from ..bus.codec import MessageError, decode, encode
 from ..bus.limits import LIMITS
 from ..bus.messages import Request
+from ..stages.cpu.speech import parse_voice
 from ..stages.runtime.base import show_audio_rate
 
 log = logging.getLogger(__name__)
@@ -63,3 +64,8 @@ def check_request(r: Request) -> None:
         raise ValueError(f"width x height x fps: {r.width}x{r.height} at {r.fps:g} fps is over the limit of "
                          f"{LIMITS.pixel_rate:,} pixels per second")
     show_audio_rate(r.fps)   # ValueError for an fps whose frame is not a whole number of samples
+    for speaker, voice in r.voices.items():
+        try:
+            parse_voice(voice)
+        except ValueError as exc:
+            raise ValueError(f"voices: {speaker}: {exc}") from None

@@ -35,7 +35,7 @@ from ..core.quality import Ladder, Rung
 MAX_ATTEMPTS = 3
 LATE_S = 0.25   # a segment published this much (s) after its deadline puts the request on its cheapest rung
 # Part of every cache key: bump when a CPU-rung renderer or voice changes its output for the same inputs.
-CACHE_VERSION = "cpu-rung-2"
+CACHE_VERSION = "cpu-rung-3"   # 3: speaker 1 speaks with the heart voice by default (issue 12)
 PAUSE_AFTER_LINE_S = 0.35    # silence after each line (the turn-taking gap)
 PAUSE_BETWEEN_PIECES_S = 0.1
 AUDIO_PREROLL_S = 0.2         # audio before a segment given to the mux so the AAC encoder is warm (media.py)
@@ -73,6 +73,12 @@ class Piece:
         return f"tts:{self.index}"
 
 
+def _voice_of(tts_outputs: dict[str, Any]) -> str:
+    """``"hibari:heart|heart"``: the model and the voice label a speech task reports ("" from an older worker)."""
+    model, label = tts_outputs.get("voice_model"), tts_outputs.get("voice")
+    return f"{model}|{label}" if model and label else ""
+
+
 class PodcastPlan:
     """State of one podcast request: its DAG, pieces, playback timeline and deadlines.
 
@@ -93,6 +99,7 @@ class PodcastPlan:
                                                round(request.first_segment_s * request.fps)))
         self.title: str = request.title or "StreamWise"
         self.speakers: list[str] = []
+        self.voices: dict[int, str] = {}   # speaker index -> the voice the screenplay named for it
         self.lines = 0
         self.pieces: list[Piece] = []
         self.sample_rate: int | None = None
@@ -341,10 +348,17 @@ class PodcastPlan:
                                                "description": out.get("studio"), "width": r.width,
                                                "height": r.height}))
             studio.cache_key = self._key(studio, sorted(studio.inputs.items()))
+        for s, voice in enumerate(out.get("voices") or ()):
+            s += self.opening_speakers      # the plan's index (after the opening's host, for a topic)
+            if voice and s not in self.voices:
+                self.voices[s] = str(voice)   # named in the screenplay; fixed for the whole show
+        asked = {" ".join(k.casefold().split()): v for k, v in (self.request.voices or {}).items()}
         for s in range(len(self.speakers) - self.opening_speakers, len(out.get("speakers") or [])):
             name = out["speakers"][s]
             s = len(self.speakers)      # the plan's index (after the opening's host, for a topic)
             self.speakers.append(name)
+            if (voice := asked.get(" ".join(name.casefold().split()))) is not None:
+                self.voices[s] = voice    # the request's voice for this speaker, over the screenplay's
             portrait = self.dag.add(Node(f"portrait:{s}", "image", deps=("studio",),
                                          runtime_s=self._rt("image.portrait"),
                                          inputs={"kind": "portrait", "name": name, "speaker_index": s}))
@@ -366,7 +380,8 @@ class PodcastPlan:
                     "text": text, "speaker_index": piece.speaker, "fps": r.fps, "max_clip_s": r.max_clip_s,
                     "first_clip_s": first_clip,
                     "pause_after_s": (PAUSE_BETWEEN_PIECES_S if not piece.last_of_line else
-                                      self._opening_pause_s or PAUSE_AFTER_LINE_S)}))
+                                      self._opening_pause_s or PAUSE_AFTER_LINE_S),
+                    **({"voice": self.voices[piece.speaker]} if piece.speaker in self.voices else {})}))
                 node.cache_key = self._key(node, sorted(node.inputs.items()))
 
     def _resume_state(self) -> dict[str, Any] | None:
@@ -494,7 +509,13 @@ class PodcastPlan:
                  for cid, g0, g1, *_ in self._clips_between(start, end)]
         spf = self._spf
         preroll = min(start * spf, int(AUDIO_PREROLL_S * self.sample_rate))
-        return {"video": video, "audio": self._audio_parts(start * spf - preroll, end * spf),
+        fps = self.request.fps
+        # subtitles: each clip's words over the frames its speech covers, given to the segment it starts in
+        cues = [{"start_s": g0 / fps, "end_s": g1 / fps, "speaker": self.speakers[piece.speaker],
+                 "text": text, "line": piece.line, "voice": _voice_of(self.dag[piece.node_id].outputs)}
+                for cid, g0, g1, piece, *_ in self._clips_between(start, end)
+                if start <= g0 < end and (text := self.dag[cid].inputs.get("subtitle", "").strip())]
+        return {"video": video, "audio": self._audio_parts(start * spf - preroll, end * spf), "cues": cues,
                 "preroll_samples": preroll, "sample_rate": self.sample_rate, "fps": self.request.fps,
                 "tenant": self.request.tenant, "width": self.request.width, "height": self.request.height}
 

@@ -1,0 +1,474 @@
+"""Plain-text scripts for :mod:`streamwise.script`: podcast scripts and printed plays.
+
+:func:`parse_text` reads ``Speaker: line`` text, printed plays (``NAME. text``, ``Name. text`` of a known
+cast, ``NAME [direction] text``, a name alone on its line above the speech), transcripts
+(``Name (Host):``, ``[00:01] Name:``, ``Name  0:03``), Markdown bold labels, title / studio / cast lines,
+into a :class:`~streamwise.script.formats.Draft`. A first pass (:class:`_Prescan`) finds the cast a
+printed play repeats and where its first act begins; the line-by-line reader (:class:`_TextParser`)
+then reports what it cannot place as notices (``Draft.notices``) instead of merging it into a speech,
+and reads a text with no labels at all as one-speaker narration.
+"""
+
+from __future__ import annotations
+
+import re
+
+from streamwise.script.formats import NARRATOR_NAME, Draft, RawLine, take_voice
+from streamwise.script.text import (
+    DIRECTIONS,
+    INTERJECTIONS,
+    NON_NAMES,
+    PARTICLES,
+    TITLES,
+    Label,
+    clean_text,
+    is_caps,
+    name_words,
+    normalise_text,
+    plausible_label,
+    snippet,
+    speaker_key,
+    split_label,
+)
+
+__all__ = ["NARRATOR", "NARRATION_NOTICE", "parse_text"]
+
+# --------------------------------------------------------------------------- plain text
+
+_HEADING = re.compile(r"#{1,6}(?:\s|$)")
+_RULE = re.compile(r"(?:-{3,}|\*{3,}|_{3,}|={3,})")
+_BULLET = re.compile(r"(?:[-*+\u2022>]|\d{1,3}[.)])\s+")
+_STAMP_HEAD = re.compile(r"[\[(]?\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?[\])]?\s+")
+_IGNORED_KEYS = (  # labelled lines that are notes or directions, never speech
+    *("note notes author authors writer writers by date episode duration length runtime summary "
+      "description synopsis logline subtitle tags genre language format version draft copyright "
+      "music sfx fx sound sounds direction directions action transition").split(),
+    "written by", "sound effect", "sound effects", "stage direction", "stage directions",
+    "cut to", "fade in", "fade out", "intro music", "outro music", "episode number",
+)
+_META = {
+    **dict.fromkeys(["title", "episode title", "podcast title", "show title"], "title"),
+    **dict.fromkeys(["studio", "setting", "studio setting", "location", "scene", "set"], "studio"),
+    **dict.fromkeys(["cast", "characters", "speakers", "cast of characters", "dramatis personae",
+                     "dramatis personæ", "hosts", "participants", "voices", "the persons in the play",
+                     "persons in the play", "persons of the play", "the persons of the play",
+                     "persons of the dialogue", "characters in the play", "the characters",
+                     "characters of the play", "persons represented", "cast list"], "cast"),
+    **dict.fromkeys(_IGNORED_KEYS, "ignore"),
+}
+
+
+_NUMBER = (r"(?:[IVXLC]{1,7}|\d{1,3}|ONE|TWO|THREE|FOUR|FIVE|SIX|SEVEN|EIGHT|NINE|TEN|FIRST|SECOND|THIRD"
+           r"|FOURTH|FIFTH|LAST|FINAL)")
+# a heading of a printed play's structure, alone on its line: "ACT I", "FIRST ACT", "SCENE 2",
+# "Act 1, Scene 1", "PROLOGUE"; never a speaker
+_STRUCTURE = re.compile(
+    rf"(?:(?:ACT|SCENE|PART)\s+{_NUMBER}(?:[.,:]?\s*SCENE\s+{_NUMBER})?|{_NUMBER}\s+(?:ACT|SCENE|PART)"
+    rf"|PROLOGUE|EPILOGUE|INDUCTION|SCENE|CURTAIN|THE END|END OF (?:THE )?(?:ACT|SCENE|PLAY)(?:\s+{_NUMBER})?)\.?",
+    re.IGNORECASE)
+# the play proper starts at its first act (what comes before is a title page, a cast list, notes)
+_ACT_START = re.compile(rf"(?:ACT\s+{_NUMBER}(?:[.,:]?\s*SCENE\s+{_NUMBER})?|{_NUMBER}\s+ACT|PROLOGUE|INDUCTION)\.?",
+                        re.IGNORECASE)
+NARRATOR = NARRATOR_NAME
+NARRATION_NOTICE = ("no speaker labels found: read as a one-speaker narration by 'Narrator'; for a "
+                    "conversation written from this text by the LLM, give it as --document FILE")
+_PLAY_KINDS = ("play", "direction", "cue")  # labels of printed plays: one speech, one paragraph
+
+
+def parse_text(lines: list[str]) -> Draft:
+    """Read plain-text script ``lines`` (no newlines) into a Draft; see the module docstring."""
+    scan = _Prescan(lines)
+    parser = _TextParser(lines, scan)
+    draft = parser.run()
+    if parser.opening_is_title():
+        # read it again with that line as a heading, so nothing after it is taken as its speech
+        number = parser.opening[2]
+        lines = lines[: number - 1] + ["# " + lines[number - 1].strip()] + lines[number:]
+        draft = _TextParser(lines, scan).run()
+    return draft
+
+
+class _Prescan:
+    """What a first pass over the whole text tells the line-by-line reader.
+
+    - ``names``: mixed-case names written as ``Name.`` labels (``Algernon. Did you hear ...``,
+      ``Soc. What is ...``) or alone on a line above a speech (``Leah Cheshier``) at the start of
+      at least two paragraphs (or of consecutive lines of a compact play). One ``Yes. I see.``
+      does not make a speaker; printed plays repeat every speaker's label (the known-cast rule
+      of play readers; a cast list adds its names too, in :meth:`_TextParser.add_character`).
+    - ``aliases``: an abbreviated label (``Soc.``, ``Cr.``) that begins exactly one longer name
+      (``Socrates``, ``Crito``) is that speaker, as Jowett's Plato and many printed plays abbreviate.
+    - ``play_start``: the line of the first ``ACT I`` / ``FIRST ACT`` / ``PROLOGUE`` heading
+      (0 when none): labelled lines before it are front matter (a cast list with its actors,
+      ``TIME: The Present.``), not dialogue.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        counts: dict[str, int] = {}
+        anywhere: dict[str, int] = {}   # "Name. text" at the start of any line
+        shown: dict[str, str] = {}
+        self.play_start = 0
+        previous_blank, previous_label = True, False
+        for number, raw in enumerate(lines, 1):
+            line = raw.strip()
+            if not line:
+                previous_blank, previous_label = True, False
+                continue
+            bare = line.lstrip("#").strip()
+            if not self.play_start and _ACT_START.fullmatch(bare):
+                self.play_start = number
+            label = split_label(line)
+            following = lines[number].strip() if number < len(lines) else ""
+            if label and label.kind == "play" and not is_caps(label.name) and \
+                    _candidate_name(label.name, speaker_key(label.name)):
+                anywhere[speaker_key(label.name)] = anywhere.get(speaker_key(label.name), 0) + 1
+                shown.setdefault(speaker_key(label.name), label.name)
+            # "Name. text" at a paragraph's start (or on the next line of a compact play); a name
+            # alone on its line above a speech anywhere (transcripts often have no blank lines)
+            if label and not (label.kind == "play" and (previous_blank or previous_label)) and not (
+                    label.kind in ("cue", "named") and following):
+                label = None
+            if label is not None:
+                if not is_caps(label.name):
+                    key = speaker_key(label.name)
+                    if _candidate_name(label.name, key):
+                        counts[key] = counts.get(key, 0) + 1
+                        shown.setdefault(key, label.name)
+                    else:
+                        label = None
+                else:
+                    label = None
+            previous_blank, previous_label = False, label is not None and label.kind == "play"
+        self.names, self.aliases = _names(counts, shown)
+        if len(self.names) >= 2:
+            # a play: "Hor. Not I." after a speech of several lines counts too (Gutenberg's older
+            # Shakespeare texts run speeches together without blank lines)
+            self.names, self.aliases = _names({k: max(v, counts.get(k, 0)) for k, v in anywhere.items()}
+                                              | {k: v for k, v in counts.items() if k not in anywhere}, shown)
+
+
+def _names(counts: dict[str, int], shown: dict[str, str]) -> tuple[set[str], dict[str, str]]:
+    """Names seen at least twice (an abbreviation counting for the one longer name it begins), and the
+    abbreviations: key -> the full name as written."""
+    aliases: dict[str, str] = {}
+    totals = dict(counts)
+    for short in sorted(counts):
+        if " " in short or len(short) > 5:
+            continue
+        longer = {key for key in counts if key != short and " " not in key and key.startswith(short)}
+        if len(longer) == 1:
+            full = longer.pop()
+            aliases[short] = shown[full]
+            totals[full] += counts[short]
+            totals[short] = totals[full]
+    return {key for key, count in totals.items() if count >= 2}, aliases
+
+
+def _candidate_name(name: str, key: str) -> bool:
+    words = name_words(name)
+    return bool(words) and key not in INTERJECTIONS and key not in DIRECTIONS and \
+        words[0].casefold().rstrip(".") not in NON_NAMES and key.rstrip(".") not in TITLES
+
+
+class _TextParser:
+    """Line-by-line state machine for human-written plain-text scripts."""
+
+    def __init__(self, lines: list[str], scan: _Prescan | None = None) -> None:
+        self.lines = lines
+        self.scan = scan or _Prescan(lines)
+        self.draft = Draft()
+        self.known: set[str] = set()
+        self.cast_names: set[str] = set(self.scan.names)  # names a mixed-case Name. label may use
+        self.cast_words: dict[str, str] = {}  # a word of a cast list's name -> as written ("horatio" -> "Horatio")
+        self.target: str | None = None  # "speech", "studio", "cast", "ignore", "unplaced" or None
+        self.speaker: str | None = None  # the last speaker named
+        self.kind = ""  # label kind that opened the current speech ("header" for a bare name)
+        self.parts: list[str] = []
+        self.start = 0
+        self.cast_bullets = False
+        self.cast_pending = False
+        self.styles: dict[str, set[str]] = {}  # speaker key -> label kinds it was introduced with
+        self.opening: tuple[str, str, int] | None = None  # (key, name, line) when the first label is a bare name
+        self.unplaced: list[tuple[int, str]] = []  # paragraphs no speaker could be given
+        self.front_labels = 0  # labelled lines skipped as front matter
+        self.labels = 0  # speaker labels accepted
+        self.title_guessed = False  # the title is a short first line, not a "Title:" or "# heading"
+
+    def run(self) -> Draft:
+        for number, raw in enumerate(self.lines, 1):
+            self.feed(number, raw.strip())
+        self.close()
+        self.finish()
+        return self.draft
+
+    def finish(self) -> None:
+        notices = self.draft.notices
+        if not self.draft.lines and not self.labels and self.unplaced:
+            self.draft.lines.extend(RawLine(NARRATOR, clean_text(text, prose=True), number)
+                                    for number, text in self.unplaced)
+            notices.append((self.unplaced[0][0], NARRATION_NOTICE))
+            return
+        if self.front_labels:
+            notices.append((1, f"lines 1-{self.scan.play_start - 1} come before the first act "
+                               f"(line {self.scan.play_start}): read as front matter, "
+                               f"{self.front_labels} labelled line(s) there not spoken"))
+        for number, text in self.unplaced:
+            notices.append((number, f"not placed: no speaker label, read as a stage direction and "
+                                    f"not spoken: {snippet(normalise_text(text))}"))
+        notices.sort(key=lambda notice: notice[0])
+
+    def opening_is_title(self) -> bool:
+        """``THE MORNING SHOW`` alone on the first line of a play whose speakers are all labelled
+        ``NAME.`` or ``NAME:`` is the title, not a screenplay-style speaker cue."""
+        if self.opening is None or self.draft.title is not None:
+            return False
+        key = self.opening[0]
+        others = [k for k in self.styles if k != key]
+        return (self.styles.get(key) == {"alone"} and bool(others)
+                and not any("alone" in self.styles[k] for k in others))
+
+    def feed(self, number: int, line: str) -> None:
+        if not line:
+            return self.close()
+        if _HEADING.match(line):
+            return self.heading(number, line)
+        if _RULE.fullmatch(line):
+            return self.close()
+        if _STRUCTURE.fullmatch(line):  # "ACT III", "SCENE", "FIRST ACT": a new part of the play
+            self.close()
+            self.speaker = None
+            return None
+        bullet = _BULLET.match(line)
+        body = line[bullet.end():] if bullet else line
+        if self.target == "cast" and self.cast_item(bool(bullet), body):
+            return None
+        heading = _META.get(speaker_key(body.rstrip(":.").replace("**", "")))
+        if heading == "cast":  # "THE PERSONS IN THE PLAY" / "Dramatis Personae" on its own line
+            return self.meta("cast", "")
+        stamp = _STAMP_HEAD.match(body)  # "[00:01:23] Alice: ..." transcripts
+        label = split_label(body[stamp.end():] if stamp else body, bare_bracket=True)
+        if number < self.scan.play_start:
+            return self.front_matter(number, body, label)
+        if label and self.label(number, label):
+            return None
+        return self.continuation(number, body)
+
+    def front_matter(self, number: int, body: str, label: Label | None) -> None:
+        """A line before the first act: metadata and cast lists count, speech does not."""
+        meta = _META.get(speaker_key(label.name)) if label and label.kind != "bare" else None
+        if meta:
+            return self.meta(meta, label.rest)
+        if self.target in ("studio", "cast"):
+            return self.continuation(number, body)
+        if label and label.kind != "bare" and name_words(label.name) and label.rest:
+            self.front_labels += 1
+        if self.draft.title is None and not self.known and self._title_like(number, body):
+            self.draft.title = normalise_text(body.replace("**", ""))
+            self.title_guessed = True
+        self.close()
+        self.target = "ignore"
+        return None
+
+    def heading(self, number: int, line: str) -> None:
+        self.close()
+        text = line.lstrip("#").strip()
+        label = split_label(text)
+        if _STRUCTURE.fullmatch(text):
+            self.speaker = None
+            return
+        if _META.get(speaker_key(text.rstrip(":.").replace("**", ""))) == "cast":
+            return self.meta("cast", "")
+        if label and _META.get(speaker_key(label.name)) == "title":
+            text = label.rest
+        if self.draft.title is None and self.speaker is None and text:
+            self.draft.title = normalise_text(text.replace("**", "")) or None
+            self.target = "ignore"  # a subtitle line right under the title is not dialogue
+
+    def label(self, number: int, label: Label) -> bool:
+        key = speaker_key(label.name)
+        if key in self.scan.aliases:  # "Soc." is Socrates
+            label = label._replace(name=self.scan.aliases[key])
+            key = speaker_key(label.name)
+        elif label.kind == "play" and key not in self.cast_words and " " not in key and len(key) <= 5:
+            # "Hor." when the cast list has Horatio: the one cast name it begins
+            fuller = {word for word in self.cast_words if word.startswith(key) and word != key}
+            if len(fuller) == 1:
+                word = fuller.pop()
+                label = label._replace(name=self.cast_words[word])
+                key = speaker_key(label.name)
+        meta = _META.get(key)
+        if meta and label.kind not in ("bare", "cue", "named"):
+            self.meta(meta, label.rest)
+            return True
+        open_speech = self.target == "speech" and bool(self.parts)
+        if key not in self.known:
+            if label.kind == "bare":
+                return False  # "[laughs] ..." is a direction unless the name is a known speaker
+            if label.kind == "alone" and (self.target == "speech" or not self._next_line(number)):
+                return False  # a speech runs to a blank line; a shouted "NO WAY" in it is speech
+            if label.kind in ("cue", "named", "role") and not self._next_line(number):
+                return False  # a name on its own line is a label only with its speech below it
+            cast = key in self.cast_names and label.kind in (*_PLAY_KINDS, "named")
+            if not cast and not plausible_label(label, self.known, open_speech=open_speech):
+                return False
+        self.close()
+        if not self.styles and label.kind == "alone" and not self.draft.lines:
+            self.opening = (key, label.name, number)
+        self.styles.setdefault(key, set()).add(label.kind)
+        self.known.add(key)
+        self.labels += 1
+        self.target, self.speaker, self.parts = "speech", label.name, []
+        self.kind = "play" if label.kind in _PLAY_KINDS else label.kind if label.rest else "header"
+        if label.rest:
+            self.append(number, label.rest)
+        return True
+
+    def meta(self, kind: str, rest: str) -> None:
+        self.close()
+        if kind == "title":
+            if (self.draft.title is None or self.title_guessed) and rest:   # "Title:" beats a guessed first line
+                self.draft.title = normalise_text(rest.replace("**", "")) or None
+                self.title_guessed = False
+        elif kind == "studio" and self.draft.studio is None:
+            self.target, self.parts = "studio", [rest] if rest else []
+        elif kind == "cast":
+            self.target, self.cast_bullets = "cast", False
+            self.cast_pending = True  # a blank line between the heading and its list does not end it
+            for entry in _split_list(rest):
+                self.add_character(entry)
+        else:
+            self.target = "ignore"
+
+    def cast_item(self, bullet: bool, body: str) -> bool:
+        if bullet:
+            self.cast_bullets = True
+        elif self.cast_bullets:
+            self.close()  # plain line after a bulleted cast list: the list is over
+            return False
+        self.add_character(body)
+        return True
+
+    def add_character(self, entry: str) -> None:
+        name, desc = _split_cast_entry(entry)
+        if name:
+            self.cast_pending = False
+            key = speaker_key(name)
+            self.known.add(key)
+            self.cast_names.add(key)
+            # "Algernon Moncrieff" is who "Algernon." and "ALGERNON." are; "Rev. Canon Chasuble": "Chasuble."
+            words = [w for w in name.split() if len(w) > 2 and speaker_key(w) not in TITLES
+                     and speaker_key(w) not in PARTICLES]
+            self.cast_names.update(speaker_key(w) for w in words)
+            for word in words:
+                self.cast_words.setdefault(speaker_key(word), word.strip(".,"))
+            desc, voice = take_voice(desc)
+            if voice:
+                self.draft.voices[name] = voice
+            self.draft.characters.append((name, desc))
+
+    def continuation(self, number: int, body: str) -> None:
+        if self.target in ("speech", "studio", "unplaced"):
+            return self.append(number, body)
+        if self.target in ("ignore", "cast"):
+            return None
+        if not clean_text(body):
+            return None  # a direction on its own, e.g. "[Theme music]", "[Enter Lane.]"
+        if self.speaker is not None and self.kind != "play":
+            self.target, self.parts = "speech", []  # a new paragraph of the last speaker
+            return self.append(number, body)
+        if self.speaker is None and self.draft.title is None and not self.labels and not self.unplaced \
+                and self._title_like(number, body):   # only the text's first line: a title, not a quoted line
+            self.draft.title = normalise_text(body.replace("**", ""))
+            self.title_guessed = True
+            return None
+        if self.kind == "play" and (label := self._unpunctuated_label(body)) is not None:
+            # "Medviedenko Why should you be unhappy?": a known speaker whose label lost its period
+            self.draft.notices.append((number, f"read {label.name!r} as a speaker label without its period"))
+            self.label(number, label)
+            return None
+        # a paragraph of a printed play without a label (a stage direction in roman type), or text
+        # before anyone speaks: reported, never merged into the previous speech
+        self.target, self.parts = "unplaced", []
+        return self.append(number, body)
+
+    def _unpunctuated_label(self, body: str) -> Label | None:
+        """A paragraph of a play that starts with a speaker already seen as a label, then one space and a
+        capital letter (``Masha Why ...``); ``Masha and Trigorin enter`` or ``Masha sits down`` are not."""
+        words = body.split(" ", 4)
+        for n in (1, 2, 3):
+            if len(words) > n and words[n][:1].isupper() and speaker_key(" ".join(words[:n])) in self.known:
+                return Label(" ".join(words[:n]), " ".join(words[n:]), "play")
+        return None
+
+    def append(self, number: int, text: str) -> None:
+        if not self.parts:
+            self.start = number
+        self.parts.append(text)
+
+    def close(self) -> None:
+        if self.target == "cast" and self.cast_pending:
+            return
+        if self.target == "speech" and self.parts:
+            text = clean_text(" ".join(self.parts))
+            if text and self.speaker is not None:
+                self.draft.lines.append(RawLine(self.speaker, text, self.start))
+        elif self.target == "studio" and self.parts:
+            self.draft.studio = normalise_text(" ".join(self.parts)) or None
+        elif self.target == "unplaced" and self.parts:
+            text = " ".join(self.parts)
+            if clean_text(text, prose=True):
+                self.unplaced.append((self.start, text))
+        self.target, self.parts = None, []
+
+    def _next_line(self, number: int) -> str:
+        return self.lines[number].strip() if number < len(self.lines) else ""
+
+    def _title_like(self, number: int, body: str) -> bool:
+        """A short first line standing alone (blank or a label after it) reads as a title."""
+        if len(body) > 100 or body.endswith((".", ",", ";")) or body[:1] in "\"'\u201c\u2018":
+            return False   # a sentence, or a quotation: prose
+        following = self._next_line(number)
+        if not following:
+            return True
+        label = split_label(following)
+        return label is not None and plausible_label(label, self.known)
+
+
+def _split_list(text: str) -> list[str]:
+    """Split ``Alice (host), Bob (guest)`` on commas (or semicolons) outside parentheses."""
+    sep = ";" if ";" in text else ","
+    items: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in text:
+        depth += (char in "([") - (char in ")]")
+        if char == sep and depth <= 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current))
+    return [item.strip() for item in items if item.strip()]
+
+
+def _split_cast_entry(entry: str) -> tuple[str | None, str]:
+    """``Alice: the host`` / ``Alice - the host`` / ``Alice (the host)`` -> (name, description)."""
+    entry = entry.replace("**", "").strip()
+    label = split_label(entry)
+    if label and label.kind in ("colon", "bracket") and name_words(label.name):
+        return label.name, normalise_text(label.rest)
+    for dash in (" - ", " \u2013 ", " \u2014 "):
+        name, found, desc = entry.partition(dash)
+        if found and name_words(name.strip()):
+            return name.strip(), normalise_text(desc)
+    if entry.endswith(")") and "(" in entry:
+        name = entry[: entry.rfind("(")].strip()
+        if name_words(name):
+            return name, normalise_text(entry[entry.rfind("(") + 1:-1])
+    if name_words(entry):
+        return entry, ""
+    # "Merriman, Butler", "Rev. Canon Chasuble, D.D.", "PHAEDO, who is the narrator ..."
+    name, found, desc = entry.partition(",")
+    if found and name_words(name.strip()):
+        return name.strip(), normalise_text(desc.strip(" ."))
+    return None, ""
