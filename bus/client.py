@@ -14,7 +14,9 @@ import datetime
 import hashlib
 import logging
 import os
+import ssl
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 
 import msgspec
@@ -114,7 +116,7 @@ def _stream_configs(replicas: int = 1) -> list[api.StreamConfig]:
                          max_age=SEGMENTS_MAX_AGE_S, max_bytes=b.segments_max_bytes, discard=new, **common),
         api.StreamConfig(name=subjects.STREAM_STATUS, subjects=[subjects.status_all()], retention=lim,
                          max_age=SEGMENTS_MAX_AGE_S, max_msgs_per_subject=256, max_bytes=b.status_max_bytes,
-                         discard=old, **common),
+                         discard=old, allow_direct=True, **common),
         api.StreamConfig(name=subjects.STREAM_DEADLETTER, subjects=[subjects.deadletter_all()], retention=lim,
                          max_age=b.deadletter_max_age_s, max_bytes=b.deadletter_max_bytes, discard=old, **common),
     ]
@@ -126,11 +128,13 @@ class Bus:
 
     nc: NATS
     js: JetStreamContext
-    instances: KeyValue
-    artifacts: ObjectStore
-    cache: KeyValue
+    instances: KeyValue | None    # None for a connection that binds no layout (a tenant or viewer client)
+    artifacts: ObjectStore | None
+    cache: KeyValue | None
     url: str
     replicas: int = 1
+    layout: str = "create"        # "create" (admin, or no auth), "bind" (scheduler, worker) or "none" (clients)
+    user: str | None = None       # the NATS user (from the credentials or the URL), None without auth
     reconnects: int = 0          # bumped on every reconnect: pull consumers and watchers re-create themselves
     closing: bool = False
     connected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -164,12 +168,50 @@ class Bus:
         await retrying(f"store {name}", lambda: self.artifacts.put(name, data))
         return name
 
+    async def _uploads(self, tenant: str) -> ObjectStore:
+        bucket = subjects.uploads(tenant)
+        try:
+            return await self.js.object_store(bucket)
+        except (NotFoundError, BadRequestError):
+            if self.layout != "create":
+                raise LayoutError(f"no upload store {bucket} for tenant {tenant!r} on {self.safe_url}: create it "
+                                  f"with admin credentials (streamwise layout --tenants {tenant})") from None
+            return await _object_store(self.js, bucket, ARTIFACTS_TTL_S, BUS_LIMITS.uploads_max_bytes, self.replicas)
+
+    async def put_upload(self, tenant: str, name: str, data: bytes) -> str:
+        """Store a client upload (a script over the payload limit) as ``name`` in the tenant's
+        own object store ``sw_uploads_<tenant>``; returns ``name``. Retries through an outage.
+
+        Raises:
+            LayoutError: the tenant has no upload store (an authenticated bus: the admin creates it).
+        """
+        store = await retrying(f"open the uploads of {tenant}", lambda: self._uploads(tenant))
+        await retrying(f"upload {name}", lambda: store.put(name, data))
+        return name
+
+    async def get_upload(self, tenant: str, name: str) -> bytes:
+        """Fetch ``name`` from the tenant's upload store (the tenant is the one the scheduler
+        took from the request's subject, so a request cannot name another tenant's upload).
+
+        Raises:
+            KeyError: no such upload (expired, never written, or no store for the tenant).
+        """
+        try:
+            store = await retrying(f"open the uploads of {tenant}", lambda: self._uploads(tenant))
+            result = await retrying(f"fetch {name}", lambda: store.get(name))
+        except (ObjectNotFoundError, LayoutError):
+            raise KeyError(f"upload {name!r} not found in object store {subjects.uploads(tenant)}") from None
+        return result.data or b""
+
     async def get_blob(self, name: str) -> bytes:
         """Fetch an artifact.
 
         Raises:
             KeyError: no artifact of that name (expired, or never written).
         """
+        if self.artifacts is None:
+            raise KeyError(f"artifact {name!r}: this connection ({self.user}) has no access to the object store "
+                           f"{subjects.OBJECT_STORE}")
         try:
             result = await retrying(f"fetch {name}", lambda: self.artifacts.get(name))
         except ObjectNotFoundError:
@@ -219,6 +261,19 @@ def replicas_default() -> int:
     return max(1, int(os.environ.get("STREAMWISE_REPLICAS", "1")))
 
 
+class LayoutError(RuntimeError):
+    """The bus layout (a stream, bucket or object store) is missing and this connection may not
+    create it: run ``streamwise layout`` with admin credentials."""
+
+
+async def _object_store(js: JetStreamContext, bucket: str, ttl_s: float, max_bytes: int, replicas: int) -> ObjectStore:
+    try:
+        return await js.object_store(bucket)
+    except (NotFoundError, BadRequestError):
+        return await js.create_object_store(bucket, api.ObjectStoreConfig(ttl=ttl_s, max_bytes=max_bytes,
+                                                                          replicas=replicas))
+
+
 async def _kv(js: JetStreamContext, bucket: str, ttl_s: float, max_bytes: int, replicas: int) -> KeyValue:
     try:
         return await js.key_value(bucket)
@@ -227,12 +282,16 @@ async def _kv(js: JetStreamContext, bucket: str, ttl_s: float, max_bytes: int, r
                                                             replicas=replicas))
 
 
-async def ensure_layout(js: JetStreamContext, replicas: int | None = None) -> tuple[KeyValue, ObjectStore, KeyValue]:
-    """Create what is missing of the streams, the instance KV, the object store and the result
-    cache KV. Existing ones are left as they are: an operator's replicas, limits or other
-    changes are never undone or lowered (idempotent; any process may start first).
+async def ensure_layout(js: JetStreamContext, replicas: int | None = None,
+                        tenants: tuple[str, ...] | list[str] = ()) -> tuple[KeyValue, ObjectStore, KeyValue]:
+    """Create what is missing of the streams, the instance KV, the object store, the result
+    cache KV and the upload store of each of ``tenants``. Existing ones are left as they are:
+    an operator's replicas, limits or other changes are never undone or lowered (idempotent).
+    On an authenticated bus only the admin role may call this (``streamwise layout``).
     ``replicas``: for what this call creates (default :func:`replicas_default`)."""
     replicas = replicas or replicas_default()
+    for tenant in tenants:
+        await _object_store(js, subjects.uploads(tenant), ARTIFACTS_TTL_S, BUS_LIMITS.uploads_max_bytes, replicas)
     for config in _stream_configs(replicas):
         try:
             await js.stream_info(config.name)
@@ -247,30 +306,127 @@ async def ensure_layout(js: JetStreamContext, replicas: int | None = None) -> tu
     b = BUS_LIMITS
     kv = await _kv(js, subjects.KV_INSTANCES, INSTANCE_TTL_S, b.instances_max_bytes, replicas)
     cache = await _kv(js, subjects.KV_CACHE, CACHE_TTL_S, b.cache_max_bytes, replicas)
-    try:
-        store = await js.object_store(subjects.OBJECT_STORE)
-    except (NotFoundError, BadRequestError):
-        store = await js.create_object_store(subjects.OBJECT_STORE, api.ObjectStoreConfig(
-            ttl=ARTIFACTS_TTL_S, max_bytes=b.artifacts_max_bytes, replicas=replicas))
+    store = await _object_store(js, subjects.OBJECT_STORE, ARTIFACTS_TTL_S, b.artifacts_max_bytes, replicas)
     return kv, store, cache
 
 
-async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: float = 5.0,
-                  replicas: int | None = None, **options) -> Bus:
-    """Connect to ``url`` (one URL or several, comma-separated, for a cluster) and make sure
-    the bus layout exists. The connection reconnects forever after it was once established;
-    each reconnect re-creates the layout (a server restarted without its store) and bumps
-    :attr:`Bus.reconnects`, so pull consumers and watchers re-subscribe (nats.py #504).
-    ``options`` go to ``nats.connect`` (credentials, TLS).
+async def bind_layout(js: JetStreamContext, url: str) -> tuple[KeyValue, ObjectStore, KeyValue]:
+    """Bind the instance KV, the artifact store and the cache KV that the admin created,
+    creating nothing (the scheduler and worker roles may not).
 
     Raises:
-        ConnectionError: the server cannot be reached within ``connect_timeout_s``
-            (the message names the URL, without credentials).
+        LayoutError: one of them is missing (one line naming it and the fix).
     """
+    async def one(kind: str, name: str, open_):
+        try:
+            return await open_(name)
+        except (NotFoundError, BadRequestError):
+            raise LayoutError(f"bus layout missing on {redact(url)}: no {kind} {name}; create the layout once "
+                              f"with admin credentials: streamwise layout --nats URL --creds admin.creds") from None
+
+    kv = await one("KV bucket", subjects.KV_INSTANCES, js.key_value)
+    store = await one("object store", subjects.OBJECT_STORE, js.object_store)
+    cache = await one("KV bucket", subjects.KV_CACHE, js.key_value)
+    return kv, store, cache
+
+
+def _url_user(url: str) -> str | None:
+    """The user name of the first URL that carries credentials (``nats://user:pw@host``)."""
+    for part in url.split(","):
+        rest = part.strip().rpartition("://")[2]
+        creds, at, _ = rest.rpartition("@")
+        if at and creds:
+            return urllib.parse.unquote(creds.split(":", 1)[0])
+    return None
+
+
+def tls_context(ca: str | None = None, cert: str | None = None, key: str | None = None) -> ssl.SSLContext | None:
+    """A client TLS context trusting ``ca`` (a PEM file; ``$STREAMWISE_TLS_CA``), with an
+    optional client certificate ``cert``/``key`` (``$STREAMWISE_TLS_CERT``/``$STREAMWISE_TLS_KEY``,
+    for servers that verify clients). ``None`` when none of them is set (a ``tls://`` URL then
+    uses the system's trusted CAs).
+
+    Raises:
+        ConnectionError: a file cannot be read (one line naming it).
+    """
+    ca = ca or os.environ.get("STREAMWISE_TLS_CA") or None
+    cert = cert or os.environ.get("STREAMWISE_TLS_CERT") or None
+    key = key or os.environ.get("STREAMWISE_TLS_KEY") or None
+    if not (ca or cert):
+        return None
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectionError(f"TLS: cannot load {ca if ca and not cert else cert}: {exc}") from None
+    return ctx
+
+
+def _default_layout(user: str | None) -> str:
+    """No auth or the admin: create the layout; a tenant or viewer: bind nothing; others: bind."""
+    if user is None or user == "admin":
+        return "create"
+    return "none" if user.startswith(("tenant-", "viewer-")) else "bind"
+
+
+async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: float = 5.0,
+                  replicas: int | None = None, creds: str | None = None, tls_ca: str | None = None,
+                  layout: str | None = None, **options) -> Bus:
+    """Connect to ``url`` (one URL or several, comma-separated, for a cluster; ``tls://`` for
+    TLS; ``nats://user:password@host`` for user/password auth) and make sure the bus layout
+    exists. The connection reconnects forever after it was once established; each reconnect
+    re-creates the layout when this connection may (a server restarted without its store) and
+    bumps :attr:`Bus.reconnects`, so pull consumers and watchers re-subscribe (nats.py #504).
+
+    ``creds``: a NATS ``.creds`` file (default ``$STREAMWISE_CREDS``; ``streamwise auth init``
+    writes one per role). ``tls_ca``: PEM file of the CA that signed the server's certificate
+    (default ``$STREAMWISE_TLS_CA``; see :func:`tls_context`). With credentials the connection's
+    reply subjects are ``_INBOX_<user>.*`` (the only ones its permissions let it subscribe to).
+    ``layout``: ``"create"`` (ensure the layout: no auth, or the admin), ``"bind"`` (use the
+    existing layout, error if missing: the scheduler and worker roles) or ``"none"`` (bind
+    nothing: tenant and viewer clients); default from the user name. ``options`` go to
+    ``nats.connect``.
+
+    Raises:
+        ConnectionError: the server cannot be reached within ``connect_timeout_s``, refuses the
+            credentials, or a credentials/TLS file is unreadable (the message names the URL,
+            without credentials, never a secret).
+        LayoutError: ``layout="bind"`` and the layout is missing.
+    """
+    from .auth import AuthError, read_creds_jwt
+
     servers = [u.strip() for u in url.split(",") if u.strip()]
     holder: dict[str, Bus] = {}
+    creds = creds or os.environ.get("STREAMWISE_CREDS") or None
+    user = _url_user(url)
+    if creds:
+        try:
+            user = read_creds_jwt(creds).get("name") or user
+        except AuthError as exc:
+            raise ConnectionError(str(exc)) from None
+        options.setdefault("user_credentials", creds)
+    if user is not None:
+        try:
+            options.setdefault("inbox_prefix", subjects.inbox_prefix(user))
+        except ValueError:   # a user name that is no subject token: keep the default prefix
+            pass
+    ctx = tls_context(tls_ca)
+    if ctx is not None:
+        options.setdefault("tls", ctx)
+    layout = layout or _default_layout(user)
+    if layout not in ("create", "bind", "none"):
+        raise ValueError(f"layout must be create, bind or none, not {layout!r}")
+    refused: list[str] = []
+
+    user_error_cb = options.pop("error_cb", None)
 
     async def _error(exc: Exception) -> None:
+        if user_error_cb is not None:
+            await user_error_cb(exc)
+        text = str(exc)
+        if "uthorization" in text or "ermissions" in text:
+            refused.append(text)
         log.debug("nats: %s", exc)
 
     async def _disconnected() -> None:
@@ -287,7 +443,8 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
         bus.connected.set()
         log.warning("bus: reconnected to %s", redact(str(bus.nc.connected_url.geturl()
                                                            if bus.nc.connected_url else url)))
-        asyncio.get_running_loop().create_task(_relayout(bus))
+        if bus.layout == "create":
+            asyncio.get_running_loop().create_task(_relayout(bus))
 
     try:
         # nats-py may keep retrying an initial connect that never succeeds: bound it ourselves
@@ -296,12 +453,23 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
                          max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=_error,
                          disconnected_cb=_disconnected, reconnected_cb=_reconnected, **options),
             timeout=connect_timeout_s + 1.0)
-    except (OSError, asyncio.TimeoutError, nats.errors.NoServersError) as exc:
-        raise ConnectionError(f"cannot connect to NATS at {redact(url)}: {str(exc) or type(exc).__name__}") from None
+    except (OSError, asyncio.TimeoutError, nats.errors.NoServersError, nats.errors.Error) as exc:
+        reason = refused[-1] if refused else (str(exc) or type(exc).__name__)
+        raise ConnectionError(f"cannot connect to NATS at {redact(url)}: {redact(reason)}") from None
     js = nc.jetstream(timeout=10.0)
     replicas = replicas or replicas_default()
-    kv, store, cache = await retrying("create the bus layout", lambda: ensure_layout(js, replicas), retry_s=30.0)
-    bus = Bus(nc=nc, js=js, instances=kv, artifacts=store, cache=cache, url=url, replicas=replicas)
+    kv = store = cache = None
+    try:
+        if layout == "create":
+            kv, store, cache = await retrying("create the bus layout", lambda: ensure_layout(js, replicas),
+                                              retry_s=30.0)
+        elif layout == "bind":
+            kv, store, cache = await retrying("bind the bus layout", lambda: bind_layout(js, url), retry_s=30.0)
+    except BaseException:
+        await nc.close()
+        raise
+    bus = Bus(nc=nc, js=js, instances=kv, artifacts=store, cache=cache, url=url, replicas=replicas,
+              layout=layout, user=user)
     bus.connected.set()
     holder["bus"] = bus
     return bus
