@@ -135,6 +135,7 @@ class Bus:
     replicas: int = 1
     layout: str = "create"        # "create" (admin, or no auth), "bind" (scheduler, worker) or "none" (clients)
     user: str | None = None       # the NATS user (from the credentials or the URL), None without auth
+    refused: list[str] = field(default_factory=list)   # the server's last permission/authorization errors
     reconnects: int = 0          # bumped on every reconnect: pull consumers and watchers re-create themselves
     closing: bool = False
     connected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -310,9 +311,10 @@ async def ensure_layout(js: JetStreamContext, replicas: int | None = None,
     return kv, store, cache
 
 
-async def bind_layout(js: JetStreamContext, url: str) -> tuple[KeyValue, ObjectStore, KeyValue]:
-    """Bind the instance KV, the artifact store and the cache KV that the admin created,
-    creating nothing (the scheduler and worker roles may not).
+async def bind_layout(js: JetStreamContext, url: str, *, cache: bool = True) -> tuple[KeyValue, ObjectStore, KeyValue | None]:
+    """Bind the instance KV, the artifact store and (``cache``) the cache KV that the admin
+    created, creating nothing (the scheduler and worker roles may not; a worker has no access
+    to the cache, which only schedulers use).
 
     Raises:
         LayoutError: one of them is missing (one line naming it and the fix).
@@ -326,8 +328,7 @@ async def bind_layout(js: JetStreamContext, url: str) -> tuple[KeyValue, ObjectS
 
     kv = await one("KV bucket", subjects.KV_INSTANCES, js.key_value)
     store = await one("object store", subjects.OBJECT_STORE, js.object_store)
-    cache = await one("KV bucket", subjects.KV_CACHE, js.key_value)
-    return kv, store, cache
+    return kv, store, (await one("KV bucket", subjects.KV_CACHE, js.key_value) if cache else None)
 
 
 def _url_user(url: str) -> str | None:
@@ -427,6 +428,7 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
         text = str(exc)
         if "uthorization" in text or "ermissions" in text:
             refused.append(text)
+            del refused[:-20]
         log.debug("nats: %s", exc)
 
     async def _disconnected() -> None:
@@ -464,12 +466,13 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
             kv, store, cache = await retrying("create the bus layout", lambda: ensure_layout(js, replicas),
                                               retry_s=30.0)
         elif layout == "bind":
-            kv, store, cache = await retrying("bind the bus layout", lambda: bind_layout(js, url), retry_s=30.0)
+            kv, store, cache = await retrying("bind the bus layout", lambda: bind_layout(js, url, cache=user != "worker"),
+                                              retry_s=30.0)
     except BaseException:
         await nc.close()
         raise
     bus = Bus(nc=nc, js=js, instances=kv, artifacts=store, cache=cache, url=url, replicas=replicas,
-              layout=layout, user=user)
+              layout=layout, user=user, refused=refused)
     bus.connected.set()
     holder["bus"] = bus
     return bus

@@ -257,6 +257,10 @@ async def watch(bus: Bus, request_id: str, out_dir: str | Path, *, tenant: str =
     """
     try:
         await _last_status(bus, tenant, request_id)
+    except TimeoutError:   # a request the server refused (the permission error comes asynchronously) never answers
+        why = f"the bus refused: {bus.refused[-1]}" if bus.refused else "the bus did not answer"
+        raise GenerateError(f"cannot read the status of request {request_id!r} (tenant {tenant!r}) on "
+                            f"{bus.safe_url}: {why}") from None
     except NotFoundError:
         raise GenerateError(f"no request {request_id!r} (tenant {tenant!r}) on {bus.safe_url}: not submitted, "
                             f"not yet accepted by a scheduler, or expired") from None

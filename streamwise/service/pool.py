@@ -1,8 +1,8 @@
 """A pool of StreamWise processes on one machine: scheduler + one worker process per stage.
 
 Each process is launched as its own command (``streamwise scheduler --nats URL``,
-``streamwise worker --stage S --nats URL``), so it can be seen in ``ps`` and stopped
-alone. :class:`Pool` starts them, waits until every stage has a ready instance on the
+``streamwise worker --stage S --nats URL``, each with ``--creds FILE`` of its role on an
+authenticated bus), so it can be seen in ``ps`` and stopped alone. :class:`Pool` starts them, waits until every stage has a ready instance on the
 bus, and stops them (SIGTERM, then SIGKILL) on exit.
 """
 
@@ -68,8 +68,12 @@ class Pool:
     (``None``: children inherit this process's stderr)."""
 
     def __init__(self, url: str, workers: dict[str, int] | None = None, *, log_dir: str | os.PathLike | None = None,
-                 scheduler: bool | list[str] = True, extra: list[tuple[str, list[str]]] | None = None) -> None:
+                 scheduler: bool | list[str] = True, extra: list[tuple[str, list[str]]] | None = None,
+                 creds: dict[str, str] | None = None) -> None:
         self.url = url
+        # role -> .creds file (`streamwise up --auth DIR`): the scheduler runs with creds["scheduler"],
+        # every worker (the extra commands are workers) with creds["worker"]
+        self.creds = dict(creds or {})
         self.workers = workers or dict(DEFAULT_WORKERS)
         self.extra = extra or []   # (name, arguments after `streamwise`), e.g. emulated GPU workers
         self.log_dir = Path(log_dir) if log_dir else None
@@ -83,12 +87,18 @@ class Pool:
     def commands(self) -> list[tuple[str, list[str]]]:
         base = [sys.executable, "-m", "streamwise"]
         options = self.scheduler if isinstance(self.scheduler, list) else []   # extra `streamwise scheduler` options
-        cmds = [("scheduler", base + ["scheduler", "--nats", self.url] + options)] if self.scheduler is not False else []
+        sched, work = self._creds("scheduler"), self._creds("worker")
+        cmds = ([("scheduler", base + ["scheduler", "--nats", self.url] + options + sched)]
+                if self.scheduler is not False else [])
         for stage, count in self.workers.items():
             for i in range(count):
-                cmds.append((f"{stage}-{i}", base + ["worker", "--stage", stage, "--nats", self.url]))
-        cmds += [(name, base + args + ["--nats", self.url]) for name, args in self.extra]
+                cmds.append((f"{stage}-{i}", base + ["worker", "--stage", stage, "--nats", self.url] + work))
+        cmds += [(name, base + args + ["--nats", self.url] + work) for name, args in self.extra]
         return cmds
+
+    def _creds(self, role: str) -> list[str]:
+        path = self.creds.get(role)
+        return ["--creds", str(path)] if path else []
 
     def start(self) -> "Pool":
         if self.log_dir:
