@@ -99,7 +99,8 @@ def _kv_rw(bucket: str) -> list[str]:
     st = S.kv_stream(bucket)
     return [S.kv_all(bucket), S.js_api("STREAM", "INFO", st), S.js_api("STREAM", "MSG", "GET", st),
             S.js_api("DIRECT", "GET", st, ">"), S.js_api("CONSUMER", "CREATE", st),
-            S.js_api("CONSUMER", "CREATE", st, ">"), S.js_flow_control(st)]
+            S.js_api("CONSUMER", "CREATE", st, ">"), S.js_api("CONSUMER", "INFO", st, "*"),
+            S.js_api("CONSUMER", "DELETE", st, "*"), S.js_flow_control(st)]
 
 
 def _obj_read(bucket: str) -> list[str]:
@@ -109,7 +110,8 @@ def _obj_read(bucket: str) -> list[str]:
     st = S.obj_stream(bucket)
     return [S.js_api("STREAM", "INFO", st), S.js_api("STREAM", "MSG", "GET", st),
             S.js_api("DIRECT", "GET", st, ">"), S.js_api("CONSUMER", "CREATE", st),
-            S.js_api("CONSUMER", "CREATE", st, ">"), S.js_api("STREAM", "NAMES"), S.js_flow_control(st)]
+            S.js_api("CONSUMER", "CREATE", st, ">"), S.js_api("CONSUMER", "INFO", st, "*"),
+            S.js_api("CONSUMER", "DELETE", st, "*"), S.js_api("STREAM", "NAMES"), S.js_flow_control(st)]
 
 
 def _obj_write(bucket: str) -> list[str]:

@@ -450,12 +450,12 @@ def test_example_podcast_end_to_end_with_up_auth_and_a_tenant_creds(tmp_path):
         assert url and lines[-1].startswith("ready:"), "".join(lines)
         out = tmp_path / "out"
         gen = subprocess.run([sys.executable, "-m", "streamwise", "generate", "--script",
-                              str(ROOT / "examples" / "short_chat.txt"), "--out", str(out), "--nats", url,
+                              str(ROOT / "examples" / "podcast.txt"), "--out", str(out), "--nats", url,
                               "--creds", str(auth / "tenant-a.creds"), "--tenant", "a", "--quiet", "--timeout", "180"],
                              capture_output=True, text=True, timeout=600)
         assert gen.returncode == 0, gen.stderr
         report = json.loads((out / "report.json").read_text())
-        assert report["segments"] >= 2 and (out / "podcast.mp4").stat().st_size > 10_000
+        assert len(report["segments"]) >= 2 and (out / "podcast.mp4").stat().st_size > 10_000
         rid = report["request_id"]
         # tenant b may not watch tenant a's show: the server refuses its consumer
         watch = subprocess.run([sys.executable, "-m", "streamwise", "watch", rid, "--nats", url, "--tenant", "a",
