@@ -221,13 +221,13 @@ class Bus:
 
     async def deadletter(self, kind: str, data: bytes, reason: str) -> None:
         """Record an invalid message on ``sw.deadletter.<kind>``: its reason (header
-        ``Sw-Error``), size and sha256 (headers ``Sw-Bytes``, ``Sw-Sha256``) and at most its
-        first 256 bytes as the payload, never a whole script. Best effort: a bus outage only
-        costs the record (logged)."""
+        ``Sw-Error``), size and sha256 (headers ``Sw-Bytes``, ``Sw-Sha256``) and, as the payload,
+        only what :func:`deadletter_payload` keeps (ids and numbers, never a script's or a
+        document's text). Best effort: a bus outage only costs the record (logged)."""
         headers = {"Sw-Error": reason[:1000], "Sw-Bytes": str(len(data)),
                    "Sw-Sha256": hashlib.sha256(data).hexdigest()}
         try:
-            await retrying("dead-letter", lambda: self.js.publish(subjects.deadletter(kind), data[:256],
+            await retrying("dead-letter", lambda: self.js.publish(subjects.deadletter(kind), deadletter_payload(data),
                                                                   headers=headers), retry_s=10.0)
         except Exception as exc:
             log.warning("could not dead-letter a %s message (%s): %s", kind, reason, exc)
@@ -241,6 +241,40 @@ class Bus:
         except Exception:  # already closed or server gone: nothing left to flush
             pass
         await self.nc.close()
+
+
+DEADLETTER_TEXT_CHARS = 64
+"""A dead letter keeps string fields up to this many characters (ids, names, enum values);
+longer ones (a script, a document, a topic) are replaced by their length."""
+
+
+def deadletter_payload(data: bytes) -> bytes:
+    """What a dead letter keeps of an invalid message: a MessagePack map with its keys, numbers
+    and short strings (at most :data:`DEADLETTER_TEXT_CHARS`), every longer string or bytes
+    value replaced by ``"<N chars>"`` / ``"<N bytes>"`` and nested values by their type; at most
+    256 bytes. Anything that is not a MessagePack map keeps nothing (it could be raw text)."""
+    import msgpack
+
+    try:
+        raw = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception:
+        return b""
+    if not isinstance(raw, dict):
+        return b""
+    kept = {}
+    for key, value in list(raw.items())[:32]:
+        if isinstance(value, str):
+            value = value if len(value) <= DEADLETTER_TEXT_CHARS else f"<{len(value)} chars>"
+        elif isinstance(value, (bytes, bytearray)):
+            value = f"<{len(value)} bytes>"
+        elif isinstance(value, (dict, list, tuple)):
+            value = f"<{type(value).__name__} of {len(value)}>"
+        kept[str(key)[:DEADLETTER_TEXT_CHARS]] = value
+    out = msgpack.packb(kept)
+    while len(out) > 256 and kept:
+        kept.popitem()
+        out = msgpack.packb(kept)
+    return out
 
 
 def redact(url: str) -> str:
