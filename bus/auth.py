@@ -325,8 +325,6 @@ def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, 
     ac = AccountClaims(akp.public_key.decode(), ACCOUNT)
     ac.nats.limits.disk_storage = -1      # JetStream enabled for the account, no account-wide cap
     ac.nats.limits.memory_storage = -1    # (every stream has its own bounds: configs/limits.yaml)
-    for pub, at in revoked.items():
-        ac.nats.revocations.revoke(pub, datetime.datetime.fromtimestamp(at, datetime.timezone.utc))
     conf = (f"# nats-server configuration written by `streamwise auth init` (no secrets in this file).\n"
             f"# Run: nats-server -js -c {p / 'nats.conf'}   (or include it in a configuration of your own)\n"
             f"max_payload: {max_payload_mb}MB\n"
@@ -335,13 +333,36 @@ def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, 
             f"resolver: MEMORY\n"
             f"resolver_preload: {{\n"
             f"  {skp.public_key.decode()}: {sysc.encode(okp)}\n"
-            f"  {akp.public_key.decode()}: {ac.encode(okp)}\n"
+            f"  {akp.public_key.decode()}: {_with_revocations(ac.encode(okp), revoked, okp)}\n"
             f"}}\n")
     (p / "nats.conf").write_text(conf)
     (p / "revoked.json").write_text(json.dumps(revoked, indent=1) + "\n")
     (p / "auth.json").write_text(json.dumps({"account": akp.public_key.decode(), "tenants": list(all_tenants),
                                              "users": users}, indent=1) + "\n")
     return AuthDir(path=p, tenants=all_tenants, users=users)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _with_revocations(jwt: str, revoked: dict[str, int], signer) -> str:
+    """``jwt`` (an account JWT) with ``nats.revocations`` = ``revoked`` (user public key -> Unix
+    s: JWTs issued at or before it are refused), signed again by ``signer``. nats-jwt 0.2.2
+    drops the revocation list when it serialises an account, so it is added here, with the JWT
+    id computed as the NATS JWT library does (base32 of SHA-512/256 of the claims)."""
+    import hashlib
+
+    if not revoked:
+        return jwt
+    header, payload, _ = jwt.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["nats"]["revocations"] = dict(revoked)
+    claims["jti"] = ""
+    claims["jti"] = base64.b32encode(hashlib.new("sha512_256", json.dumps(claims).encode()).digest()
+                                     ).rstrip(b"=").decode()
+    to_sign = f"{header}.{_b64(json.dumps(claims).encode())}"
+    return f"{to_sign}.{_b64(signer.sign(to_sign.encode()))}"
 
 
 # --- user/password mode (the simple form) ----------------------------------------------------------

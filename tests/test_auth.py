@@ -478,3 +478,45 @@ def test_example_podcast_end_to_end_with_up_auth_and_a_tenant_creds(tmp_path):
     text = "".join(lines) + (up.stdout.read() or "")
     seeds = [ln for p in auth.glob("*.creds") for ln in p.read_text().splitlines() if ln.startswith("SU")]
     assert seeds and not any(seed in text for seed in seeds)
+
+
+# --- nothing secret in logs or command lines --------------------------------------------------------
+
+def test_urls_with_passwords_are_redacted_and_kept_out_of_command_lines():
+    from streamwise.bus.client import redact
+    from streamwise.llm.backends import OpenAIBackend
+    from streamwise.service.pool import Pool
+
+    assert redact("nats://w:s3cret@h1:4222,tls://h2:4222") == "nats://w:***@h1:4222,tls://h2:4222"
+    pool = Pool("nats://worker:s3cret@127.0.0.1:4222", creds={"worker": "/x/worker.creds"})
+    for _, cmd in pool.commands():
+        assert not any("s3cret" in arg for arg in cmd) and "--nats" not in cmd   # the children get $STREAMWISE_NATS
+    plain = Pool("nats://127.0.0.1:4222", creds={"scheduler": "/x/scheduler.creds", "worker": "/x/worker.creds"})
+    cmds = dict(plain.commands())
+    assert cmds["scheduler"][-2:] == ["--creds", "/x/scheduler.creds"] and "--nats" in cmds["scheduler"]
+    assert all(cmd[-2:] == ["--creds", "/x/worker.creds"] for name, cmd in cmds.items() if name != "scheduler")
+    assert OpenAIBackend("http://me:s3cret@127.0.0.1:1/v1").safe_url == "http://me:***@127.0.0.1:1/v1"
+
+
+async def test_rotated_credentials_are_refused_after_the_server_reloads(tmp_path):
+    """``auth init --rotate`` issues new keys and revokes the old ones in the account JWT: once
+    the server runs the new nats.conf, the old tenant credentials are refused."""
+    auth = init_auth(tmp_path / "auth", ["a"])
+    old = tmp_path / "old-tenant-a.creds"
+    old.write_text(auth.creds("tenant", "a").read_text())
+    store = tmp_path / "store"
+    server = EmbeddedServer(extra_conf=auth.conf.read_text(), store_dir=str(store)).start()
+    try:
+        bus = await connect(server.url, creds=str(old))
+        await bus.close()
+        init_auth(tmp_path / "auth", ["a"], rotate=True)
+        assert auth.creds("tenant", "a").read_text() != old.read_text()
+        server.stop()
+        server = EmbeddedServer(port=server.port, extra_conf=auth.conf.read_text(), store_dir=str(store)).start()
+        with pytest.raises(ConnectionError, match=r"(?i)authorization"):
+            await connect(server.url, creds=str(old), connect_timeout_s=3)
+        bus = await connect(server.url, creds=str(auth.creds("tenant", "a")))
+        assert bus.user == "tenant-a"
+        await bus.close()
+    finally:
+        server.stop()

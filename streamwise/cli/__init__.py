@@ -104,11 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--emulate", action="store_true",
                    help="stand in for a GPU model: CPU-rung output, the model's profiled time (marked emulated)")
     _llm_options(w)
-    w.add_argument("--nats", required=True)
+    w.add_argument("--nats", default=os.environ.get("STREAMWISE_NATS"),
+                   help="bus URL (default $STREAMWISE_NATS: keeps a URL with a password out of the command line)")
     w.add_argument("--creds", help="NATS credentials file (the worker role's; default $STREAMWISE_CREDS)")
 
     s = sub.add_parser("scheduler", help="run one request-scheduler process")
-    s.add_argument("--nats", required=True)
+    s.add_argument("--nats", default=os.environ.get("STREAMWISE_NATS"),
+                   help="bus URL (default $STREAMWISE_NATS: keeps a URL with a password out of the command line)")
     s.add_argument("--creds", help="NATS credentials file (the scheduler role's; default $STREAMWISE_CREDS)")
     s.add_argument("--policy", choices=("edf", "fifo"), default="edf",
                    help="dispatch order: earliest deadline first (default) or the FIFO baseline")
@@ -166,8 +168,14 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _use_creds(path: str | None) -> None:
-    """``--creds FILE`` of a worker or scheduler: its :func:`connect` reads ``$STREAMWISE_CREDS``."""
+def _use_creds(path: str | None, nats: str | None = "") -> None:
+    """``--creds FILE`` of a worker or scheduler: its :func:`connect` reads ``$STREAMWISE_CREDS``.
+
+    Raises:
+        ValueError: no ``--nats`` (nor ``$STREAMWISE_NATS``), or an unreadable credentials file.
+    """
+    if not nats:
+        raise ValueError("give --nats URL (or set $STREAMWISE_NATS)")
     if path:
         if not os.access(path, os.R_OK):
             raise ValueError(f"--creds {path}: not a readable file")
@@ -177,7 +185,7 @@ def _use_creds(path: str | None) -> None:
 def cmd_worker(args) -> int:
     from ..stages.registry import make_adapter
 
-    _use_creds(args.creds)
+    _use_creds(args.creds, args.nats)
     from ..stages.runtime.worker import serve
 
     options = None
@@ -195,7 +203,7 @@ def cmd_worker(args) -> int:
 def cmd_scheduler(args) -> int:
     from ..service.scheduler import serve
 
-    _use_creds(args.creds)
+    _use_creds(args.creds, args.nats)
     # serve() handles SIGTERM/SIGINT itself: active requests are handed over to other schedulers
     _run(serve(args.nats, policy=args.policy, use_cache=not args.no_cache, stats_path=args.stats))
     return 0

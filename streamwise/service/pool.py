@@ -84,16 +84,25 @@ class Pool:
         self._started_at: dict[str, float] = {}
         self._due: dict[str, float] = {}             # name -> when an exited child is started again
 
+    def _nats(self) -> list[str]:
+        """``["--nats", URL]``; a URL with a password in it goes to the children in
+        ``$STREAMWISE_NATS`` instead, so it is not in their command lines (``ps``)."""
+        return [] if self._secret_url() else ["--nats", self.url]
+
+    def _secret_url(self) -> bool:
+        return "@" in self.url
+
     def commands(self) -> list[tuple[str, list[str]]]:
         base = [sys.executable, "-m", "streamwise"]
         options = self.scheduler if isinstance(self.scheduler, list) else []   # extra `streamwise scheduler` options
         sched, work = self._creds("scheduler"), self._creds("worker")
-        cmds = ([("scheduler", base + ["scheduler", "--nats", self.url] + options + sched)]
+        nats = self._nats()
+        cmds = ([("scheduler", base + ["scheduler", *nats] + options + sched)]
                 if self.scheduler is not False else [])
         for stage, count in self.workers.items():
             for i in range(count):
-                cmds.append((f"{stage}-{i}", base + ["worker", "--stage", stage, "--nats", self.url] + work))
-        cmds += [(name, base + args + ["--nats", self.url] + work) for name, args in self.extra]
+                cmds.append((f"{stage}-{i}", base + ["worker", "--stage", stage, *nats] + work))
+        cmds += [(name, base + args + nats + work) for name, args in self.extra]
         return cmds
 
     def _creds(self, role: str) -> list[str]:
@@ -110,8 +119,9 @@ class Pool:
 
     def _spawn(self, name: str) -> subprocess.Popen:
         out = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None
+        env = {**os.environ, "STREAMWISE_NATS": self.url} if self._secret_url() else None
         proc = subprocess.Popen(self._commands[name], stdout=out or subprocess.DEVNULL, stderr=out,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, env=env)
         if out:
             out.close()
         self.processes.append((name, proc))
