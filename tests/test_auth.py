@@ -520,3 +520,58 @@ async def test_rotated_credentials_are_refused_after_the_server_reloads(tmp_path
         await bus.close()
     finally:
         server.stop()
+
+
+async def test_a_tenant_cannot_evict_a_worker_by_redirecting_its_consumer(auth_server, authdir, tmp_path):
+    """A push consumer's deliver subject is in the request body, out of reach of permissions:
+    tenant a points deliveries of its own status at a real worker's eviction subject. The
+    worker ignores JetStream deliveries there (its heartbeats stay ``ready``); the admin's plain
+    notice still drains it."""
+    from streamwise.bus import registry
+
+    admin = await connect(auth_server.url, creds=str(authdir.creds("admin")))
+    log = open(tmp_path / "worker.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streamwise", "worker", "--stage", "screenplay",
+                             "--nats", auth_server.url, "--creds", str(authdir.creds("worker"))],
+                            stdout=log, stderr=subprocess.STDOUT)
+    tenant = None
+    try:
+        beats = await registry.wait_for_stages(admin.instances, {"screenplay"}, 120)
+        mine = [b for b in beats if b.pid == proc.pid]
+        assert mine, beats
+        instance = mine[0].instance
+        seen = asyncio.Queue()
+
+        async def on_evict(msg):
+            seen.put_nowait(msg)
+        await admin.nc.subscribe(S.evict(instance), cb=on_evict)
+        await admin.js.publish(S.status("a", "evict-1"), b"30")
+        tenant = await connect(auth_server.url, creds=str(authdir.creds("tenant", "a")))
+        config = {"name": "redirect", "deliver_subject": S.evict(instance), "ack_policy": "none",
+                  "filter_subject": S.status("a", "evict-1"), "deliver_policy": "all"}
+        reply = await tenant.nc.request(S.js_api("CONSUMER", "CREATE", S.STREAM_STATUS, "redirect",
+                                                 S.status("a", "evict-1")),
+                                        json.dumps({"stream_name": S.STREAM_STATUS, "config": config}).encode(),
+                                        timeout=10)
+        assert "error" not in json.loads(reply.data)        # the server allows it: the worker must not trust it
+        delivered = await asyncio.wait_for(seen.get(), timeout=30)
+        assert delivered.reply.startswith("$JS.ACK.")
+        after = time.time()
+        states = []
+        while len(states) < 2:                                # two heartbeats written after the delivery
+            entry = await admin.instances.get(instance)
+            beat = msgpack.unpackb(entry.value)
+            if beat["at"] > after and beat["at"] not in [a for a, _ in states]:
+                states.append((beat["at"], beat["state"]))
+            await asyncio.sleep(0.2)
+        assert [s for _, s in states] == ["ready", "ready"] and proc.poll() is None
+        await admin.nc.publish(S.evict(instance), b"1")       # the real notice (core NATS, the admin)
+        assert await asyncio.get_running_loop().run_in_executor(None, lambda: proc.wait(120)) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+        if tenant:
+            await tenant.close()
+        await admin.close()
