@@ -270,7 +270,7 @@ def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, 
     enabled, no limits) and one user per role. On an existing directory the operator and
     account keys are kept: users that exist keep their credentials, new ones (new tenants) are
     issued; with ``rotate`` every user is issued anew and the old user keys are revoked in the
-    account JWT (the server must reload ``nats.conf``: ``nats-server --signal reload``).
+    account JWT (the server must be restarted with the new ``nats.conf``).
 
     Raises:
         AuthError: no tenants, or a tenant that is not a subject token.
@@ -398,3 +398,17 @@ def password_conf(tenants: list[str] | tuple[str, ...], passwords: dict[str, str
 def too_open(path: str | os.PathLike) -> bool:
     """True when ``path`` is readable or writable by its group or others (a secret should be 0600)."""
     return bool(os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def permissions_markdown(tenant: str = "T", tenants: tuple[str, ...] = ("T",)) -> str:
+    """The permission table of ``docs/security.md`` (one row per role and direction), generated
+    from :func:`role_permissions` so the document cannot drift from what ``auth init`` writes."""
+    rows = ["| role (user) | publish allowed | publish denied | subscribe allowed | subscribe denied |",
+            "|---|---|---|---|---|"]
+    for role in ROLES:
+        t = tenant if role in ("tenant", "viewer") else None
+        p = role_permissions(role, tenant=t, tenants=tenants)
+        cell = lambda items: "<br>".join(f"`{i}`" for i in items) or "–"   # noqa: E731
+        rows.append(f"| {role} (`{user_name(role, t)}`) | {cell(p.pub_allow)} | {cell(p.pub_deny)} | "
+                    f"{cell(p.sub_allow)} | {cell(p.sub_deny)} |")
+    return "\n".join(rows) + "\n"

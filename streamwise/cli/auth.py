@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     i.add_argument("dir", help="directory to write (created, mode 0700)")
     i.add_argument("--tenants", required=True, help="comma-separated tenant names, e.g. a,b")
     i.add_argument("--rotate", action="store_true",
-                   help="issue every user's credentials anew and revoke the old ones (reload the server after)")
+                   help="issue every user's credentials anew and revoke the old ones (restart the server after)")
     i.set_defaults(handler=cmd_auth_init)
 
     lay = sub.add_parser("layout", help="create the bus layout (admin credentials on an authenticated bus)")
@@ -43,7 +43,7 @@ def cmd_auth_init(args) -> int:
         return 2
     print(f"wrote {d.conf} and {len(d.users)} credentials files in {d.path} (tenants: {', '.join(d.tenants)})")
     if args.rotate:
-        print("old credentials are revoked once the server reloads nats.conf: nats-server --signal reload")
+        print("old credentials are refused once the server is restarted with the new nats.conf")
     return 0
 
 
