@@ -1,8 +1,10 @@
 """A connection to the StreamWise bus: streams, KV, object store, typed publish.
 
-:func:`connect` opens a NATS connection and creates (idempotently) every stream, the
-instance KV bucket and the artifact object store that ``docs/protocol.md`` lists, so any
-process may be the first to start. Retention follows the design notes, section 3.
+:func:`connect` opens a NATS connection (credentials, TLS: ``docs/security.md``). Without
+authentication, or as the admin, it creates (idempotently) every stream, the instance KV
+bucket and the artifact object store that ``docs/protocol.md`` lists, so any process may be
+the first to start; the scheduler and worker roles only bind the layout the admin made, and
+tenant and viewer clients bind nothing. Retention follows the design notes, section 3.
 """
 
 from __future__ import annotations
