@@ -65,6 +65,8 @@ TRANSIENT = (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespo
 
 
 def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, PermissionError):   # refused by the server's permissions: retrying cannot help
+        return False
     if isinstance(exc, TRANSIENT):
         return True
     # JetStream answers 503 while it has no leader (a restart, a cluster node lost)
@@ -163,7 +165,25 @@ class Bus:
         if msg_id:
             headers["Nats-Msg-Id"] = msg_id
         data = encode(message)
-        await retrying(f"publish to {subject}", lambda: self.js.publish(subject, data, headers=headers or None))
+
+        async def attempt():
+            try:
+                return await self.js.publish(subject, data, headers=headers or None)
+            except Exception:
+                self.check_refused(subject)
+                raise
+        await retrying(f"publish to {subject}", attempt)
+
+    def check_refused(self, subject: str) -> None:
+        """Raise if the server refused this connection a publish to ``subject`` (its permission
+        error arrives asynchronously; the refused request itself only times out).
+
+        Raises:
+            PermissionError: one line with the server's reason.
+        """
+        for text in reversed(self.refused):
+            if f'"{subject.lower()}"' in text.lower():
+                raise PermissionError(f"the bus refused {self.user or 'this connection'}: {text}")
 
     async def put_blob(self, name: str, data: bytes) -> str:
         """Store ``data`` in the artifact object store under ``name``; returns ``name``. Retries

@@ -341,6 +341,7 @@ def cmd_generate(args) -> int:
     if args.creds and not args.nats:
         print("streamwise generate: --creds needs --nats URL of an authenticated bus", file=sys.stderr)
         return 2
+    args.tenant = _creds_tenant(args.creds, args.tenant, "generate")
     view = ProgressView(enabled=not args.quiet)
     started = time.time()
     server = pool = None
@@ -373,7 +374,7 @@ def cmd_generate(args) -> int:
         (Path(args.out) / "report.json").write_text(report.to_json())
         view.done(report, args.out)
         return 0
-    except (GenerateError, ConnectionError, TimeoutError, RuntimeError) as exc:
+    except (GenerateError, ConnectionError, TimeoutError, RuntimeError, PermissionError) as exc:
         view.stop()
         exc = redact(str(exc))
         where = f" (worker logs: {pool.log_dir})" if pool else ""
@@ -397,17 +398,42 @@ async def _generate(url, request, out, view, timeout_s, health, creds=None):
         await bus.close()
 
 
+def _creds_tenant(creds: str | None, tenant: str, command: str) -> str:
+    """The tenant a tenant's or viewer's credentials (``--creds`` or ``$STREAMWISE_CREDS``) are
+    for: ``--tenant`` defaults to it.
+
+    Raises:
+        ValueError: ``--tenant`` names another tenant (the bus would refuse every request).
+    """
+    from ..bus.auth import AuthError, read_creds_jwt
+
+    creds = creds or os.environ.get("STREAMWISE_CREDS")
+    if not creds:
+        return tenant
+    try:
+        name = read_creds_jwt(creds).get("name") or ""
+    except AuthError as exc:
+        raise ValueError(str(exc)) from None
+    role, _, own = name.partition("-")
+    if role not in ("tenant", "viewer") or not own:
+        return tenant
+    if tenant not in ("default", own):
+        raise ValueError(f"{command} --tenant {tenant}: the credentials {creds} are {name}'s, for tenant {own}")
+    return own
+
+
 def cmd_watch(args) -> int:
     """``streamwise watch REQUEST_ID --nats URL --out DIR``: :func:`streamwise.client.watch`."""
     from ..client import GenerateError
     from ..client.progress import ProgressView
 
+    args.tenant = _creds_tenant(args.creds, args.tenant, "watch")
     view = ProgressView(enabled=not args.quiet)
     try:
         report = _run(_watch(args.nats, args.request_id, args.out, args.tenant, view, args.timeout, args.creds))
         view.done(report, args.out)
         return 0
-    except (GenerateError, ConnectionError, TimeoutError) as exc:
+    except (GenerateError, ConnectionError, TimeoutError, PermissionError) as exc:
         view.stop()
         print(f"streamwise: {exc}", file=sys.stderr)
         return 1
