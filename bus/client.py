@@ -450,6 +450,8 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
             credentials, or a credentials/TLS file is unreadable (the message names the URL,
             without credentials, never a secret).
         LayoutError: ``layout="bind"`` and the layout is missing.
+        PermissionError: the server refused what the layout step needs (e.g. a tenant's
+            credentials with ``layout="create"``).
     """
     from .auth import AuthError, read_creds_jwt
 
@@ -517,13 +519,27 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
     js = nc.jetstream(timeout=10.0)
     replicas = replicas or replicas_default()
     kv = store = cache = None
+
+    def unless_refused(make):
+        async def attempt():
+            before = refused[-1] if refused else None
+            try:
+                return await make()
+            except Exception:
+                if refused and refused[-1] is not before:   # the server's permissions, not an outage
+                    raise PermissionError(f"{redact(url)} refused {user or 'this connection'}: {refused[-1]} "
+                                          f"(only the admin creates the layout: streamwise layout)") from None
+                raise
+        return attempt
+
     try:
         if layout == "create":
-            kv, store, cache = await retrying("create the bus layout", lambda: ensure_layout(js, replicas),
-                                              retry_s=30.0)
+            kv, store, cache = await retrying("create the bus layout",
+                                              unless_refused(lambda: ensure_layout(js, replicas)), retry_s=30.0)
         elif layout == "bind":
-            kv, store, cache = await retrying("bind the bus layout", lambda: bind_layout(js, url, cache=user != "worker"),
-                                              retry_s=30.0)
+            kv, store, cache = await retrying(
+                "bind the bus layout", unless_refused(lambda: bind_layout(js, url, cache=user != "worker")),
+                retry_s=30.0)
     except BaseException:
         await nc.close()
         raise

@@ -278,6 +278,20 @@ async def test_non_admin_roles_on_a_bus_without_layout_fail_with_one_line(authdi
                               "--creds", str(authdir.creds("scheduler"))], capture_output=True, text=True, timeout=120)
         assert out.returncode == 1 and "bus layout missing" in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+        # `streamwise layout` with a tenant's credentials is refused; with the admin's it makes the layout
+        out = subprocess.run([sys.executable, "-m", "streamwise", "layout", "--nats", server.url,
+                              "--creds", str(authdir.creds("tenant", "a")), "--tenants", "a"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 1 and re.search(r"(?i)refused tenant-a: .*permissions violation", out.stderr)
+        out = subprocess.run([sys.executable, "-m", "streamwise", "layout", "--nats", server.url,
+                              "--auth", str(authdir.path)], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        worker = await connect(server.url, creds=str(authdir.creds("worker")))
+        assert worker.layout == "bind" and worker.instances is not None and worker.cache is None
+        await worker.close()
+        tenant = await connect(server.url, creds=str(authdir.creds("tenant", "b")))
+        await tenant.put_upload("b", "x", b"uploaded")     # the upload store of b exists now
+        await tenant.close()
 
 
 # --- each role does its own job ---------------------------------------------------------------------

@@ -515,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"streamwise: {exc}", file=sys.stderr)
         return 2
-    except (ConnectionError, LayoutError) as exc:   # unreachable bus, refused credentials, no layout
+    except (ConnectionError, LayoutError, PermissionError) as exc:   # unreachable bus, refused credentials, no layout
         print(f"streamwise: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -66,7 +66,7 @@ def cmd_layout(args) -> int:
         return 2
     try:
         _run(create_layout(args.nats, creds, tenants))
-    except (ConnectionError, RuntimeError) as exc:
+    except (ConnectionError, RuntimeError, PermissionError) as exc:
         print(f"streamwise layout: {exc}", file=sys.stderr)
         return 1
     print(f"layout ready (upload stores for: {', '.join(tenants) or 'no tenants'})")
