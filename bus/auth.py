@@ -300,7 +300,8 @@ def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, 
 
     names = ["admin", "scheduler", "worker"] + [user_name(r, t) for t in all_tenants for r in ("tenant", "viewer")]
     users = dict(old.users) if old else {}
-    revoked: dict[str, int] = dict(json.loads((p / "revoked.json").read_text())) if (p / "revoked.json").exists() else {}
+    revoked_path = p / "revoked.json"
+    revoked: dict[str, int] = dict(json.loads(revoked_path.read_text())) if revoked_path.exists() else {}
     now = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
     for name in names:
         role, _, tenant = name.partition("-")
@@ -387,10 +388,10 @@ def password_conf(tenants: list[str] | tuple[str, ...], passwords: dict[str, str
             raise AuthError(f"no password for user {name}")
         role, _, tenant = name.partition("-")
         perms = role_permissions(role, tenant=tenant or None, tenants=tuple(tenants))
+        pub = f"allow: {_conf_list(perms.pub_allow)}, deny: {_conf_list(perms.pub_deny)}"
+        sub = f"allow: {_conf_list(perms.sub_allow)}, deny: {_conf_list(perms.sub_deny)}"
         users.append(f"      {{ user: {json.dumps(name)}, password: {json.dumps(passwords[name])}, permissions: {{\n"
-                     f"          publish: {{ allow: {_conf_list(perms.pub_allow)}, deny: {_conf_list(perms.pub_deny)} }}\n"
-                     f"          subscribe: {{ allow: {_conf_list(perms.sub_allow)}, deny: {_conf_list(perms.sub_deny)} }}\n"
-                     f"      }} }}")
+                     f"          publish: {{ {pub} }}\n          subscribe: {{ {sub} }}\n      }} }}")
     return (f"accounts {{\n  {ACCOUNT}: {{\n    jetstream: enabled\n    users: [\n" + "\n".join(users)
             + "\n    ]\n  }\n}\n")
 

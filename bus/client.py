@@ -367,7 +367,8 @@ async def ensure_layout(js: JetStreamContext, replicas: int | None = None,
     return kv, store, cache
 
 
-async def bind_layout(js: JetStreamContext, url: str, *, cache: bool = True) -> tuple[KeyValue, ObjectStore, KeyValue | None]:
+async def bind_layout(js: JetStreamContext, url: str, *,
+                      cache: bool = True) -> tuple[KeyValue, ObjectStore, KeyValue | None]:
     """Bind the instance KV, the artifact store and (``cache``) the cache KV that the admin
     created, creating nothing (the scheduler and worker roles may not; a worker has no access
     to the cache, which only schedulers use).

@@ -254,7 +254,8 @@ async def test_non_admin_cannot_create_or_change_a_stream(auth_server, authdir, 
                        S.js_api("STREAM", "DELETE", S.STREAM_SEGMENTS))
         await _refused(refused, bus.js.create_key_value(api.KeyValueConfig(bucket="rogue")),
                        S.js_api("STREAM", "CREATE", S.kv_stream("rogue")))
-        await _refused(refused, bus.js.create_object_store("rogue"), S.js_api("STREAM", "CREATE", S.obj_stream("rogue")))
+        await _refused(refused, bus.js.create_object_store("rogue"),
+                       S.js_api("STREAM", "CREATE", S.obj_stream("rogue")))
         await _refused(refused, bus.js.purge_stream(S.STREAM_SEGMENTS), S.js_api("STREAM", "PURGE", S.STREAM_SEGMENTS))
     finally:
         await bus.close()
@@ -471,11 +472,23 @@ def test_example_podcast_end_to_end_with_up_auth_and_a_tenant_creds(tmp_path):
         report = json.loads((out / "report.json").read_text())
         assert len(report["segments"]) >= 2 and (out / "podcast.mp4").stat().st_size > 10_000
         rid = report["request_id"]
-        # tenant b may not watch tenant a's show: the server refuses its consumer
+        # tenant b may not watch tenant a's show: the CLI says so at once, and the server refuses
+        # a client that tries anyway
         watch = subprocess.run([sys.executable, "-m", "streamwise", "watch", rid, "--nats", url, "--tenant", "a",
                                 "--creds", str(auth / "tenant-b.creds"), "--out", str(tmp_path / "b"), "--quiet",
                                 "--timeout", "5"], capture_output=True, text=True, timeout=120)
-        assert watch.returncode == 1
+        assert watch.returncode == 2 and "tenant-b's, for tenant b" in watch.stderr
+
+        async def b_watches_a():
+            from streamwise.client import GenerateError, watch
+
+            bus = await connect(url, creds=str(auth / "tenant-b.creds"))
+            try:
+                with pytest.raises(GenerateError, match=r"(?i)refused: .*permissions violation.*sw_status\.sw\.status\.a\."):
+                    await watch(bus, rid, tmp_path / "b", tenant="a", idle_timeout_s=5)
+            finally:
+                await bus.close()
+        asyncio.run(b_watches_a())
         # ... and viewer a may
         watch = subprocess.run([sys.executable, "-m", "streamwise", "watch", rid, "--nats", url, "--tenant", "a",
                                 "--creds", str(auth / "viewer-a.creds"), "--out", str(tmp_path / "va"), "--quiet"],

@@ -2,8 +2,9 @@
 
 Each process is launched as its own command (``streamwise scheduler --nats URL``,
 ``streamwise worker --stage S --nats URL``, each with ``--creds FILE`` of its role on an
-authenticated bus), so it can be seen in ``ps`` and stopped alone. :class:`Pool` starts them, waits until every stage has a ready instance on the
-bus, and stops them (SIGTERM, then SIGKILL) on exit.
+authenticated bus), so it can be seen in ``ps`` and stopped alone. :class:`Pool` starts
+them, waits until every stage has a ready instance on the bus, and stops them (SIGTERM,
+then SIGKILL) on exit.
 """
 
 from __future__ import annotations
