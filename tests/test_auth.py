@@ -484,7 +484,8 @@ def test_example_podcast_end_to_end_with_up_auth_and_a_tenant_creds(tmp_path):
 
             bus = await connect(url, creds=str(auth / "tenant-b.creds"))
             try:
-                with pytest.raises(GenerateError, match=r"(?i)refused: .*permissions violation.*sw_status\.sw\.status\.a\."):
+                refused = r"(?i)refused: .*permissions violation.*sw_status\.sw\.status\.a\."
+                with pytest.raises(GenerateError, match=refused):
                     await watch(bus, rid, tmp_path / "b", tenant="a", idle_timeout_s=5)
             finally:
                 await bus.close()
