@@ -466,7 +466,9 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
         except AuthError as exc:
             raise ConnectionError(str(exc)) from None
         options.setdefault("user_credentials", creds)
-    if user is not None:
+    if os.environ.get("STREAMWISE_INBOX_PREFIX"):   # a server of your own whose users reply on another prefix
+        options.setdefault("inbox_prefix", os.environ["STREAMWISE_INBOX_PREFIX"])
+    elif user is not None:
         try:
             options.setdefault("inbox_prefix", subjects.inbox_prefix(user))
         except ValueError:   # a user name that is no subject token: keep the default prefix
