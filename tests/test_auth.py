@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 
 import msgpack
-import nats
-import nats.errors
 import pytest
 from nats.js import api
 
