@@ -1,8 +1,10 @@
 """A connection to the StreamWise bus: streams, KV, object store, typed publish.
 
-:func:`connect` opens a NATS connection and creates (idempotently) every stream, the
-instance KV bucket and the artifact object store that ``docs/protocol.md`` lists, so any
-process may be the first to start. Retention follows the design notes, section 3.
+:func:`connect` opens a NATS connection (credentials, TLS: ``docs/security.md``). Without
+authentication, or as the admin, it creates (idempotently) every stream, the instance KV
+bucket and the artifact object store that ``docs/protocol.md`` lists, so any process may be
+the first to start; the scheduler and worker roles only bind the layout the admin made, and
+tenant and viewer clients bind nothing. Retention follows the design notes, section 3.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import datetime
 import hashlib
 import logging
 import os
+import ssl
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 
 import msgspec
@@ -62,6 +66,8 @@ TRANSIENT = (nats.errors.TimeoutError, asyncio.TimeoutError, nats.errors.NoRespo
 
 
 def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, PermissionError):   # refused by the server's permissions: retrying cannot help
+        return False
     if isinstance(exc, TRANSIENT):
         return True
     # JetStream answers 503 while it has no leader (a restart, a cluster node lost)
@@ -115,7 +121,7 @@ def _stream_configs(replicas: int = 1) -> list[api.StreamConfig]:
                          max_age=SEGMENTS_MAX_AGE_S, max_bytes=b.segments_max_bytes, discard=new, **common),
         api.StreamConfig(name=subjects.STREAM_STATUS, subjects=[subjects.status_all()], retention=lim,
                          max_age=SEGMENTS_MAX_AGE_S, max_msgs_per_subject=256, max_bytes=b.status_max_bytes,
-                         discard=old, **common),
+                         discard=old, allow_direct=True, **common),
         api.StreamConfig(name=subjects.STREAM_DEADLETTER, subjects=[subjects.deadletter_all()], retention=lim,
                          max_age=b.deadletter_max_age_s, max_bytes=b.deadletter_max_bytes, discard=old, **common),
     ]
@@ -127,11 +133,14 @@ class Bus:
 
     nc: NATS
     js: JetStreamContext
-    instances: KeyValue
-    artifacts: ObjectStore
-    cache: KeyValue
+    instances: KeyValue | None    # None for a connection that binds no layout (a tenant or viewer client)
+    artifacts: ObjectStore | None
+    cache: KeyValue | None
     url: str
     replicas: int = 1
+    layout: str = "create"        # "create" (admin, or no auth), "bind" (scheduler, worker) or "none" (clients)
+    user: str | None = None       # the NATS user (from the credentials or the URL), None without auth
+    refused: list[str] = field(default_factory=list)   # the server's last permission/authorization errors
     reconnects: int = 0          # bumped on every reconnect: pull consumers and watchers re-create themselves
     closing: bool = False
     connected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -157,7 +166,25 @@ class Bus:
         if msg_id:
             headers["Nats-Msg-Id"] = msg_id
         data = encode(message)
-        await retrying(f"publish to {subject}", lambda: self.js.publish(subject, data, headers=headers or None))
+
+        async def attempt():
+            try:
+                return await self.js.publish(subject, data, headers=headers or None)
+            except Exception:
+                self.check_refused(subject)
+                raise
+        await retrying(f"publish to {subject}", attempt)
+
+    def check_refused(self, subject: str) -> None:
+        """Raise if the server refused this connection a publish to ``subject`` (its permission
+        error arrives asynchronously; the refused request itself only times out).
+
+        Raises:
+            PermissionError: one line with the server's reason.
+        """
+        for text in reversed(self.refused):
+            if f'"{subject.lower()}"' in text.lower():
+                raise PermissionError(f"the bus refused {self.user or 'this connection'}: {text}")
 
     async def put_blob(self, name: str, data: bytes) -> str:
         """Store ``data`` in the artifact object store under ``name``; returns ``name``. Retries
@@ -165,12 +192,58 @@ class Bus:
         await retrying(f"store {name}", lambda: self.artifacts.put(name, data))
         return name
 
+    async def _uploads(self, tenant: str) -> ObjectStore:
+        bucket = subjects.uploads(tenant)
+        try:
+            return await self.js.object_store(bucket)
+        except (NotFoundError, BadRequestError):
+            if self.layout != "create":
+                raise LayoutError(f"no upload store {bucket} for tenant {tenant!r} on {self.safe_url}: create it "
+                                  f"with admin credentials (streamwise layout --tenants {tenant})") from None
+            return await _object_store(self.js, bucket, ARTIFACTS_TTL_S, BUS_LIMITS.uploads_max_bytes, self.replicas)
+
+    async def put_upload(self, tenant: str, name: str, data: bytes) -> str:
+        """Store a client upload (a script over the payload limit) as ``name`` in the tenant's
+        own object store ``sw_uploads_<tenant>``; returns ``name``. Retries through an outage.
+
+        Raises:
+            LayoutError: the tenant has no upload store (an authenticated bus: the admin creates it).
+        """
+        store = await retrying(f"open the uploads of {tenant}", lambda: self._uploads(tenant))
+        await retrying(f"upload {name}", lambda: store.put(name, data))
+        return name
+
+    async def upload_size(self, tenant: str, name: str) -> int:
+        """Bytes of upload ``name`` in ``tenant``'s store (its quota's largest script).
+
+        Raises:
+            nats.js.errors.NotFoundError: no such upload; LayoutError: no store for the tenant.
+        """
+        return int((await (await self._uploads(tenant)).get_info(name)).size)
+
+    async def get_upload(self, tenant: str, name: str) -> bytes:
+        """Fetch ``name`` from the tenant's upload store (the tenant is the one the scheduler
+        took from the request's subject, so a request cannot name another tenant's upload).
+
+        Raises:
+            KeyError: no such upload (expired, never written, or no store for the tenant).
+        """
+        try:
+            store = await retrying(f"open the uploads of {tenant}", lambda: self._uploads(tenant))
+            result = await retrying(f"fetch {name}", lambda: store.get(name))
+        except (ObjectNotFoundError, LayoutError):
+            raise KeyError(f"upload {name!r} not found in object store {subjects.uploads(tenant)}") from None
+        return result.data or b""
+
     async def get_blob(self, name: str) -> bytes:
         """Fetch an artifact.
 
         Raises:
             KeyError: no artifact of that name (expired, or never written).
         """
+        if self.artifacts is None:
+            raise KeyError(f"artifact {name!r}: this connection ({self.user}) has no access to the object store "
+                           f"{subjects.OBJECT_STORE}")
         try:
             result = await retrying(f"fetch {name}", lambda: self.artifacts.get(name))
         except ObjectNotFoundError:
@@ -179,13 +252,13 @@ class Bus:
 
     async def deadletter(self, kind: str, data: bytes, reason: str) -> None:
         """Record an invalid message on ``sw.deadletter.<kind>``: its reason (header
-        ``Sw-Error``), size and sha256 (headers ``Sw-Bytes``, ``Sw-Sha256``) and at most its
-        first 256 bytes as the payload, never a whole script. Best effort: a bus outage only
-        costs the record (logged)."""
+        ``Sw-Error``), size and sha256 (headers ``Sw-Bytes``, ``Sw-Sha256``) and, as the payload,
+        only what :func:`deadletter_payload` keeps (ids and numbers, never a script's or a
+        document's text). Best effort: a bus outage only costs the record (logged)."""
         headers = {"Sw-Error": reason[:1000], "Sw-Bytes": str(len(data)),
                    "Sw-Sha256": hashlib.sha256(data).hexdigest()}
         try:
-            await retrying("dead-letter", lambda: self.js.publish(subjects.deadletter(kind), data[:256],
+            await retrying("dead-letter", lambda: self.js.publish(subjects.deadletter(kind), deadletter_payload(data),
                                                                   headers=headers), retry_s=10.0)
         except Exception as exc:
             log.warning("could not dead-letter a %s message (%s): %s", kind, reason, exc)
@@ -199,6 +272,40 @@ class Bus:
         except Exception:  # already closed or server gone: nothing left to flush
             pass
         await self.nc.close()
+
+
+DEADLETTER_TEXT_CHARS = 64
+"""A dead letter keeps string fields up to this many characters (ids, names, enum values);
+longer ones (a script, a document, a topic) are replaced by their length."""
+
+
+def deadletter_payload(data: bytes) -> bytes:
+    """What a dead letter keeps of an invalid message: a MessagePack map with its keys, numbers
+    and short strings (at most :data:`DEADLETTER_TEXT_CHARS`), every longer string or bytes
+    value replaced by ``"<N chars>"`` / ``"<N bytes>"`` and nested values by their type; at most
+    256 bytes. Anything that is not a MessagePack map keeps nothing (it could be raw text)."""
+    import msgpack
+
+    try:
+        raw = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception:
+        return b""
+    if not isinstance(raw, dict):
+        return b""
+    kept = {}
+    for key, value in list(raw.items())[:32]:
+        if isinstance(value, str):
+            value = value if len(value) <= DEADLETTER_TEXT_CHARS else f"<{len(value)} chars>"
+        elif isinstance(value, (bytes, bytearray)):
+            value = f"<{len(value)} bytes>"
+        elif isinstance(value, (dict, list, tuple)):
+            value = f"<{type(value).__name__} of {len(value)}>"
+        kept[str(key)[:DEADLETTER_TEXT_CHARS]] = value
+    out = msgpack.packb(kept)
+    while len(out) > 256 and kept:
+        kept.popitem()
+        out = msgpack.packb(kept)
+    return out
 
 
 def redact(url: str) -> str:
@@ -220,6 +327,19 @@ def replicas_default() -> int:
     return max(1, int(os.environ.get("STREAMWISE_REPLICAS", "1")))
 
 
+class LayoutError(RuntimeError):
+    """The bus layout (a stream, bucket or object store) is missing and this connection may not
+    create it: run ``streamwise layout`` with admin credentials."""
+
+
+async def _object_store(js: JetStreamContext, bucket: str, ttl_s: float, max_bytes: int, replicas: int) -> ObjectStore:
+    try:
+        return await js.object_store(bucket)
+    except (NotFoundError, BadRequestError):
+        return await js.create_object_store(bucket, api.ObjectStoreConfig(ttl=ttl_s, max_bytes=max_bytes,
+                                                                          replicas=replicas))
+
+
 async def _kv(js: JetStreamContext, bucket: str, ttl_s: float, max_bytes: int, replicas: int) -> KeyValue:
     try:
         return await js.key_value(bucket)
@@ -228,12 +348,16 @@ async def _kv(js: JetStreamContext, bucket: str, ttl_s: float, max_bytes: int, r
                                                             replicas=replicas))
 
 
-async def ensure_layout(js: JetStreamContext, replicas: int | None = None) -> tuple[KeyValue, ObjectStore, KeyValue]:
-    """Create what is missing of the streams, the instance KV, the object store and the result
-    cache KV. Existing ones are left as they are: an operator's replicas, limits or other
-    changes are never undone or lowered (idempotent; any process may start first).
+async def ensure_layout(js: JetStreamContext, replicas: int | None = None,
+                        tenants: tuple[str, ...] | list[str] = ()) -> tuple[KeyValue, ObjectStore, KeyValue]:
+    """Create what is missing of the streams, the instance KV, the object store, the result
+    cache KV and the upload store of each of ``tenants``. Existing ones are left as they are:
+    an operator's replicas, limits or other changes are never undone or lowered (idempotent).
+    On an authenticated bus only the admin role may call this (``streamwise layout``).
     ``replicas``: for what this call creates (default :func:`replicas_default`)."""
     replicas = replicas or replicas_default()
+    for tenant in tenants:
+        await _object_store(js, subjects.uploads(tenant), ARTIFACTS_TTL_S, BUS_LIMITS.uploads_max_bytes, replicas)
     for config in _stream_configs(replicas):
         try:
             await js.stream_info(config.name)
@@ -249,30 +373,133 @@ async def ensure_layout(js: JetStreamContext, replicas: int | None = None) -> tu
     kv = await _kv(js, subjects.KV_INSTANCES, INSTANCE_TTL_S, b.instances_max_bytes, replicas)
     cache = await _kv(js, subjects.KV_CACHE, CACHE_TTL_S, b.cache_max_bytes, replicas)
     await _kv(js, subjects.KV_TENANTS, TENANTS_TTL_S, 64 * 2**20, replicas)   # quota usage (opened lazily)
-    try:
-        store = await js.object_store(subjects.OBJECT_STORE)
-    except (NotFoundError, BadRequestError):
-        store = await js.create_object_store(subjects.OBJECT_STORE, api.ObjectStoreConfig(
-            ttl=ARTIFACTS_TTL_S, max_bytes=b.artifacts_max_bytes, replicas=replicas))
+    store = await _object_store(js, subjects.OBJECT_STORE, ARTIFACTS_TTL_S, b.artifacts_max_bytes, replicas)
     return kv, store, cache
 
 
-async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: float = 5.0,
-                  replicas: int | None = None, **options) -> Bus:
-    """Connect to ``url`` (one URL or several, comma-separated, for a cluster) and make sure
-    the bus layout exists. The connection reconnects forever after it was once established;
-    each reconnect re-creates the layout (a server restarted without its store) and bumps
-    :attr:`Bus.reconnects`, so pull consumers and watchers re-subscribe (nats.py #504).
-    ``options`` go to ``nats.connect`` (credentials, TLS).
+async def bind_layout(js: JetStreamContext, url: str, *,
+                      cache: bool = True) -> tuple[KeyValue, ObjectStore, KeyValue | None]:
+    """Bind the instance KV, the artifact store and (``cache``) the cache KV that the admin
+    created, creating nothing (the scheduler and worker roles may not; a worker has no access
+    to the cache, which only schedulers use).
 
     Raises:
-        ConnectionError: the server cannot be reached within ``connect_timeout_s``
-            (the message names the URL, without credentials).
+        LayoutError: one of them is missing (one line naming it and the fix).
     """
+    async def one(kind: str, name: str, open_):
+        try:
+            return await open_(name)
+        except (NotFoundError, BadRequestError):
+            raise LayoutError(f"bus layout missing on {redact(url)}: no {kind} {name}; create the layout once "
+                              f"with admin credentials: streamwise layout --nats URL --creds admin.creds") from None
+
+    kv = await one("KV bucket", subjects.KV_INSTANCES, js.key_value)
+    store = await one("object store", subjects.OBJECT_STORE, js.object_store)
+    return kv, store, (await one("KV bucket", subjects.KV_CACHE, js.key_value) if cache else None)
+
+
+def _url_user(url: str) -> str | None:
+    """The user name of the first URL that carries credentials (``nats://user:pw@host``)."""
+    for part in url.split(","):
+        rest = part.strip().rpartition("://")[2]
+        creds, at, _ = rest.rpartition("@")
+        if at and creds:
+            return urllib.parse.unquote(creds.split(":", 1)[0])
+    return None
+
+
+def tls_context(ca: str | None = None, cert: str | None = None, key: str | None = None) -> ssl.SSLContext | None:
+    """A client TLS context trusting ``ca`` (a PEM file; ``$STREAMWISE_TLS_CA``), with an
+    optional client certificate ``cert``/``key`` (``$STREAMWISE_TLS_CERT``/``$STREAMWISE_TLS_KEY``,
+    for servers that verify clients). ``None`` when none of them is set (a ``tls://`` URL then
+    uses the system's trusted CAs).
+
+    Raises:
+        ConnectionError: a file cannot be read (one line naming it).
+    """
+    ca = ca or os.environ.get("STREAMWISE_TLS_CA") or None
+    cert = cert or os.environ.get("STREAMWISE_TLS_CERT") or None
+    key = key or os.environ.get("STREAMWISE_TLS_KEY") or None
+    if not (ca or cert):
+        return None
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+        if cert:
+            ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectionError(f"TLS: cannot load {ca if ca and not cert else cert}: {exc}") from None
+    return ctx
+
+
+def _default_layout(user: str | None) -> str:
+    """No auth or the admin: create the layout; a tenant or viewer: bind nothing; others: bind."""
+    if user is None or user == "admin":
+        return "create"
+    return "none" if user.startswith(("tenant-", "viewer-")) else "bind"
+
+
+async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: float = 5.0,
+                  replicas: int | None = None, creds: str | None = None, tls_ca: str | None = None,
+                  layout: str | None = None, **options) -> Bus:
+    """Connect to ``url`` (one URL or several, comma-separated, for a cluster; ``tls://`` for
+    TLS; ``nats://user:password@host`` for user/password auth) and make sure the bus layout
+    exists. The connection reconnects forever after it was once established; each reconnect
+    re-creates the layout when this connection may (a server restarted without its store) and
+    bumps :attr:`Bus.reconnects`, so pull consumers and watchers re-subscribe (nats.py #504).
+
+    ``creds``: a NATS ``.creds`` file (default ``$STREAMWISE_CREDS``; ``streamwise auth init``
+    writes one per role). ``tls_ca``: PEM file of the CA that signed the server's certificate
+    (default ``$STREAMWISE_TLS_CA``; see :func:`tls_context`). With credentials the connection's
+    reply subjects are ``_INBOX_<user>.*`` (the only ones its permissions let it subscribe to).
+    ``layout``: ``"create"`` (ensure the layout: no auth, or the admin), ``"bind"`` (use the
+    existing layout, error if missing: the scheduler and worker roles) or ``"none"`` (bind
+    nothing: tenant and viewer clients); default from the user name. ``options`` go to
+    ``nats.connect``.
+
+    Raises:
+        ConnectionError: the server cannot be reached within ``connect_timeout_s``, refuses the
+            credentials, or a credentials/TLS file is unreadable (the message names the URL,
+            without credentials, never a secret).
+        LayoutError: ``layout="bind"`` and the layout is missing.
+        PermissionError: the server refused what the layout step needs (e.g. a tenant's
+            credentials with ``layout="create"``).
+    """
+    from .auth import AuthError, read_creds_jwt
+
     servers = [u.strip() for u in url.split(",") if u.strip()]
     holder: dict[str, Bus] = {}
+    creds = creds or os.environ.get("STREAMWISE_CREDS") or None
+    user = _url_user(url)
+    if creds:
+        try:
+            user = read_creds_jwt(creds).get("name") or user
+        except AuthError as exc:
+            raise ConnectionError(str(exc)) from None
+        options.setdefault("user_credentials", creds)
+    if os.environ.get("STREAMWISE_INBOX_PREFIX"):   # a server of your own whose users reply on another prefix
+        options.setdefault("inbox_prefix", os.environ["STREAMWISE_INBOX_PREFIX"])
+    elif user is not None:
+        try:
+            options.setdefault("inbox_prefix", subjects.inbox_prefix(user))
+        except ValueError:   # a user name that is no subject token: keep the default prefix
+            pass
+    ctx = tls_context(tls_ca)
+    if ctx is not None:
+        options.setdefault("tls", ctx)
+    layout = layout or _default_layout(user)
+    if layout not in ("create", "bind", "none"):
+        raise ValueError(f"layout must be create, bind or none, not {layout!r}")
+    refused: list[str] = []
+
+    user_error_cb = options.pop("error_cb", None)
 
     async def _error(exc: Exception) -> None:
+        if user_error_cb is not None:
+            await user_error_cb(exc)
+        text = str(exc)
+        if "uthorization" in text or "ermissions" in text:
+            refused.append(text)
+            del refused[:-20]
         log.debug("nats: %s", exc)
 
     async def _disconnected() -> None:
@@ -289,7 +516,8 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
         bus.connected.set()
         log.warning("bus: reconnected to %s", redact(str(bus.nc.connected_url.geturl()
                                                            if bus.nc.connected_url else url)))
-        asyncio.get_running_loop().create_task(_relayout(bus))
+        if bus.layout == "create":
+            asyncio.get_running_loop().create_task(_relayout(bus))
 
     try:
         # nats-py may keep retrying an initial connect that never succeeds: bound it ourselves
@@ -298,12 +526,38 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
                          max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=_error,
                          disconnected_cb=_disconnected, reconnected_cb=_reconnected, **options),
             timeout=connect_timeout_s + 1.0)
-    except (OSError, asyncio.TimeoutError, nats.errors.NoServersError) as exc:
-        raise ConnectionError(f"cannot connect to NATS at {redact(url)}: {str(exc) or type(exc).__name__}") from None
+    except (OSError, asyncio.TimeoutError, nats.errors.NoServersError, nats.errors.Error) as exc:
+        reason = refused[-1] if refused else (str(exc) or type(exc).__name__)
+        raise ConnectionError(f"cannot connect to NATS at {redact(url)}: {redact(reason)}") from None
     js = nc.jetstream(timeout=10.0)
     replicas = replicas or replicas_default()
-    kv, store, cache = await retrying("create the bus layout", lambda: ensure_layout(js, replicas), retry_s=30.0)
-    bus = Bus(nc=nc, js=js, instances=kv, artifacts=store, cache=cache, url=url, replicas=replicas)
+    kv = store = cache = None
+
+    def unless_refused(make):
+        async def attempt():
+            before = refused[-1] if refused else None
+            try:
+                return await make()
+            except Exception:
+                if refused and refused[-1] is not before:   # the server's permissions, not an outage
+                    raise PermissionError(f"{redact(url)} refused {user or 'this connection'}: {refused[-1]} "
+                                          f"(only the admin creates the layout: streamwise layout)") from None
+                raise
+        return attempt
+
+    try:
+        if layout == "create":
+            kv, store, cache = await retrying("create the bus layout",
+                                              unless_refused(lambda: ensure_layout(js, replicas)), retry_s=30.0)
+        elif layout == "bind":
+            kv, store, cache = await retrying(
+                "bind the bus layout", unless_refused(lambda: bind_layout(js, url, cache=user != "worker")),
+                retry_s=30.0)
+    except BaseException:
+        await nc.close()
+        raise
+    bus = Bus(nc=nc, js=js, instances=kv, artifacts=store, cache=cache, url=url, replicas=replicas,
+              layout=layout, user=user, refused=refused)
     bus.connected.set()
     holder["bus"] = bus
     return bus

@@ -60,6 +60,7 @@ class BusLimits:
     instances_max_bytes: int
     cache_max_bytes: int
     artifacts_max_bytes: int
+    uploads_max_bytes: int      # each tenant's upload store (sw_uploads_<tenant>)
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -52,9 +52,9 @@ class Quality(msgspec.Struct, kw_only=True, frozen=True):
 class Request(msgspec.Struct, kw_only=True):
     """A user's request for one podcast, published to ``sw.requests.<tenant>``.
 
-    Exactly one of ``script``, ``script_ref`` (an object-store name, for scripts larger
-    than the server's max payload) or ``topic`` and/or ``document`` (the LLM writes the
-    screenplay) must be given. ``ttff_s`` is the SLO:
+    Exactly one of ``script``, ``script_ref`` (a name in the tenant's upload store
+    ``sw_uploads_<tenant>``, for scripts larger than the server's max payload) or ``topic``
+    and/or ``document`` (the LLM writes the screenplay) must be given. ``ttff_s`` is the SLO:
     the first segment must reach the viewer within ``ttff_s`` seconds of ``submitted_at``.
     Segments are ``segment_s`` long except the first, ``first_segment_s`` (a short first
     segment is what keeps time to first frame low).

@@ -119,3 +119,63 @@ def deadletter(kind: str, prefix: str = PREFIX) -> str:
 
 def deadletter_all(prefix: str = PREFIX) -> str:
     return f"{prefix}.deadletter.>"
+
+
+# --- per-tenant uploads (issue 11) -----------------------------------------------------------
+
+UPLOADS_PREFIX = "sw_uploads_"
+
+
+def uploads(tenant: str) -> str:
+    """``sw_uploads_<tenant>``: the object store a tenant uploads scripts over the payload limit
+    to (created by the admin role for each tenant; the screenplay workers read it). One bucket
+    per tenant, so the server's permissions, not our code, keep a tenant out of the others."""
+    return f"{UPLOADS_PREFIX}{token(tenant)}"
+
+
+def inbox_prefix(user: str | None) -> str:
+    """The reply-subject prefix of a connection: ``_INBOX_<user>`` for a named user (its
+    permissions allow subscribing to ``_INBOX_<user>.>`` only, so no user can read another's
+    replies or push-consumer deliveries), ``_INBOX`` (the NATS default) without one."""
+    return f"_INBOX_{token(user)}" if user else "_INBOX"
+
+
+# --- JetStream, KV and object-store API subjects (for the permissions of bus/auth.py) ------------
+# nats-server 2.10+ JetStream API (https://docs.nats.io/reference/reference-protocols/nats_api_reference).
+
+JS_API = "$JS.API"
+
+
+def js_api(*tokens: str) -> str:
+    """``$JS.API.<tokens...>``, e.g. ``js_api("STREAM", "INFO", "SW_TASKS")``."""
+    return ".".join((JS_API, *tokens))
+
+
+def js_ack(stream: str) -> str:
+    """``$JS.ACK.<stream>.>``: acknowledgements of messages delivered from ``stream``."""
+    return f"$JS.ACK.{stream}.>"
+
+
+def js_flow_control(stream: str) -> str:
+    """``$JS.FC.<stream>.>``: flow-control replies of a push (ordered) consumer on ``stream``."""
+    return f"$JS.FC.{stream}.>"
+
+
+def kv_stream(bucket: str) -> str:
+    """``KV_<bucket>``: the stream behind a KV bucket."""
+    return f"KV_{bucket}"
+
+
+def kv_all(bucket: str) -> str:
+    """``$KV.<bucket>.>``: every key of a KV bucket (put and delete publish here)."""
+    return f"$KV.{bucket}.>"
+
+
+def obj_stream(bucket: str) -> str:
+    """``OBJ_<bucket>``: the stream behind an object store."""
+    return f"OBJ_{bucket}"
+
+
+def obj_all(bucket: str) -> str:
+    """``$O.<bucket>.>``: chunks and metadata of every object of an object store."""
+    return f"$O.{bucket}.>"

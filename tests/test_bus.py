@@ -93,12 +93,24 @@ async def test_heartbeats_register_and_wait_for_stages(bus):
     assert "tts-test-1" not in {h.instance for h in await registry.list_instances(bus.instances)}
 
 
-async def test_deadletter_keeps_the_message_and_reason(bus):
+async def test_deadletter_keeps_the_reason_and_digest_not_the_text(bus):
+    import hashlib
+
+    import msgpack
+
     sub = await bus.js.subscribe(subjects.deadletter("tests"), stream=subjects.STREAM_DEADLETTER,
                                  ordered_consumer=True)
-    await bus.deadletter("tests", b"garbage", "invalid Task message: expected map")
+    await bus.deadletter("tests", b"Ada: my secret script", "invalid Task message: expected map")
     msg = await sub.next_msg(timeout=2)
-    assert msg.data == b"garbage" and "expected map" in msg.headers["Sw-Error"]
+    assert msg.data == b"" and "expected map" in msg.headers["Sw-Error"]
+    assert msg.headers["Sw-Sha256"] == hashlib.sha256(b"Ada: my secret script").hexdigest()
+    script = "Ada: " + "a secret line. " * 100
+    data = msgpack.packb({"request_id": "r1", "tenant": "t", "script": script, "fps": "fast"})
+    await bus.deadletter("tests", data, "fps: expected float")
+    msg = await sub.next_msg(timeout=2)
+    kept = msgpack.unpackb(msg.data)
+    assert kept == {"request_id": "r1", "tenant": "t", "script": f"<{len(script)} chars>", "fps": "fast"}
+    assert msg.headers["Sw-Bytes"] == str(len(data))
     await sub.unsubscribe()
 
 

@@ -136,14 +136,14 @@ async def test_scripts_travel_by_reference_on_a_stock_1mb_server(tmp_path):
             await _wait_ready(bus, local)
             text = (DATA / "two_speakers.txt").read_text()
             request = _request(text)
-            request.script, request.script_ref = None, await bus.put_blob(f"scripts/{request.tenant}/{request.request_id}",
-                                                                         text.encode())
+            request.script, request.script_ref = None, await bus.put_upload(request.tenant, request.request_id,
+                                                                           text.encode())
             report = await generate(bus, request, tmp_path / "out", idle_timeout_s=90)
             line = "Ada: " + "the quick brown fox jumps over the lazy dog " * 400 + "\n"
             big = _request(line * 90)                       # 1.6 MB, about 40 h of speech
             with pytest.raises(GenerateError, match=r"h of speech, over the limit of 4 h"):
                 await generate(bus, big, tmp_path / "big", idle_timeout_s=90)
-            assert big.script is None and big.script_ref == f"scripts/default/{big.request_id}"
+            assert big.script is None and big.script_ref == big.request_id
         finally:
             await bus.close()
     _assert_whole(report, tmp_path / "out")

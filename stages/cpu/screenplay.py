@@ -53,7 +53,7 @@ def check_script_limits(play: Screenplay, path: str, limits: Limits = LIMITS) ->
 class ScriptScreenplay:
     """Stage ``screenplay``, model ``script-parser``: plain text, WebVTT, SRT or JSON screenplay.
 
-    Task inputs: ``script`` (text) or ``script_ref`` (object-store name), ``format`` (or
+    Task inputs: ``script`` (text) or ``script_ref`` (name in the tenant's upload store ``sw_uploads_<tenant>``), ``format`` (or
     ``None`` to detect), ``name`` (file name used in error messages).
     Outputs: ``title``, ``studio`` (description or ``None``), ``speakers`` (names in order
     of appearance), ``lines``: ``[{"speaker": index, "pieces": [text, ...]}]``.
@@ -71,7 +71,9 @@ class ScriptScreenplay:
         text = inputs.get("script")
         if text is None:
             try:
-                data = await ctx.bus.get_blob(inputs["script_ref"])
+                # the tenant's own upload store: the tenant is the one the scheduler read from
+                # the request's subject, so a request cannot name another tenant's upload
+                data = await ctx.bus.get_upload(task.tenant, inputs["script_ref"])
             except KeyError as exc:
                 raise TaskError(str(exc), retryable=False) from None
             if len(data) > LIMITS.script_bytes:

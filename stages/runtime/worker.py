@@ -165,7 +165,15 @@ class Worker:
             await registry.beat(self.bus.instances, self.heartbeat)
 
     async def _on_evict(self, msg) -> None:
-        """Spot-eviction notice (payload: seconds of notice, default 30): :meth:`drain`."""
+        """Spot-eviction notice (payload: seconds of notice, default 30): :meth:`drain`.
+
+        A JetStream delivery (reply subject ``$JS.ACK.…``) is never a notice: any user allowed
+        to create a push consumer can point its deliveries at any subject, this one included
+        (docs/security.md); the notice is a plain core-NATS publish, which only the admin's
+        permissions allow."""
+        if (msg.reply or "").startswith("$JS.ACK.") or (msg.headers or {}).get("Nats-Stream"):
+            log.warning("instance %s: ignored a JetStream delivery on its eviction subject", self.instance)
+            return
         try:
             notice_s = float(msg.data or EVICTION_NOTICE_S)
         except ValueError:

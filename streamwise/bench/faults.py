@@ -194,7 +194,7 @@ async def _scenario(fault: str, workdir: Path, strike: Strike | None, *, at_segm
 
 async def _by_reference(ctx: _Ctx) -> Request:
     request = _request()
-    request.script, request.script_ref = None, await ctx.bus.put_blob(f"scripts/default/{request.request_id}",
+    request.script, request.script_ref = None, await ctx.bus.put_upload("default", request.request_id,
                                                                      SCRIPT.read_bytes())
     return request
 

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..bus.client import connect
+from ..bus.client import LayoutError, connect, redact
 from ..bus.messages import Request
 from ..bus.registry import wait_for_stages
 from ..bus.server import EmbeddedServer
@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--ttff", type=float, default=1.5, help="time-to-first-frame SLO in seconds (default 1.5)")
     g.add_argument("--nats", help="URL of a running bus with a worker pool (default: start an embedded one)")
     g.add_argument("--tenant", default="default")
+    g.add_argument("--creds", help="NATS credentials file (a tenant's, from streamwise auth init; default "
+                                   "$STREAMWISE_CREDS); needs --nats")
     g.add_argument("--title", help="show title (default: from the script)")
     g.add_argument("--voice", action="append", default=[], metavar="SPEAKER=VOICE",
                    help="the voice of a speaker: heart, joe, or with a pitch ratio joe@0.9 (repeatable)")
@@ -79,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     wa.add_argument("--nats", required=True, help="URL of the bus the request was submitted to")
     wa.add_argument("--out", required=True, help="output directory (index.m3u8, podcast.mp4, report.json)")
     wa.add_argument("--tenant", default="default")
+    wa.add_argument("--creds", help="NATS credentials file (a tenant's or viewer's; default $STREAMWISE_CREDS)")
     wa.add_argument("--timeout", type=float, default=120.0, help="fail after this many seconds without progress")
     wa.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -90,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also start an emulated GPU video instance, e.g. fantasytalking:gb200:40 (repeatable)")
     u.add_argument("--plan", help="a provisioner plan (streamwise provision --out): one emulated GPU video instance per replica")
     _llm_options(u)   # with --llm / --llm-model the screenplay workers are LLM workers (topics, documents and scripts)
+    u.add_argument("--auth", metavar="DIR",
+                   help="authenticated bus: an auth directory (streamwise auth init); the embedded server runs with "
+                        "DIR/nats.conf and each process with its own role's credentials")
 
     w = sub.add_parser("worker", help="run one worker instance")
     w.add_argument("--stage", required=True, choices=STAGES)
@@ -100,11 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--emulate", action="store_true",
                    help="stand in for a GPU model: CPU-rung output, the model's profiled time (marked emulated)")
     _llm_options(w)
-    w.add_argument("--nats", required=True)
+    w.add_argument("--nats", default=os.environ.get("STREAMWISE_NATS"),
+                   help="bus URL (default $STREAMWISE_NATS: keeps a URL with a password out of the command line)")
+    w.add_argument("--creds", help="NATS credentials file (the worker role's; default $STREAMWISE_CREDS)")
     w.add_argument("--health-port", type=int, help="serve /healthz, /readyz, /metrics on this port (default: off)")
 
     s = sub.add_parser("scheduler", help="run one request-scheduler process")
-    s.add_argument("--nats", required=True)
+    s.add_argument("--nats", default=os.environ.get("STREAMWISE_NATS"),
+                   help="bus URL (default $STREAMWISE_NATS: keeps a URL with a password out of the command line)")
+    s.add_argument("--creds", help="NATS credentials file (the scheduler role's; default $STREAMWISE_CREDS)")
     s.add_argument("--policy", choices=("edf", "fifo"), default="edf",
                    help="dispatch order: earliest deadline first (default) or the FIFO baseline")
     s.add_argument("--no-cache", action="store_true", help="do not use or fill the result cache")
@@ -140,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     deploy_parser(sub)
     from .script import add_parser as script_parser   # see how a script is read (issue 12)
     script_parser(sub)
+    from .auth import add_parser as auth_parser   # auth init, layout (issue 11)
+    auth_parser(sub)
     return p
 
 
@@ -170,8 +182,24 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _use_creds(path: str | None, nats: str | None = "") -> None:
+    """``--creds FILE`` of a worker or scheduler: its :func:`connect` reads ``$STREAMWISE_CREDS``.
+
+    Raises:
+        ValueError: no ``--nats`` (nor ``$STREAMWISE_NATS``), or an unreadable credentials file.
+    """
+    if not nats:
+        raise ValueError("give --nats URL (or set $STREAMWISE_NATS)")
+    if path:
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"--creds {path}: not a readable file")
+        os.environ["STREAMWISE_CREDS"] = path
+
+
 def cmd_worker(args) -> int:
     from ..stages.registry import make_adapter
+
+    _use_creds(args.creds, args.nats)
     from ..stages.runtime.worker import serve
 
     options = None
@@ -189,6 +217,7 @@ def cmd_worker(args) -> int:
 def cmd_scheduler(args) -> int:
     from ..service.run import serve
 
+    _use_creds(args.creds, args.nats)
     # serve() handles SIGTERM/SIGINT itself: active requests are handed over to other schedulers
     _run(serve(args.nats, policy=args.policy, use_cache=not args.no_cache, stats_path=args.stats,
                health_port=args.health_port))
@@ -212,12 +241,32 @@ def cmd_up(args) -> int:
         extra += [(f"screenplay-llm-{i}", ["worker", "--stage", "screenplay", "--model", "llm", *_llm_args(args)])
                   for i in range(count)]
         shown["screenplay"] = f"{count} (llm)"
-    server = None if args.nats else EmbeddedServer(port=args.port).start()
+    creds, admin = {}, None
+    if args.auth:   # each role with its own credentials; the admin creates the layout, once
+        from ..bus.auth import load_auth_dir
+
+        auth = load_auth_dir(args.auth)
+        creds = {"scheduler": str(auth.creds("scheduler")), "worker": str(auth.creds("worker"))}
+        admin = str(auth.creds("admin"))
+    server = None if args.nats else EmbeddedServer(port=args.port,
+                                                   extra_conf=auth.conf.read_text() if args.auth else "").start()
     url = args.nats or server.url
-    print(url, flush=True)
-    pool = Pool(url, workers, extra=extra).start()
+    print(redact(url), flush=True)
+    if args.auth:
+        from .auth import create_layout
+
+        try:
+            _run(create_layout(url, admin, auth.tenants))
+        except BaseException:
+            if server:
+                server.stop()
+            raise
+        print(f"authenticated bus ({auth.conf}); tenants {', '.join(auth.tenants)} connect with "
+              f"--creds {auth.path}/tenant-<tenant>.creds", flush=True)
+    pool = Pool(url, workers, extra=extra, creds=creds).start()
     try:
-        _run(_wait_ready(url, pool, 300.0 if llm else 120.0, pool.stages() | ({"screenplay"} if llm else set())))
+        _run(_wait_ready(url, pool, 300.0 if llm else 120.0, pool.stages() | ({"screenplay"} if llm else set()),
+                         creds=admin))
         print(f"ready: {', '.join(f'{s}={n}' for s, n in shown.items())} (Ctrl-C to stop)", flush=True)
         while True:   # supervise: a child that dies is restarted, with a backoff, and the log says so
             pool.supervise(log=lambda line: print(line, flush=True))
@@ -230,9 +279,12 @@ def cmd_up(args) -> int:
             server.stop()
 
 
-async def _wait_ready(url: str, pool: Pool | None, timeout_s: float, stages: set[str] | None = None) -> None:
-    bus = await connect(url, name="streamwise-wait")
+async def _wait_ready(url: str, pool: Pool | None, timeout_s: float, stages: set[str] | None = None,
+                      creds: str | None = None) -> None:
+    bus = await connect(url, name="streamwise-wait", creds=creds)
     try:
+        if bus.instances is None:   # a tenant's credentials may not read the heartbeats: the request waits instead
+            return
         wait = asyncio.create_task(wait_for_stages(bus.instances, stages or pool.stages(), timeout_s))
         while not wait.done():
             if pool:
@@ -315,6 +367,10 @@ def cmd_generate(args) -> int:
     except ValueError as exc:
         print(f"streamwise generate: {exc}", file=sys.stderr)
         return 2
+    if args.creds and not args.nats:
+        print("streamwise generate: --creds needs --nats URL of an authenticated bus", file=sys.stderr)
+        return 2
+    args.tenant = _creds_tenant(args.creds, args.tenant, "generate")
     view = ProgressView(enabled=not args.quiet)
     started = time.time()
     server = pool = None
@@ -333,20 +389,23 @@ def cmd_generate(args) -> int:
             pool = Pool(url, workers, log_dir=Path(args.out) / "logs", extra=extra).start()
         try:
             stages = ({"scheduler", *STAGES} if not pool else pool.stages() | {"screenplay"})
-            _run(_wait_ready(url, pool, (300.0 if llm else 90.0) if pool else 15.0, stages))
+            _run(_wait_ready(url, pool, (300.0 if llm else 90.0) if pool else 15.0, stages, creds=args.creds))
         except TimeoutError as exc:
-            hint = "" if pool else f"; start a pool with: streamwise up --nats {url}"
+            hint = "" if pool else f"; start a pool with: streamwise up --nats {redact(url)}"
             raise TimeoutError(f"{exc}{hint}") from None
         startup = time.time() - started
-        view.note(f"bus and workers ready in {startup:.1f} s ({url})")
-        view.note(f"request {request.request_id} (another viewer: streamwise watch {request.request_id} --nats {url})")
-        report = _run(_generate(url, request, args.out, view, args.timeout, pool.check if pool else None))
+        view.note(f"bus and workers ready in {startup:.1f} s ({redact(url)})")
+        view.note(f"request {request.request_id} (another viewer: streamwise watch {request.request_id} "
+                  f"--nats {redact(url)})")
+        report = _run(_generate(url, request, args.out, view, args.timeout, pool.check if pool else None,
+                                creds=args.creds))
         report.startup_s = round(startup, 3)
         (Path(args.out) / "report.json").write_text(report.to_json())
         view.done(report, args.out)
         return 0
-    except (GenerateError, ConnectionError, TimeoutError, RuntimeError) as exc:
+    except (GenerateError, ConnectionError, TimeoutError, RuntimeError, PermissionError) as exc:
         view.stop()
+        exc = redact(str(exc))
         where = f" (worker logs: {pool.log_dir})" if pool else ""
         print(f"streamwise: {exc}{where}", file=sys.stderr)
         return 1
@@ -358,14 +417,38 @@ def cmd_generate(args) -> int:
             server.stop()
 
 
-async def _generate(url, request, out, view, timeout_s, health):
+async def _generate(url, request, out, view, timeout_s, health, creds=None):
     from ..client import generate
 
-    bus = await connect(url, name="streamwise-client")
+    bus = await connect(url, name="streamwise-client", creds=creds)
     try:
         return await generate(bus, request, out, progress=view.update, idle_timeout_s=timeout_s, health=health)
     finally:
         await bus.close()
+
+
+def _creds_tenant(creds: str | None, tenant: str, command: str) -> str:
+    """The tenant a tenant's or viewer's credentials (``--creds`` or ``$STREAMWISE_CREDS``) are
+    for: ``--tenant`` defaults to it.
+
+    Raises:
+        ValueError: ``--tenant`` names another tenant (the bus would refuse every request).
+    """
+    from ..bus.auth import AuthError, read_creds_jwt
+
+    creds = creds or os.environ.get("STREAMWISE_CREDS")
+    if not creds:
+        return tenant
+    try:
+        name = read_creds_jwt(creds).get("name") or ""
+    except AuthError as exc:
+        raise ValueError(str(exc)) from None
+    role, _, own = name.partition("-")
+    if role not in ("tenant", "viewer") or not own:
+        return tenant
+    if tenant not in ("default", own):
+        raise ValueError(f"{command} --tenant {tenant}: the credentials {creds} are {name}'s, for tenant {own}")
+    return own
 
 
 def cmd_watch(args) -> int:
@@ -373,12 +456,13 @@ def cmd_watch(args) -> int:
     from ..client import GenerateError
     from ..client.progress import ProgressView
 
+    args.tenant = _creds_tenant(args.creds, args.tenant, "watch")
     view = ProgressView(enabled=not args.quiet)
     try:
-        report = _run(_watch(args.nats, args.request_id, args.out, args.tenant, view, args.timeout))
+        report = _run(_watch(args.nats, args.request_id, args.out, args.tenant, view, args.timeout, args.creds))
         view.done(report, args.out)
         return 0
-    except (GenerateError, ConnectionError, TimeoutError) as exc:
+    except (GenerateError, ConnectionError, TimeoutError, PermissionError) as exc:
         view.stop()
         print(f"streamwise: {exc}", file=sys.stderr)
         return 1
@@ -386,10 +470,10 @@ def cmd_watch(args) -> int:
         view.stop()
 
 
-async def _watch(url, request_id, out, tenant, view, timeout_s):
+async def _watch(url, request_id, out, tenant, view, timeout_s, creds=None):
     from ..client import watch
 
-    bus = await connect(url, name="streamwise-viewer")
+    bus = await connect(url, name="streamwise-viewer", creds=creds)
     try:
         return await watch(bus, request_id, out, tenant=tenant, progress=view.update, idle_timeout_s=timeout_s)
     finally:
@@ -461,6 +545,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"streamwise: {exc}", file=sys.stderr)
         return 2
+    except (ConnectionError, LayoutError, PermissionError) as exc:   # unreachable bus, refused credentials, no layout
+        print(f"streamwise: {redact(str(exc))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("streamwise: interrupted", file=sys.stderr)
         return 130

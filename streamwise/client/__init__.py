@@ -175,7 +175,11 @@ async def _pump(bus: Bus, subject: str, stream: str, kind: str, queue: asyncio.Q
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(sub.unsubscribe(), timeout=2.0)
                     sub = None
-                config = None if last_seq is None else api.ConsumerConfig(opt_start_seq=last_seq + 1)
+                # a named consumer: nats-py then creates it with the extended API subject
+                # $JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>, which a tenant's permissions
+                # allow for its own subjects only (docs/security.md)
+                config = api.ConsumerConfig(name=bus.nc._nuid.next().decode(),
+                                            opt_start_seq=None if last_seq is None else last_seq + 1)
                 policy = api.DeliverPolicy.ALL if last_seq is None else api.DeliverPolicy.BY_START_SEQUENCE
                 generation = bus.reconnects
                 try:
@@ -235,8 +239,8 @@ SCRIPT_INLINE_MARGIN = 64 * 1024
 
 async def upload_large_script(bus: Bus, request: Request) -> bool:
     """If ``request`` would not fit in one message (the server's max payload, 1 MB on a stock
-    nats-server), put its script in the object store as ``scripts/<tenant>/<request>`` and
-    send it by reference (``script_ref``). Returns whether it uploaded.
+    nats-server), put its script in the tenant's own upload store ``sw_uploads_<tenant>`` as
+    ``<request>`` and send it by reference (``script_ref``). Returns whether it uploaded.
 
     Raises:
         ValueError: a document larger than the payload limit (only scripts travel by reference).
@@ -247,10 +251,26 @@ async def upload_large_script(bus: Bus, request: Request) -> bool:
     if request.script is None:
         raise ValueError(f"document: {size:,} bytes, over the bus's max payload of {bus.max_payload:,} bytes "
                          f"(only scripts travel by object-store reference); shorten the document")
-    name = f"scripts/{request.tenant}/{request.request_id}"
-    await bus.put_blob(name, request.script.encode("utf-8"))
+    name = request.request_id
+    await bus.put_upload(request.tenant, name, request.script.encode("utf-8"))
     request.script, request.script_ref = None, name
     return True
+
+
+async def _last_status(bus: Bus, tenant: str, request_id: str):
+    """The request's last status message. A direct get with the subject in the API subject
+    (``$JS.API.DIRECT.GET.SW_STATUS.sw.status.<tenant>.<request>``), which a tenant's or
+    viewer's permissions allow for its own tenant; a stream made before direct gets were
+    enabled answers no one, and then the plain message get is used.
+
+    Raises:
+        NotFoundError: no status for the request.
+    """
+    subject = subjects.status(tenant, request_id)
+    try:
+        return await bus.js.get_last_msg(subjects.STREAM_STATUS, subject, direct=True)
+    except nats.errors.NoRespondersError:
+        return await bus.js.get_last_msg(subjects.STREAM_STATUS, subject)
 
 
 async def watch(bus: Bus, request_id: str, out_dir: str | Path, *, tenant: str = "default",
@@ -267,7 +287,11 @@ async def watch(bus: Bus, request_id: str, out_dir: str | Path, *, tenant: str =
             nothing arrived for ``idle_timeout_s`` seconds.
     """
     try:
-        await bus.js.get_last_msg(subjects.STREAM_STATUS, subjects.status(tenant, request_id))
+        await _last_status(bus, tenant, request_id)
+    except TimeoutError:   # a request the server refused (the permission error comes asynchronously) never answers
+        why = f"the bus refused: {bus.refused[-1]}" if bus.refused else "the bus did not answer"
+        raise GenerateError(f"cannot read the status of request {request_id!r} (tenant {tenant!r}) on "
+                            f"{bus.safe_url}: {why}") from None
     except NotFoundError:
         raise GenerateError(f"no request {request_id!r} (tenant {tenant!r}) on {bus.safe_url}: not submitted, "
                             f"not yet accepted by a scheduler, or expired") from None

@@ -28,6 +28,7 @@ import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -584,6 +585,11 @@ class OpenAIBackend:
     def __init__(self, url: str, model: str | None = None, *, api_key: str | None = None,
                  timeout_s: float = 120.0) -> None:
         self.url = url.rstrip("/")
+        # for messages and logs: a password in the URL (https://user:secret@host) is never printed
+        parts = urllib.parse.urlsplit(self.url)
+        self.safe_url = (urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}"
+                                                                + (f":{parts.port}" if parts.port else "")))
+                         if parts.password else self.url)
         if not self.url.endswith("/v1"):
             self.url += "/v1"
         self.name = model or ""
@@ -607,10 +613,10 @@ class OpenAIBackend:
             with self._open("/models") as resp:
                 models = [m["id"] for m in json.load(resp).get("data", [])]
         except (OSError, ValueError, KeyError) as exc:
-            raise LlmError(f"OpenAI-compatible server {self.url} did not answer /models: {exc}") from None
+            raise LlmError(f"OpenAI-compatible server {self.safe_url} did not answer /models: {exc}") from None
         if not self.name:
             if not models:
-                raise LlmError(f"{self.url}/models lists no model; give --llm-model")
+                raise LlmError(f"{self.safe_url}/models lists no model; give --llm-model")
             self.name = models[0]
 
     def stream(self, messages, *, max_tokens, temperature=0.0, json_schema=None, prefix="", stats=None):
@@ -630,13 +636,13 @@ class OpenAIBackend:
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:300].decode(errors="replace")
             if exc.code == 400 and json_schema is not None:
-                log.warning("%s rejected response_format (%s); retrying unconstrained", self.url, detail)
+                log.warning("%s rejected response_format (%s); retrying unconstrained", self.safe_url, detail)
                 yield from self.stream(messages, max_tokens=max_tokens, temperature=temperature, prefix=prefix,
                                        stats=stats)
                 return
-            raise LlmError(f"{self.url}/chat/completions: HTTP {exc.code}: {detail}") from None
+            raise LlmError(f"{self.safe_url}/chat/completions: HTTP {exc.code}: {detail}") from None
         except OSError as exc:
-            raise LlmError(f"{self.url}/chat/completions: {exc}") from None
+            raise LlmError(f"{self.safe_url}/chat/completions: {exc}") from None
         with resp:
             for raw in resp:
                 line = raw.decode("utf-8", errors="replace").strip()

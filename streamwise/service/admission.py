@@ -25,14 +25,13 @@ def server_side(r: Request, msg) -> Request:
     - ``submitted_at``: the time the JetStream server stored the message (its stream timestamp,
       the same on every redelivery, so a takeover keeps the deadlines), so an old or future
       ``submitted_at`` cannot move a request in EDF order;
-    - ``script_ref`` must name an object under ``scripts/<tenant>/``: a tenant cannot have
-      another tenant's uploaded script read into its own show.
+    (``script_ref`` needs no check: it names an object in the tenant's own upload store,
+    ``sw_uploads_<tenant>``, which the screenplay stage reads with this tenant.)
 
     ``msg`` is the JetStream message (``subject`` and ``metadata.timestamp``). Returns ``r``.
 
     Raises:
-        ValueError: the subject is not a request subject, or ``script_ref`` names another
-        tenant's object.
+        ValueError: the subject is not a request subject.
     """
     tenant = subjects.tenant_of_request(msg.subject)
     if r.tenant != tenant:
@@ -40,8 +39,6 @@ def server_side(r: Request, msg) -> Request:
                     r.request_id, r.tenant, tenant, tenant)
         r.tenant = tenant
     r.submitted_at = msg.metadata.timestamp.timestamp()
-    if r.script_ref is not None and not r.script_ref.startswith(f"scripts/{tenant}/"):
-        raise ValueError(f"script_ref: must name an upload of this tenant (scripts/{tenant}/...)")
     return r
 
 

@@ -1,9 +1,10 @@
 """A pool of StreamWise processes on one machine: scheduler + one worker process per stage.
 
 Each process is launched as its own command (``streamwise scheduler --nats URL``,
-``streamwise worker --stage S --nats URL``), so it can be seen in ``ps`` and stopped
-alone. :class:`Pool` starts them, waits until every stage has a ready instance on the
-bus, and stops them (SIGTERM, then SIGKILL) on exit.
+``streamwise worker --stage S --nats URL``, each with ``--creds FILE`` of its role on an
+authenticated bus), so it can be seen in ``ps`` and stopped alone. :class:`Pool` starts
+them, waits until every stage has a ready instance on the bus, and stops them (SIGTERM,
+then SIGKILL) on exit.
 """
 
 from __future__ import annotations
@@ -68,8 +69,12 @@ class Pool:
     (``None``: children inherit this process's stderr)."""
 
     def __init__(self, url: str, workers: dict[str, int] | None = None, *, log_dir: str | os.PathLike | None = None,
-                 scheduler: bool | list[str] = True, extra: list[tuple[str, list[str]]] | None = None) -> None:
+                 scheduler: bool | list[str] = True, extra: list[tuple[str, list[str]]] | None = None,
+                 creds: dict[str, str] | None = None) -> None:
         self.url = url
+        # role -> .creds file (`streamwise up --auth DIR`): the scheduler runs with creds["scheduler"],
+        # every worker (the extra commands are workers) with creds["worker"]
+        self.creds = dict(creds or {})
         self.workers = workers or dict(DEFAULT_WORKERS)
         self.extra = extra or []   # (name, arguments after `streamwise`), e.g. emulated GPU workers
         self.log_dir = Path(log_dir) if log_dir else None
@@ -80,15 +85,30 @@ class Pool:
         self._started_at: dict[str, float] = {}
         self._due: dict[str, float] = {}             # name -> when an exited child is started again
 
+    def _nats(self) -> list[str]:
+        """``["--nats", URL]``; a URL with a password in it goes to the children in
+        ``$STREAMWISE_NATS`` instead, so it is not in their command lines (``ps``)."""
+        return [] if self._secret_url() else ["--nats", self.url]
+
+    def _secret_url(self) -> bool:
+        return "@" in self.url
+
     def commands(self) -> list[tuple[str, list[str]]]:
         base = [sys.executable, "-m", "streamwise"]
         options = self.scheduler if isinstance(self.scheduler, list) else []   # extra `streamwise scheduler` options
-        cmds = [("scheduler", base + ["scheduler", "--nats", self.url] + options)] if self.scheduler is not False else []
+        sched, work = self._creds("scheduler"), self._creds("worker")
+        nats = self._nats()
+        cmds = ([("scheduler", base + ["scheduler", *nats] + options + sched)]
+                if self.scheduler is not False else [])
         for stage, count in self.workers.items():
             for i in range(count):
-                cmds.append((f"{stage}-{i}", base + ["worker", "--stage", stage, "--nats", self.url]))
-        cmds += [(name, base + args + ["--nats", self.url]) for name, args in self.extra]
+                cmds.append((f"{stage}-{i}", base + ["worker", "--stage", stage, *nats] + work))
+        cmds += [(name, base + args + nats + work) for name, args in self.extra]
         return cmds
+
+    def _creds(self, role: str) -> list[str]:
+        path = self.creds.get(role)
+        return ["--creds", str(path)] if path else []
 
     def start(self) -> "Pool":
         if self.log_dir:
@@ -100,8 +120,9 @@ class Pool:
 
     def _spawn(self, name: str) -> subprocess.Popen:
         out = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None
+        env = {**os.environ, "STREAMWISE_NATS": self.url} if self._secret_url() else None
         proc = subprocess.Popen(self._commands[name], stdout=out or subprocess.DEVNULL, stderr=out,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, env=env)
         if out:
             out.close()
         self.processes.append((name, proc))

@@ -227,8 +227,8 @@ class TenantLedger:
         try:
             size = None
             if request.script_ref:   # a missing upload is the screenplay stage's error to report
-                with contextlib.suppress(NotFoundError, nats.errors.Error):
-                    size = (await self.bus.artifacts.get_info(request.script_ref)).size
+                with contextlib.suppress(NotFoundError, nats.errors.Error, LookupError, RuntimeError):
+                    size = await self.bus.upload_size(request.tenant, request.script_ref)
             await self.admit(request, key, script_bytes=size)
             return True
         except QuotaExceeded as exc:

@@ -1,0 +1,418 @@
+"""Bus authentication and least-privilege roles (issue 11; ``docs/security.md``).
+
+StreamWise runs in one NATS account (``STREAMWISE``, JetStream enabled) with five roles,
+each a NATS user whose permissions are computed here by :func:`role_permissions`:
+
+- ``admin``: everything; the only role that may create or change streams, buckets and the
+  object stores (``streamwise layout``).
+- ``scheduler``: consumes ``sw.requests.>``, dispatches ``sw.tasks.>``, reads ``sw.events.>``,
+  publishes ``sw.status.>``; the instance and cache KV buckets and the artifact store.
+- ``worker``: pulls its tasks (``sw.tasks.>``), publishes events and segments, writes
+  heartbeats and artifacts, reads the tenants' uploads. One user for all worker models.
+- ``tenant-<t>``: publishes ``sw.requests.<t>``, uploads to its own object store
+  ``sw_uploads_<t>``, reads ``sw.segments.<t>.>`` and ``sw.status.<t>.>``; nothing else.
+- ``viewer-<t>``: reads ``sw.segments.<t>.>`` and ``sw.status.<t>.>``; publishes nothing.
+
+Every user has its own reply-subject prefix ``_INBOX_<user>`` (:func:`bus.subjects.inbox_prefix`)
+and may subscribe only below it, so no user can read another's replies or deliveries.
+Consumers are created with the nats-server 2.10+ extended API subject
+``$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>``: the server checks that the filter in the
+subject equals the one in the request, so a permission on that subject fixes what a consumer
+may read.
+
+:func:`init_auth` writes a nats-server configuration in operator (decentralised JWT) mode with
+a MEMORY resolver and one NATS ``.creds`` file (user JWT + nkey seed) per role; the JWTs are
+made with ``nats-jwt`` and the keys with ``nkeys`` (Ed25519). :func:`password_conf` renders
+the same permissions as user/password users in a server ``accounts {}`` block, the simple form.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import subjects as S
+
+ROLES = ("admin", "scheduler", "worker", "tenant", "viewer")
+ACCOUNT = "STREAMWISE"
+
+
+class AuthError(ValueError):
+    """Bad arguments to the auth set-up, or an unreadable credentials file (one line)."""
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """NATS publish and subscribe permissions of one user (subject patterns)."""
+
+    pub_allow: tuple[str, ...]
+    sub_allow: tuple[str, ...]
+    pub_deny: tuple[str, ...] = ()
+    sub_deny: tuple[str, ...] = ()
+
+
+def user_name(role: str, tenant: str | None = None) -> str:
+    """``admin``, ``scheduler``, ``worker``, ``tenant-<t>``, ``viewer-<t>`` (also the .creds file stem).
+
+    Raises:
+        AuthError: unknown role, or a tenant role without a valid tenant token.
+    """
+    if role not in ROLES:
+        raise AuthError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    if role in ("tenant", "viewer"):
+        if not tenant:
+            raise AuthError(f"role {role} needs a tenant")
+        return f"{role}-{S.token(tenant)}"
+    return role
+
+
+# the stream-changing JetStream API: refused to every role but admin, on top of the allow lists
+_LAYOUT_API = tuple(S.js_api(*t, ">") for t in (("STREAM", "CREATE"), ("STREAM", "UPDATE"), ("STREAM", "DELETE"),
+                                                ("STREAM", "RESTORE"), ("STREAM", "SNAPSHOT"),
+                                                ("STREAM", "PEER"), ("STREAM", "LEADER"), ("ACCOUNT",)))
+
+
+def _consumer(stream: str, filter_pattern: str, name: str = "*", *, info: bool = True, delete: bool = False,
+              next_: bool = True, ack: bool = True) -> list[str]:
+    """API subjects to create (extended form, filter fixed by ``filter_pattern``), look up,
+    pull from and ack a consumer on ``stream``."""
+    out = [S.js_api("CONSUMER", "CREATE", stream, name, filter_pattern)]
+    if info:
+        out.append(S.js_api("CONSUMER", "INFO", stream, name))
+    if next_:
+        out.append(S.js_api("CONSUMER", "MSG", "NEXT", stream, name))
+    if delete:
+        out.append(S.js_api("CONSUMER", "DELETE", stream, name))
+    if ack:
+        out.append(S.js_ack(stream))
+    return out
+
+
+def _kv_rw(bucket: str) -> list[str]:
+    """Bind, get, put/delete and watch a KV bucket (nats-py 2.16: watch and keys() create an
+    ordered push consumer with the short ``CONSUMER.CREATE.<stream>`` subject)."""
+    st = S.kv_stream(bucket)
+    return [S.kv_all(bucket), S.js_api("STREAM", "INFO", st), S.js_api("STREAM", "MSG", "GET", st),
+            S.js_api("DIRECT", "GET", st, ">"), S.js_api("CONSUMER", "CREATE", st),
+            S.js_api("CONSUMER", "CREATE", st, ">"), S.js_api("CONSUMER", "INFO", st, "*"),
+            S.js_api("CONSUMER", "DELETE", st, "*"), S.js_flow_control(st)]
+
+
+def _obj_read(bucket: str) -> list[str]:
+    """Bind and read an object store (nats-py 2.16: get_info is a last-message get of the
+    metadata subject; get() creates an ordered push consumer on the chunk subject without
+    naming the stream, hence ``STREAM.NAMES``)."""
+    st = S.obj_stream(bucket)
+    return [S.js_api("STREAM", "INFO", st), S.js_api("STREAM", "MSG", "GET", st),
+            S.js_api("DIRECT", "GET", st, ">"), S.js_api("CONSUMER", "CREATE", st),
+            S.js_api("CONSUMER", "CREATE", st, ">"), S.js_api("CONSUMER", "INFO", st, "*"),
+            S.js_api("CONSUMER", "DELETE", st, "*"), S.js_api("STREAM", "NAMES"), S.js_flow_control(st)]
+
+
+def _obj_write(bucket: str) -> list[str]:
+    """Put objects (chunks and metadata under ``$O.<bucket>.>``; replacing one purges its old chunks)."""
+    st = S.obj_stream(bucket)
+    return [S.obj_all(bucket), S.js_api("STREAM", "INFO", st), S.js_api("STREAM", "MSG", "GET", st),
+            S.js_api("DIRECT", "GET", st, ">"), S.js_api("STREAM", "PURGE", st)]
+
+
+def _viewer_reads(tenant: str) -> list[str]:
+    """Ordered push consumers filtered to the tenant's segments and status (deliveries come to
+    the user's own inbox), and a direct get of a request's last status."""
+    out = []
+    for stream, subject in ((S.STREAM_SEGMENTS, S.segments(tenant, ">")), (S.STREAM_STATUS, S.status(tenant, ">"))):
+        out += [S.js_api("CONSUMER", "CREATE", stream, "*", subject), S.js_flow_control(stream)]
+    out.append(S.js_api("DIRECT", "GET", S.STREAM_STATUS, S.status(tenant, ">")))
+    return out
+
+
+def role_permissions(role: str, *, tenant: str | None = None, tenants: tuple[str, ...] = ()) -> Permissions:
+    """The NATS permissions of ``role`` (the table in ``docs/security.md`` is generated from this).
+
+    ``tenant``: for the ``tenant`` and ``viewer`` roles. ``tenants``: every tenant, for the
+    worker's read access to their upload stores.
+
+    Raises:
+        AuthError: unknown role or missing tenant.
+    """
+    user = user_name(role, tenant)
+    inbox = S.inbox_prefix(user) + ".>"
+    if role == "admin":
+        return Permissions(pub_allow=(">",), sub_allow=(">",))
+    if role == "scheduler":
+        pub = [S.status_all(), S.tasks_all(), S.deadletter_all(),
+               *_consumer(S.STREAM_REQUESTS, S.requests_all(), S.SCHEDULER_CONSUMER),
+               S.js_api("CONSUMER", "DURABLE", "CREATE", S.STREAM_REQUESTS, S.SCHEDULER_CONSUMER),
+               *_consumer(S.STREAM_EVENTS, S.events_all(), delete=True),
+               # a gone instance: its queued tasks are purged and its consumer removed
+               S.js_api("STREAM", "PURGE", S.STREAM_TASKS), S.js_api("CONSUMER", "DELETE", S.STREAM_TASKS, "*"),
+               *_kv_rw(S.KV_INSTANCES), *_kv_rw(S.KV_CACHE),
+               *_kv_rw(S.KV_TENANTS),           # the per-tenant quota ledger
+               *_obj_read(S.OBJECT_STORE), *_obj_write(S.OBJECT_STORE)]
+        for t in tenants:                       # an uploaded script's size, for the tenant's quota
+            pub += _obj_read(S.uploads(t))
+        return Permissions(pub_allow=_unique(pub), sub_allow=(inbox,), pub_deny=_LAYOUT_API)
+    if role == "worker":
+        pub = [S.events_all(), S.segments_all(), S.deadletter_all(),
+               *_consumer(S.STREAM_TASKS, S.tasks_all()),
+               *_kv_rw(S.KV_INSTANCES),
+               *_obj_read(S.OBJECT_STORE), *_obj_write(S.OBJECT_STORE)]
+        for t in tenants:
+            pub += _obj_read(S.uploads(t))
+        return Permissions(pub_allow=_unique(pub), sub_allow=(inbox, S.evict("*")),
+                           pub_deny=_LAYOUT_API + (S.requests_all(), S.status_all()),
+                           sub_deny=(S.requests_all(),))
+    if role == "tenant":
+        pub = [S.requests(tenant), *_viewer_reads(tenant), *_obj_write(S.uploads(tenant))]
+        return Permissions(pub_allow=_unique(pub), sub_allow=(inbox,), pub_deny=_LAYOUT_API)
+    # viewer
+    return Permissions(pub_allow=_unique(_viewer_reads(tenant)), sub_allow=(inbox,),
+                       pub_deny=_LAYOUT_API + ("sw.>",))
+
+
+def _unique(items: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+# --- credentials files -----------------------------------------------------------------------------
+
+CREDS_TEMPLATE = ("-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n"
+                  "************************* IMPORTANT *************************\n"
+                  "NKEY Seed printed below can be used to sign and prove identity.\n"
+                  "NKEYs are sensitive and should be treated as secrets.\n\n"
+                  "-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n"
+                  "*************************************************************\n")
+"""The NATS ``.creds`` layout (as ``nsc`` writes it; nats-py, the Go client and natscli read it)."""
+
+
+def read_creds_jwt(path: str | os.PathLike) -> dict:
+    """The (unverified) claims of the user JWT in a ``.creds`` file: ``name``, ``sub`` (the
+    user's public nkey), ``nats`` (permissions). Used only to pick the connection's inbox
+    prefix; the server verifies the JWT.
+
+    Raises:
+        AuthError: the file cannot be read or holds no user JWT (one line naming the file).
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise AuthError(f"cannot read credentials file {path}: {exc.strerror}") from None
+    lines = [ln.strip() for ln in text.splitlines()]
+    try:
+        jwt = lines[lines.index("-----BEGIN NATS USER JWT-----") + 1]
+        payload = jwt.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, IndexError) as exc:
+        raise AuthError(f"credentials file {path} holds no NATS user JWT ({exc})") from None
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 from the start (never readable by others)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+# --- operator (JWT) mode ----------------------------------------------------------------------------
+
+@dataclass
+class AuthDir:
+    """What :func:`init_auth` wrote into ``path``: ``nats.conf``, ``<user>.creds`` for every
+    user, ``auth.json`` (tenants and public keys, no secrets) and the operator and account seeds
+    (``operator.nk``, ``account.nk``, mode 0600) that issue and revoke credentials."""
+
+    path: Path
+    tenants: tuple[str, ...]
+    users: dict[str, str] = field(default_factory=dict)   # user name -> public nkey
+
+    @property
+    def conf(self) -> Path:
+        return self.path / "nats.conf"
+
+    def creds(self, role: str, tenant: str | None = None) -> Path:
+        """Path of a role's ``.creds`` file, e.g. ``creds("tenant", "a")`` -> ``DIR/tenant-a.creds``."""
+        return self.path / f"{user_name(role, tenant)}.creds"
+
+
+def load_auth_dir(path: str | os.PathLike) -> AuthDir:
+    """Read ``DIR/auth.json`` written by :func:`init_auth`.
+
+    Raises:
+        AuthError: not a directory made by ``streamwise auth init`` (one line).
+    """
+    p = Path(path)
+    try:
+        meta = json.loads((p / "auth.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise AuthError(f"{p} is not an auth directory (streamwise auth init {p} --tenants ...): "
+                        f"{getattr(exc, 'strerror', None) or exc}") from None
+    return AuthDir(path=p, tenants=tuple(meta["tenants"]), users=dict(meta["users"]))
+
+
+def _load_or_make(path: Path, make):
+    import nkeys
+
+    if path.exists():
+        return nkeys.from_seed(path.read_bytes().strip())
+    kp = make()
+    _write_secret(path, kp.seed.decode() + "\n")
+    return kp
+
+
+def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, rotate: bool = False,
+              max_payload_mb: int = 8) -> AuthDir:
+    """Write (or extend) an auth directory for ``tenants``.
+
+    A new directory gets an operator, a system account, the ``STREAMWISE`` account (JetStream
+    enabled, no limits) and one user per role. On an existing directory the operator and
+    account keys are kept: users that exist keep their credentials, new ones (new tenants) are
+    issued; with ``rotate`` every user is issued anew and the old user keys are revoked in the
+    account JWT (the server must be restarted with the new ``nats.conf``).
+
+    Raises:
+        AuthError: no tenants, or a tenant that is not a subject token.
+    """
+    from nats_jwt.nkeys_ext import create_account_pair, create_operator_pair, create_user_pair
+    from nats_jwt.v2.account_claims import AccountClaims
+    from nats_jwt.v2.operator_claims import OperatorClaims
+    from nats_jwt.v2.types import Permission
+    from nats_jwt.v2.user_claims import UserClaims
+
+    tenants = tuple(dict.fromkeys(t.strip() for t in tenants if t.strip()))
+    if not tenants:
+        raise AuthError("give at least one tenant (--tenants a,b)")
+    for t in tenants:
+        try:
+            S.token(t)
+        except ValueError as exc:
+            raise AuthError(f"tenant {t!r}: {exc}") from None
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    os.chmod(p, 0o700)
+    old = load_auth_dir(p) if (p / "auth.json").exists() else None
+    okp = _load_or_make(p / "operator.nk", create_operator_pair)
+    skp = _load_or_make(p / "system.nk", create_account_pair)
+    akp = _load_or_make(p / "account.nk", create_account_pair)
+    all_tenants = tuple(dict.fromkeys((*(old.tenants if old else ()), *tenants)))
+
+    names = ["admin", "scheduler", "worker"] + [user_name(r, t) for t in all_tenants for r in ("tenant", "viewer")]
+    users = dict(old.users) if old else {}
+    revoked_path = p / "revoked.json"
+    revoked: dict[str, int] = dict(json.loads(revoked_path.read_text())) if revoked_path.exists() else {}
+    now = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
+    for name in names:
+        role, _, tenant = name.partition("-")
+        creds = p / f"{name}.creds"
+        # the worker's permissions list every tenant's upload store: reissue it when tenants change
+        stale = name == "worker" and old is not None and set(old.tenants) != set(all_tenants)
+        if name in users and creds.exists() and not rotate and not stale:
+            continue
+        if name in users and (rotate or stale):
+            revoked[users[name]] = now
+        ukp = create_user_pair()
+        perms = role_permissions(role, tenant=tenant or None, tenants=all_tenants)
+        uc = UserClaims(ukp.public_key.decode(), name)
+        uc.nats.pub = Permission(allow=list(perms.pub_allow), deny=list(perms.pub_deny))
+        uc.nats.sub = Permission(allow=list(perms.sub_allow), deny=list(perms.sub_deny))
+        _write_secret(creds, CREDS_TEMPLATE.format(jwt=uc.encode(akp), seed=ukp.seed.decode()))
+        users[name] = ukp.public_key.decode()
+
+    oc = OperatorClaims(okp.public_key.decode(), "streamwise")
+    oc.nats.system_account = skp.public_key.decode()
+    sysc = AccountClaims(skp.public_key.decode(), "SYS")
+    ac = AccountClaims(akp.public_key.decode(), ACCOUNT)
+    ac.nats.limits.disk_storage = -1      # JetStream enabled for the account, no account-wide cap
+    ac.nats.limits.memory_storage = -1    # (every stream has its own bounds: configs/limits.yaml)
+    conf = (f"# nats-server configuration written by `streamwise auth init` (no secrets in this file).\n"
+            f"# Run: nats-server -js -c {p / 'nats.conf'}   (or include it in a configuration of your own)\n"
+            f"max_payload: {max_payload_mb}MB\n"
+            f"operator: {oc.encode(okp)}\n"
+            f"system_account: {skp.public_key.decode()}\n"
+            f"resolver: MEMORY\n"
+            f"resolver_preload: {{\n"
+            f"  {skp.public_key.decode()}: {sysc.encode(okp)}\n"
+            f"  {akp.public_key.decode()}: {_with_revocations(ac.encode(okp), revoked, okp)}\n"
+            f"}}\n")
+    (p / "nats.conf").write_text(conf)
+    (p / "revoked.json").write_text(json.dumps(revoked, indent=1) + "\n")
+    (p / "auth.json").write_text(json.dumps({"account": akp.public_key.decode(), "tenants": list(all_tenants),
+                                             "users": users}, indent=1) + "\n")
+    return AuthDir(path=p, tenants=all_tenants, users=users)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _with_revocations(jwt: str, revoked: dict[str, int], signer) -> str:
+    """``jwt`` (an account JWT) with ``nats.revocations`` = ``revoked`` (user public key -> Unix
+    s: JWTs issued at or before it are refused), signed again by ``signer``. nats-jwt 0.2.2
+    drops the revocation list when it serialises an account, so it is added here, with the JWT
+    id computed as the NATS JWT library does (base32 of SHA-512/256 of the claims)."""
+    import hashlib
+
+    if not revoked:
+        return jwt
+    header, payload, _ = jwt.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["nats"]["revocations"] = dict(revoked)
+    claims["jti"] = ""
+    claims["jti"] = base64.b32encode(hashlib.new("sha512_256", json.dumps(claims).encode()).digest()
+                                     ).rstrip(b"=").decode()
+    to_sign = f"{header}.{_b64(json.dumps(claims).encode())}"
+    return f"{to_sign}.{_b64(signer.sign(to_sign.encode()))}"
+
+
+# --- user/password mode (the simple form) ----------------------------------------------------------
+
+def _conf_list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def password_conf(tenants: list[str] | tuple[str, ...], passwords: dict[str, str]) -> str:
+    """A nats-server ``accounts {}`` block with the same roles as user/password users (the
+    simple form: clients connect with ``nats://<user>:<password>@host:port``). ``passwords``
+    maps each user name (:func:`user_name`) to its password; a plain password or a bcrypt hash
+    (``$2a$...``) as nats-server accepts.
+
+    Raises:
+        AuthError: a user without a password.
+    """
+    names = ["admin", "scheduler", "worker"] + [user_name(r, t) for t in tenants for r in ("tenant", "viewer")]
+    users = []
+    for name in names:
+        if name not in passwords:
+            raise AuthError(f"no password for user {name}")
+        role, _, tenant = name.partition("-")
+        perms = role_permissions(role, tenant=tenant or None, tenants=tuple(tenants))
+        pub = f"allow: {_conf_list(perms.pub_allow)}, deny: {_conf_list(perms.pub_deny)}"
+        sub = f"allow: {_conf_list(perms.sub_allow)}, deny: {_conf_list(perms.sub_deny)}"
+        users.append(f"      {{ user: {json.dumps(name)}, password: {json.dumps(passwords[name])}, permissions: {{\n"
+                     f"          publish: {{ {pub} }}\n          subscribe: {{ {sub} }}\n      }} }}")
+    return (f"accounts {{\n  {ACCOUNT}: {{\n    jetstream: enabled\n    users: [\n" + "\n".join(users)
+            + "\n    ]\n  }\n}\n")
+
+
+def too_open(path: str | os.PathLike) -> bool:
+    """True when ``path`` is readable or writable by its group or others (a secret should be 0600)."""
+    return bool(os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def permissions_markdown(tenant: str = "T", tenants: tuple[str, ...] = ("T",)) -> str:
+    """The permission table of ``docs/security.md`` (one row per role and direction), generated
+    from :func:`role_permissions` so the document cannot drift from what ``auth init`` writes."""
+    rows = ["| role (user) | publish allowed | publish denied | subscribe allowed | subscribe denied |",
+            "|---|---|---|---|---|"]
+    for role in ROLES:
+        t = tenant if role in ("tenant", "viewer") else None
+        p = role_permissions(role, tenant=t, tenants=tenants)
+        cell = lambda items: "<br>".join(f"`{i}`" for i in items) or "–"   # noqa: E731
+        rows.append(f"| {role} (`{user_name(role, t)}`) | {cell(p.pub_allow)} | {cell(p.pub_deny)} | "
+                    f"{cell(p.sub_allow)} | {cell(p.sub_deny)} |")
+    return "\n".join(rows) + "\n"

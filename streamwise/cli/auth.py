@@ -1,0 +1,97 @@
+"""``streamwise auth init DIR --tenants a,b`` and ``streamwise layout`` (issue 11).
+
+- ``auth init`` writes ``DIR/nats.conf`` (operator mode, MEMORY resolver, the ``STREAMWISE``
+  account with JetStream) and one NATS ``.creds`` file per role (``admin``, ``scheduler``,
+  ``worker``, ``tenant-<t>``, ``viewer-<t>``), mode 0600; run again with more tenants to add
+  them, with ``--rotate`` to issue every credential anew and revoke the old ones
+  (``docs/security.md``).
+- ``layout`` creates the bus layout (streams, buckets, object stores, one upload store per
+  tenant) with admin credentials: on an authenticated bus no other role may.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def add_parser(sub) -> None:
+    a = sub.add_parser("auth", help="credentials and permissions of an authenticated bus")
+    asub = a.add_subparsers(dest="auth_command", required=True)
+    i = asub.add_parser("init", help="write DIR/nats.conf and one .creds file per role")
+    i.add_argument("dir", help="directory to write (created, mode 0700)")
+    i.add_argument("--tenants", required=True, help="comma-separated tenant names, e.g. a,b")
+    i.add_argument("--rotate", action="store_true",
+                   help="issue every user's credentials anew and revoke the old ones (restart the server after)")
+    i.set_defaults(handler=cmd_auth_init)
+
+    lay = sub.add_parser("layout", help="create the bus layout (admin credentials on an authenticated bus)")
+    lay.add_argument("--nats", default=os.environ.get("STREAMWISE_NATS"), help="bus URL (default $STREAMWISE_NATS)")
+    lay.add_argument("--creds", help="admin credentials file (default $STREAMWISE_CREDS)")
+    lay.add_argument("--tenants", default="", help="tenants whose upload stores to create, e.g. a,b")
+    lay.add_argument("--auth", help="an auth directory: its admin.creds and its tenants")
+    lay.set_defaults(handler=cmd_layout)
+
+
+def cmd_auth_init(args) -> int:
+    from ..bus.auth import AuthError, init_auth
+
+    try:
+        d = init_auth(args.dir, args.tenants.split(","), rotate=args.rotate)
+    except AuthError as exc:
+        print(f"streamwise auth: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {d.conf} and {len(d.users)} credentials files in {d.path} (tenants: {', '.join(d.tenants)})")
+    if args.rotate:
+        print("old credentials are refused once the server is restarted with the new nats.conf")
+    return 0
+
+
+def cmd_layout(args) -> int:
+    from ..bus.auth import AuthError, load_auth_dir
+    from . import _run
+
+    tenants = [t for t in args.tenants.split(",") if t.strip()]
+    creds = args.creds
+    if args.auth:
+        try:
+            d = load_auth_dir(args.auth)
+        except AuthError as exc:
+            print(f"streamwise layout: {exc}", file=sys.stderr)
+            return 2
+        creds = creds or str(d.creds("admin"))
+        tenants = tenants or list(d.tenants)
+    if not args.nats:
+        print("streamwise layout: give --nats URL (or set $STREAMWISE_NATS)", file=sys.stderr)
+        return 2
+    try:
+        _run(create_layout(args.nats, creds, tenants))
+    except (ConnectionError, RuntimeError, PermissionError) as exc:
+        print(f"streamwise layout: {exc}", file=sys.stderr)
+        return 1
+    print(f"layout ready (upload stores for: {', '.join(tenants) or 'no tenants'})")
+    return 0
+
+
+async def create_layout(url: str, creds: str | None, tenants: list[str] | tuple[str, ...]) -> None:
+    """Connect with ``creds`` (the admin's) and create what is missing of the layout, with one
+    upload store per tenant (:func:`streamwise.bus.client.ensure_layout`).
+
+    Raises:
+        ConnectionError: the bus is unreachable or refuses the credentials.
+    """
+    from ..bus.client import connect, ensure_layout
+
+    bus = await connect(url, name="streamwise-layout", creds=creds, layout="create")
+    try:
+        await ensure_layout(bus.js, bus.replicas, tenants=tuple(tenants))
+    finally:
+        await bus.close()
+
+
+def auth_args(auth_dir: str, role: str) -> list[str]:
+    """``["--creds", DIR/<role>.creds]`` for a pool process of ``role``."""
+    from ..bus.auth import load_auth_dir
+
+    return ["--creds", str(load_auth_dir(auth_dir).creds(role))]
+
