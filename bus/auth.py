@@ -154,8 +154,6 @@ def role_permissions(role: str, *, tenant: str | None = None, tenants: tuple[str
                *_kv_rw(S.KV_INSTANCES), *_kv_rw(S.KV_CACHE),
                *_kv_rw(S.KV_TENANTS),           # the per-tenant quota ledger
                *_obj_read(S.OBJECT_STORE), *_obj_write(S.OBJECT_STORE)]
-        for t in tenants:                       # an uploaded script's size, for the tenant's quota
-            pub += _obj_read(S.uploads(t))
         return Permissions(pub_allow=_unique(pub), sub_allow=(inbox,), pub_deny=_LAYOUT_API)
     if role == "worker":
         pub = [S.events_all(), S.segments_all(), S.deadletter_all(),
@@ -332,6 +330,9 @@ def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, 
     conf = (f"# nats-server configuration written by `streamwise auth init` (no secrets in this file).\n"
             f"# Run: nats-server -js -c {p / 'nats.conf'}   (or include it in a configuration of your own)\n"
             f"max_payload: {max_payload_mb}MB\n"
+            # a user JWT travels in the CONNECT line: a role with many subjects (the worker reads
+            # every tenant's uploads) outgrows the 4 KB default
+            f"max_control_line: 64KB\n"
             f"operator: {oc.encode(okp)}\n"
             f"system_account: {skp.public_key.decode()}\n"
             f"resolver: MEMORY\n"

@@ -197,7 +197,7 @@ async def test_tenant_cannot_publish_to_another_tenants_requests_or_to_tasks(aut
     bus, refused = await _as(auth_server, authdir, "tenant", "a")
     try:
         for subject in (S.requests("b"), S.tasks("piper", "tts-1"), S.status("a", "r1"), S.segments("a", "r1"),
-                        S.events("r1"), S.evict("tts-1"), f"$KV.{S.KV_INSTANCES}.x", f"$KV.{S.KV_CACHE}.x"):
+                        S.events("a", "r1"), S.evict("tts-1"), f"$KV.{S.KV_INSTANCES}.x", f"$KV.{S.KV_CACHE}.x"):
             await bus.nc.publish(subject, b"x")
             await refused.expect(subject)
         await _refused(refused, bus.js.publish(S.requests("b"), encode(_request("b", "forged"))),
@@ -231,7 +231,7 @@ async def test_worker_cannot_read_requests(auth_server, authdir):
 async def test_viewer_cannot_publish_anything(auth_server, authdir):
     bus, refused = await _as(auth_server, authdir, "viewer", "a")
     try:
-        for subject in (S.requests("a"), S.segments("a", "r1"), S.status("a", "r1"), S.events("r1"),
+        for subject in (S.requests("a"), S.segments("a", "r1"), S.status("a", "r1"), S.events("a", "r1"),
                         S.tasks("piper", "x"), S.deadletter("requests"), S.evict("x"), f"$KV.{S.KV_INSTANCES}.x",
                         f"$O.{S.uploads('a')}.M.x", "anything"):
             await bus.nc.publish(subject, b"x")
@@ -356,7 +356,7 @@ async def test_worker_pulls_its_tasks_heartbeats_and_reports(auth_server, authdi
         await registry.beat(worker.instances, Heartbeat(instance=instance, stage="tts", model="piper",
                                                         state="ready", at=time.time()))
         assert (await sched.instances.get(instance)).value
-        await worker.publish(S.events("r9"), Event(task_id=task.task_id, request_id="r9", node_id="n1", stage="tts",
+        await worker.publish(S.events("a", "r9"), Event(task_id=task.task_id, request_id="r9", node_id="n1", stage="tts",
                                                    instance=instance, ok=True))
         await worker.put_blob("r9/n1/1/audio", b"pcm")
         assert await sched.get_blob("r9/n1/1/audio") == b"pcm"

@@ -25,7 +25,8 @@ from streamwise.bus.codec import decode
 from streamwise.bus.messages import Request, Status, Task
 from streamwise.client import GenerateError, generate
 from streamwise.service.pool import Pool
-from streamwise.service.quota import Quota, QuotaExceeded, Quotas, TenantLedger, load_quotas
+from streamwise.core.quotas import Quota, Quotas, load_quotas
+from streamwise.service.quota import QuotaExceeded, TenantLedger
 
 DATA = Path(__file__).parent / "data" / "scripts"
 ROOT = Path(__file__).parent.parent

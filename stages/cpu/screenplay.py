@@ -12,6 +12,7 @@ from typing import Any
 from ...bus.limits import LIMITS, Limits
 from ...bus.messages import Task
 from ...core.deadlines import sketch_duration_s
+from ...core.quotas import load_quotas
 from ...script import Screenplay, ScriptError, decode_script, parse_script
 from ..runtime.base import TaskContext, TaskError
 from .speech import FIRST_PIECE_CHARS, parse_voice, split_text
@@ -79,6 +80,10 @@ class ScriptScreenplay:
             if len(data) > LIMITS.script_bytes:
                 raise TaskError(f"script: {len(data):,} bytes, over the limit of {LIMITS.script_bytes:,} bytes",
                                 retryable=False)
+            largest = load_quotas().of(task.tenant).script_bytes   # the tenant's quota (an inline
+            if 0 < largest < len(data):                            # script is checked at admission)
+                raise TaskError(f"quota: script of {len(data):,} bytes is over tenant {task.tenant}'s largest "
+                                f"script of {largest:,} bytes", retryable=False)
         name = inputs.get("name") or "script"
         try:
             if text is None:

@@ -12,23 +12,20 @@ scoped id), so a takeover is never refused for being over the concurrency quota.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import math
-import os
 import time
-from dataclasses import dataclass, fields
-from importlib import resources
 from typing import Any
 
 import msgpack
 import nats.errors
-import yaml
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
 from ..bus import subjects
 from ..bus.messages import Request, Status
 from ..core.deadlines import sketch_duration_s
+from ..core.quotas import Quota, Quotas, load_quotas
 
 log = logging.getLogger(__name__)
 
@@ -38,62 +35,6 @@ DAY_S = 86400.0
 HOUR_S = 3600.0
 CONCURRENT_RETRY_S = 10.0   # what a request over the concurrency quota is told: poll this often
 _CAS_TRIES = 20
-
-
-@dataclass(frozen=True)
-class Quota:
-    """One tenant's quotas. Units are in the names; ``0`` or a negative value means no limit."""
-
-    concurrent_requests: int = 8
-    requests_per_minute: int = 60
-    spoken_minutes_per_day: float = 1440.0
-    script_bytes: int = 8_000_000
-    topic_spoken_s: float = 300.0
-
-
-@dataclass(frozen=True)
-class Quotas:
-    """The quotas of every tenant: ``default`` for those not listed in ``tenants``."""
-
-    default: Quota
-    tenants: dict[str, Quota]
-
-    def of(self, tenant: str) -> Quota:
-        return self.tenants.get(tenant, self.default)
-
-
-def load_quotas(path: str | None = None) -> Quotas:
-    """Read ``path`` (default ``$STREAMWISE_QUOTAS``, else the shipped ``configs/quotas.yaml``).
-    ``off`` means no quotas at all (the benchmarks, which load one pool with many requests).
-
-    Raises:
-        ValueError: an unknown quota name, or a value that is not a number.
-    """
-    path = path or os.environ.get("STREAMWISE_QUOTAS")
-    if path == "off":
-        return Quotas(default=Quota(0, 0, 0.0, 0, 0.0), tenants={})
-    if path:
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f) or {}
-    else:
-        raw = yaml.safe_load(resources.files("streamwise.configs").joinpath("quotas.yaml").read_text()) or {}
-    names = {f.name: f.type for f in fields(Quota)}
-
-    def quota(values: dict[str, Any] | None, base: Quota) -> Quota:
-        values = dict(values or {})
-        unknown = set(values) - set(names)
-        if unknown:
-            raise ValueError(f"quotas: unknown quota {sorted(unknown)[0]!r} (known: {', '.join(names)})")
-        out = {}
-        for k, v in values.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"quotas: {k} must be a finite number, not {v!r}")
-            out[k] = int(v) if k in ("concurrent_requests", "requests_per_minute", "script_bytes") else float(v)
-        return Quota(**{**base.__dict__, **out})
-
-    default = quota(raw.get("default"), Quota())
-    tenants = {subjects.token(str(t)): quota(v, default) for t, v in (raw.get("tenants") or {}).items()}
-    return Quotas(default=default, tenants=tenants)
 
 
 class QuotaExceeded(Exception):
@@ -227,8 +168,10 @@ class TenantLedger:
         try:
             size = None
             if request.script_ref:   # a missing upload is the screenplay stage's error to report
-                with contextlib.suppress(NotFoundError, nats.errors.Error, LookupError, RuntimeError):
-                    size = await self.bus.upload_size(request.tenant, request.script_ref)
+                # (under auth the scheduler may not read uploads: the screenplay stage checks
+                # an upload against the tenant's largest script when it reads it)
+                with contextlib.suppress(NotFoundError, nats.errors.Error, LookupError, RuntimeError, PermissionError):
+                    size = await asyncio.wait_for(self.bus.upload_size(request.tenant, request.script_ref), 2.0)
             await self.admit(request, key, script_bytes=size)
             return True
         except QuotaExceeded as exc:
