@@ -124,6 +124,20 @@ def test_an_evicted_instance_hands_its_queue_back_and_a_running_clip_is_lost():
     assert r.lost_gpu_s == pytest.approx(notice + 30.0 - (5.941 + 9.75 + HF_S), rel=1e-9)
 
 
+def test_an_evicted_instance_runs_what_fits_in_the_notice_as_the_live_worker_does():
+    """Notice 1 s into clip 0's FramePack (10.7 s) with clip 1's queued behind it: both finish
+    within the 30 s notice, so, as the live worker drains (issue 10: one eviction rule), nothing
+    is handed back or lost and the show is as fast as without the eviction."""
+    hf_id = f"{HF}-a100x1-0"
+    flux_done = 5.941 + 9.75
+    base = simulate(CLUSTER, TINY, cpu_instances=0).requests[0]
+    r = simulate(CLUSTER, TINY, cpu_instances=0, evict_at=[(hf_id, flux_done + 1.0)], replace_s=60.0)
+    (s,) = r.requests
+    assert (r.evictions, r.tasks_rerun, r.tasks_handed_back) == (1, 0, 0)
+    assert r.lost_gpu_s == 0.0
+    assert s.makespan_s == pytest.approx(base.makespan_s, rel=1e-9)
+
+
 def test_spot_evictions_at_a_rate_lose_nothing_and_are_seeded():
     w = TINY.with_(clips=4, video_s=14.0, arrivals=Arrivals("poisson", 2.0, 6, 3, (SloClass("all", 1.0, 10.0),)))
     c = Cluster({"a100": 16}, tuple(Instance(m, "a100", 1, 2) for m in ("gemma", "flux", "kokoro", HF, FT)), "spot")

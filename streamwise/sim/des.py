@@ -34,8 +34,9 @@ queueing between requests -- and not the profiles. The static rung takes the CPU
 Spot evictions (optional; spot pricing only): each GPU instance is evicted at the times of a
 Poisson process (``evictions_per_hour`` per instance), or at explicit ``evict_at`` times. As
 in the live worker, a notice (:data:`streamwise.stages.runtime.worker.EVICTION_NOTICE_S`, 30 s)
-makes it drain: it takes no new task, hands its queued tasks back at once (they are placed
-again, elsewhere or later), and a running task that does not finish within the notice is
+makes it drain: it takes no new task, runs the queued tasks that still finish within the
+notice (in queue order), hands the rest back at once (they are placed again, elsewhere or
+later), and a running task that does not finish within the notice is
 lost and runs again from the start. The instance serves again ``replace_s`` seconds after it
 is gone (a new VM and the model load: our assumption, 300 s by default). Lost work still
 counts as GPU time and energy.
@@ -316,17 +317,28 @@ class Simulator:
 
     # ------------------------------------------------------------------ spot evictions
     def _notice(self, inst: _Inst) -> None:
-        """Eviction notice: drain (no new task), hand the queued tasks back, gone after the notice."""
+        """Eviction notice: drain as the live worker does (:meth:`Worker.drain`): no new task;
+        the queued tasks that still fit in the notice after the running one, in queue order,
+        run; the rest are handed back at once; gone after the notice."""
         if not inst.alive or inst.draining:
             return
         inst.draining = True
         inst.version += 1                  # out of its class heap
-        for _, _, node, _, _ in inst.queue:
-            self._requeue(node)
-            inst.outstanding -= 1
-            self.tasks_handed_back += 1
-        inst.queue.clear()
-        inst.busy_until = inst.current[1] if inst.current else self.now
+        end = self.now + self.notice_s
+        t = inst.current[1] if inst.current else self.now
+        keep = []
+        for item in sorted(inst.queue):
+            rt = item[4]
+            if t + rt <= end:               # finishes within the notice: it runs
+                keep.append(item)
+                t += rt
+            else:
+                self._requeue(item[2])
+                inst.outstanding -= 1
+                self.tasks_handed_back += 1
+        inst.queue[:] = keep
+        heapq.heapify(inst.queue)
+        inst.busy_until = t
         self._push(self.now + self.notice_s, _GONE, inst.id)
         self._dispatch(inst.stage)
 
