@@ -126,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     profile_parser(sub)
     from ..bench.faults import add_parser as faults_parser   # the fault matrix (issue 9)
     faults_parser(sub)
+    from .serve import add_parser as serve_parser   # the HTTP gateway and its page (issue 13)
+    serve_parser(sub)
     return p
 
 
