@@ -61,6 +61,11 @@ SEGMENT_WAIT_S = 10.0
 KEEPALIVE_S = 15.0
 """Seconds between SSE keep-alive comments when nothing changes."""
 
+BUS = web.AppKey("bus", Bus)
+TENANT = web.AppKey("tenant", str)
+MAX_BODY = web.AppKey("max_body", int)
+WAIT_S = web.AppKey("segment_wait_s", float)
+
 
 class ApiError(Exception):
     """An error answered as JSON ``{"error": reason}`` with HTTP ``status``."""
@@ -82,7 +87,7 @@ async def errors_as_json(request: web.Request, handler):
     except ApiError as exc:
         return _json({"error": exc.reason}, status=exc.status)
     except web.HTTPRequestEntityTooLarge as exc:
-        return _json({"error": f"request body over the limit of {request.app['max_body']:,} bytes "
+        return _json({"error": f"request body over the limit of {request.app[MAX_BODY]:,} bytes "
                                f"(a script is at most {LIMITS.script_bytes:,} bytes)"}, status=exc.status)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -148,6 +153,9 @@ class Feeds:
         for f in list(self._feeds.values()):
             await f.close()
         self._feeds.clear()
+
+
+FEEDS = web.AppKey("feeds", Feeds)
 
 
 # -- submitting -----------------------------------------------------------------------------
@@ -234,8 +242,9 @@ def _build_request(fields: dict, tenant: str) -> Request:
         req = decode(encode(data), Request)
     except MessageError as exc:
         raise ApiError(400, str(exc).removeprefix("invalid Request message: ")) from None
-    except (TypeError, OverflowError) as exc:   # a value msgpack cannot carry (a huge integer)
-        raise ApiError(400, f"invalid field value: {exc}") from None
+    except (TypeError, OverflowError):   # a value msgpack cannot carry (an integer over 64 bits)
+        name = next((k for k, v in fields.items() if isinstance(v, int) and not -2 ** 63 <= v < 2 ** 64), "a field")
+        raise ApiError(400, f"{name}: a number out of range") from None
     try:
         check_request(req)
     except ValueError as exc:
@@ -263,8 +272,8 @@ async def create_podcast(request: web.Request) -> web.Response:
         fields = await _fields_from_multipart(request)
     else:
         raise ApiError(415, f"content type {ctype or 'none'!r}: send application/json or multipart/form-data")
-    req = _build_request(fields, app["tenant"])
-    bus: Bus = app["bus"]
+    req = _build_request(fields, app[TENANT])
+    bus: Bus = app[BUS]
     if req.script is not None:
         await asyncio.to_thread(_check_script, req)
     else:
@@ -272,7 +281,7 @@ async def create_podcast(request: web.Request) -> web.Response:
         if not any(hb.stage == "screenplay" and hb.model == "llm" and hb.state == "ready" for hb in instances):
             raise ApiError(503, "a topic or document needs an LLM screenplay worker, and none is ready on the bus "
                                 "(start the gateway or the pool with --llm, or send a script)")
-    feed = await app["feeds"].create(req.request_id, submitted_at=req.submitted_at, segment_s=req.segment_s)
+    feed = await app[FEEDS].create(req.request_id, submitted_at=req.submitted_at, segment_s=req.segment_s)
     try:
         await upload_large_script(bus, req)
         req.submitted_at = time.time()
@@ -295,7 +304,7 @@ def urls(rid: str) -> dict:
 # -- watching -------------------------------------------------------------------------------
 
 async def get_status(request: web.Request) -> web.Response:
-    feed = await request.app["feeds"].get(request.match_info["id"])
+    feed = await request.app[FEEDS].get(request.match_info["id"])
     return _json({**feed.snapshot(), "urls": urls(feed.request_id)})
 
 
@@ -306,7 +315,7 @@ def _sse(event: str, data: dict) -> bytes:
 async def status_events(request: web.Request) -> web.StreamResponse:
     """SSE: ``status`` (the status JSON without the segment list) on every change, ``segment``
     once per delivered segment, then ``end`` when the show is over."""
-    feed = await request.app["feeds"].get(request.match_info["id"])
+    feed = await request.app[FEEDS].get(request.match_info["id"])
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(request)
@@ -332,7 +341,7 @@ def _init_uri(n: int) -> str:
 async def playlist(request: web.Request) -> web.Response:
     """The live EVENT playlist. ``?_HLS_msn=N`` (blocking playlist reload, RFC 8216bis §6.2.5.2)
     waits until segment N is listed or the show ended, at most 3 target durations."""
-    feed = await request.app["feeds"].get(request.match_info["id"])
+    feed = await request.app[FEEDS].get(request.match_info["id"])
     msn = request.query.get("_HLS_msn")
     if msn is not None:
         if not msn.isdigit():
@@ -344,18 +353,18 @@ async def playlist(request: web.Request) -> web.Response:
 
 
 async def _wait_segment(request: web.Request, feed: Feed, index: int) -> None:
-    ok = await feed.wait(lambda: len(feed.segments) > index or feed.ended, request.app["segment_wait_s"])
+    ok = await feed.wait(lambda: len(feed.segments) > index or feed.ended, request.app[WAIT_S])
     if ok and len(feed.segments) > index:
         return
     if feed.error:
         raise ApiError(404, f"no segment {index}: the request failed: {feed.error}")
     if feed.ended:
         raise ApiError(404, f"no segment {index}: the show has {len(feed.segments)} segments")
-    raise ApiError(404, f"segment {index} is not produced yet (waited {request.app['segment_wait_s']:g} s); retry")
+    raise ApiError(404, f"segment {index} is not produced yet (waited {request.app[WAIT_S]:g} s); retry")
 
 
 async def init_segment(request: web.Request) -> web.Response:
-    feed = await request.app["feeds"].get(request.match_info["id"])
+    feed = await request.app[FEEDS].get(request.match_info["id"])
     n = int(request.match_info.get("n", 0))
     if n >= len(feed.inits):
         await _wait_segment(request, feed, 0)
@@ -365,7 +374,7 @@ async def init_segment(request: web.Request) -> web.Response:
 
 
 async def media_segment(request: web.Request) -> web.Response:
-    feed = await request.app["feeds"].get(request.match_info["id"])
+    feed = await request.app[FEEDS].get(request.match_info["id"])
     index = int(request.match_info["n"])
     await _wait_segment(request, feed, index)
     try:
@@ -381,7 +390,7 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     segment of an encoding, ``{"type": "init", "init": n, "mime": ...}`` and the init bytes; at the
     end ``{"type": "end", "state", "error"}``. Each send waits for the socket to drain, so a slow
     viewer holds one segment in memory and falls behind without losing any."""
-    feed = await request.app["feeds"].get(request.match_info["id"])
+    feed = await request.app[FEEDS].get(request.match_info["id"])
     start = request.query.get("from", "0")
     if not start.isdigit():
         raise ApiError(400, f"from: expected a segment number, got {start[:20]!r}")
@@ -449,11 +458,11 @@ def make_app(bus: Bus, *, tenant: str = "default", cache_bytes: int = 64 * 1024 
     subjects.token(tenant)
     max_body = LIMITS.script_bytes + LIMITS.document_bytes + BODY_MARGIN
     app = web.Application(middlewares=[errors_as_json], client_max_size=max_body)
-    app["bus"], app["tenant"], app["max_body"], app["segment_wait_s"] = bus, tenant, max_body, segment_wait_s
-    app["feeds"] = Feeds(bus, tenant, SegmentCache(cache_bytes), max_feeds=max_feeds)
+    app[BUS], app[TENANT], app[MAX_BODY], app[WAIT_S] = bus, tenant, max_body, float(segment_wait_s)
+    app[FEEDS] = Feeds(bus, tenant, SegmentCache(cache_bytes), max_feeds=max_feeds)
 
     async def close_feeds(app: web.Application) -> None:
-        await app["feeds"].close()
+        await app[FEEDS].close()
 
     app.on_cleanup.append(close_feeds)
     r = app.router

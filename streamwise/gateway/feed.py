@@ -117,6 +117,7 @@ class Feed:
         self._nodes_done: set[str] = set()
         self.errors: list[str] = []                    # problems the gateway itself saw (a bad segment)
         self.duplicates = 0
+        self.rereads = 0                               # segments read again from the stream (not cached)
         self.version = 0
         self.last_access = time.monotonic()
         self._changed = asyncio.Condition()
@@ -247,6 +248,7 @@ class Feed:
             raw = await self.bus.js.get_msg(subjects.STREAM_SEGMENTS, seq=info.seq)
         except Exception as exc:
             raise KeyError(f"segment {index} is no longer on the bus ({exc})") from None
+        self.rereads += 1
         seg = decode(raw.data, Segment)
         full = seg.data if seg.data is not None else await self.bus.get_blob(seg.ref)
         data = split_init(full)[1]
@@ -297,7 +299,7 @@ class Feed:
             else round(first.produced_at - t0, 4),
             "stall_s": round(stall_seconds(records), 4),
             "late_segments": late_segments(records),
-            "duplicates": self.duplicates,
+            "duplicates": self.duplicates, "rereads": self.rereads,
             "mime": self.mimes[0] if self.mimes else None,
             "rungs": [s.quality.get("rung") for s in self.segments],
             "ended": self.ended,

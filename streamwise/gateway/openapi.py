@@ -61,6 +61,8 @@ _STATUS = {"type": "object", "properties": {
     "ttff_s": {"type": ["number", "null"], "description": "submission -> first segment at the gateway (s)"},
     "ttff_produced_s": {"type": ["number", "null"], "description": "submission -> first segment published (s)"},
     "stall_s": {"type": "number"}, "late_segments": {"type": "array"}, "duplicates": {"type": "integer"},
+    "rereads": {"type": "integer", "description": "segments a viewer needed after the gateway's cache let them go, "
+                                                  "read again from the segment stream"},
     "mime": {"type": ["string", "null"], "description": "MSE type of the first encoding"},
     "rungs": {"type": "array", "items": {"type": "string"}}, "ended": {"type": "boolean"},
     "submitted_at": {"type": ["number", "null"]},
