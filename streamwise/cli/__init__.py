@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="length of the first segment in seconds (default 1; shorter starts sooner)")
     g.add_argument("--max-clip", type=float, default=3.5, help="longest talking-head clip in seconds (default 3.5)")
     g.add_argument("--timeout", type=float, default=120.0, help="fail after this many seconds without progress")
-    g.add_argument("--quiet", action="store_true", help="no progress output")
+    g.add_argument("--quiet", action="store_true", help="no progress output (also when stdout is not a terminal)")
 
     wa = sub.add_parser("watch", help="stream a request submitted elsewhere (from its first segment) into a directory")
     wa.add_argument("request_id", help="the request's id (generate prints it; any client's request_id)")
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     wa.add_argument("--out", required=True, help="output directory (index.m3u8, podcast.mp4, report.json)")
     wa.add_argument("--tenant", default="default")
     wa.add_argument("--timeout", type=float, default=120.0, help="fail after this many seconds without progress")
-    wa.add_argument("--quiet", action="store_true", help="no progress output")
+    wa.add_argument("--quiet", action="store_true", help="no progress output (also when stdout is not a terminal)")
 
     u = sub.add_parser("up", help="run a bus + scheduler + worker pool until interrupted")
     u.add_argument("--port", type=int, help="port of the embedded nats-server (default: a free one)")
@@ -232,7 +232,7 @@ async def _wait_ready(url: str, pool: Pool | None, timeout_s: float, stages: set
 
 def cmd_generate(args) -> int:
     from ..client import GenerateError, new_request_id
-    from ..client.progress import ProgressView
+    from ..client.progress import ProgressView, progress_wanted
 
     width, height = _size(args.size)
     llm = bool(args.topic or args.document)
@@ -288,7 +288,7 @@ def cmd_generate(args) -> int:
     except ValueError as exc:
         print(f"streamwise generate: {exc}", file=sys.stderr)
         return 2
-    view = ProgressView(enabled=not args.quiet)
+    view = ProgressView(enabled=progress_wanted(args.quiet))
     started = time.time()
     server = pool = None
     try:
@@ -344,9 +344,9 @@ async def _generate(url, request, out, view, timeout_s, health):
 def cmd_watch(args) -> int:
     """``streamwise watch REQUEST_ID --nats URL --out DIR``: :func:`streamwise.client.watch`."""
     from ..client import GenerateError
-    from ..client.progress import ProgressView
+    from ..client.progress import ProgressView, progress_wanted
 
-    view = ProgressView(enabled=not args.quiet)
+    view = ProgressView(enabled=progress_wanted(args.quiet))
     try:
         report = _run(_watch(args.nats, args.request_id, args.out, args.tenant, view, args.timeout))
         view.done(report, args.out)
