@@ -16,7 +16,7 @@ import av
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from streamwise.bus import registry
+from streamwise.bus import registry, subjects
 from streamwise.bus.limits import LIMITS
 from streamwise.client.hls import media_playlist
 from streamwise.gateway import make_app
@@ -103,6 +103,41 @@ async def test_topic_without_an_llm_worker_is_503(api, bus):
                                   "/v1/podcasts/bad.id", "/v1/podcasts/nosuchshow/live"])
 async def test_unknown_id_is_404(api, path):
     assert "no podcast" in await _error(await api.get(path), 404)
+
+
+async def _poll(client, rid: str, state: str) -> dict:
+    """The status of ``rid`` once its state is ``state`` (the gateway reads the bus asynchronously)."""
+    deadline = time.monotonic() + 30
+    while True:
+        resp = await client.get(f"/v1/podcasts/{rid}")
+        body = await resp.json()
+        assert resp.status == 200, body
+        if body["state"] == state:
+            return body
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.05)
+
+
+async def test_the_gateway_follows_a_bounded_number_of_shows(bus):
+    """Requests submitted elsewhere (their status published on the bus, as a scheduler does) are
+    followed on demand; at the bound a new one is refused until an ended one can be let go."""
+    from streamwise.bus.messages import Status
+
+    rids = [f"bounded-{i}-{time.time_ns()}" for i in range(2)]
+    for rid in rids:
+        await bus.publish(subjects.status("default", rid), Status(request_id=rid, state="running", at=time.time()))
+    async with TestClient(TestServer(make_app(bus, max_feeds=1))) as client:
+        assert (await client.get(f"/v1/podcasts/{rids[0]}")).status == 200
+        assert "already follows 1" in await _error(await client.get(f"/v1/podcasts/{rids[1]}"), 503)
+        await bus.publish(subjects.status("default", rids[0]),
+                          Status(request_id=rids[0], state="failed", error="scheduler: gave up", at=time.time()))
+        body = await _poll(client, rids[0], "failed")
+        assert body["error"] == "scheduler: gave up" and body["ended"]
+        # a segment of the failed show is a 404 that names the reason
+        assert "gave up" in await _error(await client.get(f"/v1/podcasts/{rids[0]}/seg_00000.m4s"), 404)
+        # the ended show is let go for the new one
+        assert (await _poll(client, rids[1], "running"))["ended"] is False
+        assert "already follows 1" in await _error(await client.get(f"/v1/podcasts/{rids[0]}"), 503)
 
 
 async def test_unknown_route_and_method_are_json(api):
@@ -252,6 +287,12 @@ async def test_a_show_over_the_websocket_and_hls(bus, pool, tmp_path):
         with av.open(str(show)) as c:
             frames = sum(1 for _ in c.decode(video=0))
         assert frames / 25 == pytest.approx(status["video_duration_s"], abs=0.1)
+
+        # a viewer that reconnects resumes where it stopped: the init, then segment 3 on
+        async with client.ws_connect(urls["live"] + "?from=3") as ws:
+            first = [await ws.receive() for _ in range(4)]
+        assert json.loads(first[0].data)["type"] == "init" and first[1].data == init
+        assert json.loads(first[2].data)["index"] == 3 and first[3].data == ws_segments[3][1]
 
         # the SSE stream replays the show and ends
         events = []

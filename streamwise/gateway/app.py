@@ -111,12 +111,20 @@ class Feeds:
         self._feeds: dict[str, Feed] = {}
 
     async def _make_room(self) -> None:
+        """Close feeds nobody asked about for ``idle_s`` that ended (or had no news from the bus
+        for as long: a request no scheduler took); when still full, the least recently used ended
+        one."""
         now = time.monotonic()
-        ended = sorted((f for f in self._feeds.values() if f.ended), key=lambda f: f.last_access)
-        for f in ended:
-            if now - f.last_access > self.idle_s or len(self._feeds) >= self.max_feeds:
-                del self._feeds[f.request_id]
-                await f.close()
+        stale = [f for f in self._feeds.values()
+                 if now - f.last_access > self.idle_s and (f.ended or now - f.last_update > self.idle_s)]
+        for f in stale:
+            del self._feeds[f.request_id]
+            await f.close()
+        if len(self._feeds) >= self.max_feeds:
+            ended = sorted((f for f in self._feeds.values() if f.ended), key=lambda f: f.last_access)
+            if ended:
+                del self._feeds[ended[0].request_id]
+                await ended[0].close()
         if len(self._feeds) >= self.max_feeds:
             raise ApiError(503, f"the gateway already follows {self.max_feeds} live podcasts; try again later")
 

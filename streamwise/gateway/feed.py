@@ -120,6 +120,7 @@ class Feed:
         self.rereads = 0                               # segments read again from the stream (not cached)
         self.version = 0
         self.last_access = time.monotonic()
+        self.last_update = time.monotonic()            # the last message read from the bus
         self._changed = asyncio.Condition()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -187,6 +188,7 @@ class Feed:
                 log.warning("request %s: could not read a %s message: %s", self.request_id, kind, exc)
                 self.errors.append(f"{kind}: {exc}")
                 continue
+            self.last_update = time.monotonic()
             async with self._changed:
                 self.version += 1
                 self._changed.notify_all()

@@ -76,11 +76,8 @@ function play(liveUrl) {
   video.addEventListener("playing", () => { if (sw.playingAt === null) sw.playingAt = performance.now(); });
   video.play().catch(() => {});                        // muted: autoplay is allowed
   ms.addEventListener("sourceopen", () => {
-    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const ws = new WebSocket(scheme + location.host + liveUrl);
-    ws.binaryType = "arraybuffer";
     const queue = [];      // {mime} (a new encoding) or {data}
-    let header = null, sb = null, endOfShow = false;
+    let header = null, sb = null, endOfShow = false, next = 0, retries = 0;
 
     function pump() {
       if (!sb || sb.updating) return;
@@ -98,35 +95,49 @@ function play(liveUrl) {
       }
     }
 
-    ws.onmessage = (ev) => {
-      if (typeof ev.data === "string") {
-        const m = JSON.parse(ev.data);
-        if (m.type === "end") { endOfShow = true; sw.ended = true; if (m.error) showError(m.error); pump(); }
-        else if (m.type === "error") showError(m.error);
-        else header = m;
-        return;
-      }
-      const m = header;
-      header = null;
-      if (!m) return;
-      if (m.type === "init") {
-        sw.mime = m.mime;
-        sw.supported = MediaSource.isTypeSupported(m.mime);
-        if (!sw.supported) { showError(`this browser cannot play ${m.mime}`); ws.close(); return; }
-        if (!sb) {
-          sb = ms.addSourceBuffer(m.mime);
-          sb.mode = "segments";                           // timestamps are absolute in every segment
-          sb.addEventListener("updateend", pump);
-        } else {
-          queue.push({ mime: m.mime });
+    function connect() {   // (re)connect from the next segment this page has not received
+      const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      const ws = new WebSocket(`${scheme}${location.host}${liveUrl}?from=${next}`);
+      ws.binaryType = "arraybuffer";
+      ws.onmessage = (ev) => {
+        if (typeof ev.data === "string") {
+          const m = JSON.parse(ev.data);
+          if (m.type === "end") { endOfShow = true; sw.ended = true; if (m.error) showError(m.error); pump(); }
+          else if (m.type === "error") showError(m.error);
+          else header = m;
+          return;
         }
-      } else {
-        sw.segmentsReceived += 1;
-      }
-      queue.push({ data: ev.data });
-      pump();
-    };
-    ws.onclose = () => { if (!endOfShow && !sw.error) showError("the live connection closed"); };
+        const m = header;
+        header = null;
+        if (!m) return;
+        retries = 0;
+        if (m.type === "init") {
+          sw.mime = m.mime;
+          sw.supported = MediaSource.isTypeSupported(m.mime);
+          if (!sw.supported) { showError(`this browser cannot play ${m.mime}`); endOfShow = true; ws.close(); return; }
+          if (!sb) {
+            sb = ms.addSourceBuffer(m.mime);
+            sb.mode = "segments";                         // timestamps are absolute in every segment
+            sb.addEventListener("updateend", pump);
+          } else {
+            queue.push({ mime: m.mime });                 // a new encoding, or the same one after a reconnect
+          }
+        } else {
+          if (m.index !== next) return;                   // not the one expected (cannot happen in order)
+          next += 1;
+          sw.segmentsReceived = next;
+        }
+        queue.push({ data: ev.data });
+        pump();
+      };
+      ws.onclose = () => {
+        if (endOfShow) return;
+        if (retries >= 5) { showError("the live connection closed (5 retries)"); return; }
+        retries += 1;
+        setTimeout(connect, 500 * 2 ** retries);          // resume where it stopped
+      };
+    }
+    connect();
   }, { once: true });
 }
 
@@ -172,8 +183,11 @@ function render(s) {
 function follow(eventsUrl) {
   const es = new EventSource(eventsUrl);
   es.addEventListener("status", (e) => render(JSON.parse(e.data)));
+  const seen = new Set();   // an EventSource that reconnects gets the segments again
   es.addEventListener("segment", (e) => {
     const seg = JSON.parse(e.data);
+    if (seen.has(seg.index)) return;
+    seen.add(seg.index);
     timeline.segments.push(seg);
     const chip = document.createElement("span");
     chip.className = `chip ${rungClass(seg.rung)}`;
