@@ -301,3 +301,18 @@ async def test_a_show_over_the_websocket_and_hls(bus, pool, tmp_path):
                 if line.startswith(b"event: "):
                     events.append(line[7:].strip().decode())
         assert events.count("segment") == len(ws_segments) and events[-1] == "end" and "status" in events
+
+
+def test_serve_says_when_its_port_is_taken(nats_url):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "streamwise", "serve", "--nats", nats_url, "--port", str(port)],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().count("\n") == 0 and "address already in use" in proc.stderr and "--port" in proc.stderr

@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     wa.add_argument("--out", required=True, help="output directory (index.m3u8, podcast.mp4, report.json)")
     wa.add_argument("--tenant", default="default")
     wa.add_argument("--timeout", type=float, default=120.0, help="fail after this many seconds without progress")
-    wa.add_argument("--quiet", action="store_true", help="no progress output (also when stdout is not a terminal)")
+    wa.add_argument("--quiet", action="store_true", help="no progress output")
 
     u = sub.add_parser("up", help="run a bus + scheduler + worker pool until interrupted")
     u.add_argument("--port", type=int, help="port of the embedded nats-server (default: a free one)")
@@ -344,9 +344,9 @@ async def _generate(url, request, out, view, timeout_s, health):
 def cmd_watch(args) -> int:
     """``streamwise watch REQUEST_ID --nats URL --out DIR``: :func:`streamwise.client.watch`."""
     from ..client import GenerateError
-    from ..client.progress import ProgressView, progress_wanted
+    from ..client.progress import ProgressView
 
-    view = ProgressView(enabled=progress_wanted(args.quiet))
+    view = ProgressView(enabled=not args.quiet)
     try:
         report = _run(_watch(args.nats, args.request_id, args.out, args.tenant, view, args.timeout))
         view.done(report, args.out)

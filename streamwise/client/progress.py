@@ -8,8 +8,9 @@ speech is known). Speech and video count the DAG's completion events
 result cache send no event and are counted in the summary's *cache hits* instead. At the end,
 :meth:`ProgressView.done` prints a summary table of the report.
 
-The CLI enables the view only when stdout is a terminal (and ``--quiet`` is not given), so a
-redirected or scripted run prints nothing but errors and SLO warnings.
+``streamwise generate`` enables the view only when stdout is a terminal (and ``--quiet`` is not
+given), so a redirected or scripted run prints nothing but errors and SLO warnings;
+``streamwise watch`` shows it unless ``--quiet``.
 """
 
 from __future__ import annotations
@@ -121,6 +122,8 @@ class ProgressView:
         self.stop()
         if self.enabled:
             self.console.print(summary_table(report, out, self.counts))
+            self.console.print(f"[green]done[/green]: {report.video_duration_s:.1f} s of video -> "
+                               f"{Path(out) / 'podcast.mp4'}")
         for warning in slo_warnings(report):
             print(f"streamwise: warning: {warning}", file=sys.stderr)
 
