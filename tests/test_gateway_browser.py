@@ -122,3 +122,35 @@ async def test_the_page_plays_the_example_while_it_is_generated(bus, pool, gatew
                   f"{status['segments_total']} was the newest")
         finally:
             await browser.close()
+
+
+async def test_the_hls_mode_plays_the_live_playlist_to_its_end_with_hls_js(bus, pool, gateway):
+    """The page's HLS mode: the vendored hls.js plays the gateway's live EVENT playlist from its
+    first segment, follows it as it grows, and stops at EXT-X-ENDLIST (the video ends at the
+    show's length)."""
+    from playwright.async_api import async_playwright
+
+    await _ready(bus, pool)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = await browser.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            await page.goto(gateway + "?player=hls")
+            assert await page.input_value("#player") == "hls"
+            await page.fill("#script", (ROOT / "examples" / "short_chat.txt").read_text(encoding="utf-8"))
+            await page.click("#start")
+            await page.wait_for_function("document.getElementById('video').currentTime > 0 || window.sw.error",
+                                         timeout=120_000)
+            assert not await page.evaluate("window.sw.error")
+            assert await page.evaluate("window.sw.player") == "hls"
+            await page.wait_for_function("document.getElementById('video').ended || window.sw.error",
+                                         timeout=300_000)
+            assert not await page.evaluate("window.sw.error")
+            status = await page.evaluate("window.sw.status")
+            played = await page.evaluate("document.getElementById('video').currentTime")
+            assert status["state"] == "done" and played == pytest.approx(status["video_duration_s"], abs=0.5)
+            assert errors == []
+        finally:
+            await browser.close()

@@ -1,16 +1,21 @@
 // StreamWise page: submit a podcast, play it with Media Source Extensions fed from the gateway's
 // WebSocket (/v1/podcasts/{id}/live), and show its status from server-sent events (/events).
-// No player library: MSE is native in Chromium, Firefox and Safari 17+.
+// No player library: MSE is native in Chromium, Firefox and Safari 17+. The HLS mode
+// (/?player=hls, or the player menu) plays the live playlist with the vendored hls.js instead.
 "use strict";
 
 // What the page saw, for people (the panel) and for the browser test (window.sw).
 const sw = window.sw = {
   id: null, submitAt: null, acceptedAt: null, firstFrameAt: null, playingAt: null,
   firstFrameMs: null, mime: null, supported: null, segmentsReceived: 0, ended: false,
-  error: null, status: null,
+  error: null, status: null, player: null,
 };
+let firstSegment = null;            // resolves when the status stream reports the first segment
+const firstSegmentSeen = new Promise((resolve) => { firstSegment = resolve; });
 
 const $ = (id) => document.getElementById(id);
+const wanted = new URLSearchParams(location.search).get("player");
+if (wanted === "hls" || wanted === "mse") document.getElementById("player").value = wanted;
 const video = $("video");
 const KEEP_BEHIND_S = 30;   // buffered media older than this behind the playhead is released
 
@@ -61,19 +66,49 @@ async function submit(ev) {
   sw.acceptedAt = performance.now();
   sw.id = answer.id;
   $("p-id").textContent = answer.id;
-  play(answer.urls.live);
+  sw.player = $("player").value;
+  watchFirstFrame();
+  if (sw.player === "hls") playHls(answer.urls.hls);
+  else play(answer.urls.live);
   follow(answer.urls.events);
 }
 
-function play(liveUrl) {
-  const ms = new MediaSource();
-  video.src = URL.createObjectURL(ms);
+function watchFirstFrame() {
   video.requestVideoFrameCallback((now) => {           // the first frame painted
     sw.firstFrameAt = now;
     sw.firstFrameMs = now - sw.submitAt;
     $("p-frame").textContent = `${(sw.firstFrameMs / 1000).toFixed(2)} s after Start`;
   });
   video.addEventListener("playing", () => { if (sw.playingAt === null) sw.playingAt = performance.now(); });
+  video.addEventListener("ended", () => { sw.ended = true; });
+}
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const el = document.createElement("script");
+    el.src = src;
+    el.onload = resolve;
+    el.onerror = () => reject(new Error(`could not load ${src}`));
+    document.head.appendChild(el);
+  });
+}
+
+async function playHls(playlistUrl) {
+  try {
+    await loadScript("/static/vendor/hls.light.min.js");
+  } catch (e) { showError(String(e)); return; }
+  if (!window.Hls || !Hls.isSupported()) { showError("hls.js cannot play in this browser (no MSE)"); return; }
+  await firstSegmentSeen;                              // an EVENT playlist with no segment yet is an error to hls.js
+  const hls = new Hls({ startPosition: 0, backBufferLength: KEEP_BEHIND_S });
+  hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) showError(`hls.js: ${d.type}: ${d.details}`); });
+  hls.loadSource(playlistUrl);
+  hls.attachMedia(video);
+  video.play().catch(() => {});
+}
+
+function play(liveUrl) {
+  const ms = new MediaSource();
+  video.src = URL.createObjectURL(ms);
   video.play().catch(() => {});                        // muted: autoplay is allowed
   ms.addEventListener("sourceopen", () => {
     const queue = [];      // {mime} (a new encoding) or {data}
@@ -188,6 +223,8 @@ function follow(eventsUrl) {
     const seg = JSON.parse(e.data);
     if (seen.has(seg.index)) return;
     seen.add(seg.index);
+    if (sw.player === "hls") sw.segmentsReceived = seen.size;   // what the playlist lists
+    firstSegment();
     timeline.segments.push(seg);
     const chip = document.createElement("span");
     chip.className = `chip ${rungClass(seg.rung)}`;
