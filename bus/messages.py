@@ -171,6 +171,31 @@ class Status(msgspec.Struct, kw_only=True):
     at: float = 0.0
 
 
+class Steer(msgspec.Struct, kw_only=True):
+    """A viewer's direction for a running request, sent as a core NATS request to
+    ``sw.control.steer.<tenant>.<request>``; the scheduler running it answers with a
+    :class:`SteerReply` (no answer: no scheduler runs it). ``action``: ``"end"`` ends the show
+    after the line playing at the first segment not yet handed to the mux."""
+
+    v: int = SCHEMA_VERSION
+    request_id: Id
+    tenant: Id = "default"
+    action: Literal["end"]
+    at: float = 0.0
+
+
+class SteerReply(msgspec.Struct, kw_only=True):
+    """The scheduler's answer to a :class:`Steer`: ``ok``, or ``error`` (one line); ``last_line``
+    (0-based index of the last line kept) and the new ``segments_total`` (nil until the last
+    kept line's speech is known)."""
+
+    v: int = SCHEMA_VERSION
+    ok: bool
+    error: str | None = None
+    last_line: int | None = None
+    segments_total: int | None = None
+
+
 class Heartbeat(msgspec.Struct, kw_only=True):
     """A worker instance's liveness record, put in KV ``sw_instances`` under its instance id."""
 

@@ -103,12 +103,20 @@ async def test_the_page_plays_the_example_while_it_is_generated(bus, pool, gatew
             assert await page.evaluate(f"MediaSource.isTypeSupported({mime!r})") is True
             assert await page.evaluate("window.sw.supported") is True
 
-            # the whole show arrives, the panel shows it, nothing went wrong in the page
+            # steer: "End after this line" ends the show early (after the line now playing)
+            await page.click("#end")
+            await page.wait_for_function("window.sw.steer !== undefined", timeout=30_000)
+            steer = await page.evaluate("window.sw.steer")
+            assert steer.get("ok"), steer
+            assert (await page.text_content("#steer")).startswith(f"ends after line {steer['last_line'] + 1}")
+
+            # the (shortened) show arrives, the panel shows it, nothing went wrong in the page
             await page.wait_for_function("window.sw.ended && window.sw.status && window.sw.status.state === 'done'",
                                          timeout=300_000)
             status = await page.evaluate("window.sw.status")
             received = await page.evaluate("window.sw.segmentsReceived")
-            assert received == status["segments_total"] > playing_at_segment + 1
+            assert received == status["segments_total"] >= playing_at_segment + 1
+            assert status["video_duration_s"] < 60      # the whole example is about 90 s
             assert await page.evaluate("window.sw.error") in (None, "")
             assert errors == []
             # the live panel shows what the status stream said

@@ -31,7 +31,7 @@ from ..bus import registry, subjects
 from ..bus.client import Bus
 from ..bus.codec import MessageError, decode, encode
 from ..bus.limits import LIMITS
-from ..bus.messages import Request
+from ..bus.messages import Request, Steer, SteerReply
 from ..client import new_request_id, upload_large_script
 from ..client.hls import media_playlist
 from ..service.admission import check_request
@@ -445,6 +445,41 @@ async def _drain(ws: web.WebSocketResponse) -> None:
         pass
 
 
+STEER_TIMEOUT_S = 5.0
+"""How long a steer waits for the scheduler running the request to answer (s)."""
+
+
+async def steer(request: web.Request) -> web.Response:
+    """``{"action": "end"}``: end the show after the line now playing (see
+    :meth:`streamwise.workflow.podcast.PodcastPlan.end_after_current_line`), through the scheduler
+    that runs the request (core NATS request/reply). 200 with its answer; 409 when no scheduler
+    runs it (done, failed, not yet accepted) or it cannot end earlier."""
+    feed = await request.app[FEEDS].get(request.match_info["id"])
+    fields = _fields_from_json(await request.read())
+    action = fields.get("action")
+    if set(fields) - {"action"}:
+        raise ApiError(400, f"unknown field {sorted(set(fields) - {'action'})[0]!r}; a steer has only 'action'")
+    if action != "end":
+        raise ApiError(400, f"action: expected 'end' (end after the line now playing), got {str(action)[:40]!r}")
+    bus: Bus = request.app[BUS]
+    msg = Steer(request_id=feed.request_id, tenant=feed.tenant, action=action, at=time.time())
+    try:
+        answer = await bus.nc.request(subjects.steer(feed.tenant, feed.request_id), encode(msg),
+                                      timeout=STEER_TIMEOUT_S)
+    except (asyncio.TimeoutError, Exception) as exc:
+        if type(exc).__name__ in ("NoRespondersError", "TimeoutError"):
+            raise ApiError(409, f"podcast {feed.request_id!r} is not running on any scheduler (state "
+                                f"{feed.state}): only a show being generated can be steered") from None
+        raise ApiError(503, f"could not reach the schedulers on {bus.safe_url}: {type(exc).__name__}") from None
+    try:
+        reply = decode(answer.data, SteerReply)
+    except MessageError as exc:
+        raise ApiError(502, f"the scheduler's answer: {exc}") from None
+    if not reply.ok:
+        raise ApiError(409, reply.error or "the scheduler refused the steer")
+    return _json({"ok": True, "last_line": reply.last_line, "segments_total": reply.segments_total})
+
+
 # -- the page and the description ---------------------------------------------------------------
 
 async def page(request: web.Request) -> web.FileResponse:
@@ -485,6 +520,7 @@ def make_app(bus: Bus, *, tenant: str = "default", cache_bytes: int = 64 * 1024 
     r.add_get(r"/v1/podcasts/{id}/init_{n:\d+}.mp4", init_segment)
     r.add_get(r"/v1/podcasts/{id}/seg_{n:\d+}.m4s", media_segment)
     r.add_get("/v1/podcasts/{id}/live", live)
+    r.add_post("/v1/podcasts/{id}/steer", steer)
     return app
 
 

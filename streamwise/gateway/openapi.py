@@ -122,6 +122,17 @@ OPENAPI = {
         "/v1/podcasts/{id}/seg_{n}.m4s": _get(
             "media segment n (moof + mdat); one not produced yet is waited for up to 10 s, then 404",
             {"video/iso.segment": {}}, params=(_ID, _N), errors=("404", "410")),
+        "/v1/podcasts/{id}/steer": {"post": {
+            "summary": "steer the show while it plays: action 'end' ends it after the line now playing",
+            "parameters": [_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["action"], "additionalProperties": False,
+                "properties": {"action": {"type": "string", "enum": ["end"]}}}}}},
+            "responses": {"200": {"description": "the scheduler applied it", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {
+                    "ok": {"type": "boolean"}, "last_line": {"type": "integer"},
+                    "segments_total": {"type": ["integer", "null"]}}}}}},
+                "400": _ERROR, "404": _ERROR, "409": _ERROR, "502": _ERROR, "503": _ERROR}}},
         "/v1/podcasts/{id}/live": _get(
             "WebSocket (upgrade): segments pushed as they arrive, for Media Source Extensions: text frame "
             "{type: init, init, mime} + binary init, text frame {type: segment, ...} + binary moof+mdat, "

@@ -36,8 +36,8 @@ from opentelemetry import trace
 from ..telemetry import tracing
 from ..bus import registry, subjects
 from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer, connect
-from ..bus.codec import MessageError, decode
-from ..bus.messages import Event, Heartbeat, Request, Status, Task
+from ..bus.codec import MessageError, decode, encode
+from ..bus.messages import Event, Heartbeat, Request, Status, Steer, SteerReply, Task
 from ..core.dag import Node, NodeState
 from ..core.deadlines import StageProfile, load_profiles
 from ..core.estimate import book
@@ -182,6 +182,10 @@ class SchedulerService(ResultCache):
         """Serve until :meth:`stop` is called or the task is cancelled."""
         helpers = [asyncio.create_task(c) for c in
                    (self._pull_requests(), self._watch_instances(), self._keep_requests_alive())]
+
+        async def on_steer(msg) -> None:   # viewers' directions (core NATS; nats-py re-subscribes after a reconnect)
+            await self.inbox.put(("steer", msg))
+        steering = await self.bus.nc.subscribe(subjects.steer_all(), cb=on_steer)
         try:
             while not self._stop.is_set():
                 try:
@@ -204,6 +208,8 @@ class SchedulerService(ResultCache):
             for active in self.active.values():
                 if active.reader:
                     active.reader.cancel()
+            with contextlib.suppress(Exception):
+                await steering.unsubscribe()
             await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _schedule_once(self) -> None:
@@ -258,6 +264,34 @@ class SchedulerService(ResultCache):
             await self._on_event(payload)
         elif kind == "instance":
             self._on_instance(payload)
+        elif kind == "steer":
+            await self._on_steer(payload)
+
+    async def _on_steer(self, msg) -> None:
+        """A viewer's :class:`Steer` for a request: answered only by the scheduler running it."""
+        try:
+            steer = decode(msg.data, Steer)
+        except MessageError as exc:
+            if msg.reply:
+                await self.bus.nc.publish(msg.reply, encode(SteerReply(ok=False, error=str(exc))))
+            return
+        active = self.active.get(steer.request_id)
+        if active is None or active.plan.request.tenant != steer.tenant:
+            return   # another scheduler's request (or nobody's: the sender's request times out)
+        plan = active.plan
+        try:
+            last = plan.end_after_current_line()
+        except PlanError as exc:
+            reply = SteerReply(ok=False, error=str(exc))
+        else:
+            reply = SteerReply(ok=True, last_line=last, segments_total=plan.segments_total)
+            log.info("request %s steered: ends after line %d", steer.request_id, last)
+            await self._status(plan, "running", f"steered: ends after line {last + 1}")
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await self.bus.nc.publish(msg.reply, encode(reply))
+        if plan.finished:
+            await self._finish(active)
 
     async def _on_request(self, msg) -> None:
         try:

@@ -94,6 +94,7 @@ class PodcastPlan:
         self.screenplay_done = False          # the last screenplay line is in (an LLM streams them)
         self.late_s = 0.0                     # how late (s) the last segment was published
         self.screenplay_done_at: float | None = None
+        self.cut_line: int | None = None      # steered to end after this line (None: the screenplay's end)
         self.dag.add(Node("screenplay", "screenplay", runtime_s=self._rt("screenplay")))
         self.refresh_deadlines()
 
@@ -295,6 +296,8 @@ class PodcastPlan:
             li = int(line.get("index", pos))
             if li != self.lines:          # already in (a repeat), or a gap: keep the lines contiguous
                 continue
+            if self.cut_line is not None and li > self.cut_line:
+                break                     # steered to end earlier: later lines are not spoken
             self.lines += 1
             texts = line["pieces"]
             for pi, text in enumerate(texts):
@@ -328,6 +331,9 @@ class PodcastPlan:
         self.sample_rate, spf = rate, int(spf)
         piece.audio_ref, piece.frames = out["audio"], int(out["samples"]) // spf
         piece.clips = [(int(a), int(b)) for a, b in out["clips"]]
+        if self.cut_line is not None and piece.line > self.cut_line:
+            piece.clips = []              # spoken before the show was steered to end: not shown
+            return
         words = piece.text.split()
         for c, (a, b) in enumerate(piece.clips):
             w0, w1 = (round(len(words) * x / out["samples"]) for x in (a, b))
@@ -350,13 +356,14 @@ class PodcastPlan:
     # ---------------------------------------------------------------- timeline
     def _extend_timeline(self) -> None:
         offset = 0
-        for piece in self.pieces:
+        kept = [p for p in self.pieces if self.cut_line is None or p.line <= self.cut_line]
+        for piece in kept:
             if piece.frames is None:
                 break
             piece.offset = offset
             offset += piece.frames
         else:
-            if self.screenplay_done:
+            if self.screenplay_done or self.cut_line is not None:
                 self.total_frames = offset
         self.covered = offset
         while True:
@@ -370,6 +377,55 @@ class PodcastPlan:
                 break     # (while the screenplay streams, the segment ending here may turn out to be the last)
             self._add_segment(self.next_segment, start, end)
             self.next_segment += 1
+
+    def end_after_current_line(self) -> int:
+        """Steer the show to end early: after the line being spoken at the start of the first
+        segment not yet handed to the mux (segments already dispatched are never changed, so
+        playback does not stall). Later lines are dropped: their speech and shots not yet
+        dispatched are skipped, segment nodes past the new end are never muxed, and the segment
+        that holds the new end becomes the final one. Returns the index of the last line kept.
+
+        Raises:
+            PlanError: the show already ends there (the current line is the last one), or it
+                has no line yet to end after.
+        """
+        k = 0
+        while f"seg:{k}" in self.dag and self.dag[f"seg:{k}"].state is not NodeState.PENDING:
+            k += 1
+        f0 = self.segment_start(k)
+        line = None
+        for piece in self.pieces:
+            if self.cut_line is not None and piece.line > self.cut_line:
+                break
+            if piece.frames is None or piece.offset is None or f0 < piece.offset + piece.frames:
+                line = piece.line    # spoken at f0, or the first line whose speech is not known yet
+                break
+        last = self.cut_line if self.cut_line is not None else (self.lines - 1 if self.screenplay_done else None)
+        if line is None or line == last:
+            raise PlanError("the show already ends after the line now playing" if line is not None or self.pieces
+                            else "no line to end after yet")
+        self.cut_line = line
+        for piece in self.pieces:             # skip what later lines still wait for
+            if piece.line > line:
+                for node_id in [piece.node_id] + [f"clip:{piece.index}:{c}" for c in range(len(piece.clips))]:
+                    node = self.dag.nodes.get(node_id)
+                    if node is not None and node.state is NodeState.PENDING:
+                        node.state = NodeState.DONE
+        self._extend_timeline()
+        if self.total_frames is not None:
+            for j in range(k, self.next_segment):
+                node = self.dag[f"seg:{j}"]
+                if node.state is not NodeState.PENDING:
+                    continue
+                start = node.inputs["frame_from"]
+                if start >= self.total_frames:
+                    node.state = NodeState.DONE   # past the new end: never muxed (not counted as done)
+                elif node.inputs["frame_to"] >= self.total_frames:
+                    end = self.total_frames
+                    node.inputs.update(frame_to=end, duration_s=(end - start) / self.request.fps, final=True)
+            self.next_segment = min(self.next_segment, self.segment_at(max(0, self.total_frames - 1)) + 1)
+        self.refresh_deadlines()
+        return line
 
     def _clips_between(self, start: int, end: int) -> list[tuple[str, int, int, Piece, int, int]]:
         spf = self._spf

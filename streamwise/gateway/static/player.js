@@ -67,6 +67,7 @@ async function submit(ev) {
   sw.id = answer.id;
   $("p-id").textContent = answer.id;
   sw.player = $("player").value;
+  $("end").disabled = false;
   watchFirstFrame();
   if (sw.player === "hls") playHls(answer.urls.hls);
   else play(answer.urls.live);
@@ -213,6 +214,17 @@ function render(s) {
   $("p-stall").textContent = `${s.stall_s.toFixed(2)} s`;
   timeline.total = s.video_duration_s;
   if (s.error) showError(s.error);
+  if (s.ended || ["done", "failed"].includes(s.state)) $("end").disabled = true;
+}
+
+async function endEarly() {
+  $("end").disabled = true;
+  const resp = await fetch(`/v1/podcasts/${sw.id}/steer`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ action: "end" }),
+  });
+  const answer = await resp.json();
+  sw.steer = answer;
+  $("steer").textContent = resp.ok ? `ends after line ${answer.last_line + 1}` : answer.error;
 }
 
 function follow(eventsUrl) {
@@ -239,3 +251,4 @@ function follow(eventsUrl) {
 
 video.addEventListener("timeupdate", drawTimeline);
 $("form").addEventListener("submit", submit);
+$("end").addEventListener("click", endEarly);
