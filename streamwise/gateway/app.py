@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import msgspec
+import nats.errors
 from aiohttp import web
 from nats.js.errors import NotFoundError
 
@@ -466,10 +467,10 @@ async def steer(request: web.Request) -> web.Response:
     try:
         answer = await bus.nc.request(subjects.steer(feed.tenant, feed.request_id), encode(msg),
                                       timeout=STEER_TIMEOUT_S)
-    except (asyncio.TimeoutError, Exception) as exc:
-        if type(exc).__name__ in ("NoRespondersError", "TimeoutError"):
-            raise ApiError(409, f"podcast {feed.request_id!r} is not running on any scheduler (state "
-                                f"{feed.state}): only a show being generated can be steered") from None
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError, asyncio.TimeoutError):
+        raise ApiError(409, f"podcast {feed.request_id!r} is not running on any scheduler (state "
+                            f"{feed.state}): only a show being generated can be steered") from None
+    except Exception as exc:   # the bus is away
         raise ApiError(503, f"could not reach the schedulers on {bus.safe_url}: {type(exc).__name__}") from None
     try:
         reply = decode(answer.data, SteerReply)
