@@ -451,19 +451,27 @@ STEER_TIMEOUT_S = 5.0
 
 
 async def steer(request: web.Request) -> web.Response:
-    """``{"action": "end"}``: end the show after the line now playing (see
-    :meth:`streamwise.workflow.podcast.PodcastPlan.end_after_current_line`), through the scheduler
-    that runs the request (core NATS request/reply). 200 with its answer; 409 when no scheduler
-    runs it (done, failed, not yet accepted) or it cannot end earlier."""
+    """``{"action": "end"}``: end the show after the line now playing; ``{"action": "skip",
+    "lines": N}``: skip the N (default 1) lines after it (see
+    :meth:`streamwise.workflow.podcast.PodcastPlan.end_after_current_line` and ``skip_ahead``),
+    through the scheduler that runs the request (core NATS request/reply). 200 with its answer;
+    409 when no scheduler runs it (done, failed, not yet accepted) or the steer cannot apply."""
     feed = await request.app[FEEDS].get(request.match_info["id"])
     fields = _fields_from_json(await request.read())
     action = fields.get("action")
-    if set(fields) - {"action"}:
-        raise ApiError(400, f"unknown field {sorted(set(fields) - {'action'})[0]!r}; a steer has only 'action'")
-    if action != "end":
-        raise ApiError(400, f"action: expected 'end' (end after the line now playing), got {str(action)[:40]!r}")
+    if set(fields) - {"action", "lines"}:
+        raise ApiError(400, f"unknown field {sorted(set(fields) - {'action', 'lines'})[0]!r}; a steer has "
+                            f"'action' and, to skip, 'lines'")
+    if action not in ("end", "skip"):
+        raise ApiError(400, f"action: expected 'end' (end after the line now playing) or 'skip' (skip the next "
+                            f"lines), got {str(action)[:40]!r}")
+    lines = fields.get("lines", 1)
+    if action == "end" and "lines" in fields:
+        raise ApiError(400, "lines: only for action 'skip'")
+    if not isinstance(lines, int) or isinstance(lines, bool) or not 1 <= lines <= LIMITS.script_lines:
+        raise ApiError(400, f"lines: expected a whole number 1..{LIMITS.script_lines}, got {str(lines)[:40]!r}")
     bus: Bus = request.app[BUS]
-    msg = Steer(request_id=feed.request_id, tenant=feed.tenant, action=action, at=time.time())
+    msg = Steer(request_id=feed.request_id, tenant=feed.tenant, action=action, lines=lines, at=time.time())
     try:
         answer = await bus.nc.request(subjects.steer(feed.tenant, feed.request_id), encode(msg),
                                       timeout=STEER_TIMEOUT_S)
@@ -478,7 +486,8 @@ async def steer(request: web.Request) -> web.Response:
         raise ApiError(502, f"the scheduler's answer: {exc}") from None
     if not reply.ok:
         raise ApiError(409, reply.error or "the scheduler refused the steer")
-    return _json({"ok": True, "last_line": reply.last_line, "segments_total": reply.segments_total})
+    return _json({"ok": True, "action": action, "last_line": reply.last_line, "skipped": reply.skipped,
+                  "segments_total": reply.segments_total})
 
 
 # -- the page and the description ---------------------------------------------------------------

@@ -123,14 +123,19 @@ OPENAPI = {
             "media segment n (moof + mdat); one not produced yet is waited for up to 10 s, then 404",
             {"video/iso.segment": {}}, params=(_ID, _N), errors=("404", "410")),
         "/v1/podcasts/{id}/steer": {"post": {
-            "summary": "steer the show while it plays: action 'end' ends it after the line now playing",
+            "summary": "steer the show while it plays: 'end' ends it after the line now playing, 'skip' skips "
+                       "the next lines",
             "parameters": [_ID],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["action"], "additionalProperties": False,
-                "properties": {"action": {"type": "string", "enum": ["end"]}}}}}},
+                "properties": {"action": {"type": "string", "enum": ["end", "skip"]},
+                               "lines": {"type": "integer", "minimum": 1, "maximum": L.script_lines, "default": 1,
+                                         "description": "for 'skip': how many lines"}}}}}},
             "responses": {"200": {"description": "the scheduler applied it", "content": {"application/json": {
                 "schema": {"type": "object", "properties": {
-                    "ok": {"type": "boolean"}, "last_line": {"type": "integer"},
+                    "ok": {"type": "boolean"}, "action": {"type": "string"},
+                    "last_line": {"type": ["integer", "null"]},
+                    "skipped": {"type": "array", "items": {"type": "integer"}},
                     "segments_total": {"type": ["integer", "null"]}}}}}},
                 "400": _ERROR, "404": _ERROR, "409": _ERROR, "502": _ERROR, "503": _ERROR}}},
         "/v1/podcasts/{id}/live": _get(

@@ -280,13 +280,19 @@ class SchedulerService(ResultCache):
             return   # another scheduler's request (or nobody's: the sender's request times out)
         plan = active.plan
         try:
-            last = plan.end_after_current_line()
+            if steer.action == "end":
+                last = plan.end_after_current_line()
+                reply = SteerReply(ok=True, last_line=last, segments_total=plan.segments_total)
+                done = f"ends after line {last + 1}"
+            else:
+                skipped = plan.skip_ahead(steer.lines)
+                reply = SteerReply(ok=True, skipped=skipped, segments_total=plan.segments_total)
+                done = f"skips line{'s' if len(skipped) > 1 else ''} {', '.join(str(i + 1) for i in skipped)}"
         except PlanError as exc:
             reply = SteerReply(ok=False, error=str(exc))
         else:
-            reply = SteerReply(ok=True, last_line=last, segments_total=plan.segments_total)
-            log.info("request %s steered: ends after line %d", steer.request_id, last)
-            await self._status(plan, "running", f"steered: ends after line {last + 1}")
+            log.info("request %s steered: %s", steer.request_id, done)
+            await self._status(plan, "running", f"steered: {done}")
         if msg.reply:
             with contextlib.suppress(Exception):
                 await self.bus.nc.publish(msg.reply, encode(reply))

@@ -67,7 +67,7 @@ async function submit(ev) {
   sw.id = answer.id;
   $("p-id").textContent = answer.id;
   sw.player = $("player").value;
-  $("end").disabled = false;
+  $("end").disabled = $("skip").disabled = false;
   watchFirstFrame();
   if (sw.player === "hls") playHls(answer.urls.hls);
   else play(answer.urls.live);
@@ -214,17 +214,19 @@ function render(s) {
   $("p-stall").textContent = `${s.stall_s.toFixed(2)} s`;
   timeline.total = s.video_duration_s;
   if (s.error) showError(s.error);
-  if (s.ended || ["done", "failed"].includes(s.state)) $("end").disabled = true;
+  if (s.ended || ["done", "failed"].includes(s.state)) $("end").disabled = $("skip").disabled = true;
 }
 
-async function endEarly() {
-  $("end").disabled = true;
+async function steer(action) {
+  if (action === "end") $("end").disabled = $("skip").disabled = true;
   const resp = await fetch(`/v1/podcasts/${sw.id}/steer`, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ action: "end" }),
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ action }),
   });
   const answer = await resp.json();
   sw.steer = answer;
-  $("steer").textContent = resp.ok ? `ends after line ${answer.last_line + 1}` : answer.error;
+  $("steer").textContent = !resp.ok ? answer.error
+    : action === "end" ? `ends after line ${answer.last_line + 1}`
+    : `skips line ${answer.skipped.map((i) => i + 1).join(", ")}`;
 }
 
 function follow(eventsUrl) {
@@ -251,4 +253,5 @@ function follow(eventsUrl) {
 
 video.addEventListener("timeupdate", drawTimeline);
 $("form").addEventListener("submit", submit);
-$("end").addEventListener("click", endEarly);
+$("end").addEventListener("click", () => steer("end"));
+$("skip").addEventListener("click", () => steer("skip"));
