@@ -36,8 +36,8 @@ from opentelemetry import trace
 from ..telemetry import tracing
 from ..bus import registry, subjects
 from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer, connect
-from ..bus.codec import MessageError, decode, encode
-from ..bus.messages import Event, Heartbeat, Request, Status, Steer, SteerReply, Task
+from ..bus.codec import MessageError, decode
+from ..bus.messages import Event, Heartbeat, Request, Status, Task
 from ..core.dag import Node, NodeState
 from ..core.deadlines import StageProfile, load_profiles
 from ..core.estimate import book
@@ -48,6 +48,7 @@ from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
 from ..stages.runtime.lifecycle import on_stop_signals
 from .admission import check_request
 from .cache import ResultCache
+from .steering import Steering
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class _Active:
     progress_at: float = field(default_factory=time.monotonic)   # last completed node (or acceptance)
 
 
-class SchedulerService(ResultCache):
+class SchedulerService(ResultCache, Steering):
     """Runs request schedulers on one bus connection until :meth:`stop`.
 
     ``cap`` is the number of tasks kept outstanding per instance (1 running + prefetch).
@@ -182,10 +183,7 @@ class SchedulerService(ResultCache):
         """Serve until :meth:`stop` is called or the task is cancelled."""
         helpers = [asyncio.create_task(c) for c in
                    (self._pull_requests(), self._watch_instances(), self._keep_requests_alive())]
-
-        async def on_steer(msg) -> None:   # viewers' directions (core NATS; nats-py re-subscribes after a reconnect)
-            await self.inbox.put(("steer", msg))
-        steering = await self.bus.nc.subscribe(subjects.steer_all(), cb=on_steer)
+        steering = await self._subscribe_steering()
         try:
             while not self._stop.is_set():
                 try:
@@ -266,38 +264,6 @@ class SchedulerService(ResultCache):
             self._on_instance(payload)
         elif kind == "steer":
             await self._on_steer(payload)
-
-    async def _on_steer(self, msg) -> None:
-        """A viewer's :class:`Steer` for a request: answered only by the scheduler running it."""
-        try:
-            steer = decode(msg.data, Steer)
-        except MessageError as exc:
-            if msg.reply:
-                await self.bus.nc.publish(msg.reply, encode(SteerReply(ok=False, error=str(exc))))
-            return
-        active = self.active.get(steer.request_id)
-        if active is None or active.plan.request.tenant != steer.tenant:
-            return   # another scheduler's request (or nobody's: the sender's request times out)
-        plan = active.plan
-        try:
-            if steer.action == "end":
-                last = plan.end_after_current_line()
-                reply = SteerReply(ok=True, last_line=last, segments_total=plan.segments_total)
-                done = f"ends after line {last + 1}"
-            else:
-                skipped = plan.skip_ahead(steer.lines)
-                reply = SteerReply(ok=True, skipped=skipped, segments_total=plan.segments_total)
-                done = f"skips line{'s' if len(skipped) > 1 else ''} {', '.join(str(i + 1) for i in skipped)}"
-        except PlanError as exc:
-            reply = SteerReply(ok=False, error=str(exc))
-        else:
-            log.info("request %s steered: %s", steer.request_id, done)
-            await self._status(plan, "running", f"steered: {done}")
-        if msg.reply:
-            with contextlib.suppress(Exception):
-                await self.bus.nc.publish(msg.reply, encode(reply))
-        if plan.finished:
-            await self._finish(active)
 
     async def _on_request(self, msg) -> None:
         try:
