@@ -123,6 +123,7 @@ class Feed:
         self.last_update = time.monotonic()            # the last message read from the bus
         self._changed = asyncio.Condition()
         self._stop = asyncio.Event()
+        self._closed = False
         self._tasks: list[asyncio.Task] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -141,7 +142,12 @@ class Feed:
         return self
 
     async def close(self) -> None:
-        """Stop tailing the bus and drop this show's cached bytes."""
+        """Stop tailing the bus and drop this show's cached bytes; viewers still waiting see the
+        feed as ended."""
+        self._closed = True
+        async with self._changed:
+            self.version += 1
+            self._changed.notify_all()
         self._stop.set()
         for t in self._tasks:
             t.cancel()
@@ -161,8 +167,9 @@ class Feed:
 
     @property
     def ended(self) -> bool:
-        """No more segments will come: the final one is here, or the request failed."""
-        return self.final_delivered or self.state == "failed"
+        """No more segments will come: the final one is here, the request failed, or the gateway
+        let go of this feed."""
+        return self.final_delivered or self.state == "failed" or self._closed
 
     @property
     def error(self) -> str | None:
