@@ -316,3 +316,45 @@ def test_serve_says_when_its_port_is_taken(nats_url):
                               capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.strip().count("\n") == 0 and "address already in use" in proc.stderr and "--port" in proc.stderr
+
+
+async def test_a_viewer_keeps_its_show_through_a_bus_restart(tmp_path):
+    """The nats-server (file store) is SIGKILLed after the viewer's second segment and started again
+    4 s later: the gateway's consumers re-subscribe from the last stream sequence they saw, and the
+    WebSocket viewer still gets every segment once, in order, to the final one."""
+    from streamwise.bus.client import connect
+    from streamwise.bus.server import EmbeddedServer
+
+    server = EmbeddedServer(store_dir=str(tmp_path / "js")).start()
+    pool = Pool(server.url, log_dir=tmp_path / "logs").start()
+    try:
+        bus = await connect(server.url)
+        try:
+            await _ready(bus, pool)
+            async with TestClient(TestServer(make_app(bus))) as client:
+                created = await (await client.post("/v1/podcasts", json={"script": SCRIPT.read_text()})).json()
+                indices, restarted = [], None
+                async with client.ws_connect(created["urls"]["live"]) as ws:
+                    async for msg in ws:
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            continue
+                        m = json.loads(msg.data)
+                        if m["type"] == "end":
+                            assert m["error"] is None
+                            break
+                        if m["type"] == "segment":
+                            indices.append(m["index"])
+                            if m["index"] == 1 and restarted is None:
+                                server.kill()
+                                await asyncio.sleep(4)
+                                restarted = asyncio.create_task(asyncio.to_thread(server.start))
+                await restarted
+                assert indices == list(range(len(indices))) and len(indices) >= 10
+                status = await (await client.get(created["urls"]["status"])).json()
+                assert status["segments_delivered"] == len(indices) and status["segments"][-1]["final"]
+        finally:
+            await bus.close()
+        pool.check()
+    finally:
+        pool.stop()
+        server.stop()
