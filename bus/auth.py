@@ -122,10 +122,12 @@ def _obj_write(bucket: str) -> list[str]:
 
 
 def _viewer_reads(tenant: str) -> list[str]:
-    """Ordered push consumers filtered to the tenant's segments and status (deliveries come to
-    the user's own inbox), and a direct get of a request's last status."""
+    """Ordered push consumers filtered to the tenant's segments, status and completion events
+    (the progress bars and the gateway's panel read them; events subjects are tenant-scoped),
+    deliveries coming to the user's own inbox, and a direct get of a request's last status."""
     out = []
-    for stream, subject in ((S.STREAM_SEGMENTS, S.segments(tenant, ">")), (S.STREAM_STATUS, S.status(tenant, ">"))):
+    for stream, subject in ((S.STREAM_SEGMENTS, S.segments(tenant, ">")), (S.STREAM_STATUS, S.status(tenant, ">")),
+                            (S.STREAM_EVENTS, S.events(tenant, ">"))):
         out += [S.js_api("CONSUMER", "CREATE", stream, "*", subject), S.js_flow_control(stream)]
     out.append(S.js_api("DIRECT", "GET", S.STREAM_STATUS, S.status(tenant, ">")))
     return out

@@ -198,6 +198,34 @@ class Status(msgspec.Struct, kw_only=True):
     at: float = 0.0
 
 
+class Steer(msgspec.Struct, kw_only=True):
+    """A viewer's direction for a running request, sent as a core NATS request to
+    ``sw.control.steer.<tenant>.<request>``; the scheduler running it answers with a
+    :class:`SteerReply` (no answer: no scheduler runs it). ``action``: ``"end"`` ends the show
+    after the line playing at the start of the first segment not yet handed to the mux;
+    ``"skip"`` skips the ``lines`` lines after that one."""
+
+    v: int = SCHEMA_VERSION
+    request_id: Id
+    tenant: Id = "default"
+    action: Literal["end", "skip"]
+    lines: Annotated[int, msgspec.Meta(ge=1, le=L.script_lines)] = 1
+    at: float = 0.0
+
+
+class SteerReply(msgspec.Struct, kw_only=True):
+    """The scheduler's answer to a :class:`Steer`: ``ok``, or ``error`` (one line); for ``end``
+    ``last_line`` (0-based index of the last line kept), for ``skip`` ``skipped`` (the lines
+    skipped); and the new ``segments_total`` (nil until the show's end is known)."""
+
+    v: int = SCHEMA_VERSION
+    ok: bool
+    error: str | None = None
+    last_line: int | None = None
+    skipped: list[int] = []
+    segments_total: int | None = None
+
+
 class Heartbeat(msgspec.Struct, kw_only=True):
     """A worker instance's liveness record, put in KV ``sw_instances`` under its instance id."""
 

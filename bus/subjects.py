@@ -112,6 +112,16 @@ def evict(instance: str, prefix: str = PREFIX) -> str:
     return f"{prefix}.control.evict.{instance}"
 
 
+def steer(tenant: str, request_id: str, prefix: str = PREFIX) -> str:
+    """``sw.control.steer.<tenant>.<request>`` (core NATS request/reply): a viewer -> the scheduler
+    running that request (``Steer``; the reply is a ``SteerReply``)."""
+    return f"{prefix}.control.steer.{tenant}.{request_id}"
+
+
+def steer_all(prefix: str = PREFIX) -> str:
+    return f"{prefix}.control.steer.*.*"
+
+
 def deadletter(kind: str, prefix: str = PREFIX) -> str:
     """``sw.deadletter.<kind>``: messages that failed validation, kept for inspection, never retried blindly."""
     return f"{prefix}.deadletter.{kind}"

@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="length of the first segment in seconds (default 1; shorter starts sooner)")
     g.add_argument("--max-clip", type=float, default=3.5, help="longest talking-head clip in seconds (default 3.5)")
     g.add_argument("--timeout", type=float, default=120.0, help="fail after this many seconds without progress")
-    g.add_argument("--quiet", action="store_true", help="no progress output")
+    g.add_argument("--quiet", action="store_true", help="no progress output (also when stdout is not a terminal)")
 
     wa = sub.add_parser("watch", help="stream a request submitted elsewhere (from its first segment) into a directory")
     wa.add_argument("request_id", help="the request's id (generate prints it; any client's request_id)")
@@ -152,6 +152,8 @@ def _parser() -> argparse.ArgumentParser:
     script_parser(sub)
     from .auth import add_parser as auth_parser   # auth init, layout (issue 11)
     auth_parser(sub)
+    from .serve import add_parser as serve_parser   # the HTTP gateway and its page (issue 13)
+    serve_parser(sub)
     return p
 
 
@@ -297,7 +299,7 @@ async def _wait_ready(url: str, pool: Pool | None, timeout_s: float, stages: set
 
 def cmd_generate(args) -> int:
     from ..client import GenerateError, new_request_id
-    from ..client.progress import ProgressView
+    from ..client.progress import ProgressView, progress_wanted
 
     width, height = _size(args.size)
     llm = bool(args.topic or args.document)
@@ -371,7 +373,7 @@ def cmd_generate(args) -> int:
         print("streamwise generate: --creds needs --nats URL of an authenticated bus", file=sys.stderr)
         return 2
     args.tenant = _creds_tenant(args.creds, args.tenant, "generate")
-    view = ProgressView(enabled=not args.quiet)
+    view = ProgressView(enabled=progress_wanted(args.quiet))
     started = time.time()
     server = pool = None
     try:

@@ -29,7 +29,7 @@ from nats.js.errors import NotFoundError
 from ..bus import subjects
 from ..bus.client import Bus
 from ..bus.codec import MessageError, decode, encode, to_builtins
-from ..bus.messages import Request, Segment, Status
+from ..bus.messages import Event, Request, Segment, Status
 from ..stages.cpu.media import concat_files
 from .hls import HlsWriter, webvtt
 
@@ -214,7 +214,8 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
 
     Writes ``index.m3u8`` + ``init.mp4`` + ``seg_*.m4s`` as segments arrive, then
     ``podcast.mp4`` and ``report.json``. ``progress(kind, info)`` is called for
-    ``status`` and ``segment`` updates. ``health()`` is called about once a second and may
+    ``status`` and ``segment`` updates, and for every completion ``event`` of the request's DAG
+    (``{"stage", "node_id", "ok", "partial"}``). ``health()`` is called about once a second and may
     raise (e.g. :meth:`streamwise.pool.Pool.check` when a local worker died).
 
     Raises:
@@ -319,7 +320,9 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
     pumps = [asyncio.create_task(_pump(bus, subjects.segments(tenant, rid), subjects.STREAM_SEGMENTS, "segment",
                                        queue, stop)),
              asyncio.create_task(_pump(bus, subjects.status(tenant, rid), subjects.STREAM_STATUS, "status",
-                                       queue, stop))]
+                                       queue, stop)),
+             # read only, for progress: the DAG's completion events (what the scheduler consumes)
+             asyncio.create_task(_pump(bus, subjects.events(tenant, rid), subjects.STREAM_EVENTS, "event", queue, stop))]
     hls = HlsWriter(out, target_duration_s=segment_s or DEFAULT_SEGMENT_S)
     files: list[Path] = []             # init.mp4 then each media segment, written as they arrive
     records: list[SegmentRecord] = []
@@ -347,6 +350,11 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                                         f"{bus.safe_url})") from None
                 continue
             idle_since = time.monotonic()
+            if kind == "event":
+                with contextlib.suppress(MessageError):
+                    ev = decode(msg.data, Event)
+                    progress("event", {"stage": ev.stage, "node_id": ev.node_id, "ok": ev.ok, "partial": ev.partial})
+                continue
             if kind == "status":
                 last = decode(msg.data, Status)
                 if first_line_at is None and last.lines:

@@ -24,7 +24,7 @@ from typing import Iterable, Protocol
 
 from streamwise.stages.cpu.media import split_init
 
-__all__ = ["HlsWriter", "webvtt", "vtt_time"]
+__all__ = ["HlsWriter", "media_playlist", "webvtt", "vtt_time"]
 
 
 class CueLike(Protocol):
@@ -94,6 +94,39 @@ def _atomic_write(path: Path, data: bytes | str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def media_playlist(segments: list[tuple[str, float, str]], *, target_duration_s: float, ended: bool,
+                   playlist_type: str = "EVENT") -> str:
+    """An HLS media playlist (RFC 8216) of fMP4 segments.
+
+    ``segments``: ``(uri, duration_s, init_uri)`` in playback order. The first segment's
+    ``init_uri`` is the playlist's ``EXT-X-MAP``; wherever it changes (a new encoding: another
+    resolution or codec setup) an ``EXT-X-DISCONTINUITY`` and a new ``EXT-X-MAP`` precede the
+    segment (RFC 8216 §4.3.2.5, §4.3.2.3). ``EXT-X-TARGETDURATION`` is the ceiling of the longest
+    segment, at least ``target_duration_s``; ``EXTINF`` is each real duration. ``ended`` appends
+    ``EXT-X-ENDLIST``; ``playlist_type`` is ``EVENT`` (grows, players keep polling) or ``VOD``.
+    """
+    longest = max([d for _, d, _ in segments] + [target_duration_s])
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:7",
+        f"#EXT-X-TARGETDURATION:{math.ceil(round(longest, 6))}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        f"#EXT-X-PLAYLIST-TYPE:{playlist_type}",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+    ]
+    current = None
+    for uri, dur, init_uri in segments:
+        if init_uri != current:
+            if current is not None:
+                lines.append("#EXT-X-DISCONTINUITY")
+            lines.append(f'#EXT-X-MAP:URI="{init_uri}"')
+            current = init_uri
+        lines += [f"#EXTINF:{dur:.6f},", uri]
+    if ended:
+        lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
 
 
 class HlsWriter:
@@ -216,9 +249,12 @@ class HlsWriter:
 
     def playlist_text(self) -> str:
         """The current index.m3u8 contents."""
-        return self._media_playlist(self._segments, init=True)
+        return media_playlist([(name, dur, self.INIT) for name, dur in self._segments],
+                              target_duration_s=self.target_duration_s, ended=self._closed,
+                              playlist_type="VOD" if self._closed else "EVENT")
 
     def _media_playlist(self, segments: list[tuple[str, float]], *, init: bool) -> str:
+        """A media playlist of ``segments`` (the subtitles' WebVTT files: ``init`` False, no EXT-X-MAP)."""
         longest = max([d for _, d in segments] + [self.target_duration_s])
         lines = [
             "#EXTM3U",

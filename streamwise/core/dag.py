@@ -117,6 +117,27 @@ class Dag:
                 else:
                     self._ready.discard(child)
 
+    def remove(self, node_id: str) -> Node:
+        """Take a pending node out again (a plan that changes course, e.g. a steered show whose
+        segments not yet dispatched are laid out anew). Returns the node.
+
+        Raises:
+            KeyError: no such node.
+            ValueError: the node is not pending, or other nodes still depend on it.
+        """
+        node = self.nodes[node_id]
+        if node.state is not NodeState.PENDING:
+            raise ValueError(f"node {node_id!r} is {node.state.value}: only a pending node can be removed")
+        if self._children[node_id]:
+            raise ValueError(f"node {node_id!r} has dependants {self._children[node_id]}: remove them first")
+        for d in node.deps:
+            self._children[d].remove(node_id)
+        for index in (self.nodes, self._seq, self._unmet, self._children):
+            del index[node_id]
+        self._ready.discard(node_id)
+        node.__dict__.pop("_dag", None)
+        return node
+
     def __contains__(self, node_id: str) -> bool:
         return node_id in self.nodes
 

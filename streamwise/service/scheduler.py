@@ -48,6 +48,7 @@ from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
 from .admission import check_request, server_side
 from .cache import ResultCache
 from .quota import REFRESH_S, Quotas, TenantLedger
+from .steering import Steering
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class _Active:
     progress_at: float = field(default_factory=time.monotonic)   # last completed node (or acceptance)
 
 
-class SchedulerService(ResultCache):
+class SchedulerService(ResultCache, Steering):
     """Runs request schedulers on one bus connection until :meth:`stop`.
 
     ``cap`` is the number of tasks kept outstanding per instance (1 running + prefetch).
@@ -215,6 +216,7 @@ class SchedulerService(ResultCache):
         """Serve until :meth:`stop` is called or the task is cancelled."""
         helpers = [asyncio.create_task(c) for c in
                    (self._pull_requests(), self._watch_instances(), self._keep_requests_alive())]
+        steering = await self._subscribe_steering()
         try:
             while not self._stop.is_set():
                 try:
@@ -237,6 +239,8 @@ class SchedulerService(ResultCache):
             for active in self.active.values():
                 if active.reader:
                     active.reader.cancel()
+            with contextlib.suppress(Exception):
+                await steering.unsubscribe()
             await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _schedule_once(self) -> None:
@@ -295,6 +299,8 @@ class SchedulerService(ResultCache):
             await self._on_event(payload)
         elif kind == "instance":
             self._on_instance(payload)
+        elif kind == "steer":
+            await self._on_steer(payload)
 
     async def _on_request(self, msg) -> None:
         try:

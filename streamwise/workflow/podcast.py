@@ -111,6 +111,8 @@ class PodcastPlan:
         self.screenplay_done = False          # the last screenplay line is in (an LLM streams them)
         self.late_s = 0.0                     # how late (s) the last segment was published
         self.screenplay_done_at: float | None = None
+        self.cut_line: int | None = None      # steered to end after this line (None: the screenplay's end)
+        self.skipped: set[int] = set()        # lines steered away (skip ahead): never spoken
         self.dag.add(Node("screenplay", "screenplay", runtime_s=self._rt("screenplay")))
         # speakers and lines of the opening, before the LLM's own (whose indices are shifted by these)
         self.opening_speakers = self.opening_lines = 0
@@ -367,6 +369,8 @@ class PodcastPlan:
             li = int(line.get("index", pos)) + self.opening_lines
             if li != self.lines:          # already in (a repeat), or a gap: keep the lines contiguous
                 continue
+            if self.cut_line is not None and li > self.cut_line:
+                break                     # steered to end earlier: later lines are not spoken
             self.lines += 1
             texts = line["pieces"]
             speaker = int(line["speaker"]) + self.opening_speakers
@@ -403,6 +407,9 @@ class PodcastPlan:
         self.sample_rate, spf = rate, int(spf)
         piece.audio_ref, piece.frames = out["audio"], int(out["samples"]) // spf
         piece.clips = [(int(a), int(b)) for a, b in out["clips"]]
+        if not self._kept(piece):
+            piece.clips = []              # spoken before the show was steered past it: not shown
+            return
         words = piece.text.split()
         for c, (a, b) in enumerate(piece.clips):
             w0, w1 = (round(len(words) * x / out["samples"]) for x in (a, b))
@@ -425,13 +432,17 @@ class PodcastPlan:
     # ---------------------------------------------------------------- timeline
     def _extend_timeline(self) -> None:
         offset = 0
+        kept = [p for p in self.pieces if self._kept(p)]
         for piece in self.pieces:
+            if not self._kept(piece):
+                piece.offset = None
+        for piece in kept:
             if piece.frames is None:
                 break
             piece.offset = offset
             offset += piece.frames
         else:
-            if self.screenplay_done:
+            if self.screenplay_done or self.cut_line is not None:
                 self.total_frames = offset
         self.covered = offset
         while True:
@@ -446,10 +457,92 @@ class PodcastPlan:
             self._add_segment(self.next_segment, start, end)
             self.next_segment += 1
 
+    def _kept(self, piece: Piece) -> bool:
+        """Whether ``piece`` is still in the show (not steered away)."""
+        return piece.line not in self.skipped and (self.cut_line is None or piece.line <= self.cut_line)
+
+    def _steer_point(self) -> tuple[int, int | None]:
+        """``(k, line)``: the first segment not yet handed to the mux, and the line playing at its
+        start (or the first line whose speech is not known yet); ``line`` is None with no line."""
+        k = 0
+        while f"seg:{k}" in self.dag and self.dag[f"seg:{k}"].state is not NodeState.PENDING:
+            k += 1
+        f0 = self.segment_start(k)
+        for piece in self.pieces:
+            if not self._kept(piece):
+                continue
+            if piece.frames is None or piece.offset is None or f0 < piece.offset + piece.frames:
+                return k, piece.line
+        return k, None
+
+    def _replan_from(self, k: int) -> None:
+        """Lay out segments ``k`` onwards anew (none of them is dispatched) after the kept lines
+        changed: their nodes are removed and added again over the new timeline; the speech and
+        shots of lines no longer kept are skipped unless already dispatched."""
+        for piece in self.pieces:
+            if not self._kept(piece):
+                for node_id in [piece.node_id] + [f"clip:{piece.index}:{c}" for c in range(len(piece.clips))]:
+                    node = self.dag.nodes.get(node_id)
+                    if node is not None and node.state is NodeState.PENDING:
+                        node.state = NodeState.DONE   # never run: nothing depends on it any more
+        for j in reversed(range(k, self.next_segment)):
+            self.dag.remove(f"seg:{j}")
+        self.next_segment = k
+        self.total_frames = None
+        self._extend_timeline()
+        self.refresh_deadlines()
+
+    def _later_lines(self, line: int) -> list[int]:
+        last = self.cut_line if self.cut_line is not None else self.lines - 1
+        return [i for i in range(line + 1, last + 1) if i not in self.skipped]
+
+    def end_after_current_line(self) -> int:
+        """Steer the show to end early: after the line playing at the start of the first segment
+        not yet handed to the mux (what the mux has is never changed, so playback does not
+        stall). Later lines are dropped (their speech and shots not yet dispatched are skipped)
+        and the segments from there on are laid out again, the last one final. Returns the index
+        of the last line kept.
+
+        Raises:
+            PlanError: the show already ends there (the line playing is the last), or it has
+                no line yet.
+        """
+        k, line = self._steer_point()
+        if line is None or (not self._later_lines(line) and (self.screenplay_done or self.cut_line is not None)):
+            raise PlanError("the show already ends after the line now playing" if self.pieces
+                            else "no line to end after yet")
+        self.cut_line = line
+        self._replan_from(k)
+        return line
+
+    def skip_ahead(self, lines: int = 1) -> list[int]:
+        """Steer the show to skip the next ``lines`` lines after the one playing at the start of
+        the first segment not yet handed to the mux: they are never spoken, and the show goes on
+        with the line after them. Returns the indices of the lines skipped.
+
+        Raises:
+            PlanError: ``lines`` < 1, or no later line is known to skip (the line playing is the
+                last one written so far).
+        """
+        if lines < 1:
+            raise PlanError(f"lines: expected at least 1, got {lines}")
+        k, line = self._steer_point()
+        later = self._later_lines(line) if line is not None else []
+        if not later:
+            raise PlanError("no later line to skip: the line now playing is the last one written so far")
+        skip = later[:lines]
+        if len(skip) == len(later) and (self.screenplay_done or self.cut_line is not None):
+            self.cut_line = line               # skipping every later line = ending after this one
+        self.skipped.update(skip)
+        self._replan_from(k)
+        return skip
+
     def _clips_between(self, start: int, end: int) -> list[tuple[str, int, int, Piece, int, int]]:
         spf = self._spf
         found = []
         for piece in self.pieces:
+            if not self._kept(piece):
+                continue
             if piece.offset is None or piece.offset >= end:
                 break
             for c, (a, b) in enumerate(piece.clips):
@@ -470,6 +563,8 @@ class PodcastPlan:
         spf = self._spf
         parts = []
         for piece in self.pieces:
+            if not self._kept(piece):
+                continue
             if piece.offset is None:
                 break
             p0 = piece.offset * spf

@@ -1,0 +1,64 @@
+"""Viewers steering a running request (``Steer`` on ``sw.control.steer.<tenant>.<request>``, core
+NATS request/reply): end it after the line now playing, or skip the next lines. A mixin of
+:class:`~streamwise.service.scheduler.SchedulerService`, which provides ``bus``, ``active``,
+``inbox``, ``_status`` and ``_finish``; the plan does the work
+(:meth:`~streamwise.workflow.podcast.PodcastPlan.end_after_current_line`,
+:meth:`~streamwise.workflow.podcast.PodcastPlan.skip_ahead`)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from ..bus import subjects
+from ..bus.codec import MessageError, decode, encode
+from ..bus.messages import Steer, SteerReply
+from ..workflow.podcast import PlanError
+
+log = logging.getLogger(__name__)
+
+
+class Steering:
+    """Steer messages of the scheduler service: every scheduler subscribes, the one running the
+    request answers (the others stay silent, so the sender gets exactly one answer or none)."""
+
+    async def _subscribe_steering(self):
+        """Subscribe to every request's steer subject; messages go through the service's inbox, so
+        they are applied between scheduling passes like events. nats-py re-subscribes a core
+        subscription after a reconnect. Returns the subscription."""
+        async def on_steer(msg) -> None:
+            await self.inbox.put(("steer", msg))
+        return await self.bus.nc.subscribe(subjects.steer_all(), cb=on_steer)
+
+    async def _on_steer(self, msg) -> None:
+        """A viewer's :class:`Steer` for a request: answered only by the scheduler running it."""
+        try:
+            steer = decode(msg.data, Steer)
+        except MessageError as exc:
+            if msg.reply:
+                await self.bus.nc.publish(msg.reply, encode(SteerReply(ok=False, error=str(exc))))
+            return
+        active = self.active.get(steer.request_id)
+        if active is None or active.plan.request.tenant != steer.tenant:
+            return   # another scheduler's request (or nobody's: the sender's request times out)
+        plan = active.plan
+        try:
+            if steer.action == "end":
+                last = plan.end_after_current_line()
+                reply = SteerReply(ok=True, last_line=last, segments_total=plan.segments_total)
+                done = f"ends after line {last + 1}"
+            else:
+                skipped = plan.skip_ahead(steer.lines)
+                reply = SteerReply(ok=True, skipped=skipped, segments_total=plan.segments_total)
+                done = f"skips line{'s' if len(skipped) > 1 else ''} {', '.join(str(i + 1) for i in skipped)}"
+        except PlanError as exc:
+            reply = SteerReply(ok=False, error=str(exc))
+        else:
+            log.info("request %s steered: %s", steer.request_id, done)
+            await self._status(plan, "running", f"steered: {done}")
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await self.bus.nc.publish(msg.reply, encode(reply))
+        if plan.finished:
+            await self._finish(active)
+

@@ -1,0 +1,164 @@
+"""The web page in a real browser: Debian's chromium, driven by Playwright through its executable
+path (never ``playwright install``), against a real ``streamwise serve`` process on the session's
+real nats-server and a real worker pool (the scheduler without its cache, so the show is really
+generated while it plays).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from streamwise.bus import registry, subjects
+from streamwise.bus.codec import decode
+from streamwise.bus.messages import Segment
+from streamwise.bus.server import free_port
+from streamwise.service.pool import Pool
+
+ROOT = Path(__file__).parent.parent
+EXAMPLE = ROOT / "examples" / "podcast.txt"
+CHROMIUM = shutil.which("chromium")
+FLAGS = ["--headless", "--no-sandbox", "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                                                         "(apt-get install chromium; .ci/run does it)")
+
+
+@pytest.fixture(scope="module")
+def pool(nats_url, tmp_path_factory):
+    p = Pool(nats_url, log_dir=tmp_path_factory.mktemp("browser-logs"), scheduler=["--no-cache"]).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(nats_url, pool, tmp_path_factory):
+    """``streamwise serve --nats URL --port P`` as its own process; yields the page's URL."""
+    log = open(tmp_path_factory.mktemp("gateway") / "serve.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streamwise", "serve", "--nats", nats_url,
+                             "--port", str(free_port())], stdout=subprocess.PIPE, stderr=log)
+    try:
+        url = proc.stdout.readline().decode().strip()
+        assert url.startswith("http://"), f"streamwise serve printed {url!r} (exit {proc.poll()})"
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+async def _ready(bus, pool) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        pool.check()
+        try:
+            await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
+            return
+        except TimeoutError:
+            assert time.monotonic() < deadline, "the pool did not become ready"
+
+
+async def test_the_page_plays_the_example_while_it_is_generated(bus, pool, gateway, tmp_path):
+    from playwright.async_api import async_playwright
+
+    await _ready(bus, pool)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 720})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            await page.goto(gateway)
+            await page.fill("#script", EXAMPLE.read_text(encoding="utf-8"))
+            await page.click("#start")
+            await page.wait_for_function("window.sw.id !== null || window.sw.error", timeout=30_000)
+            rid = await page.evaluate("window.sw.id")
+            assert rid, await page.evaluate("window.sw.error")
+
+            # playback has begun ...
+            await page.wait_for_function("document.getElementById('video').currentTime > 0", timeout=120_000)
+            # ... while the bus has not yet carried the final segment: later ones are still being generated
+            last = decode((await bus.js.get_last_msg(subjects.STREAM_SEGMENTS,
+                                                     subjects.segments("default", rid))).data, Segment)
+            assert not last.final, f"segment {last.index} was already the final one when playback began"
+            playing_at_segment = last.index
+
+            t1 = await page.evaluate("document.getElementById('video').currentTime")
+            await page.wait_for_function(f"document.getElementById('video').currentTime > {t1} + 1.0",
+                                         timeout=60_000)
+            await page.screenshot(path=str(tmp_path / "gateway-playing.png"))
+            # the codec string the stream uses is what the page checked, and the browser plays it
+            mime = await page.evaluate("window.sw.mime")
+            assert mime and mime.startswith('video/mp4; codecs="avc1.') and "mp4a.40.2" in mime
+            assert await page.evaluate(f"MediaSource.isTypeSupported({mime!r})") is True
+            assert await page.evaluate("window.sw.supported") is True
+
+            # steer: "End after this line" ends the show early (after the line now playing)
+            await page.click("#end")
+            await page.wait_for_function("window.sw.steer !== undefined", timeout=30_000)
+            steer = await page.evaluate("window.sw.steer")
+            assert steer.get("ok"), steer
+            assert (await page.text_content("#steer")).startswith(f"ends after line {steer['last_line'] + 1}")
+
+            # the (shortened) show arrives, the panel shows it, nothing went wrong in the page
+            await page.wait_for_function("window.sw.ended && window.sw.status && window.sw.status.state === 'done'",
+                                         timeout=300_000)
+            status = await page.evaluate("window.sw.status")
+            received = await page.evaluate("window.sw.segmentsReceived")
+            assert received == status["segments_total"] >= playing_at_segment + 1
+            assert status["video_duration_s"] < 60      # the whole example is about 90 s
+            assert await page.evaluate("window.sw.error") in (None, "")
+            assert errors == []
+            # the live panel shows what the status stream said
+            assert (await page.text_content("#p-lines")).startswith(f"{status['lines']} ")
+            assert int(await page.text_content("#p-shots")) == status["dag"]["shots"] > 0
+            assert await page.locator("#p-rungs .chip").count() == status["segments_total"]
+            first_frame_ms = await page.evaluate("window.sw.firstFrameMs")
+            assert first_frame_ms is not None and first_frame_ms > 0
+            print(f"\nbrowser submit -> first frame {first_frame_ms / 1000:.3f} s; gateway TTFF "
+                  f"{status['ttff_s']:.3f} s; playback began while segment {playing_at_segment} of "
+                  f"{status['segments_total']} was the newest")
+        finally:
+            await browser.close()
+
+
+async def test_the_hls_mode_plays_the_live_playlist_to_its_end_with_hls_js(bus, pool, gateway):
+    """The page's HLS mode: the vendored hls.js plays the gateway's live EVENT playlist from its
+    first segment, follows it as it grows, and stops at EXT-X-ENDLIST (the video ends at the
+    show's length)."""
+    from playwright.async_api import async_playwright
+
+    await _ready(bus, pool)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = await browser.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            await page.goto(gateway + "?player=hls")
+            assert await page.input_value("#player") == "hls"
+            await page.fill("#script", (ROOT / "examples" / "short_chat.txt").read_text(encoding="utf-8"))
+            await page.click("#start")
+            await page.wait_for_function("document.getElementById('video').currentTime > 0 || window.sw.error",
+                                         timeout=120_000)
+            assert not await page.evaluate("window.sw.error")
+            assert await page.evaluate("window.sw.player") == "hls"
+            await page.wait_for_function("document.getElementById('video').ended || window.sw.error",
+                                         timeout=300_000)
+            assert not await page.evaluate("window.sw.error")
+            status = await page.evaluate("window.sw.status")
+            played = await page.evaluate("document.getElementById('video').currentTime")
+            assert status["state"] == "done" and played == pytest.approx(status["video_duration_s"], abs=0.5)
+            assert errors == []
+        finally:
+            await browser.close()
