@@ -156,7 +156,7 @@ def role_permissions(role: str, *, tenant: str | None = None, tenants: tuple[str
                *_kv_rw(S.KV_INSTANCES), *_kv_rw(S.KV_CACHE),
                *_kv_rw(S.KV_TENANTS),           # the per-tenant quota ledger
                *_obj_read(S.OBJECT_STORE), *_obj_write(S.OBJECT_STORE)]
-        return Permissions(pub_allow=_unique(pub), sub_allow=(inbox,), pub_deny=_LAYOUT_API)
+        return Permissions(pub_allow=_unique(pub), sub_allow=(inbox, S.steer_all()), pub_deny=_LAYOUT_API)
     if role == "worker":
         pub = [S.events_all(), S.segments_all(), S.deadletter_all(),
                *_consumer(S.STREAM_TASKS, S.tasks_all()),
@@ -168,7 +168,7 @@ def role_permissions(role: str, *, tenant: str | None = None, tenants: tuple[str
                            pub_deny=_LAYOUT_API + (S.requests_all(), S.status_all()),
                            sub_deny=(S.requests_all(),))
     if role == "tenant":
-        pub = [S.requests(tenant), *_viewer_reads(tenant), *_obj_write(S.uploads(tenant))]
+        pub = [S.requests(tenant), S.steer(tenant, "*"), *_viewer_reads(tenant), *_obj_write(S.uploads(tenant))]
         return Permissions(pub_allow=_unique(pub), sub_allow=(inbox,), pub_deny=_LAYOUT_API)
     # viewer
     return Permissions(pub_allow=_unique(_viewer_reads(tenant)), sub_allow=(inbox,),

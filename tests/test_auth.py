@@ -197,7 +197,8 @@ async def test_tenant_cannot_publish_to_another_tenants_requests_or_to_tasks(aut
     bus, refused = await _as(auth_server, authdir, "tenant", "a")
     try:
         for subject in (S.requests("b"), S.tasks("piper", "tts-1"), S.status("a", "r1"), S.segments("a", "r1"),
-                        S.events("a", "r1"), S.evict("tts-1"), f"$KV.{S.KV_INSTANCES}.x", f"$KV.{S.KV_CACHE}.x"):
+                        S.events("a", "r1"), S.evict("tts-1"), f"$KV.{S.KV_INSTANCES}.x", f"$KV.{S.KV_CACHE}.x",
+                        S.steer("b", "r1"), f"$KV.{S.KV_TENANTS}.a"):
             await bus.nc.publish(subject, b"x")
             await refused.expect(subject)
         await _refused(refused, bus.js.publish(S.requests("b"), encode(_request("b", "forged"))),

@@ -38,8 +38,11 @@ class Steering:
             if msg.reply:
                 await self.bus.nc.publish(msg.reply, encode(SteerReply(ok=False, error=str(exc))))
             return
-        active = self.active.get(steer.request_id)
-        if active is None or active.plan.request.tenant != steer.tenant:
+        # the tenant and request of the subject, which the sender's permissions fix, not the body's
+        parts = msg.subject.split(".")
+        tenant, rid = (parts[-2], parts[-1]) if len(parts) >= 2 else (steer.tenant, steer.request_id)
+        active = self.active.get(subjects.scoped(tenant, rid))
+        if active is None or rid != steer.request_id:
             return   # another scheduler's request (or nobody's: the sender's request times out)
         plan = active.plan
         try:
