@@ -50,3 +50,25 @@ def strike_at(index: int, fault):
         await fault()
 
     return on_progress, asyncio.create_task(fire())
+
+
+async def wait_ready(bus, pool, timeout_s: float = 120.0) -> None:
+    """Until every stage of ``pool`` has a ready instance (a child that exited fails at once,
+    naming it: :meth:`Pool.check`).
+
+    Raises:
+        TimeoutError: not ready within ``timeout_s`` seconds.
+    """
+    import time
+
+    from streamwise.bus import registry
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pool.check()
+        try:
+            await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import events_of, strike_at, video_victim
-from streamwise.bus import registry, subjects
+from helpers import events_of, strike_at, video_victim, wait_ready
+from streamwise.bus import subjects
 from streamwise.bus.client import connect
 from streamwise.bus.messages import Request
 from streamwise.bus.server import EmbeddedServer
@@ -28,18 +28,6 @@ DATA = Path(__file__).parent / "data" / "scripts"
 
 def _request(text: str, name: str = "script.txt", **kw) -> Request:
     return Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=text, script_name=name, **kw)
-
-
-async def _wait_ready(bus, pool, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        pool.check()
-        try:
-            await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
-            return
-        except TimeoutError:
-            if time.monotonic() > deadline:
-                raise
 
 
 def _assert_whole(report, out: Path) -> None:
@@ -60,7 +48,7 @@ async def test_the_bus_killed_mid_request_and_back_after_an_outage_loses_nothing
     try:
         bus = await connect(server.url)
         try:
-            await _wait_ready(bus, pool)
+            await wait_ready(bus, pool)
 
             async def outage():
                 server.kill()
@@ -87,7 +75,7 @@ async def test_a_worker_told_to_stop_mid_task_drains_and_nothing_is_lost(tmp_pat
                                           log_dir=tmp_path / "logs") as local:
         bus = await connect(server.url)
         try:
-            await _wait_ready(bus, local)
+            await wait_ready(bus, local)
             victim, victim_id = await video_victim(bus, local)
 
             async def sigterm():
@@ -112,7 +100,7 @@ async def test_a_slow_viewer_gets_every_segment_once_in_order(tmp_path):
     with EmbeddedServer() as server, Pool(server.url, log_dir=tmp_path / "logs") as local:
         bus = await connect(server.url)
         try:
-            await _wait_ready(bus, local)
+            await wait_ready(bus, local)
 
             def slow(kind, info):
                 if kind == "segment":
@@ -133,7 +121,7 @@ async def test_scripts_travel_by_reference_on_a_stock_1mb_server(tmp_path):
         bus = await connect(server.url)
         try:
             assert bus.max_payload == 1024 * 1024
-            await _wait_ready(bus, local)
+            await wait_ready(bus, local)
             text = (DATA / "two_speakers.txt").read_text()
             request = _request(text)
             request.script, request.script_ref = None, await bus.put_upload(request.tenant, request.request_id,
@@ -164,7 +152,7 @@ async def test_one_node_of_a_three_node_cluster_killed_mid_request_loses_nothing
         assert info.config.num_replicas == 3
         pool = Pool(cluster.url, log_dir=tmp_path / "logs").start()
         try:
-            await _wait_ready(bus, pool)
+            await wait_ready(bus, pool)
             await cluster.replicated(bus)      # every stream on all three nodes before one is lost
 
             async def kill_a_node():

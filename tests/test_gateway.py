@@ -16,6 +16,7 @@ import av
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from helpers import wait_ready
 from streamwise.bus import registry, subjects
 from streamwise.bus.limits import LIMITS
 from streamwise.client.hls import media_playlist
@@ -220,21 +221,11 @@ def pool(nats_url, tmp_path_factory):
     p.stop()
 
 
-async def _ready(bus, pool) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        pool.check()
-        try:
-            await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
-            return
-        except TimeoutError:
-            assert time.monotonic() < deadline, "the pool did not become ready"
-
 
 async def test_a_show_over_the_websocket_and_hls(bus, pool, tmp_path):
     """Upload a script file (Windows-1252, CRLF) as multipart; a slow WebSocket viewer and an HLS
     reader get the same segments; the cache is tiny, so segments are read back from JetStream."""
-    await _ready(bus, pool)
+    await wait_ready(bus, pool)
     app = make_app(bus, cache_bytes=200_000)
     async with TestClient(TestServer(app)) as client:
         text = SCRIPT.read_text(encoding="utf-8").replace("\n", "\r\n") + "Nora: Caf\u00e9 time, \u201cgoodbye\u201d.\r\n"
@@ -330,7 +321,7 @@ async def test_a_viewer_keeps_its_show_through_a_bus_restart(tmp_path):
     try:
         bus = await connect(server.url)
         try:
-            await _ready(bus, pool)
+            await wait_ready(bus, pool)
             async with TestClient(TestServer(make_app(bus))) as client:
                 created = await (await client.post("/v1/podcasts", json={"script": SCRIPT.read_text()})).json()
                 indices, restarted = [], None

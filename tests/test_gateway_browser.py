@@ -6,17 +6,15 @@ generated while it plays).
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from streamwise.bus import registry, subjects
+from helpers import wait_ready
+from streamwise.bus import subjects
 from streamwise.bus.codec import decode
 from streamwise.bus.messages import Segment
 from streamwise.bus.server import free_port
@@ -57,21 +55,10 @@ def gateway(nats_url, pool, tmp_path_factory):
         log.close()
 
 
-async def _ready(bus, pool) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        pool.check()
-        try:
-            await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
-            return
-        except TimeoutError:
-            assert time.monotonic() < deadline, "the pool did not become ready"
-
-
 async def test_the_page_plays_the_example_while_it_is_generated(bus, pool, gateway, tmp_path):
     from playwright.async_api import async_playwright
 
-    await _ready(bus, pool)
+    await wait_ready(bus, pool)
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
@@ -138,7 +125,7 @@ async def test_the_hls_mode_plays_the_live_playlist_to_its_end_with_hls_js(bus, 
     show's length)."""
     from playwright.async_api import async_playwright
 
-    await _ready(bus, pool)
+    await wait_ready(bus, pool)
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:

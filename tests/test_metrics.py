@@ -71,8 +71,8 @@ async def test_a_scheduler_process_serves_its_metrics_to_a_prometheus_scrape(tmp
                                           scheduler=["--health-port", str(port)]) as pool:
         bus = await connect(server.url)
         try:
-            from test_pipeline import _wait_ready
-            await asyncio.wait_for(_wait_ready(bus, pool), 90)
+            from helpers import wait_ready
+            await asyncio.wait_for(wait_ready(bus, pool), 90)
             request = Request(request_id=uuid.uuid4().hex[:12], tenant="acme", submitted_at=0.0,
                               script=(DATA / "two_speakers.txt").read_text(encoding="utf-8"))
             report = await generate(bus, request, tmp_path / "out", idle_timeout_s=60)

@@ -18,7 +18,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from helpers import events_of, strike_at, video_victim
+from helpers import events_of, strike_at, video_victim, wait_ready
 from streamwise.bus import registry, subjects
 from streamwise.bus.messages import Request
 from streamwise.client import GenerateError, generate, watch
@@ -39,7 +39,7 @@ def pool(nats_url, tmp_path_factory):
 
 @pytest.fixture
 async def ready(bus, pool):
-    await asyncio.wait_for(_wait_ready(bus, pool), 90)
+    await asyncio.wait_for(wait_ready(bus, pool), 90)
     return bus
 
 
@@ -282,7 +282,7 @@ async def test_a_dead_local_worker_is_reported_by_name(tmp_path):
     with EmbeddedServer() as server, Pool(server.url, log_dir=tmp_path / "logs") as local:
         bus = await connect(server.url)
         try:
-            await asyncio.wait_for(_wait_ready(bus, local), 90)
+            await asyncio.wait_for(wait_ready(bus, local), 90)
             video = dict(local.processes)["video-0"]
 
             def kill_video_after_first_segment(kind, info):
@@ -295,14 +295,6 @@ async def test_a_dead_local_worker_is_reported_by_name(tmp_path):
         finally:
             await bus.close()
 
-
-async def _wait_ready(bus, pool):
-    while True:
-        pool.check()
-        try:
-            return await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
-        except TimeoutError:
-            continue
 
 
 @pytest.mark.parametrize("how", ["killed", "evicted"])
@@ -318,7 +310,7 @@ async def test_a_lost_worker_loses_nothing(tmp_path, how):
     with EmbeddedServer() as server, Pool(server.url, workers, log_dir=tmp_path / "logs") as local:
         bus = await connect(server.url)
         try:
-            await asyncio.wait_for(_wait_ready(bus, local), 90)
+            await asyncio.wait_for(wait_ready(bus, local), 90)
             victim, victim_id = await video_victim(bus, local)
 
             async def strike():
@@ -460,7 +452,7 @@ async def test_quality_steps_down_for_the_first_shots_climbs_back_and_keeps_one_
     with EmbeddedServer() as server, Pool(server.url, log_dir=tmp_path / "logs", extra=emulated_workers(specs)) as local:
         bus = await connect(server.url)
         try:
-            await asyncio.wait_for(_wait_ready(bus, local), 90)
+            await asyncio.wait_for(wait_ready(bus, local), 90)
             while len([h for h in await registry.list_instances(bus.instances) if h.emulated]) < 4:
                 await asyncio.sleep(0.1)
             report = await generate(bus, _request(ROOT / "examples" / "short_chat.txt", ttff_s=4.0),
@@ -497,7 +489,7 @@ async def test_a_killed_scheduler_s_request_is_taken_over_and_resumes_from_the_c
         bus = await connect(server.url)
         second = None
         try:
-            await asyncio.wait_for(_wait_ready(bus, local), 90)
+            await asyncio.wait_for(wait_ready(bus, local), 90)
             first = next(p for name, p in local.processes if name == "scheduler")
             statuses: list[Status] = []
 
@@ -549,7 +541,7 @@ async def test_a_topic_request_without_an_llm_instance_fails_with_how_to_start_o
     with EmbeddedServer() as server, Pool(server.url, {"screenplay": 0}, log_dir=tmp_path / "logs") as local:
         bus = await connect(server.url)
         try:
-            await asyncio.wait_for(_wait_ready(bus, local), 90)
+            await asyncio.wait_for(wait_ready(bus, local), 90)
             seen = []
             request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, topic="tides")
             with pytest.raises(GenerateError, match="no screenplay instance of model 'llm'.*--model llm"):

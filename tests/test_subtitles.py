@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from test_speech import median_f0
 
-from streamwise.bus import registry
+from helpers import wait_ready
 from streamwise.bus.messages import Cue, Request
 from streamwise.client import generate
 from streamwise.client.hls import vtt_time, webvtt
@@ -62,17 +62,8 @@ def pool(nats_url, tmp_path_factory):
     p.stop()
 
 
-async def _wait_ready(bus, pool):
-    while True:
-        pool.check()
-        try:
-            return await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
-        except TimeoutError:
-            continue
-
-
 async def test_a_show_has_subtitles_as_a_sidecar_and_an_hls_rendition_from_what_was_spoken(bus, pool, tmp_path):
-    await asyncio.wait_for(_wait_ready(bus, pool), 90)
+    await asyncio.wait_for(wait_ready(bus, pool), 90)
     script = DATA / "two_speakers.txt"
     request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=script.read_text(encoding="utf-8"),
                       script_name=str(script))
@@ -140,7 +131,7 @@ def _audio(mp4: Path) -> tuple[np.ndarray, int]:
 
 
 async def test_a_voice_named_in_the_cast_speaks_the_whole_show(bus, pool, tmp_path):
-    await asyncio.wait_for(_wait_ready(bus, pool), 90)
+    await asyncio.wait_for(wait_ready(bus, pool), 90)
     script = ("Cast:\n- Ada: the host (voice: heart)\n- Ben: a guest (voice: joe@0.9)\n\n"
               "Ada: Welcome back to the show.\nBen: Thanks for having me here today.\nAda: Let us begin.\n")
     request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=script, script_name="cast.txt")

@@ -156,8 +156,8 @@ def pool(nats_url, tmp_path_factory):
 
 @pytest.fixture
 async def ready(bus, pool):
-    from test_pipeline import _wait_ready
-    await asyncio.wait_for(_wait_ready(bus, pool), 90)
+    from helpers import wait_ready
+    await asyncio.wait_for(wait_ready(bus, pool), 90)
     return bus
 
 
