@@ -33,8 +33,8 @@ from pathlib import Path
 from ..bus import registry
 from ..bus.client import connect
 from ..bus.messages import Request
-from ..bus.server import LocalCluster
-from ..client import Report, generate
+from ..bus.server import LocalCluster, free_port
+from ..client import GenerateError, Report, generate, watch
 from ..service.pool import Pool
 from . import SHORT_SCRIPT
 
@@ -103,11 +103,11 @@ async def rehearse(workdir: Path, *, requests: int = 3, script: Path = SHORT_SCR
     cluster = LocalCluster(3, str(workdir / "cluster")).start()
     urls = [node.url for node in cluster.nodes]
     # node 0: a scheduler and one worker per stage; node 1: a second scheduler and a second video
-    # worker; node 2: the viewers (and the worker that joins later)
+    # worker; node 2: the gateway (`streamwise serve`), the viewers and the worker that joins later
     node_a = Pool(_rotated(urls, 0), log_dir=workdir / "logs" / "node-a")
     node_b = Pool(_rotated(urls, 1), {"video": 1}, log_dir=workdir / "logs" / "node-b")
     pools = [node_a, node_b]
-    joined = None
+    joined = gateway = None
     result = Rehearsal(requests=requests, complete=0, expected=0, delivered=0, duplicates=0, lost=requests)
     try:
         bus = await connect(_rotated(urls, 2), name="rehearsal-viewer")
@@ -115,7 +115,12 @@ async def rehearse(workdir: Path, *, requests: int = 3, script: Path = SHORT_SCR
             await cluster.replicated(bus)
             for p in pools:
                 p.start()
+            port = free_port()
+            gateway = _process(["serve", "--nats", _rotated(urls, 2), "--port", str(port)],
+                               workdir / "logs" / "node-c-gateway.log")
             await _ready(bus, pools)
+            base = f"http://127.0.0.1:{port}"
+            await _http_ready(base, gateway)
             await cluster.replicated(bus)
             t0 = time.monotonic()
             first_segment = asyncio.Event()
@@ -127,7 +132,8 @@ async def rehearse(workdir: Path, *, requests: int = 3, script: Path = SHORT_SCR
             async def faults():
                 nonlocal joined
                 await first_segment.wait()
-                joined = subprocess_worker(_rotated(urls, 2), workdir / "logs" / "node-c-video.log")
+                joined = _process(["worker", "--stage", "video", "--nats", _rotated(urls, 2)],
+                                  workdir / "logs" / "node-c-video.log")
                 result.faults.append((round(time.monotonic() - t0, 2), "a video worker joined (node c)"))
                 dict(node_b.processes)["video-0"].send_signal(signal.SIGTERM)
                 result.faults.append((round(time.monotonic() - t0, 2), "node b's video worker left (SIGTERM, drains)"))
@@ -147,9 +153,12 @@ async def rehearse(workdir: Path, *, requests: int = 3, script: Path = SHORT_SCR
             shows = [Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=text,
                              script_name=script.name, title=f"Rehearsal {i + 1}") for i in range(requests)]
             striking = asyncio.create_task(faults())
+            # the last show goes in through the gateway's HTTP API (as a browser would) and is
+            # watched on the bus; the others are published by the Python client
             outcomes = await asyncio.gather(*(
                 generate(bus, r, workdir / "out" / r.request_id, idle_timeout_s=180,
-                         progress=on_first if i == 0 else None) for i, r in enumerate(shows)),
+                         progress=on_first if i == 0 else None) for i, r in enumerate(shows[:-1])),
+                _through_gateway(base, bus, shows[-1], workdir / "out" / "gateway"),
                 return_exceptions=True)
             await asyncio.wait_for(striking, 60)
         finally:
@@ -172,9 +181,10 @@ async def rehearse(workdir: Path, *, requests: int = 3, script: Path = SHORT_SCR
         result.seconds = round(time.monotonic() - started, 1)
         for p in pools:
             p.stop()
-        if joined is not None:
-            joined.terminate()
-            joined.wait(30)
+        for proc in (joined, gateway):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
         cluster.stop()
         if replicas is None:
             os.environ.pop("STREAMWISE_REPLICAS", None)
@@ -183,18 +193,65 @@ async def rehearse(workdir: Path, *, requests: int = 3, script: Path = SHORT_SCR
     return result
 
 
-def subprocess_worker(url: str, log: Path):
-    """Start one CPU video worker process on ``url`` (a worker joining the pool)."""
+def _process(args: list[str], log: Path):
+    """Start ``streamwise ARGS`` as its own process, its output in ``log``."""
     import subprocess
 
     log.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "streamwise", "worker", "--stage", "video", "--nats", url],
+    return subprocess.Popen([sys.executable, "-m", "streamwise", *args],
                             stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+
+
+async def _http_ready(base: str, proc, timeout_s: float = 60.0) -> None:
+    import aiohttp
+
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the gateway exited ({proc.returncode})")
+            try:
+                async with http.get(f"{base}/openapi.json") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("the gateway did not start listening")
+            await asyncio.sleep(0.3)
+
+
+async def _through_gateway(base: str, bus, show: Request, out: Path) -> Report:
+    """POST ``show``'s script to the gateway, then watch its segments on the bus; the gateway's
+    status must say done (raises RuntimeError otherwise)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/v1/podcasts", json={"script": show.script, "title": show.title}) as resp:
+            body = await resp.json()
+            if resp.status != 201:
+                raise RuntimeError(f"gateway refused the show: {body}")
+        for attempt in range(60):   # until a scheduler has accepted it (its first status is on the bus)
+            try:
+                report = await watch(bus, body["id"], out, tenant=body.get("tenant", "default"), idle_timeout_s=180)
+                break
+            except GenerateError as exc:
+                if not str(exc).startswith("no request") or attempt == 59:
+                    raise
+                await asyncio.sleep(0.5)
+        for _ in range(50):   # the scheduler's done status follows the final segment
+            async with http.get(f"{base}/v1/podcasts/{body['id']}") as resp:
+                state = (await resp.json()).get("state")
+            if state == "done":
+                return report
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"the gateway's status of {body['id']} is {state!r} after the final segment")
 
 
 def format_result(r: Rehearsal) -> str:
     """The rehearsal as a few lines of text (what ``deploy/local/rehearse.py`` prints)."""
-    lines = [f"rehearsal: {r.requests} requests on a 3-node NATS cluster, 2 schedulers, workers on 3 nodes "
+    lines = [f"rehearsal: {r.requests} requests (one through the gateway) on a 3-node NATS cluster, "
+             f"2 schedulers, workers on 3 nodes "
              f"({r.seconds:.0f} s)",
              f"  complete {r.complete}/{r.requests}, segments delivered {r.delivered} of {r.expected} expected, "
              f"duplicates dropped {r.duplicates}, shows lost {r.lost}"]

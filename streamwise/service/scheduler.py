@@ -34,7 +34,7 @@ from opentelemetry import trace
 
 from ..telemetry import tracing
 from ..telemetry.metrics import SchedulerMetrics
-from ..bus import subjects
+from ..bus import registry, subjects
 from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer
 from ..bus.codec import MessageError, decode
 from ..bus.messages import Event, Heartbeat, Request, Status, Task
@@ -58,6 +58,7 @@ MISSING_MODEL_WAIT_S = float(os.environ.get("STREAMWISE_MISSING_MODEL_WAIT_S", "
 REQUEST_STALL_S = float(os.environ.get("STREAMWISE_REQUEST_STALL_S", "600"))
 # after a reconnect, instances get this long to beat again before their work is resubmitted
 RECONNECT_GRACE_S = 2 * INSTANCE_TTL_S
+WATCH_STALL_S = 3 * registry.HEARTBEAT_S   # no heartbeat at all for this long: the KV watch stalled
 # the most requests one scheduler process serves at once (issue 14: intake spreads over processes);
 # a busy one waits INTAKE_DELAY_S per active request before asking for the next
 MAX_REQUESTS = int(os.environ.get("STREAMWISE_MAX_REQUESTS", "64"))
@@ -90,6 +91,7 @@ class SchedulerService(ResultCache, Steering):
         self.id = f"scheduler-{os.getpid()}-{uuid.uuid4().hex[:4]}"   # tasks name it; instances report by it
         self.max_requests = max_requests
         self.metrics: SchedulerMetrics | None = None
+        self._mass_grace_at = -1e9          # when every worker last went silent at once (monotonic s)
         self.ledger = TenantLedger(bus, quotas)   # per-tenant quotas, counted on the bus
         self.profiles = profiles if profiles is not None else load_profiles()
         self.cap = cap
@@ -175,20 +177,30 @@ class SchedulerService(ResultCache, Steering):
                 log.debug("instance watch failed: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
+            last = time.monotonic()
+            stalled = False
             try:
                 while not self._stop.is_set() and generation == self.bus.reconnects:
                     try:
                         entry = await watcher.updates(timeout=1.0)
                     except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                        # live instances beat every 2 s: silence means the watch stalled (the KV's
+                        # stream leader moved to another node of a cluster): re-create it before
+                        # their heartbeats age out here, though they still reach the bus
+                        if self.pool.instances and time.monotonic() - last > WATCH_STALL_S:
+                            stalled = True
+                            log.warning("instance watch silent for %.0f s: re-creating it", WATCH_STALL_S)
+                            break
                         continue
                     if entry is not None:
+                        last = time.monotonic()
                         await self.inbox.put(("instance", entry))
             except Exception as exc:
                 log.debug("instance watch ended: %s", exc)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(watcher.stop(), timeout=2.0)
-            if generation != self.bus.reconnects:
+            if stalled or generation != self.bus.reconnects:
                 self.pool.grace(RECONNECT_GRACE_S)
 
     async def _keep_requests_alive(self) -> None:
@@ -442,7 +454,17 @@ class SchedulerService(ResultCache, Steering):
             self._instance_gone(hb.instance)
 
     def _expire_instances(self) -> None:
-        for inst in self.pool.expired():
+        expired = self.pool.expired()
+        workers = [i for i, hb in self.pool.instances.items() if hb.stage != "scheduler"]
+        if len(workers) >= 2 and set(workers) <= set(expired) and time.monotonic() > self._mass_grace_at + 60.0:
+            # every worker silent at once: far likelier our view of the bus than all of them dead
+            # (a cluster re-electing the KV's leader); give them the reconnect grace, once a minute
+            self._mass_grace_at = time.monotonic()
+            log.warning("all %d worker instances silent at once: waiting %.0f s before declaring them gone",
+                        len(workers), RECONNECT_GRACE_S)
+            self.pool.grace(RECONNECT_GRACE_S)
+            expired = [i for i in expired if i not in workers]
+        for inst in expired:
             self._instance_gone(inst)
 
     def _instance_gone(self, instance: str) -> None:
