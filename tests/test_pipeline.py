@@ -581,7 +581,10 @@ async def test_a_request_s_timeline_has_every_task_on_its_instance_with_its_dead
 
     from streamwise.client.timeline import draw_timeline, request_timeline
 
-    request = _request(DATA / "two_speakers.txt")
+    # a show no earlier test made: every task runs (none is served from the result cache)
+    words = uuid.uuid4().hex[:8]
+    request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0,
+                      script=f"Ada: A timeline, take {words}.\nBen: With every task on it, {words}.\n")
     report = await generate(ready, request, tmp_path / "show", idle_timeout_s=60)
     bars = await request_timeline(ready, request.request_id)
     assert {b.stage for b in bars} == {"screenplay", "image", "tts", "video", "mux"}
