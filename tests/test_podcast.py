@@ -237,6 +237,11 @@ def test_a_topic_opens_with_the_host_s_greeting_before_the_llm_writes_a_line():
     spoken = sum(p.est_s for p in opening) + plan.dag[opening[-1].node_id].inputs["pause_after_s"]
     assert spoken >= 10.0 - 1e-6                      # OPENING_S: until the LLM's first line is on screen
     assert "bicycle" in " ".join(p.text for p in opening)
+    # the LLM is due by its own first line, after the opening, not by the opening's first segment:
+    # its deadline slack lets the opening's tasks have the CPU first
+    first_seg = plan.request.submitted_at + plan.request.ttff_s
+    assert plan.dag["screenplay"].deadline > first_seg + 5.0
+    assert plan.dag["screenplay"].not_before == first_seg    # nor does it compete for the CPU before then
     # the LLM's speaker 0 and line 0 follow the host's
     node = plan.dag["screenplay"]
     node.state = NodeState.DISPATCHED

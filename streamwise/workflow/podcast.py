@@ -115,7 +115,7 @@ class PodcastPlan:
         self.skipped: set[int] = set()        # lines steered away (skip ahead): never spoken
         self.dag.add(Node("screenplay", "screenplay", runtime_s=self._rt("screenplay")))
         # speakers and lines of the opening, before the LLM's own (whose indices are shifted by these)
-        self.opening_speakers = self.opening_lines = 0
+        self.opening_speakers = self.opening_lines = self.opening_pieces = 0
         self._opening_pause_s: float | None = None    # set only while the opening's line is added
         self.llm_studio: str | None = None            # the screenplay's studio description
         if self.is_topic and opening:   # ``opening=False``: the LLM's lines alone (tests of the streaming)
@@ -134,8 +134,7 @@ class PodcastPlan:
         sentences = [f"Hello, and welcome to {title}." if title != "StreamWise" else "Hello, and welcome.",
                      f"Today we are talking about {short.rstrip('.')}.",
                      "This conversation is being written as you watch, so settle in.",
-                     "Our guests are taking their seats now.",
-                     "Here we go."]
+                     "Our guests are taking their seats now.", "Here we go."]
         pieces, spoken = [], 0.0
         for sentence in sentences:
             if pieces and spoken >= target:
@@ -146,7 +145,8 @@ class PodcastPlan:
         self._expand_screenplay({"title": title, "studio": f"a podcast studio; the show is about {short}",
                                  "speakers": [OPENING_HOST], "lines": [{"index": 0, "speaker": 0, "pieces": pieces}]})
         self._opening_pause_s = None
-        self.opening_speakers, self.opening_lines = len(self.speakers), self.lines
+        self.opening_speakers, self.opening_lines, self.opening_pieces = len(self.speakers), self.lines, len(self.pieces)
+        self.dag["screenplay"].not_before = r.submitted_at + r.ttff_s   # the LLM starts once the first frame is due
 
     # ---------------------------------------------------------------- queries
     @property
@@ -686,7 +686,11 @@ class PodcastPlan:
             if d_studio == math.inf:   # the studio is known before any speaker
                 d_studio = upstream_deadline(not_yet, self._rt("image.portrait"))
             dag["studio"].deadline = d_studio
-        if self.pieces:
+        if self.opening_lines:   # due by its own first line's speech, after the opening: the LLM yields meanwhile
+            own = self.pieces[self.opening_pieces:]
+            d_screenplay = (upstream_deadline(dag[own[0].node_id].deadline, self._rt("tts", 3.0)) if own else
+                            upstream_deadline(clip_deadline(running), self._rt("video", r.max_clip_s * r.fps)))
+        elif self.pieces:
             d_screenplay = min(upstream_deadline(d_studio, dag["studio"].runtime_s),
                                upstream_deadline(dag[self.pieces[0].node_id].deadline, self._rt("tts", 3.0)))
         else:
