@@ -74,10 +74,11 @@ async def test_a_24_fps_show_speaks_at_48k_in_whole_frames(bus, speech):
     assert len(pcm) == out["samples"] and np.abs(pcm).max() > 1000
     assert np.abs(pcm[-int(0.3 * WIDE_RATE):]).max() == 0                  # the pause after the line
     # the same words at 25 fps (22 050 Hz) last as long: to within piper's run-to-run variation
-    # (up to ~0.1 s seen here), far from the factor 2.18 of a mislabelled rate
+    # (its sampling noise: up to 0.25 s in 5 s seen in CI), far from the factor 2.18 of a
+    # mislabelled rate
     ref = await speech.run(_task("tts:1", text=text, speaker_index=0, fps=25.0, max_clip_s=2.0,
                                  pause_after_s=0.35), TaskContext(bus=bus, instance="t"))
-    assert out["samples"] / WIDE_RATE == pytest.approx(ref["samples"] / SAMPLE_RATE, rel=0.05)
+    assert out["samples"] / WIDE_RATE == pytest.approx(ref["samples"] / SAMPLE_RATE, rel=0.12)
 
 
 async def test_an_fps_with_no_whole_samples_per_frame_is_rejected(bus, speech):
