@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -44,17 +43,10 @@ def read_checked(path: str, fmt: str | None = None):
     ``path`` (and the line where one line is to blame).
     """
     from ..bus.limits import LIMITS
-    from ..script import ScriptError, decode_script, parse_script
+    from ..script import ScriptError, decode_script, parse_script, read_script_file
     from ..stages.cpu.screenplay import check_script_limits
 
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ScriptError(path, 0, "no such file") from None
-    except IsADirectoryError:
-        raise ScriptError(path, 0, "is a directory, not a script file") from None
-    except OSError as exc:
-        raise ScriptError(path, 0, f"cannot read file: {exc.strerror or exc}") from None
+    data = read_script_file(path)
     if len(data) > LIMITS.script_bytes:
         raise ScriptError(path, 0, f"{len(data):,} bytes, over the limit of {LIMITS.script_bytes:,} bytes "
                                    f"(configs/limits.yaml)")

@@ -27,7 +27,7 @@ from streamwise.script.plain import NARRATOR, parse_text
 from streamwise.script.text import clean_text, drop_paren, speaker_key
 
 __all__ = ["FORMATS", "NARRATOR", "Line", "Screenplay", "ScriptError", "clean_text", "detect_format",
-           "display_name", "load_script", "parse_script"]
+           "display_name", "load_script", "parse_script", "read_script_file"]
 
 FORMATS = ("text", "vtt", "srt", "json")
 NO_DIALOGUE = ("no dialogue found: expected 'Speaker: line' text, WebVTT with <v Speaker> tags, "
@@ -106,15 +106,24 @@ def load_script(path: str | os.PathLike[str], fmt: str | None = None) -> Screenp
     A missing or unreadable file, or bytes that are not text, raise :class:`ScriptError`.
     """
     name = os.fsdecode(path)
+    return parse_script(_decode(read_script_file(name), name), path=name, fmt=fmt)
+
+
+def read_script_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a script file.
+
+    Raises:
+        ScriptError: the file is missing, a directory or unreadable (one line naming it).
+    """
+    name = os.fsdecode(path)
     try:
-        data = Path(name).read_bytes()
+        return Path(name).read_bytes()
     except FileNotFoundError:
         raise ScriptError(name, 0, "no such file") from None
     except IsADirectoryError:
         raise ScriptError(name, 0, "is a directory, not a script file") from None
     except OSError as err:
         raise ScriptError(name, 0, f"cannot read file: {err.strerror or err}") from None
-    return parse_script(_decode(data, name), path=name, fmt=fmt)
 
 
 def detect_format(text: str, path: str | None = None) -> str:
