@@ -8,6 +8,7 @@ import pytest
 
 from streamwise.bus.client import connect
 from streamwise.bus.server import EmbeddedServer
+from streamwise.service.pool import Pool
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Tenant quotas off for the suite (many requests of tenant "default" share one server and its
@@ -33,3 +34,12 @@ async def bus(nats_url):
     b = await connect(nats_url, name="pytest")
     yield b
     await b.close()
+
+
+@pytest.fixture(scope="module")
+def pool(nats_url, tmp_path_factory):
+    """Scheduler + one worker per stage, as separate OS processes, until the module ends (a
+    module that needs other options defines its own ``pool``)."""
+    p = Pool(nats_url, log_dir=tmp_path_factory.mktemp("logs")).start()
+    yield p
+    p.stop()

@@ -214,13 +214,6 @@ def test_playlist_marks_an_encoding_change():
 
 # -- one show end to end ----------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def pool(nats_url, tmp_path_factory):
-    p = Pool(nats_url, log_dir=tmp_path_factory.mktemp("gateway-logs")).start()
-    yield p
-    p.stop()
-
-
 
 async def test_a_show_over_the_websocket_and_hls(bus, pool, tmp_path):
     """Upload a script file (Windows-1252, CRLF) as multipart; a slow WebSocket viewer and an HLS

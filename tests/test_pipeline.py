@@ -29,14 +29,6 @@ DATA = Path(__file__).parent / "data" / "scripts"
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.fixture(scope="module")
-def pool(nats_url, tmp_path_factory):
-    """Scheduler + one worker per stage, as separate OS processes, until the module ends."""
-    p = Pool(nats_url, log_dir=tmp_path_factory.mktemp("logs")).start()
-    yield p
-    p.stop()
-
-
 @pytest.fixture
 async def ready(bus, pool):
     await asyncio.wait_for(wait_ready(bus, pool), 90)

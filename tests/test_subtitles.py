@@ -21,7 +21,6 @@ from streamwise.bus.messages import Cue, Request
 from streamwise.client import generate
 from streamwise.client.hls import vtt_time, webvtt
 from streamwise.script import load_script
-from streamwise.service.pool import Pool
 from streamwise.stages.cpu.media import probe
 
 DATA = Path(__file__).parent / "data" / "scripts"
@@ -53,13 +52,6 @@ def test_webvtt_text_and_times() -> None:
                   Cue(start_s=3.0, end_s=3.0, speaker="Ada", text="empty span")])
     assert doc == "WEBVTT\n\n00:00:01.000 --> 00:00:02.500\n<v Tom &amp; Jerry>Fish &amp; &lt;chips&gt;\n"
     assert parse_vtt(doc) == [(1.0, 2.5, "Tom &amp; Jerry", "Fish &amp; &lt;chips&gt;")]
-
-
-@pytest.fixture(scope="module")
-def pool(nats_url, tmp_path_factory):
-    p = Pool(nats_url, log_dir=tmp_path_factory.mktemp("logs")).start()
-    yield p
-    p.stop()
 
 
 async def test_a_show_has_subtitles_as_a_sidecar_and_an_hls_rendition_from_what_was_spoken(bus, pool, tmp_path):
