@@ -489,3 +489,15 @@ def test_quoted_lines_of_prose_are_narration_not_titles_and_title_lines_beat_a_g
     assert play.title is None and play.speakers == ("Narrator",) and len(play.lines) == 3
     gutenberg = "The Project Gutenberg EBook of Pygmalion\n\nTitle: Pygmalion\n\nACT I\n\nLIZA. Ah-ow-oo!\n\nHIGGINS. No.\n"
     assert parse_script(gutenberg).title == "Pygmalion"
+
+
+def test_the_period_ending_a_cast_list_is_not_part_of_a_name() -> None:
+    """Jowett's dialogues: "PERSONS OF THE DIALOGUE: Socrates, Euthyphro." then ``EUTHYPHRO:``
+    labels: the speaker is Euthyphro, not "Euthyphro."; an abbreviation keeps its period."""
+    text = ("PERSONS OF THE DIALOGUE: Socrates, Euthyphro.\n\n"
+            "EUTHYPHRO: Why have you left the Lyceum, Socrates?\n\n"
+            "SOCRATES: Not in a suit, Euthyphro.\n")
+    assert list(parse_script(text).speakers) == ["Euthyphro", "Socrates"]
+    from streamwise.script.plain import _split_cast_entry
+
+    assert _split_cast_entry("Euthyphro.")[0] == "Euthyphro" and _split_cast_entry("John Jr.")[0] == "John Jr."

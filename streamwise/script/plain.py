@@ -466,6 +466,11 @@ def _split_cast_entry(entry: str) -> tuple[str | None, str]:
         if name_words(name):
             return name, normalise_text(entry[entry.rfind("(") + 1:-1])
     if name_words(entry):
+        # the period that ends a list ("PERSONS: Socrates, Euthyphro.") is no part of the name; an
+        # abbreviation's is ("Jr.", "D.D.")
+        last = entry.split()[-1]
+        if last.endswith(".") and len(last.rstrip(".")) > 3 and "." not in last.rstrip("."):
+            entry = entry[:-1]
         return entry, ""
     # "Merriman, Butler", "Rev. Canon Chasuble, D.D.", "PHAEDO, who is the narrator ..."
     name, found, desc = entry.partition(",")
