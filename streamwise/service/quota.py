@@ -23,6 +23,7 @@ import nats.errors
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
 from ..bus import subjects
+from ..bus.limits import LIMITS
 from ..bus.messages import Request, Status
 from ..core.deadlines import sketch_duration_s
 from ..core.quotas import Quota, Quotas, load_quotas
@@ -55,9 +56,10 @@ class QuotaExceeded(Exception):
 def spoken_estimate_s(request: Request, quota: Quota) -> float:
     """Seconds of speech a request is charged at admission: the script's words at 2.5 words/s
     (:func:`~streamwise.core.deadlines.sketch_duration_s`), or ``topic_spoken_s`` for a topic,
-    a document or an uploaded script (corrected when the request ends)."""
+    a document or an uploaded script (corrected when the request ends). At most the script limit
+    (``configs/limits.yaml``: a longer script is refused when it is parsed, having spoken nothing)."""
     if request.script:
-        return sketch_duration_s(request.script)
+        return min(sketch_duration_s(request.script), LIMITS.script_spoken_s)
     return quota.topic_spoken_s
 
 

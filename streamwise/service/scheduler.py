@@ -644,7 +644,10 @@ class SchedulerService(ResultCache, Steering):
             self.pool.finished(inst, task_id)
         self.quality_states.pop(rid, None)
         try:
-            await self.ledger.release(plan.request.tenant, rid, plan.video_duration_s)
+            # charged what it spoke: the whole show, or what was published before it failed
+            spoken = plan.video_duration_s
+            await self.ledger.release(plan.request.tenant, rid, spoken if spoken is not None else
+                                      plan.segment_start(plan.segments_done) / plan.request.fps)
         except Exception as exc:   # the entry goes stale and stops counting after quota.STALE_S
             log.warning("request %s: quota ledger not updated: %s", rid, exc)
         if plan.checkpoint_key:
