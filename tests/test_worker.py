@@ -180,7 +180,12 @@ class TimedStage(RecordingStage):
 
 async def _serve(worker: Worker) -> asyncio.Task:
     runner = asyncio.create_task(worker.run())
+    deadline = time.monotonic() + 30
     while worker.heartbeat.state != "ready":
+        if runner.done():
+            runner.result()          # the worker ended before it was ready: its error, not a hang
+            raise AssertionError("the worker ended before it was ready")
+        assert time.monotonic() < deadline, "the worker was not ready within 30 s"
         await asyncio.sleep(0.01)
     return runner
 
@@ -289,3 +294,65 @@ def test_outputs_are_named_per_attempt():
     other_tenant = _task("r", "clip:0:0", 1.0)
     other_tenant.tenant = "u"
     assert ctx.blob_name(other_tenant, "clip.mp4") != ctx.blob_name(first, "clip.mp4")
+
+
+async def test_a_worker_stops_although_a_loop_swallows_its_cancellation(bus):
+    """nats-py turns a cancellation inside a request into a TimeoutError, which a retry loop may
+    swallow (CI hung 300 s in ``Worker.run``'s cleanup on a heartbeat loop that never ended). A
+    worker whose heartbeat put swallows every cancellation still stops, within a few seconds."""
+    stage = TimedStage()
+    worker = Worker(bus, stage, instance="rec-stubborn", prefetch=2)
+    runner = await _serve(worker)
+    real_put = bus.instances.put
+    entered = asyncio.Event()
+
+    async def stubborn_put(key, value):
+        entered.set()
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:   # as nats-py's next_msg does: the cancel becomes a timeout ...
+            pass                         # ... that a retry loop takes as transient
+        return await real_put(key, value)
+
+    bus.instances.put = stubborn_put
+    try:
+        await asyncio.wait_for(entered.wait(), timeout=10)   # the heartbeat loop is inside the put
+        worker.stop()
+        await asyncio.wait([runner], timeout=15)
+    finally:
+        bus.instances.put = real_put
+    assert runner.done(), "Worker.run did not return within 15 s of stop()"
+    assert worker.heartbeat.state == "gone"
+
+
+async def test_cancel_and_wait_returns_although_a_task_ignores_its_cancellation():
+    """A task that swallows one cancellation ends on the next; one that swallows every one is
+    left running after the timeout, and the caller is not blocked."""
+    from streamwise.bus.client import cancel_and_wait
+
+    async def once():
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            pass
+        await asyncio.sleep(30)
+
+    release = asyncio.Event()
+
+    async def always():
+        while not release.is_set():
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                pass
+
+    a, b = asyncio.create_task(once()), asyncio.create_task(always())
+    await asyncio.sleep(0)
+    t0 = time.monotonic()
+    await cancel_and_wait([a, b], timeout_s=1.5)
+    assert a.cancelled() and not b.done()
+    assert time.monotonic() - t0 < 10
+    release.set()
+    b.cancel()
+    await asyncio.wait([b], timeout=5)
+    assert b.done()

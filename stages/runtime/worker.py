@@ -34,7 +34,7 @@ from ...telemetry import tracing
 from ...telemetry.health import start_health, stop_health
 
 from ...bus import registry, subjects
-from ...bus.client import ACK_WAIT_S, Bus, PullConsumer, connect, retrying
+from ...bus.client import ACK_WAIT_S, Bus, PullConsumer, cancel_and_wait, connect, retrying
 from ...bus.codec import MessageError, decode, encode
 from ...bus.messages import Event, Heartbeat, Task
 from .base import Partial, StageAdapter, TaskContext, TaskError, nice_for_slack
@@ -129,9 +129,7 @@ class Worker:
             # so every message this instance was delivered is handed back below, none left in limbo
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(tasks[1]), timeout=2.5)
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks, what=f"instance {self.instance}'s loops")
             with contextlib.suppress(Exception):
                 await evict_sub.unsubscribe()
             await self._hand_back()
@@ -183,7 +181,7 @@ class Worker:
         self.drain(notice_s, f"eviction notice ({notice_s:.0f} s)")
 
     async def _heartbeats(self) -> None:
-        while True:
+        while not self._stop.is_set():    # the flag as well as cancel(): see cancel_and_wait
             self.heartbeat.queue = len(self._queue)
             held = Counter(t.scheduler for _, _, t in self._queue)
             if self._current is not None:
@@ -385,7 +383,7 @@ class Worker:
     async def _keep_alive(self) -> None:
         """In-progress acks for every message held, queued or running, every third of the ack
         wait: a task that waits its turn behind long ones (GPU clips: 6-130 s) is not redelivered."""
-        while True:
+        while not self._stop.is_set():
             await asyncio.sleep(ACK_WAIT_S / 3)
             for msg in [m for msgs in list(self._held.values()) for m in msgs]:
                 with contextlib.suppress(Exception):   # an outage: the server redelivers, we de-duplicate

@@ -35,7 +35,7 @@ from opentelemetry import trace
 from ..telemetry import tracing
 from ..telemetry.metrics import SchedulerMetrics
 from ..bus import registry, subjects
-from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer
+from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer, cancel_and_wait
 from ..bus.codec import MessageError, decode
 from ..bus.messages import Event, Heartbeat, Request, Status, Task
 from ..core.dag import Node, NodeState
@@ -246,14 +246,12 @@ class SchedulerService(ResultCache, Steering):
                     log.error("scheduling pass failed:\n%s", traceback.format_exc())
                     await asyncio.sleep(0.1)
         finally:
-            for t in helpers:
-                t.cancel()
             for active in self.active.values():
                 if active.reader:
                     active.reader.cancel()
             with contextlib.suppress(Exception):
                 await steering.unsubscribe()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await cancel_and_wait(helpers, what="the scheduler's loops")
 
     async def _schedule_once(self) -> None:
         self._expire_instances()
