@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamwise.service.instance_state import InstanceState, load_prices
+from streamwise.workflow.instances import InstanceState, load_prices
 from streamwise.core.placement import InstanceView, ReadyNode, assign
 from streamwise.core.quality import QualityState, load_ladders
 
@@ -169,3 +169,25 @@ def test_a_floor_no_instance_can_serve_does_not_apply(state):
     (d,), _ = assign([ReadyNode("c1", "video", 1e9, "r", floor=len(LADDER.rungs) - 1)], views, cap=3, now=0.0,
                      runtime_s=_runtime(state), ladders={"video": LADDER})
     assert d.instance.instance == "ft-h100" and d.rung.name == "high"
+
+
+def test_fifo_does_not_adapt_quality_it_runs_the_best_rung_the_pool_serves_and_waits_for_it(state):
+    """The FIFO baseline means one thing live and simulated (issue 10): no adaptive quality. A
+    clip due in 1 s (the top rung cannot make it) stays on the top rung under FIFO, where EDF
+    steps down; with the top rung's instance at its cap, FIFO holds the clip instead of sending
+    it to the free CPU instance; on a pool without FantasyTalking it runs the best CPU rung (static, not the
+    cheaper still rung below it)."""
+    ft = _view(state, "ft", "fantasytalking", "h100", 1)
+    cpu = InstanceView("cpu", "video", "cpu-head", 0)
+    node = [ReadyNode("c0", "video", 1.0, "r", (0, 0))]
+    kw = dict(cap=1, now=0, runtime_s=_runtime(state), ladders={"video": LADDER})
+    (edf,), _ = assign(node, [ft, cpu], policy="edf", **kw)
+    (fifo,), _ = assign(node, [ft, cpu], policy="fifo", **kw)
+    assert edf.rung.name != LADDER.top.name
+    assert (fifo.rung.name, fifo.instance.instance) == (LADDER.top.name, "ft")
+    busy = InstanceView("ft", "video", "fantasytalking", 1, hardware="h100", gpus=1, queued_s=30.0)
+    held, _ = assign(node, [busy, cpu], policy="fifo", **kw)
+    assert held == []
+    (alone,), _ = assign(node, [cpu], policy="fifo", **kw)
+    best_cpu = next(r for r in LADDER.rungs if LADDER.model_of(r) == "cpu-head")
+    assert alone.instance.instance == "cpu" and alone.rung.name == best_cpu.name == "static"

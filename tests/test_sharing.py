@@ -21,7 +21,7 @@ from streamwise.bus.messages import Heartbeat, Request
 from streamwise.bus.server import EmbeddedServer
 from streamwise.client import generate
 from streamwise.core.placement import ReadyNode, assign
-from streamwise.service.instance_state import InstanceState
+from streamwise.workflow.instances import InstanceState
 from streamwise.service.pool import Pool
 
 ROOT = Path(__file__).parent.parent

@@ -130,8 +130,9 @@ def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, n
     ``runtime_s(node, instance, rung)`` gives expected seconds (raise ``KeyError`` when the
     instance cannot run it); default: 0 (pure load balancing). ``ladders`` maps a stage to
     its quality ladder; ``states`` holds each request's hysteresis state. ``policy``:
-    ``"edf"`` (earliest deadline first, the StreamWise policy) or ``"fifo"`` (the baseline:
-    requests in arrival order, nodes in the order they were added).
+    ``"edf"`` (earliest deadline first with adaptive quality: the StreamWise policy) or
+    ``"fifo"`` (the baseline: requests in arrival order, nodes in the order they were added,
+    no adaptive quality: the best rung the pool serves, see :func:`_place_without_adapting`).
     Returns the decisions in dispatch order and the updated states.
 
     Raises:
@@ -150,6 +151,8 @@ def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, n
         if ladder is None:
             found = pool.best(node, runtime_s, None, node.model)
             rung = None
+        elif policy == "fifo":
+            found, rung = _place_without_adapting(node, ladder, pool, runtime_s)
         else:
             found, rung, state = _place_on_ladder(node, ladder, pool, runtime_s, now,
                                                   new_states.get(node.request, QualityState()))
@@ -161,6 +164,23 @@ def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, n
         pool.take(inst, rt)
         decisions.append(Decision(node, inst, rung, rt))
     return decisions, new_states
+
+
+def _place_without_adapting(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: RuntimeFn):
+    """The FIFO baseline's quality: no adaptation. The node runs at the best rung any instance of
+    the pool serves (busy ones included), on its earliest free finisher; while every instance
+    of that rung is at its cap the node waits (``None``) rather than stepping down. With
+    FantasyTalking instances that is the top rung, as the paper's baselines run; on a CPU-only
+    pool, the CPU rung. The live scheduler and the simulator both call this."""
+    for rung in ladder.rungs:
+        free, anyone = pool.best_pair(node, runtime_s, rung, ladder.model_of(rung))
+        if anyone is None:
+            continue              # no instance serves this rung at all
+        if free is None:
+            pool.reserve(anyone[0], anyone[1])
+            return None, None
+        return free, rung
+    return None, None
 
 
 def _place_on_ladder(node: ReadyNode, ladder: Ladder, pool: _Pool, runtime_s: RuntimeFn, now: float,

@@ -41,9 +41,9 @@ from ..bus.messages import Event, Heartbeat, Request, Status, Task
 from ..core.dag import Node, NodeState
 from ..core.deadlines import StageProfile, load_profiles
 from ..core.estimate import book
-from .instance_state import InstanceState
-from ..core.placement import InstanceView, ReadyNode, assign
-from ..core.quality import Ladder, QualityState, Rung, load_ladders
+from ..workflow import dispatch
+from ..workflow.instances import InstanceState
+from ..core.quality import Ladder, QualityState, load_ladders
 from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
 from .admission import check_request, server_side
 from .cache import ResultCache
@@ -512,23 +512,20 @@ class SchedulerService(ResultCache, Steering):
 
     # ------------------------------------------------------------------ schedule + execute
     def _ready(self) -> list[tuple[str, int, Node]]:
-        """(request id, position, node) of every ready node of every active request: one scan of
-        the DAGs per loop, shared by the cache pass and placement."""
-        return [(rid, i, n) for rid, active in self.active.items() for i, n in enumerate(active.plan.dag.ready())]
+        """(request id, position, node) of every ready node of every active request
+        (:func:`streamwise.workflow.dispatch.scan`)."""
+        return dispatch.scan({rid: active.plan for rid, active in self.active.items()})
 
     async def _dispatch(self, ready_nodes: list[tuple[str, int, Node]], scan_s: float = 0.0) -> None:
         """Place and publish ``ready_nodes``; ``scan_s`` (the time spent finding them) counts in
         the per-task overhead."""
         started = time.perf_counter() - scan_s
-        now = time.time()
-        ready = [ReadyNode((rid, n.node_id), n.stage, n.deadline, rid, (self.active[rid].plan.request.submitted_at, i),
-                           model=self.active[rid].plan.required_model(n), floor=self._floor(rid, n))
-                 for rid, i, n in ready_nodes if rid in self.active and n.not_before <= now]
-        if not ready:
+        plans = {rid: active.plan for rid, active in self.active.items()}
+        decisions, self.quality_states = dispatch.decide(
+            plans, ready_nodes, self.pool, me=self.id, cap=self.cap, now=time.time(), ladders=self.ladders,
+            states=self.quality_states, policy=self.policy)
+        if not decisions:
             return
-        decisions, self.quality_states = assign(
-            ready, self.pool.views(self.id), cap=self.cap, now=time.time(), runtime_s=self._runtime,
-            ladders=self.ladders, states=self.quality_states, policy=self.policy)
         sends = []
         for d in decisions:
             rid, node_id = d.node.key
@@ -543,7 +540,7 @@ class SchedulerService(ResultCache, Steering):
                 log.error("request %s: building the task of %s failed:\n%s", rid, node_id, traceback.format_exc())
                 await self._finish(active, failed=f"internal error building {node_id}: {type(exc).__name__}: {exc}")
                 continue
-            node.state, node.instance, node.dispatched_at = NodeState.DISPATCHED, d.instance.instance, task.dispatched_at
+            dispatch.commit(plan, node, d, self.ladders, task.dispatched_at)
             active.dispatched[task.task_id] = (d.instance.instance, node_id)
             self.pool.dispatched(d.instance.instance, task.task_id, d.expected_s)
             sends.append((active, node, task, self.bus.publish(
@@ -557,17 +554,8 @@ class SchedulerService(ResultCache, Steering):
             per_task = (time.perf_counter() - started) / len(decisions)
             self.overhead_s.extend([per_task] * len(decisions))
 
-    def _floor(self, rid: str, node: Node) -> int:
-        """A request running late (its last segment past its deadline) runs its laddered nodes at
-        the cheapest rung until a segment is on time again: quality gives way before playback."""
-        ladder = self.ladders.get(node.stage)
-        if ladder is None or not self.active[rid].plan.running_late:
-            return 0
-        return len(ladder.rungs) - 1
-
     def _task_for(self, plan: PodcastPlan, node: Node, d) -> Task:
-        if d.rung is not None:
-            plan.set_rung(node, d.rung, self.ladders[node.stage])
+        dispatch.set_rung(plan, node, d, self.ladders)
         return Task(task_id=plan.task_id(node), request_id=plan.request.request_id, tenant=plan.request.tenant,
                     node_id=node.node_id, stage=node.stage, model=d.instance.model, deadline=node.deadline,
                     attempt=node.attempt, inputs=plan.task_inputs(node), quality=plan.quality_of(node),
@@ -613,12 +601,6 @@ class SchedulerService(ResultCache, Steering):
                     f"no {node.stage} instance of model {model!r} is running (waited {MISSING_MODEL_WAIT_S:.0f} s); "
                     f"start one with `streamwise worker --stage {node.stage} --model {model} --nats URL` "
                     f"or `streamwise up --llm transformers|vllm`"))
-
-    def _runtime(self, ready: ReadyNode, inst: InstanceView, rung: Rung | None) -> float:
-        rid, node_id = ready.key
-        node = self.active[rid].plan.dag[node_id]
-        return self.pool.runtime_s(inst, rung, cpu_estimate_s=node.runtime_s, duration_s=node.duration_s,
-                                   ladder=self.ladders.get(node.stage))
 
     # ------------------------------------------------------------------ update
     async def _status(self, plan: PodcastPlan, state: str, message: str, error: str | None = None) -> None:

@@ -149,10 +149,7 @@ class Simulator:
         self.c, self.w, self.policy, self.cap = cluster, w, policy, cap
         self.an = Model(w)
         ladder = ladder or w.ladder or load_ladders()[FT]
-        if policy == "fifo":
-            ladder = Ladder(ladder.model, (ladder.top,), ladder.output, ladder.upscaler, ladder.upscale_factor,
-                            ladder.climb_after)
-        self.ladder = ladder
+        self.ladder = ladder     # FIFO too: placement's FIFO takes the best rung the pool serves, no adapting
         self.ladders = {FT: ladder}
         self.cpu_video = load_profiles()["video"]
         self.has_up = any(i.model == UPSCALER for i in cluster.instances)
@@ -168,8 +165,10 @@ class Simulator:
             self.insts.append(_Inst(f"cpu-{r}", FT, m, CPU, 0, (m, CPU, 0), 0.0))
         self.by_id = {i.id: i for i in self.insts}
         self.classes: dict[str, dict[tuple, list]] = defaultdict(dict)     # stage -> class -> heap
+        self.members: dict[tuple, list[_Inst]] = defaultdict(list)        # class -> its instances
         for i in self.insts:
             self.classes[i.stage].setdefault(i.cls, []).append((0.0, i.version, i.id))
+            self.members[i.cls].append(i)
         for st in self.classes.values():
             for h in st.values():
                 heapq.heapify(h)
@@ -254,38 +253,53 @@ class Simulator:
         heapq.heappush(self.ready[node.stage], (key, next(self.seq), node))
 
     def _reps(self, stage: str) -> list[InstanceView]:
-        """The least-loaded instance with room (< cap outstanding) of each class of ``stage``."""
+        """The snapshot for placement, as the live scheduler's (busy instances included, so the
+        hold-for-a-busy-GPU rule sees them): per class of ``stage``, the least-loaded instance
+        with room (< cap outstanding), or, when every one is at its cap, the one that frees
+        first. ``queued_s`` is its expected seconds of outstanding work from now."""
         out = []
-        for h in self.classes[stage].values():     # heaps hold only instances with room
+        for cls, h in self.classes[stage].items():     # heaps hold only instances with room
+            inst = None
             while h:
                 bu, ver, iid = h[0]
-                inst = self.by_id[iid]
-                if ver != inst.version:
+                if ver != self.by_id[iid].version:
                     heapq.heappop(h)
                     continue
-                out.append(InstanceView(iid, stage, inst.model, inst.outstanding, True, inst.gpu, inst.gpus,
-                                        max(0.0, inst.busy_until - self.now), inst.price_per_s))
+                inst = self.by_id[iid]
                 break
+            if inst is None:                           # all at their cap (or gone): the first to free up
+                live = [i for i in self.members[cls] if i.alive and not i.draining]
+                if not live:
+                    continue
+                inst = min(live, key=lambda i: (i.busy_until, i.id))
+            out.append(InstanceView(inst.id, stage, inst.model, inst.outstanding, True, inst.gpu, inst.gpus,
+                                    max(0.0, inst.busy_until - self.now), inst.price_per_s))
         return out
 
     def _dispatch(self, stage: str) -> None:
+        """Place the stage's ready nodes as the live scheduler does: all of them in one call of
+        :func:`~streamwise.core.placement.assign` (a node held for a busy instance, or one no
+        instance can take, does not stop the nodes behind it), repeated while it dispatches."""
         heap = self.ready[stage]
         while heap:
             reps = self._reps(stage)
-            if not reps:
+            if not any(r.outstanding < self.cap for r in reps):
                 return
-            node = heap[0][2]
-            st = self.states.get(node.request)
-            decisions, new = assign([node], reps, cap=self.cap, now=self.now, runtime_s=self._runtime,
-                                    ladders=self.ladders, states={} if st is None else {node.request: st},
-                                    policy=self.policy)
+            nodes = [item[2] for item in heap]
+            states = {n.request: self.states[n.request] for n in nodes if n.request in self.states}
+            decisions, new = assign(nodes, reps, cap=self.cap, now=self.now, runtime_s=self._runtime,
+                                    ladders=self.ladders, states=states, policy=self.policy)
             if not decisions:
                 return
-            if node.request in new:
-                self.states[node.request] = new[node.request]
-            heapq.heappop(heap)
-            d = decisions[0]
-            self._start(self.by_id[d.instance.instance], node, d.rung, d.expected_s)
+            self.states.update(new)
+            d = decisions[0]       # the first only: the next call sees this instance's new load
+            for k, item in enumerate(heap):
+                if item[2] is d.node:
+                    heap[k] = heap[-1]
+                    heap.pop()
+                    heapq.heapify(heap)
+                    break
+            self._start(self.by_id[d.instance.instance], d.node, d.rung, d.expected_s)
 
     def _touch(self, inst: _Inst) -> None:
         """Invalidate the instance's heap entry; re-enter it while it has room (< cap)."""

@@ -4,7 +4,8 @@ Owns the live instances (from heartbeats, aged on the scheduler's own clock), th
 outstanding on each with their expected seconds, the prices, and the online correction of
 expected runtimes from observed ones (EWMA per instance, so a CPU worker's real speed is
 learnt too; StreamWise scheduler design, arXiv 2603.05800). The scheduler service gathers
-its snapshot for :func:`streamwise.core.placement.assign` here.
+its snapshot for :func:`streamwise.core.placement.assign` here, and so does the plan-driven
+simulator (:mod:`streamwise.sim.live`) on its own clock: one snapshot builder for both.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ class InstanceState:
     """Instances, their outstanding work and learnt speed. ``ttl_s``: an instance whose
     heartbeat is older than this (by our clock) is gone."""
 
-    def __init__(self, *, ttl_s: float, pricing: str = "spot") -> None:
+    def __init__(self, *, ttl_s: float, pricing: str = "spot", clock=time.monotonic) -> None:
         self.ttl_s = ttl_s
+        self.clock = clock          # seconds; the simulator passes its virtual clock
         self.prices = load_prices(pricing)
         self.instances: dict[str, Heartbeat] = {}
         self.seen: dict[str, float] = {}
@@ -47,16 +49,16 @@ class InstanceState:
     # ---------------------------------------------------------------- heartbeats
     def beat(self, hb: Heartbeat) -> None:
         self.instances[hb.instance] = hb
-        self.seen[hb.instance] = time.monotonic()     # our clock, not the worker's: hosts' clocks differ
+        self.seen[hb.instance] = self.clock()     # our clock, not the worker's: hosts' clocks differ
 
     def expired(self) -> list[str]:
-        now = time.monotonic()
+        now = self.clock()
         return [i for i in self.instances if now - self.seen.get(i, now) > self.ttl_s]
 
     def grace(self, seconds: float) -> None:
         """Give every known instance ``seconds`` from now before it counts as expired (after the
         bus connection came back: their heartbeats could not reach us while it was away)."""
-        until = time.monotonic() + seconds - self.ttl_s
+        until = self.clock() + seconds - self.ttl_s
         for instance in self.instances:
             self.seen[instance] = max(self.seen.get(instance, until), until)
 

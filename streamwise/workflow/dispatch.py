@@ -1,0 +1,98 @@
+"""One scheduling round over the active requests' plans: the live scheduler and the simulator run this.
+
+Issue 10 ("one request model"): the live scheduler (:mod:`streamwise.service.scheduler`) and
+the plan-driven simulator (:mod:`streamwise.sim.live`) hold the same objects, a
+:class:`~streamwise.workflow.podcast.PodcastPlan` per request and one
+:class:`~streamwise.workflow.instances.InstanceState` snapshot of the instances, and decide with
+the functions below, so they differ only in their clock and in where a task runs:
+
+- :func:`scan`: every ready node of every plan, in plan order (the FIFO policy's arrival order);
+- :func:`decide`: the ready nodes due by ``now`` as :class:`~streamwise.core.placement.ReadyNode`
+  (deadline, arrival, required model, rung floor), placed by
+  :func:`streamwise.core.placement.assign` on ``pool.views(me)`` (every instance, busy ones
+  included, so the hold-for-a-busy-GPU rule sees them) with :func:`node_runtime`;
+- :func:`commit`: a decision applied to its plan (the rung set, the node dispatched).
+
+The caller then sends the task (live: publishes it to the instance's subject; simulated: puts
+it in the emulated instance's queue) and records it with ``pool.dispatched``.
+"""
+
+from __future__ import annotations
+
+from typing import Hashable, Mapping
+
+from ..core.dag import Node, NodeState
+from ..core.placement import Decision, InstanceView, ReadyNode, assign
+from ..core.quality import Ladder, QualityState, Rung
+from .instances import InstanceState
+from .podcast import PodcastPlan
+
+
+def scan(plans: Mapping[Hashable, PodcastPlan]) -> list[tuple[Hashable, int, Node]]:
+    """``(request key, position, node)`` of every ready node of every plan: one scan of the DAGs
+    per round, shared by the cache pass and placement. ``position`` is the node's place in its
+    DAG (the order a FIFO policy uses within a request)."""
+    return [(key, i, n) for key, plan in plans.items() for i, n in enumerate(plan.dag.ready())]
+
+
+def floor_of(plan: PodcastPlan, node: Node, ladders: Mapping[str, Ladder]) -> int:
+    """The best rung index ``node`` may run at: a request running late (its last segment past
+    its deadline, :attr:`PodcastPlan.running_late`) runs its laddered nodes at the cheapest rung
+    until a segment is on time again, so quality gives way before playback; 0 (any) otherwise."""
+    ladder = ladders.get(node.stage)
+    if ladder is None or not plan.running_late:
+        return 0
+    return len(ladder.rungs) - 1
+
+
+def node_runtime(pool: InstanceState, plan: PodcastPlan, node: Node, inst: InstanceView, rung: Rung | None,
+                 ladders: Mapping[str, Ladder]) -> float:
+    """Expected seconds of ``node`` on ``inst`` at ``rung`` (:meth:`InstanceState.runtime_s`).
+
+    Raises:
+        KeyError: no profile for the instance's (model, hardware, GPU count): it cannot run it.
+    """
+    return pool.runtime_s(inst, rung, cpu_estimate_s=node.runtime_s, duration_s=node.duration_s,
+                          ladder=ladders.get(node.stage))
+
+
+def decide(plans: Mapping[Hashable, PodcastPlan], ready: list[tuple[Hashable, int, Node]], pool: InstanceState, *,
+           me: str, cap: int, now: float, ladders: Mapping[str, Ladder],
+           states: Mapping[Hashable, QualityState], policy: str
+           ) -> tuple[list[Decision], dict[Hashable, QualityState]]:
+    """Place the nodes of ``ready`` (from :func:`scan`) that are due (``not_before <= now``).
+
+    ``now``: seconds on the caller's clock (wall time live, virtual time simulated); ``me``: the
+    scheduler's id (other schedulers' tasks count in the snapshot); ``cap``: outstanding tasks per
+    instance; ``policy``: ``edf`` or ``fifo`` (:func:`streamwise.core.placement.assign`).
+    Decisions carry ``(request key, node id)`` as their node's key, in dispatch order.
+
+    Raises:
+        ValueError: an unknown policy.
+    """
+    nodes = [ReadyNode((key, n.node_id), n.stage, n.deadline, key, (plans[key].request.submitted_at, i),
+                       model=plans[key].required_model(n), floor=floor_of(plans[key], n, ladders))
+             for key, i, n in ready if key in plans and n.not_before <= now]
+    if not nodes:
+        return [], dict(states)
+
+    def runtime(r: ReadyNode, inst: InstanceView, rung: Rung | None) -> float:
+        key, node_id = r.key
+        plan = plans[key]
+        return node_runtime(pool, plan, plan.dag[node_id], inst, rung, ladders)
+
+    return assign(nodes, pool.views(me), cap=cap, now=now, runtime_s=runtime, ladders=ladders,
+                  states=states, policy=policy)
+
+
+def commit(plan: PodcastPlan, node: Node, decision: Decision, ladders: Mapping[str, Ladder], at: float) -> None:
+    """Apply ``decision`` to ``plan``: the node's rung (for a laddered stage) and its state
+    (dispatched to the decision's instance at ``at`` seconds). Call it after the task's inputs
+    are built (they depend on the rung: call :meth:`PodcastPlan.set_rung` first, then this)."""
+    node.state, node.instance, node.dispatched_at = NodeState.DISPATCHED, decision.instance.instance, at
+
+
+def set_rung(plan: PodcastPlan, node: Node, decision: Decision, ladders: Mapping[str, Ladder]) -> None:
+    """The decision's rung on ``node`` (nothing for a stage without a ladder)."""
+    if decision.rung is not None:
+        plan.set_rung(node, decision.rung, ladders[node.stage])
