@@ -51,6 +51,22 @@ def check_script_limits(play: Screenplay, path: str, limits: Limits = LIMITS) ->
                                    f"{limits.script_spoken_s / 3600:g} h")
 
 
+def screenplay_outputs(screenplay: Screenplay) -> dict[str, Any]:
+    """The screenplay stage's outputs for a parsed script: ``title``, ``studio``, ``speakers``
+    (names in order of appearance), ``lines`` (``[{"speaker": index, "pieces": [text, ...]}]``,
+    each line split into speakable pieces of at most :data:`MAX_PIECE_CHARS` characters, the
+    first piece shorter) and ``voices`` when the cast names any. The simulator
+    (:mod:`streamwise.sim.plans`) builds its screenplays with this too."""
+    index = {name: i for i, name in enumerate(screenplay.speakers)}
+    lines = [{"speaker": index[line.speaker],
+              "pieces": split_text(line.text, MAX_PIECE_CHARS, FIRST_PIECE_CHARS)} for line in screenplay.lines]
+    out = {"title": screenplay.title, "studio": screenplay.studio, "speakers": list(screenplay.speakers),
+           "lines": lines}
+    if screenplay.voices:   # the voice a speaker is given by name in the script's cast
+        out["voices"] = [screenplay.voices.get(name) for name in screenplay.speakers]
+    return out
+
+
 class ScriptScreenplay:
     """Stage ``screenplay``, model ``script-parser``: plain text, WebVTT, SRT or JSON screenplay.
 
@@ -92,11 +108,4 @@ class ScriptScreenplay:
             check_script_limits(screenplay, name)
         except ScriptError as exc:
             raise TaskError(str(exc), retryable=False) from None
-        index = {name: i for i, name in enumerate(screenplay.speakers)}
-        lines = [{"speaker": index[line.speaker],
-                  "pieces": split_text(line.text, MAX_PIECE_CHARS, FIRST_PIECE_CHARS)} for line in screenplay.lines]
-        out = {"title": screenplay.title, "studio": screenplay.studio, "speakers": list(screenplay.speakers),
-               "lines": lines}
-        if screenplay.voices:   # the voice a speaker is given by name in the script's cast
-            out["voices"] = [screenplay.voices.get(name) for name in screenplay.speakers]
-        return out
+        return screenplay_outputs(screenplay)

@@ -1,0 +1,128 @@
+"""Live against simulated, decision by decision (issue 10 item 3).
+
+A live run's completion events say, for every node, which instance ran it, at which rung, and
+when it started and finished. :func:`replay` simulates the same requests (same arrivals, same
+instances) with :class:`~streamwise.sim.plans.PlanSimulator` and a
+:class:`~streamwise.sim.plans.ReplayOracle` (the live outputs and run times), so the two differ
+only in the clock; :func:`compare` then lists every node whose instance, rung or place in its
+instance's order differs, and the largest gap between the two start times.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from ..bus.messages import Event, Heartbeat, Request
+from ..workflow.podcast import PodcastPlan
+from .plans import Dispatched, PlanRun, PlanSimulator, ReplayOracle
+
+
+def live_decisions(events: list[Event], arrivals: dict[str, float]) -> dict[tuple[str, str], Dispatched]:
+    """``(request key, node id) -> Dispatched`` from a live run's final successful events
+    (partial and failed attempts left out); times in seconds from the first arrival of
+    ``arrivals`` (request key -> Unix s the bus received it)."""
+    t0 = min(arrivals.values())
+    out = {}
+    for e in events:
+        if not e.ok or e.partial:
+            continue
+        key = f"{e.tenant}.{e.request_id}"
+        out[(key, e.node_id)] = Dispatched(key, e.node_id, e.instance, e.rung, math.nan,
+                                           e.started_at - t0, e.finished_at - t0)
+    return out
+
+
+def replay(events: list[Event], requests: list[tuple[float, Request]], instances: list[Heartbeat], *,
+           policy: str = "edf", cap: int = 3, latency_s: float | None = None) -> PlanRun:
+    """Simulate ``requests`` (``(Unix s received, Request)``) on ``instances`` with the outputs and
+    run times of ``events``; arrivals are shifted so the first is at 0. ``latency_s``: the
+    scheduler's reaction time (None: :func:`reaction_latency_s` of the live run)."""
+    t0 = min(t for t, _ in requests)
+    shifted = [(t - t0, r) for t, r in requests]
+
+    def simulate(latency: float) -> PlanSimulator:
+        sim = PlanSimulator(shifted, instances, policy=policy, cap=cap, oracle=ReplayOracle(events),
+                            latency_s=latency)
+        sim.run()
+        return sim
+
+    if latency_s is None:
+        latency_s = reaction_latency_s(events, simulate(0.0).done_plans)
+    sim = simulate(latency_s)
+    return PlanRun(sim.decisions, sim.segments, sim.arrivals, sim.finished)
+
+
+def reaction_latency_s(events: list[Event], plans: dict[str, PodcastPlan]) -> float:
+    """The live scheduler's median reaction time (s): from the end of a node's last dependency to
+    the node's start, over nodes whose instance was idle meanwhile (so the gap is the event's
+    trip to the scheduler, its loop pass and the task's trip to the worker, not queueing).
+    ``plans``: the requests' plans by key (for the DAG's dependencies)."""
+    done = {(f"{e.tenant}.{e.request_id}", e.node_id): e for e in events if e.ok and not e.partial}
+    by_instance: dict[str, list[float]] = defaultdict(list)
+    for e in done.values():
+        by_instance[e.instance].append(e.finished_at)
+    lags = []
+    for (key, node_id), e in done.items():
+        plan = plans.get(key)
+        if plan is None or node_id not in plan.dag.nodes or not plan.dag[node_id].deps:
+            continue
+        deps = [done.get((key, d)) for d in plan.dag[node_id].deps]
+        if any(d is None for d in deps):
+            continue
+        ready = max(d.finished_at for d in deps)
+        if ready <= e.started_at and not any(ready < f < e.started_at for f in by_instance[e.instance]):
+            lags.append(e.started_at - ready)
+    return statistics.median(lags) if lags else 0.0
+
+
+@dataclass
+class Conformance:
+    """The comparison: ``nodes`` compared; per kind of difference, the ``(request, node)`` pairs
+    that differ; the largest start-time gap (s) over nodes that agree on their instance."""
+
+    nodes: int
+    other_instance: list[tuple[str, str]] = field(default_factory=list)
+    other_rung: list[tuple[str, str]] = field(default_factory=list)
+    other_order: list[str] = field(default_factory=list)          # instances whose run order differs
+    only_live: list[tuple[str, str]] = field(default_factory=list)
+    only_sim: list[tuple[str, str]] = field(default_factory=list)
+    max_start_gap_s: float = 0.0
+
+    @property
+    def same(self) -> bool:
+        """Every node on the same instance at the same rung, in the same order per instance."""
+        return not (self.other_instance or self.other_rung or self.other_order or self.only_live or self.only_sim)
+
+    def summary(self) -> str:
+        """One line for logs and test failures."""
+        return (f"{self.nodes} nodes: {len(self.other_instance)} on another instance, {len(self.other_rung)} at "
+                f"another rung, order differs on {self.other_order or 'no instance'}, {len(self.only_live)} only "
+                f"live, {len(self.only_sim)} only simulated; largest start gap {self.max_start_gap_s:.2f} s; first "
+                f"differences: {(self.other_instance + self.other_rung)[:5]}")
+
+
+def compare(live: dict[tuple[str, str], Dispatched], run: PlanRun) -> Conformance:
+    """Compare live decisions (:func:`live_decisions`) with a simulated run's (its last decision per
+    node: the one that completed)."""
+    sim = {(d.request, d.node): d for d in run.decisions}
+    result = Conformance(nodes=len(set(live) & set(sim)))
+    result.only_live = sorted(set(live) - set(sim))
+    result.only_sim = sorted(set(sim) - set(live))
+    order_live, order_sim = defaultdict(list), defaultdict(list)
+    for k in sorted(set(live) & set(sim)):
+        a, b = live[k], sim[k]
+        if a.instance != b.instance:
+            result.other_instance.append(k)
+            continue
+        if a.rung != b.rung:
+            result.other_rung.append(k)
+        result.max_start_gap_s = max(result.max_start_gap_s, abs(a.started_s - b.started_s))
+        order_live[a.instance].append((a.started_s, k))
+        order_sim[b.instance].append((b.started_s, k))
+    for inst in sorted(order_live):
+        if [k for _, k in sorted(order_live[inst])] != [k for _, k in sorted(order_sim[inst])]:
+            result.other_order.append(inst)
+    return result

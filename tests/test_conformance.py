@@ -1,0 +1,113 @@
+"""The live scheduler and the simulator decide alike (issue 10 item 3: the conformance test).
+
+One workload, two script requests a few seconds apart, runs on a real nats-server through the
+live scheduler and a mixed pool of real CPU workers and an emulated FantasyTalking instance
+(GB200 x 40, taking its reference-profile time: no GPU here, marked emulated). The same requests
+are then simulated by :class:`streamwise.sim.plans.PlanSimulator` (the same PodcastPlan, snapshot
+and scheduling round, on a virtual clock) with the live run's outputs and run times
+(:class:`~streamwise.sim.plans.ReplayOracle`). Asserted: every node ran on the same instance at the
+same rung in both, in the same order on every instance, and started within the stated tolerance.
+
+Tolerance: the live scheduler decides a few milliseconds after an event (a bus round trip and
+a loop pass, more on a loaded 2-core machine) where the simulator decides at once, and its
+heartbeat-derived load lags by up to one heartbeat; start times may therefore drift by the
+accumulated latency: ``START_TOLERANCE_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from helpers import events_of, wait_ready
+
+from streamwise.bus import registry, subjects
+from streamwise.bus.codec import decode
+from streamwise.bus.messages import Request, Status
+from streamwise.client import generate
+from streamwise.service.pool import Pool, emulated_workers
+from streamwise.sim.conformance import compare, live_decisions, replay
+from streamwise.sim.plans import PlanSimulator
+
+DATA = Path(__file__).parent / "data" / "scripts"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+START_TOLERANCE_S = 3.0
+
+
+@pytest.fixture(scope="module")
+def pool(nats_url, tmp_path_factory):
+    """Scheduler (no result cache: the simulator has none) + one CPU worker per stage + an
+    emulated FantasyTalking instance on 40 x GB200."""
+    p = Pool(nats_url, log_dir=tmp_path_factory.mktemp("logs"), scheduler=["--no-cache"],
+             extra=emulated_workers(["fantasytalking:gb200:40"])).start()
+    yield p
+    p.stop()
+
+
+async def _received_at(bus, tenant: str, rid: str) -> float:
+    sub = await bus.js.subscribe(subjects.status(tenant, rid), stream=subjects.STREAM_STATUS, ordered_consumer=True)
+    try:
+        while True:
+            status = decode((await sub.next_msg(timeout=5)).data, Status)
+            if status.received_at:
+                return status.received_at
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_live_and_simulated_runs_make_the_same_decisions(bus, pool, tmp_path):
+    await asyncio.wait_for(wait_ready(bus, pool), 120)
+    instances = [hb for hb in await registry.list_instances(bus.instances) if hb.stage != "scheduler"]
+    assert any(hb.emulated and hb.model == "fantasytalking" for hb in instances)
+    requests = [Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=path.read_text(encoding="utf-8"),
+                        script_name=path.name) for path in (EXAMPLES / "short_chat.txt", DATA / "two_speakers.txt")]
+
+    async def run(i: int, request: Request):
+        await asyncio.sleep(3.0 * i)
+        return await generate(bus, request, tmp_path / request.request_id, idle_timeout_s=120)
+
+    reports = await asyncio.gather(*(run(i, r) for i, r in enumerate(requests)))
+    assert all(rep.segments for rep in reports)
+    events, received = [], []
+    for r in requests:
+        events += await events_of(bus, r.request_id)
+        received.append((await _received_at(bus, "default", r.request_id), r))
+    live = live_decisions(events, {f"default.{r.request_id}": t for t, r in received})
+    rungs = {d.rung for d in live.values() if d.rung}
+    videos = {d.instance for d in live.values() if d.node.startswith("clip:")}
+    assert len(videos) == 2 and len(rungs) >= 2, f"the workload should use both video instances: {rungs}, {videos}"
+
+    sim = replay(events, received, instances)
+    assert all(sim.finished.values())
+    result = compare(live, sim)
+    assert result.nodes == len(live) > 40
+    assert result.same, result.summary()
+    assert result.max_start_gap_s <= START_TOLERANCE_S, result.summary()
+
+
+def test_the_simulator_runs_the_live_request_model_with_profile_times():
+    """Without a live run: the profile oracle (expected times, sketch-length speech) runs three
+    requests of the example to completion on the live DAG, each segment once, in order."""
+    from streamwise.bus.messages import Heartbeat
+
+    script = (EXAMPLES / "podcast.txt").read_text(encoding="utf-8")
+    reqs = [(2.0 * i, Request(request_id=f"r{i}", submitted_at=0.0, script=script)) for i in range(3)]
+    insts = [Heartbeat(instance="sp", stage="screenplay", model="script-parser"),
+             Heartbeat(instance="img", stage="image", model="procedural"),
+             Heartbeat(instance="tts", stage="tts", model="piper"),
+             Heartbeat(instance="cpu-v", stage="video", model="cpu-head"),
+             Heartbeat(instance="ft", stage="video", model="fantasytalking", hardware="gb200", gpus=40),
+             Heartbeat(instance="mux", stage="mux", model="pyav")]
+    run = PlanSimulator(reqs, insts).run()
+    assert all(run.finished.values()) and len(run.finished) == 3
+    for key, segs in run.segments.items():
+        assert segs == sorted(segs) and len(segs) > 10
+        segs_nodes = [d.node for d in run.decisions if d.request == key and d.node.startswith("seg:")]
+        assert len(segs_nodes) == len(set(segs_nodes)) == len(segs)
+    used = {(d.instance, d.rung) for d in run.decisions if d.node.startswith("clip:")}
+    assert ("cpu-v", "static") in used and any(inst == "ft" for inst, _ in used)
+    # FIFO on the same pool never adapts: every clip at the best rung the pool serves
+    fifo = PlanSimulator(reqs, insts, policy="fifo").run()
+    assert {d.rung for d in fifo.decisions if d.node.startswith("clip:")} == {"high"}
