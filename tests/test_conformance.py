@@ -8,10 +8,11 @@ and scheduling round, on a virtual clock) with the live run's outputs and run ti
 (:class:`~streamwise.sim.plans.ReplayOracle`). Asserted: every node ran on the same instance at the
 same rung in both, in the same order on every instance, and started within the stated tolerance.
 
-Tolerance: the live scheduler decides a few milliseconds after an event (a bus round trip and
-a loop pass, more on a loaded 2-core machine) where the simulator decides at once, and its
-heartbeat-derived load lags by up to one heartbeat; start times may therefore drift by the
-accumulated latency: ``START_TOLERANCE_S``.
+Tolerance on times: the live scheduler decides a few milliseconds after an event (a bus round
+trip and a loop pass, more on a loaded 2-core machine) where the simulator decides at once, so
+a decision on the edge of a deadline can go either way. The simulator is replayed with reaction
+times of 0-0.3 s (:func:`streamwise.sim.conformance.best_replay`) and one of them must give the
+same decisions; start times may drift by the accumulated latency: ``START_TOLERANCE_S``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from streamwise.bus.codec import decode
 from streamwise.bus.messages import Request, Status
 from streamwise.client import generate
 from streamwise.service.pool import Pool, emulated_workers
-from streamwise.sim.conformance import compare, live_decisions, replay
+from streamwise.sim.conformance import best_replay, compare, live_decisions, replay
 from streamwise.sim.plans import PlanSimulator
 
 DATA = Path(__file__).parent / "data" / "scripts"
@@ -79,12 +80,13 @@ async def test_live_and_simulated_runs_make_the_same_decisions(bus, pool, tmp_pa
     videos = {d.instance for d in live.values() if d.node.startswith("clip:")}
     assert len(videos) == 2 and len(rungs) >= 2, f"the workload should use both video instances: {rungs}, {videos}"
 
-    sim = replay(events, received, instances)
-    assert all(sim.finished.values())
-    result = compare(live, sim)
+    assert all(replay(events, received, instances).finished.values())
+    result, latency = best_replay(events, received, instances, live)
     assert result.nodes == len(live) > 40
     assert result.same, result.summary()
     assert result.max_start_gap_s <= START_TOLERANCE_S, result.summary()
+    # the comparison tells policies apart: the FIFO baseline on the same workload decides otherwise
+    assert not compare(live, replay(events, received, instances, policy="fifo", latency_s=latency)).same
 
 
 def test_the_simulator_runs_the_live_request_model_with_profile_times():
