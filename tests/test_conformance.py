@@ -113,3 +113,17 @@ def test_the_simulator_runs_the_live_request_model_with_profile_times():
     # FIFO on the same pool never adapts: every clip at the best rung the pool serves
     fifo = PlanSimulator(reqs, insts, policy="fifo").run()
     assert {d.rung for d in fifo.decisions if d.node.startswith("clip:")} == {"high"}
+
+
+def test_simulate_pool_prints_each_request_and_refuses_a_missing_script(capsys):
+    from streamwise.cli import main
+
+    assert main(["simulate-pool", "--script", str(EXAMPLES / "short_chat.txt"), "--requests", "2",
+                 "--emulate", "fantasytalking:gb200:40", "--json"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert out["emulated"] is True and set(out["requests"]) == {"default.r0", "default.r1"}
+    assert all(r["finished"] and r["segments"] > 5 and r["ttff_s"] > 0 for r in out["requests"].values())
+    assert main(["simulate-pool", "--script", "/no/such/script.txt"]) == 2
+    assert "no such file" in capsys.readouterr().err

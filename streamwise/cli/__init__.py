@@ -154,6 +154,8 @@ def _parser() -> argparse.ArgumentParser:
     auth_parser(sub)
     from .serve import add_parser as serve_parser   # the HTTP gateway and its page (issue 13)
     serve_parser(sub)
+    from .simpool import add_parser as simpool_parser   # the live request model simulated (issue 10)
+    simpool_parser(sub)
     return p
 
 

@@ -46,13 +46,12 @@ def replay(events: list[Event], requests: list[tuple[float, Request]], instances
     def simulate(latency: float) -> PlanSimulator:
         sim = PlanSimulator(shifted, instances, policy=policy, cap=cap, oracle=ReplayOracle(events),
                             latency_s=latency)
-        sim.run()
+        sim.result = sim.run()
         return sim
 
     if latency_s is None:
         latency_s = reaction_latency_s(events, simulate(0.0).done_plans)
-    sim = simulate(latency_s)
-    return PlanRun(sim.decisions, sim.segments, sim.arrivals, sim.finished)
+    return simulate(latency_s).result
 
 
 LATENCIES_S = (None, 0.0, 0.02, 0.05, 0.1, 0.2, 0.3)

@@ -160,6 +160,26 @@ class PlanRun:
     segments: dict[str, list[float]]
     arrivals: dict[str, float]
     finished: dict[str, bool]
+    starts: dict[str, list[float]] = field(default_factory=dict)   # each segment's start in the show (s)
+
+    def stall_s(self, key: str) -> float:
+        """Seconds a viewer of ``key`` would wait in total after its first frame: segment k is due
+        at first frame + its start in the show + the stalls before it."""
+        segs, starts = self.segments.get(key) or [], self.starts.get(key) or []
+        stall = 0.0
+        for t, start in zip(segs, starts):
+            stall += max(0.0, t - (segs[0] + start + stall))
+        return stall
+
+    def summary(self) -> dict:
+        """Per request: TTFF, stall (s), segments; and the rung mix of the video clips."""
+        from collections import Counter
+
+        rungs = Counter(d.rung for d in self.decisions if d.rung)
+        return {"requests": {k: {"ttff_s": round(self.ttff_s(k), 3), "stall_s": round(self.stall_s(k), 3),
+                                 "segments": len(self.segments[k]), "finished": self.finished[k]}
+                             for k in self.segments},
+                "rungs": dict(rungs), "tasks": len(self.decisions), "emulated": True}
 
     def ttff_s(self, key: str) -> float:
         """Time to first frame of request ``key``: its first segment's completion after arrival."""
@@ -229,7 +249,9 @@ class PlanSimulator:
                 elif kind == "seen":
                     self._seen(*payload)
             self._round()
-        return PlanRun(self.decisions, self.segments, self.arrivals, self.finished)
+        starts = {k: [p.segment_start(i) / p.request.fps for i in range(len(self.segments[k]))]
+                  for k, p in {**self.plans, **self.done_plans}.items()}
+        return PlanRun(self.decisions, self.segments, self.arrivals, self.finished, starts)
 
     # ---------------------------------------------------------------- events
     def _push(self, t: float, kind: str, payload: Any) -> None:
