@@ -24,8 +24,6 @@ from streamwise.core.quality import (
     Ladder,
     QualityState,
     Rung,
-    adapt,
-    choose_rung,
     load_ladders,
     next_rung,
     scale_plan,
@@ -84,30 +82,6 @@ def test_scale_plan_keeps_one_resolution_per_stream(ladders):
     assert scale_plan(ladders["cpu-head"].static, ladders["cpu-head"]) == "none"
 
 
-# --------------------------------------------------------------------------- choose_rung
-
-
-def test_choose_rung_takes_the_top_rung_with_slack(ladders):
-    rung = choose_rung(ladders["fantasytalking"], now=100.0, deadline=110.0, queue_ahead_s=2.0, runtime_s=runtime)
-    assert rung.name == "high"
-
-
-def test_choose_rung_steps_down_when_the_deadline_is_tight(ladders):
-    ft = ladders["fantasytalking"]
-    # high needs 1.0 s, medium 0.125 s: 0.5 s of room leaves only medium
-    assert choose_rung(ft, now=0.0, deadline=0.5, queue_ahead_s=0.0, runtime_s=runtime).name == "medium"
-    # the margin counts too
-    assert choose_rung(ft, now=0.0, deadline=1.2, queue_ahead_s=0.0, runtime_s=runtime).name == "high"
-    assert choose_rung(ft, now=0.0, deadline=1.2, queue_ahead_s=0.0, runtime_s=runtime,
-                       margin_s=0.3).name == "medium"
-
-
-def test_choose_rung_falls_back_to_static_when_nothing_fits(ladders):
-    ft = ladders["fantasytalking"]
-    rung = choose_rung(ft, now=0.0, deadline=1.0, queue_ahead_s=5.0, runtime_s=runtime)
-    assert rung == ft.static and rung.name == "still"          # the cheapest CPU rung
-
-
 # --------------------------------------------------------------------------- hysteresis
 
 
@@ -143,16 +117,6 @@ def test_hysteresis_uses_the_ladder_default_and_a_tight_shot_drops_straight_to_s
     assert rung.name == "static" and state.on_time == 1
     rung, state = next_rung(state, ft, ft.top)
     assert rung.name == "low"
-
-
-def test_adapt_runs_the_first_shots_low_and_later_ones_high(ladders):
-    ft = ladders["fantasytalking"]
-    state, seen = QualityState(), []
-    # the first shots have 0.3 s of room (medium fits), later ones 5 s
-    for room in [0.3, 0.3, 5.0, 5.0, 5.0, 5.0]:
-        rung, state = adapt(state, ft, now=0.0, deadline=room, queue_ahead_s=0.0, runtime_s=runtime)
-        seen.append(rung.name)
-    assert seen == ["medium", "medium", "medium", "high", "high", "high"]
 
 
 def test_next_rung_rejects_a_rung_of_another_ladder(ladders):

@@ -7,8 +7,9 @@ later ones high; a lower rung is upscaled (or scaled) to the output size so one 
 one resolution. Ladders are data (``configs/quality.yaml``), checked on load against the
 model constraints in ``configs/models.yaml``.
 
-The policy is split Ray Serve style: :func:`choose_rung` is what the deadline allows now,
-:func:`next_rung` adds hysteresis with the per-request :class:`QualityState` passed in and
+The policy is split Ray Serve style: what the deadline allows now on each instance is
+decided by :func:`streamwise.core.placement.assign` (the highest rung whose best instance
+finishes in time), and :func:`next_rung` adds hysteresis with the per-request :class:`QualityState` passed in and
 returned explicitly (step down at once, climb back one rung per ``climb_after`` shots with
 slack). The caller records the rung it dispatches for every segment.
 """
@@ -16,7 +17,7 @@ slack). The caller records the rung it dispatches for every segment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal, Mapping
 
 from .constraints import ConfigError, ModelConstraints, aspect_ok, load_constraints, read_config
 
@@ -105,27 +106,11 @@ class QualityState:
 # --------------------------------------------------------------------------- policy
 
 
-def choose_rung(ladder: Ladder, *, now: float, deadline: float, queue_ahead_s: float,
-                runtime_s: Callable[[Rung], float], margin_s: float = 0.0) -> Rung:
-    """The highest rung that finishes by ``deadline`` on the chosen instance.
-
-    A rung fits when ``now + queue_ahead_s + runtime_s(rung) + margin_s <= deadline`` (all in
-    seconds; ``now`` and ``deadline`` on the same clock). ``runtime_s`` is the profiled
-    runtime of the rung on that instance, including upscaling when :func:`scale_plan` says so.
-    When nothing fits, the lowest (static) rung.
-    """
-    start = now + queue_ahead_s + margin_s
-    for rung in ladder.rungs:
-        if start + runtime_s(rung) <= deadline:
-            return rung
-    return ladder.static
-
-
 def next_rung(state: QualityState, ladder: Ladder, feasible_rung: Rung, *,
               climb_after: int | None = None) -> tuple[Rung, QualityState]:
     """The rung to run this shot at, and the request's new state.
 
-    ``feasible_rung`` is what the deadline allows now (:func:`choose_rung`). Below the current
+    ``feasible_rung`` is what the deadline allows now (placement's choice). Below the current
     rung: step down to it at once. At the current rung: stay, and the slack count restarts.
     Above it: stay until this is the ``climb_after``-th shot in a row with slack (default
     ``ladder.climb_after``), then climb one rung only, so quality recovers without oscillating.
@@ -141,15 +126,6 @@ def next_rung(state: QualityState, ladder: Ladder, feasible_rung: Rung, *,
     if streak >= k:
         return ladder.rungs[current - 1], QualityState(current - 1, 0)
     return ladder.rungs[current], QualityState(current, streak)
-
-
-def adapt(state: QualityState, ladder: Ladder, *, now: float, deadline: float, queue_ahead_s: float,
-          runtime_s: Callable[[Rung], float], margin_s: float = 0.0,
-          climb_after: int | None = None) -> tuple[Rung, QualityState]:
-    """:func:`choose_rung` then :func:`next_rung`: the rung for one shot and the new state."""
-    feasible = choose_rung(ladder, now=now, deadline=deadline, queue_ahead_s=queue_ahead_s,
-                           runtime_s=runtime_s, margin_s=margin_s)
-    return next_rung(state, ladder, feasible, climb_after=climb_after)
 
 
 def scale_plan(rung: Rung, ladder: Ladder) -> ScalePlan:
