@@ -34,6 +34,7 @@ from ...telemetry import tracing
 from ...telemetry.health import start_health, stop_health
 
 from ...bus import registry, subjects
+from ...bus.payloads import check_inputs
 from ...bus.client import ACK_WAIT_S, Bus, PullConsumer, cancel_and_wait, connect, retrying
 from ...bus.codec import MessageError, decode, encode
 from ...bus.messages import Event, Heartbeat, Task
@@ -217,6 +218,7 @@ class Worker:
     async def _admit(self, msg) -> None:
         try:
             task = decode(msg.data, Task)
+            check_inputs(task.stage, task.inputs)      # the stage's typed inputs (bus/payloads.py)
         except MessageError as exc:
             log.error("invalid task on %s: %s", msg.subject, exc)
             await self.bus.deadletter("tasks", msg.data, str(exc))

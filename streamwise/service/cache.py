@@ -13,7 +13,9 @@ import msgpack
 import msgspec
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
+from ..bus.codec import MessageError
 from ..bus.messages import Quality
+from ..bus.payloads import check_outputs
 from ..core.dag import Node
 from ..workflow.podcast import PlanError, PodcastPlan
 
@@ -38,7 +40,8 @@ class ResultCache:
             for (active, node), ks in zip(todo, keys):
                 found, at = flat[at:at + len(ks)], at + len(ks)
                 active.cache_checked.add(node.node_id)
-                outputs = next((o for o in found if o is not None), None)   # the highest rung cached
+                # the highest rung cached; a value without its stage's shape (bus/payloads.py) is a miss
+                outputs = next((o for o in found if o is not None and _cached_ok(node.stage, o)), None)
                 if outputs is not None and active.plan.key in self.active:
                     hits += 1
                     quality = outputs.pop("$quality", None)
@@ -89,3 +92,13 @@ class ResultCache:
             log.debug("cache lookup failed: %s", exc)
             return None
         return msgpack.unpackb(entry.value) if entry.value else None
+
+
+def _cached_ok(stage: str, outputs) -> bool:
+    """Whether a cache value has its stage's output shape (a value written by an older version
+    with another shape is not used)."""
+    try:
+        check_outputs(stage, outputs)
+        return True
+    except MessageError:
+        return False

@@ -37,6 +37,7 @@ from ..telemetry.metrics import SchedulerMetrics
 from ..bus import registry, subjects
 from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer, cancel_and_wait
 from ..bus.codec import MessageError, decode
+from ..bus.payloads import check_outputs
 from ..bus.messages import Event, Heartbeat, Request, Status, Task
 from ..core.dag import Node, NodeState
 from ..core.deadlines import StageProfile, load_profiles
@@ -385,6 +386,7 @@ class SchedulerService(ResultCache, Steering):
         plan = active.plan
         if "$ref" in event.outputs:  # outputs too large for one message were stored as an artifact
             event.outputs = msgpack.unpackb(await self.bus.get_blob(event.outputs["$ref"]))
+        _check_outputs(event)
         try:
             node = plan.on_event(event)
         except PlanError as exc:
@@ -417,6 +419,11 @@ class SchedulerService(ResultCache, Steering):
         plan = active.plan
         if "$ref" in event.outputs:
             event.outputs = msgpack.unpackb(await self.bus.get_blob(event.outputs["$ref"]))
+        try:
+            check_outputs(event.stage, event.outputs, partial=True)
+        except MessageError as exc:   # the final event brings the whole screenplay again
+            log.error("request %s: partial %s ignored: %s", event.request_id, event.node_id, exc)
+            return
         lines = plan.lines
         try:
             applied = plan.on_partial(event)
@@ -649,6 +656,19 @@ class SchedulerService(ResultCache, Steering):
             pass
         if active.reader is None:
             await active.events_sub.unsubscribe()
+
+
+def _check_outputs(event: Event) -> None:
+    """A successful event whose outputs do not have its stage's shape (bus/payloads.py) becomes
+    a failed, retryable attempt naming the field: the plan never reads a malformed output, and
+    a worker that keeps sending them fails its request after the attempts run out."""
+    if not event.ok:
+        return
+    try:
+        check_outputs(event.stage, event.outputs)
+    except MessageError as exc:
+        log.error("request %s: %s from %s: %s", event.request_id, event.node_id, event.instance, exc)
+        event.ok, event.retryable, event.error = False, True, str(exc)[:500]
 
 
 def _default_ladders() -> dict[str, Ladder]:
