@@ -375,19 +375,21 @@ def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, 
     ac = AccountClaims(akp.public_key.decode(), ACCOUNT)
     ac.nats.limits.disk_storage = -1      # JetStream enabled for the account, no account-wide cap
     ac.nats.limits.memory_storage = -1    # (every stream has its own bounds: configs/limits.yaml)
+    settings = {
+        "max_payload": f"{max_payload_mb}MB",
+        # a user JWT travels in the CONNECT line: a role with many subjects (the worker reads
+        # every tenant's uploads) outgrows the 4 KB default
+        "max_control_line": "64KB",
+        "operator": oc.encode(okp),
+        "system_account": skp.public_key.decode(),
+        "resolver": "MEMORY",
+        "resolver_preload": {skp.public_key.decode(): sysc.encode(okp),
+                             akp.public_key.decode(): _with_revocations(ac.encode(okp), revoked, okp)},
+    }
     conf = (f"# nats-server configuration written by `streamwise auth init` (no secrets in this file).\n"
             f"# Run: nats-server -js -c {p / 'nats.conf'}   (or include it in a configuration of your own)\n"
-            f"max_payload: {max_payload_mb}MB\n"
-            # a user JWT travels in the CONNECT line: a role with many subjects (the worker reads
-            # every tenant's uploads) outgrows the 4 KB default
-            f"max_control_line: 64KB\n"
-            f"operator: {oc.encode(okp)}\n"
-            f"system_account: {skp.public_key.decode()}\n"
-            f"resolver: MEMORY\n"
-            f"resolver_preload: {{\n"
-            f"  {skp.public_key.decode()}: {sysc.encode(okp)}\n"
-            f"  {akp.public_key.decode()}: {_with_revocations(ac.encode(okp), revoked, okp)}\n"
-            f"}}\n")
+            + server_conf(settings))
+    (p / "server.json").write_text(json.dumps(settings, indent=1) + "\n")
     (p / "nats.conf").write_text(conf)
     (p / "revoked.json").write_text(json.dumps(revoked, indent=1) + "\n")
     (p / "auth.json").write_text(json.dumps({"account": akp.public_key.decode(), "tenants": list(all_tenants),
@@ -401,6 +403,43 @@ def _user_permissions(name: str, tenants: tuple[str, ...], models: dict[str, str
     if role == "worker" and rest:
         return role_permissions("worker", tenants=tenants, model=rest, stage=models[rest])
     return role_permissions(role, tenant=rest or None, tenants=tenants)
+
+
+#: Settings of :func:`server_settings` whose values nats-server takes unquoted (sizes, the resolver kind).
+_RAW_SETTINGS = ("max_payload", "max_control_line", "resolver")
+
+
+def server_conf(settings: dict) -> str:
+    """The nats-server configuration lines of ``settings`` (:func:`server_settings`): what
+    ``DIR/nats.conf`` holds and what :func:`helm_merge` gives the NATS Helm chart."""
+    lines = [f"{k}: {settings[k]}" for k in ("max_payload", "max_control_line", "operator", "system_account",
+                                            "resolver")]
+    preload = "".join(f"  {pub}: {jwt}\n" for pub, jwt in settings["resolver_preload"].items())
+    return "\n".join(lines) + f"\nresolver_preload: {{\n{preload}}}\n"
+
+
+def server_settings(path: str | os.PathLike) -> dict:
+    """The server settings an auth directory's ``nats.conf`` was written from (``DIR/server.json``:
+    ``max_payload``, ``max_control_line``, ``operator``, ``system_account``, ``resolver``,
+    ``resolver_preload``; public JWTs and keys only).
+
+    Raises:
+        AuthError: no ``server.json`` (a directory from before it: run ``streamwise auth init`` on it again).
+    """
+    p = Path(path) / "server.json"
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise AuthError(f"{p}: {getattr(exc, 'strerror', None) or exc}; run `streamwise auth init {Path(path)} "
+                        f"--tenants ...` on it again") from None
+
+
+def helm_merge(settings: dict) -> dict:
+    """``settings`` (:func:`server_settings`) as the official NATS Helm chart's ``config.merge``
+    value: the chart writes merge keys into its nats.conf as JSON, and a string ``<< X >>``
+    unquoted (its documented form for sizes and keywords), so the chart's servers run the same
+    operator, accounts and resolver as ``DIR/nats.conf``."""
+    return {k: (f"<< {v} >>" if k in _RAW_SETTINGS else v) for k, v in settings.items()}
 
 
 def _b64(data: bytes) -> str:

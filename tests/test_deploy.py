@@ -84,7 +84,7 @@ def test_every_worker_runs_what_the_registry_serves_and_multi_gpu_uses_torchrun(
         assert (stage, model) in ADAPTERS, (stage, model)
         stages.add(stage)
         gpus = int(_flag(cmd, "--gpus"))
-        assert _flag(cmd, "--creds") == "/var/run/secrets/streamwise/worker.creds"
+        assert _flag(cmd, "--creds") == f"/var/run/secrets/streamwise/worker-{model}.creds"   # its model's user
         assert _flag(cmd, "--health-port") == "8081"
         spec = dep["spec"]["template"]["spec"]
         assert spec["terminationGracePeriodSeconds"] > STOP_GRACE_S
@@ -276,3 +276,96 @@ def test_a_reserved_plan_has_no_spot_placement(rendered):
         spec = dep["spec"]["template"]["spec"]
         assert not any("scalesetpriority" in t["key"] for t in spec.get("tolerations", []))
         assert "kubernetes.azure.com/scalesetpriority" not in spec.get("nodeSelector", {})
+
+
+# ------------------------------------------------------------------------------------------ auth
+
+
+def _chart_conf(merge: dict) -> str:
+    """nats.conf lines as the NATS chart writes its ``config.merge`` (JSON values; a string
+    ``<< X >>`` unquoted, the chart's form for raw values)."""
+    import json
+
+    def value(v):
+        text = json.dumps(v)
+        m = re.fullmatch(r'"<< (.*) >>"', text)
+        return m.group(1) if m else text
+    return "".join(f"{k}: {value(v)}\n" for k, v in merge.items())
+
+
+def test_nats_values_and_secrets_carry_the_auth_directorys_roles(rendered, tmp_path):
+    """``render --auth DIR``: the NATS chart's ``config.merge`` is the operator, accounts and
+    resolver of ``DIR/nats.conf`` (the same settings), ``secrets.yaml`` holds one Secret per
+    credentials volume the pods mount. A real nats-server run with the configuration the chart
+    would write from those values accepts the Secrets' credentials and enforces their roles."""
+    import asyncio
+    import json
+    import os
+    import stat
+
+    from streamwise.bus import subjects as S
+    from streamwise.bus.auth import init_auth, read_creds_jwt, server_settings
+    from streamwise.bus.client import connect, ensure_layout
+    from streamwise.bus.server import EmbeddedServer
+    from streamwise.cli.auth import registry_models
+
+    auth = init_auth(tmp_path / "auth", ["default", "b"], models=registry_models())
+    plan = load_plan(rendered / "plan.yaml")
+    files = render(plan, RenderOptions(auth_dir=str(auth.path)))
+    merge = files["nats-values.yaml"][0]["config"]["merge"]
+    settings = server_settings(auth.path)
+    assert merge["operator"] == settings["operator"] and merge["resolver_preload"] == settings["resolver_preload"]
+    assert merge["resolver"] == "<< MEMORY >>" and merge["max_control_line"] == "<< 64KB >>"
+    # every credentials volume of every pod has its Secret and key; the Secrets validate
+    secrets = {d["metadata"]["name"]: d for d in files["secrets.yaml"]}
+    pods = [d["spec"]["template"]["spec"] for f in ("workers.yaml", "scheduler.yaml", "gateway.yaml", "layout-job.yaml")
+            for d in files[f] if d["kind"] in ("Deployment", "Job")]
+    for pod in pods:
+        (vol,) = [v for v in pod["volumes"] if "secret" in v]
+        key = vol["secret"]["items"][0]["key"]
+        assert key in secrets[vol["secret"]["secretName"]]["stringData"], vol
+    for d in files["secrets.yaml"]:
+        assert validate_doc(d) == []
+    workers = {_flag(_container(d)["command"], "--model") for d in files["workers.yaml"]}
+    assert {f"streamwise-worker-{m}-creds" for m in workers} <= set(secrets)
+    assert "kustomization.yaml" in files and "secrets.yaml" in files["kustomization.yaml"][0]["resources"]
+    out = tmp_path / "k8s"
+    from streamwise.deploy.render import write
+    write(files, out)
+    assert stat.S_IMODE((out / "secrets.yaml").stat().st_mode) == 0o600
+    assert "secrets.yaml" not in render(plan, RenderOptions())        # no auth directory: no Secrets
+
+    # the chart writes merge keys into nats.conf as JSON values, `<< X >>` unquoted
+    conf = _chart_conf(merge)
+    creds = {}
+    for name, d in secrets.items():
+        (key, text), = d["stringData"].items()
+        path = tmp_path / key
+        path.write_text(text)
+        os.chmod(path, 0o600)
+        creds[key.removesuffix(".creds")] = str(path)
+
+    async def check():
+        with EmbeddedServer(extra_conf=conf) as server:
+            admin = await connect(server.url, creds=creds["admin"])
+            await ensure_layout(admin.js, tenants=("default",))
+            await admin.close()
+            errors = []
+
+            async def on_error(exc):
+                errors.append(str(exc))
+            gateway = await connect(server.url, creds=creds["gateway"], error_cb=on_error)
+            assert gateway.user == "tenant-default"
+            await gateway.nc.publish(S.requests("b"), b"x")          # another tenant's subject
+            await gateway.nc.publish(S.tasks("piper", "x"), b"x")    # a task subject
+            await gateway.nc.flush()
+            for _ in range(100):
+                if len(errors) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            await gateway.close()
+            assert sum("permissions violation" in e.lower() for e in errors) == 2, errors
+            mux = await connect(server.url, creds=creds["worker-pyav-fmp4"])
+            assert mux.user == "worker-pyav-fmp4" and read_creds_jwt(creds["worker-pyav-fmp4"])["name"] == mux.user
+            await mux.close()
+    asyncio.run(check())

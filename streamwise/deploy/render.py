@@ -73,7 +73,11 @@ class RenderOptions:
     horizon T (seconds) the schedulers use; ``emulate``: render GPU workers as emulated instances
     (``--emulate``: the model's profiled time, CPU-rung output, no GPU requests) for a rehearsal on
     a cluster without GPUs; ``tenants``: comma-separated tenants whose upload stores the layout
-    Job creates (the gateway serves the first)."""
+    Job creates (the gateway serves the first; default: the auth directory's tenants);
+    ``auth_dir``: an auth directory (``streamwise auth init``): the NATS values then carry its
+    operator, accounts and resolver (:func:`streamwise.bus.auth.helm_merge`, the settings its
+    ``nats.conf`` was written from) and ``secrets.yaml`` holds each role's credentials as the
+    Secrets the Deployments mount."""
 
     namespace: str = "streamwise"
     image: str = "streamwise:latest"
@@ -90,7 +94,17 @@ class RenderOptions:
     max_scale: int = 4
     horizon_s: float = 30.0
     emulate: bool = False
-    tenants: str = "default"
+    tenants: str = ""
+    auth_dir: str | None = None
+
+    def tenant_list(self) -> list[str]:
+        """``tenants`` as a list; default the auth directory's tenants, else ``["default"]``."""
+        given = [t.strip() for t in self.tenants.split(",") if t.strip()]
+        if given or not self.auth_dir:
+            return given or ["default"]
+        from ..bus.auth import load_auth_dir
+
+        return list(load_auth_dir(self.auth_dir).tenants)
 
 
 @dataclass(frozen=True)
@@ -213,8 +227,14 @@ def _labels(component: str, name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component}
 
 
+def secret_name(role: str) -> str:
+    """The Secret holding ``role``'s credentials (``role``: ``admin``, ``scheduler``, ``gateway``,
+    ``worker-<model>``), under the key ``<role>.creds``."""
+    return _dns(f"streamwise-{role}-creds")
+
+
 def _creds_volume(role: str) -> tuple[dict, dict, str]:
-    secret = f"streamwise-{role}-creds"
+    secret = secret_name(role)
     path = f"{CREDS_DIR}/{role}.creds"
     # owner and group read: the pod's fsGroup (CREDS_GROUP) makes it readable to any image user
     volume = {"name": "creds", "secret": {"secretName": secret, "defaultMode": 0o440,
@@ -282,7 +302,7 @@ def _layout_job(opts: RenderOptions) -> dict:
     volume, mount, creds = _creds_volume("admin")
     container = {"name": "layout", "image": opts.image,
                  "command": ["streamwise", "layout", "--nats", opts.nats_url, "--creds", creds,
-                             "--tenants", opts.tenants],
+                             "--tenants", ",".join(opts.tenant_list())],
                  "env": _env(), "volumeMounts": [mount],
                  "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}}}
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "sw-layout", "labels": _labels("layout", "sw-layout")},
@@ -297,7 +317,7 @@ def _gateway(opts: RenderOptions) -> list[dict]:
     tcp = {"tcpSocket": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3}
     container = {"name": "gateway", "image": opts.image,
                  "command": ["streamwise", "serve", "--nats", opts.nats_url, "--creds", creds,
-                             "--tenant", opts.tenants.split(",")[0].strip(),
+                             "--tenant", opts.tenant_list()[0],
                              "--host", "0.0.0.0", "--port", str(opts.gateway_port)],
                  "env": _env(), "ports": [{"name": "http", "containerPort": opts.gateway_port}],
                  "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}},
@@ -314,7 +334,7 @@ def _gateway(opts: RenderOptions) -> list[dict]:
 
 
 def _worker(g: WorkerGroup, plan: dict[str, Any], opts: RenderOptions) -> dict:
-    volume, mount, creds = _creds_volume("worker")
+    volume, mount, creds = _creds_volume(f"worker-{g.model}")   # its model's user (docs/security.md)
     own = ["--creds", creds, "--health-port", str(opts.health_port)]
     gpu = g.hardware != "cpu"
     env: dict[str, str] = {}
@@ -365,14 +385,67 @@ def _scaled_object(g: WorkerGroup, opts: RenderOptions) -> dict:
                          "threshold": "1", "activationThreshold": "0"}}]}}
 
 
-def nats_values() -> dict[str, Any]:
+def nats_values(opts: RenderOptions | None = None) -> dict[str, Any]:
     """Values for the official NATS Helm chart (``nats/nats`` 1.x): a 3-node cluster with JetStream
-    on file storage (a PVC per node) and an 8 MB max payload (``deploy/nats.conf``)."""
+    on file storage (a PVC per node) and an 8 MB max payload (``deploy/nats.conf``); with
+    ``opts.auth_dir``, ``config.merge`` also carries the auth directory's operator, system
+    account, MEMORY resolver and preloaded account JWTs, the settings its ``nats.conf`` was
+    written from (:func:`streamwise.bus.auth.helm_merge`), so the chart's servers enforce the
+    same roles.
+
+    Raises:
+        PlanError: an auth directory without ``server.json`` (one line).
+    """
+    merge: dict[str, Any] = {"max_payload": "<< 8MB >>"}
+    if opts is not None and opts.auth_dir:
+        from ..bus.auth import AuthError, helm_merge, server_settings
+
+        try:
+            merge.update(helm_merge(server_settings(opts.auth_dir)))
+        except AuthError as exc:
+            raise PlanError(str(exc)) from None
     return {"config": {"cluster": {"enabled": True, "replicas": 3},
                        "jetstream": {"enabled": True,
                                      "fileStore": {"enabled": True, "dir": "/data",
                                                    "pvc": {"enabled": True, "size": "20Gi"}}},
-                       "merge": {"max_payload": "<< 8MB >>"}}}
+                       "merge": merge}}
+
+
+def secrets(groups: list[WorkerGroup], opts: RenderOptions) -> list[dict[str, Any]]:
+    """The Secrets every rendered pod mounts, from ``opts.auth_dir``: ``admin`` (the layout Job),
+    ``scheduler``, ``gateway`` (the credentials of the gateway's tenant, ``tenant-<t>.creds``) and
+    ``worker-<model>`` for every model of the plan (key ``<role>.creds``; :func:`secret_name`).
+
+    Raises:
+        PlanError: the directory lacks a user the plan needs (a model's worker, the gateway's tenant).
+    """
+    from ..bus.auth import AuthError, load_auth_dir
+
+    try:
+        auth = load_auth_dir(opts.auth_dir)
+    except AuthError as exc:
+        raise PlanError(str(exc)) from None
+    tenant = opts.tenant_list()[0]
+    wanted = {"admin": auth.creds("admin"), "scheduler": auth.creds("scheduler")}
+    if tenant not in auth.tenants:
+        raise PlanError(f"auth directory {auth.path} has no tenant {tenant!r} for the gateway (tenants: "
+                        f"{', '.join(auth.tenants)}); add it with streamwise auth init {auth.path} --tenants {tenant}")
+    wanted["gateway"] = auth.creds("tenant", tenant)
+    for g in groups:
+        if g.model not in auth.models:
+            raise PlanError(f"auth directory {auth.path} has no worker-{g.model} user for {g.name}: run streamwise "
+                            f"auth init {auth.path} --tenants {tenant} --models {g.model}")
+        wanted[f"worker-{g.model}"] = auth.creds("worker", model=g.model)
+    out = []
+    for role, path in wanted.items():
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise PlanError(f"cannot read {path}: {exc.strerror}") from None
+        out.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                    "metadata": {"name": secret_name(role), "labels": _labels("credentials", secret_name(role))},
+                    "stringData": {f"{role}.creds": text}})
+    return out
 
 
 def render(plan: dict[str, Any], opts: RenderOptions | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -396,10 +469,12 @@ def render(plan: dict[str, Any], opts: RenderOptions | None = None) -> dict[str,
         "disruption-budgets.yaml": [_pdb(d["metadata"]["name"]) for d in (scheduler, gateway[0], *workers)],
         "autoscaling.yaml": [_scaled_object(g, opts) for g in groups],
     }
+    if opts.auth_dir:   # the credentials, mode 0600 (write()); keep this file out of version control
+        files["secrets.yaml"] = secrets(groups, opts)
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
                      "namespace": opts.namespace, "resources": list(files),
                      "labels": [{"pairs": {"app.kubernetes.io/part-of": "streamwise"}}]}
-    return {**files, "kustomization.yaml": [kustomization], "nats-values.yaml": [nats_values()]}
+    return {**files, "kustomization.yaml": [kustomization], "nats-values.yaml": [nats_values(opts)]}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -417,6 +492,15 @@ def write(files: dict[str, list[dict[str, Any]]], out_dir: str | Path, *, source
     paths = []
     for name, docs in files.items():
         path = out / name
-        path.write_text(head + yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False), encoding="utf-8")
+        text = head + yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False)
+        if name == "secrets.yaml":   # credentials: readable by the owner only, from the start
+            import os
+
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(path, 0o600)
+        else:
+            path.write_text(text, encoding="utf-8")
         paths.append(path)
     return paths
