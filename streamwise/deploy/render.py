@@ -11,10 +11,15 @@ arguments. :func:`render` turns it into a Kustomize base (plain YAML, ``kubectl 
   instance), with ``nvidia.com/gpu: k``, a node selector on the GPU type, tolerations for GPU and
   (spot plans) spot nodes; an instance of ``k > 1`` GPUs starts through the torchrun launcher
   (:func:`streamwise.stages.gpu.parallel.launch_command`);
-- ``disruption-budgets.yaml``: a PodDisruptionBudget per Deployment (at most one pod down at once);
+- ``multinode-workers.yaml`` (only when the plan has one): an instance over one node (``--gpus``
+  above ``gpus_per_node``, a whole number of nodes) as a headless Service and a leader and a
+  follower StatefulSet, torchrun with static rendezvous at the leader (:func:`_multinode`);
+- ``disruption-budgets.yaml``: a PodDisruptionBudget per Deployment and per multi-node instance
+  (at most one pod down at once);
 - ``autoscaling.yaml``: a KEDA ScaledObject per worker Deployment on the schedulers' demand metric
   (Prometheus trigger; :mod:`streamwise.service.demand`), from 0 replicas for optional pools;
 - ``layout-job.yaml``: a Job that creates the bus layout with the admin's credentials;
+- ``secrets.yaml`` (with ``auth_dir``): each role's credentials as the Secrets the pods mount;
 - ``kustomization.yaml`` and ``namespace.yaml``; and, outside the base, ``nats-values.yaml`` for the
   official NATS Helm chart (3 nodes, JetStream on file storage; stream replicas 3 through
   ``STREAMWISE_REPLICAS=3`` on every process).
@@ -39,7 +44,7 @@ from typing import Any
 import yaml
 
 from ..service.demand import HORIZON_ENV, NEEDED_METRIC, POOLS_ENV, Pool, format_pools
-from ..stages.gpu.parallel import launch_command, launch_env
+from ..stages.gpu.parallel import RDZV_PORT, launch_command, launch_env
 from ..stages.registry import ADAPTERS, STAGES
 
 #: The worker's drain on SIGTERM (``stages/runtime/worker.py`` ``STOP_GRACE_S``, default 25 s).
@@ -68,7 +73,7 @@ class RenderOptions:
     namespace); ``prometheus_url``: the server KEDA queries; ``gpu_label``: the node label whose
     value is the GPU type (``h100``, ...); ``spot_label``: ``KEY=VALUE`` of spot nodes, tolerated as
     a ``NoSchedule`` taint of the same key and value (default: AKS's spot pools);
-    ``gpus_per_node``: the largest instance one pod may take (the torchrun launcher runs one node);
+    ``gpus_per_node``: the GPUs of one node, the most one pod takes (a larger instance spans nodes);
     ``max_scale``: a pool's KEDA maximum is its plan replicas times this; ``horizon_s``: the demand
     horizon T (seconds) the schedulers use; ``emulate``: render GPU workers as emulated instances
     (``--emulate``: the model's profiled time, CPU-rung output, no GPU requests) for a rehearsal on
@@ -120,6 +125,7 @@ class WorkerGroup:
     replicas: int
     optional: bool = False
     extra: tuple[str, ...] = field(default_factory=tuple)
+    nodes: int = 1    # pods (GPU nodes) one instance spans: gpus / gpus_per_node when over one node
 
     @property
     def name(self) -> str:
@@ -202,13 +208,15 @@ def worker_groups(plan: dict[str, Any], opts: RenderOptions | None = None) -> li
             raise PlanError(f"{where}: negative replicas or GPUs")
         if (ns.hardware == "cpu") != (gpus == 0):
             raise PlanError(f"{where}: a GPU --hardware needs --gpus >= 1, and --hardware cpu takes no GPUs")
+        nodes = 1
         if gpus > opts.gpus_per_node:
-            raise PlanError(f"{where}: an instance of {gpus} GPUs spans several {opts.gpus_per_node}-GPU nodes; the "
-                            f"torchrun launcher starts one node's instance (--standalone; multi-node instances are not "
-                            f"supported). Provision with instances of at most {opts.gpus_per_node} GPUs (the "
-                            f"workload's gpu_counts), or pass --gpus-per-node if your nodes have more")
+            if gpus % opts.gpus_per_node:
+                raise PlanError(f"{where}: an instance of {gpus} GPUs spans several {opts.gpus_per_node}-GPU nodes but not "
+                                f"a whole number of them (a multi-node instance takes every GPU of each node); "
+                                f"provision a multiple of {opts.gpus_per_node}, or pass --gpus-per-node")
+            nodes = gpus // opts.gpus_per_node
         groups.append(WorkerGroup(ns.stage, ns.model, ns.hardware, gpus, replicas, bool(entry.get("optional", False)),
-                                  tuple(extra)))
+                                  tuple(extra), nodes if not opts.emulate else 1))
     names = [g.name for g in groups]
     dup = sorted({x for x in names if names.count(x) > 1})
     if dup:
@@ -281,6 +289,12 @@ def _pdb(name: str) -> dict:
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": name}}}}
 
 
+def _instance_pdb(instance: str) -> dict:
+    """At most one pod of a multi-node instance down at once (one is enough to stop the instance)."""
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": instance},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"streamwise/instance": instance}}}}
+
+
 def _scheduler(groups: list[WorkerGroup], opts: RenderOptions) -> dict:
     volume, mount, creds = _creds_volume("scheduler")
     probes = _health_probes(opts.health_port, 60)
@@ -333,23 +347,20 @@ def _gateway(opts: RenderOptions) -> list[dict]:
     return [dep, svc]
 
 
-def _worker(g: WorkerGroup, plan: dict[str, Any], opts: RenderOptions) -> dict:
-    volume, mount, creds = _creds_volume(f"worker-{g.model}")   # its model's user (docs/security.md)
-    own = ["--creds", creds, "--health-port", str(opts.health_port)]
+def _worker_pod(g: WorkerGroup, plan: dict[str, Any], opts: RenderOptions, command: list[str], *,
+                gpus_per_pod: int, probes: bool = True) -> tuple[dict, dict]:
+    """The worker container and pod spec fields of ``g`` (``gpus_per_pod`` GPUs per pod): image,
+    resources, node selector and tolerations (GPU type, spot), its model's credentials."""
+    volume, mount, _ = _creds_volume(f"worker-{g.model}")   # its model's user (docs/security.md)
     gpu = g.hardware != "cpu"
     env: dict[str, str] = {}
-    if gpu and opts.emulate:
-        command = ["streamwise", "worker", "--stage", g.stage, "--model", g.model, "--hardware", g.hardware,
-                   "--gpus", str(g.gpus), "--emulate", "--nats", opts.nats_url, *own]
-    else:
-        command = launch_command(g.stage, g.model, g.gpus, opts.nats_url, hardware=g.hardware, extra=[*g.extra, *own])
-        if g.gpus > 1:
-            env.update(launch_env())   # the device plugin sets the visible GPUs
+    if gpu and not opts.emulate and g.gpus > 1:
+        env.update(launch_env())   # the device plugin sets the visible GPUs
     resources: dict[str, Any] = {"requests": {"cpu": "1", "memory": "1Gi"}}
     pod: dict[str, Any] = {"volumes": [volume]}
     if gpu and not opts.emulate:
-        resources = {"requests": {"cpu": str(4 * g.gpus), "memory": f"{32 * g.gpus}Gi"},
-                     "limits": {"nvidia.com/gpu": g.gpus}}
+        resources = {"requests": {"cpu": str(4 * gpus_per_pod), "memory": f"{32 * gpus_per_pod}Gi"},
+                     "limits": {"nvidia.com/gpu": gpus_per_pod}}
         pod["nodeSelector"] = {opts.gpu_label: g.hardware}
         pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
         if plan.get("pricing", "spot") == "spot":
@@ -357,13 +368,76 @@ def _worker(g: WorkerGroup, plan: dict[str, Any], opts: RenderOptions) -> dict:
             pod["nodeSelector"][key] = value
             pod["tolerations"].append({"key": key, "operator": "Equal", "value": value, "effect": "NoSchedule"})
     container = {"name": "worker", "image": opts.gpu_image if gpu and not opts.emulate else opts.image,
-                 "command": command, "env": _env(env), "resources": resources, "volumeMounts": [mount],
-                 # a GPU model loads its checkpoints before it registers: allow 10 minutes
-                 **_health_probes(opts.health_port, 600 if gpu else 120)}
+                 "command": command, "env": _env(env), "resources": resources, "volumeMounts": [mount]}
+    if probes:   # a GPU model loads its checkpoints before it registers: allow 10 minutes
+        container.update(_health_probes(opts.health_port, 600 if gpu else 120))
+    return container, pod
+
+
+def _worker(g: WorkerGroup, plan: dict[str, Any], opts: RenderOptions) -> dict:
+    _, _, creds = _creds_volume(f"worker-{g.model}")
+    own = ["--creds", creds, "--health-port", str(opts.health_port)]
+    if g.hardware != "cpu" and opts.emulate:
+        command = ["streamwise", "worker", "--stage", g.stage, "--model", g.model, "--hardware", g.hardware,
+                   "--gpus", str(g.gpus), "--emulate", "--nats", opts.nats_url, *own]
+    else:
+        command = launch_command(g.stage, g.model, g.gpus, opts.nats_url, hardware=g.hardware, extra=[*g.extra, *own])
+    container, pod = _worker_pod(g, plan, opts, command, gpus_per_pod=g.gpus)
     grace = PRESTOP_S + STOP_GRACE_S + HAND_BACK_S
     dep = _deployment(g.name, "worker", g.replicas, container, pod, grace)
     dep["metadata"]["annotations"] = {"streamwise/pool": format_pools([g.pool])}
     return dep
+
+
+def _multinode(g: WorkerGroup, plan: dict[str, Any], opts: RenderOptions) -> list[dict]:
+    """The objects of ``g.replicas`` instances of ``g.nodes`` pods each (an instance over one node).
+
+    Per instance ``<name>-<i>``: a headless Service (``publishNotReadyAddresses``: the rendezvous
+    happens before any pod is ready), a leader StatefulSet of one pod (node rank 0: torchrun's
+    static rendezvous at ``<leader>-0.<service>:29500``; global rank 0 is the bus-facing
+    ``streamwise worker`` with the health endpoint and probes) and a follower StatefulSet of
+    ``nodes - 1`` pods whose ordinals start at 1, so each pod's index label
+    (``apps.kubernetes.io/pod-index``, Kubernetes >= 1.28) is its ``--node_rank``. Followers run
+    no health endpoint (ranks > 0 never touch the bus): they have no HTTP probes; when the leader
+    goes, torchrun ends their ranks and the StatefulSet restarts them into the next rendezvous.
+    Both StatefulSets start their pods in parallel."""
+    _, _, creds = _creds_volume(f"worker-{g.model}")
+    own = ["--creds", creds, "--health-port", str(opts.health_port)]
+    per_pod = g.gpus // g.nodes
+    grace = PRESTOP_S + STOP_GRACE_S + HAND_BACK_S
+    out = []
+    for i in range(g.replicas):
+        base = _dns(f"{g.name}-{i}")[:40].rstrip("-")
+        leader, followers, service = f"{base}-leader", f"{base}-node", base
+        instance_labels = {"streamwise/instance": base}
+        addr = f"{leader}-0.{service}.{opts.namespace}.svc.cluster.local"
+        out.append({"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": service, "labels": {**_labels("worker", base), **instance_labels}},
+                    "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                             "selector": {"app.kubernetes.io/name": leader},
+                             "ports": [{"name": "rdzv", "port": RDZV_PORT, "targetPort": RDZV_PORT}]}})
+        for name, replicas, rank, probes in ((leader, 1, "0", True), (followers, g.nodes - 1, "$(POD_INDEX)", False)):
+            command = launch_command(g.stage, g.model, g.gpus, opts.nats_url, hardware=g.hardware,
+                                     extra=[*g.extra, *own], nnodes=g.nodes, node_rank=rank, master_addr=addr)
+            container, pod = _worker_pod(g, plan, opts, command, gpus_per_pod=per_pod, probes=probes)
+            container["env"].append({"name": "POD_INDEX", "valueFrom": {"fieldRef": {
+                "fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}})
+            container["ports"] = [*container.get("ports", []), {"name": "rdzv", "containerPort": RDZV_PORT}]
+            container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_S)]}}}
+            labels = {**_labels("worker", name), **instance_labels}
+            spec: dict[str, Any] = {
+                "serviceName": service, "replicas": replicas, "podManagementPolicy": "Parallel",
+                "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+                "template": {"metadata": {"labels": labels},
+                             "spec": {"terminationGracePeriodSeconds": grace,
+                                      "securityContext": {"fsGroup": CREDS_GROUP}, "containers": [container], **pod}}}
+            if name == followers:
+                spec["ordinals"] = {"start": 1}   # pod index = node rank 1 .. nodes-1
+            out.append({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                        "metadata": {"name": name, "labels": labels,
+                                     "annotations": {"streamwise/pool": format_pools([g.pool])}},
+                        "spec": spec})
+    return out
 
 
 def _scaled_object(g: WorkerGroup, opts: RenderOptions) -> dict:
@@ -457,7 +531,10 @@ def render(plan: dict[str, Any], opts: RenderOptions | None = None) -> dict[str,
     """
     opts = opts or RenderOptions()
     groups = worker_groups(plan, opts)
-    workers = [_worker(g, plan, opts) for g in groups]
+    single = [g for g in groups if g.nodes == 1]
+    multi = [g for g in groups if g.nodes > 1]
+    workers = [_worker(g, plan, opts) for g in single]
+    multinode = [obj for g in multi for obj in _multinode(g, plan, opts)]
     scheduler = _scheduler(groups, opts)
     gateway = _gateway(opts)
     files = {
@@ -466,9 +543,13 @@ def render(plan: dict[str, Any], opts: RenderOptions | None = None) -> dict[str,
         "scheduler.yaml": [scheduler],
         "gateway.yaml": gateway,
         "workers.yaml": workers,
-        "disruption-budgets.yaml": [_pdb(d["metadata"]["name"]) for d in (scheduler, gateway[0], *workers)],
-        "autoscaling.yaml": [_scaled_object(g, opts) for g in groups],
+        "disruption-budgets.yaml": [_pdb(d["metadata"]["name"]) for d in (scheduler, gateway[0], *workers)]
+                                   + [_instance_pdb(d["metadata"]["name"]) for d in multinode if d["kind"] == "Service"],
+        # a multi-node pool is not autoscaled: scaling a StatefulSet would change an instance's node count
+        "autoscaling.yaml": [_scaled_object(g, opts) for g in single],
     }
+    if multinode:
+        files["multinode-workers.yaml"] = multinode
     if opts.auth_dir:   # the credentials, mode 0600 (write()); keep this file out of version control
         files["secrets.yaml"] = secrets(groups, opts)
     kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
