@@ -297,7 +297,6 @@ def test_nats_values_and_secrets_carry_the_auth_directorys_roles(rendered, tmp_p
     credentials volume the pods mount. A real nats-server run with the configuration the chart
     would write from those values accepts the Secrets' credentials and enforces their roles."""
     import asyncio
-    import json
     import os
     import stat
 
