@@ -11,7 +11,10 @@ How an instance runs (the design; see "Status" below):
   --stage video --model fantasytalking --hardware h100 --gpus N --nats URL`` (:func:`launch_command`
   builds it; :func:`main` is the module's entry point). Rank 0 runs the ordinary ``streamwise worker``
   (bus, heartbeats, tasks: it *is* the instance); ranks > 0 never touch the bus: they load the same
-  model and run :func:`follow`.
+  model and run :func:`follow`. An instance over one node runs the same module on each node with
+  torchrun's static rendezvous (``--nnodes K --node_rank R --master_addr <node 0>``; node 0 holds
+  global rank 0, the leader; ``streamwise deploy render`` makes the pods, docs/deploy.md): untested
+  on real nodes.
 - **Set-up** (every rank, inside the stage's ``load``): :func:`start_distributed` checks CUDA and
   xfuser and initialises torch.distributed through xfuser (NCCL, ``env://`` from torchrun, device
   ``cuda:LOCAL_RANK``); the adapter loads its pipeline with xfuser's sequence-parallel transformer
