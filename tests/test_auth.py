@@ -135,12 +135,25 @@ def test_auth_init_writes_conf_and_one_creds_file_per_role_mode_0600(tmp_path):
     # the tenant JWT's permissions are the ones role_permissions computes
     perms = role_permissions("tenant", tenant="a")
     assert read_creds_jwt(d / "tenant-a.creds")["nats"]["pub"]["allow"] == list(perms.pub_allow)
-    # adding a tenant keeps the others' credentials and issues the new one's
+    # one worker user per model of the stage registry, its consumers only on its model's tasks
+    from streamwise.stages.registry import ADAPTERS
+    for _, model in ADAPTERS:
+        allow = read_creds_jwt(d / f"worker-{model}.creds")["nats"]["pub"]["allow"]
+        assert S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS, "*", S.tasks(model, "*")) in allow
+        creates = [a for a in allow if a.startswith(S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS))]
+        assert creates and all(a.split(".")[7:9] == ["tasks", model] for a in creates), (model, creates)
+    # adding a tenant keeps the others' credentials and issues the new one's; users whose permissions
+    # name the tenants' upload stores (the scheduler, the screenplay workers) are issued anew
+    kept = {n: (d / f"{n}.creds").read_text() for n in ("tenant-a", "worker-piper", "worker-pyav-fmp4", "admin")}
+    changed = {n: (d / f"{n}.creds").read_text() for n in ("scheduler", "worker-script-parser", "worker-llm", "worker")}
     before = (d / "tenant-a.creds").read_text()
     out = subprocess.run([sys.executable, "-m", "streamwise", "auth", "init", str(d), "--tenants", "c"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert (d / "tenant-a.creds").read_text() == before and (d / "tenant-c.creds").exists()
+    assert all((d / f"{n}.creds").read_text() == text for n, text in kept.items())
+    assert all((d / f"{n}.creds").read_text() != text for n, text in changed.items())
+    assert S.uploads("c") in " ".join(read_creds_jwt(d / "worker-script-parser.creds")["nats"]["pub"]["allow"])
     assert json.loads((d / "auth.json").read_text())["tenants"] == ["a", "b", "c"]
 
 
