@@ -8,7 +8,10 @@ each a NATS user whose permissions are computed here by :func:`role_permissions`
 - ``scheduler``: consumes ``sw.requests.>``, dispatches ``sw.tasks.>``, reads ``sw.events.>``,
   publishes ``sw.status.>``; the instance and cache KV buckets and the artifact store.
 - ``worker``: pulls its tasks (``sw.tasks.>``), publishes events and segments, writes
-  heartbeats and artifacts, reads the tenants' uploads. One user for all worker models.
+  heartbeats and artifacts, reads the tenants' uploads: one user for all worker models (a pool
+  on one machine);
+- ``worker-<model>``: the same for one model only: consumers on ``sw.tasks.<model>.*`` only,
+  segments only for the mux stage, the tenants' uploads only for the screenplay stage.
 - ``tenant-<t>``: publishes ``sw.requests.<t>``, uploads to its own object store
   ``sw_uploads_<t>``, reads ``sw.segments.<t>.>`` and ``sw.status.<t>.>``; nothing else.
 - ``viewer-<t>``: reads ``sw.segments.<t>.>`` and ``sw.status.<t>.>``; publishes nothing.
@@ -56,14 +59,21 @@ class Permissions:
     sub_deny: tuple[str, ...] = ()
 
 
-def user_name(role: str, tenant: str | None = None) -> str:
-    """``admin``, ``scheduler``, ``worker``, ``tenant-<t>``, ``viewer-<t>`` (also the .creds file stem).
+def user_name(role: str, tenant: str | None = None, model: str | None = None) -> str:
+    """``admin``, ``scheduler``, ``worker``, ``worker-<model>``, ``tenant-<t>``, ``viewer-<t>``
+    (also the .creds file stem).
 
     Raises:
-        AuthError: unknown role, or a tenant role without a valid tenant token.
+        AuthError: unknown role, a tenant role without a valid tenant token, or a model that is
+            not a subject token.
     """
     if role not in ROLES:
         raise AuthError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    if role == "worker" and model:
+        try:
+            return f"worker-{S.token(model)}"
+        except ValueError as exc:
+            raise AuthError(f"model {model!r}: {exc}") from None
     if role in ("tenant", "viewer"):
         if not tenant:
             raise AuthError(f"role {role} needs a tenant")
@@ -133,16 +143,27 @@ def _viewer_reads(tenant: str) -> list[str]:
     return out
 
 
-def role_permissions(role: str, *, tenant: str | None = None, tenants: tuple[str, ...] = ()) -> Permissions:
+#: The stages whose workers publish segments, and read the tenants' uploads (a per-model worker
+#: user of another stage gets neither right).
+SEGMENT_STAGES = ("mux",)
+UPLOAD_STAGES = ("screenplay",)
+
+
+def role_permissions(role: str, *, tenant: str | None = None, tenants: tuple[str, ...] = (),
+                     model: str | None = None, stage: str | None = None) -> Permissions:
     """The NATS permissions of ``role`` (the table in ``docs/security.md`` is generated from this).
 
     ``tenant``: for the ``tenant`` and ``viewer`` roles. ``tenants``: every tenant, for the
-    worker's read access to their upload stores.
+    worker's read access to their upload stores. ``model`` and ``stage``: a worker user of one
+    model (``worker-<model>``): it may create consumers only on ``sw.tasks.<model>.*``, publish
+    segments only when ``stage`` is the mux, read uploads only when it is the screenplay stage.
 
     Raises:
-        AuthError: unknown role or missing tenant.
+        AuthError: unknown role, missing tenant, or a worker model without its stage.
     """
-    user = user_name(role, tenant)
+    if role == "worker" and model and not stage:
+        raise AuthError(f"worker model {model!r}: give its stage")
+    user = user_name(role, tenant, model)
     inbox = S.inbox_prefix(user) + ".>"
     if role == "admin":
         return Permissions(pub_allow=(">",), sub_allow=(">",))
@@ -156,14 +177,23 @@ def role_permissions(role: str, *, tenant: str | None = None, tenants: tuple[str
                *_kv_rw(S.KV_INSTANCES), *_kv_rw(S.KV_CACHE),
                *_kv_rw(S.KV_TENANTS),           # the per-tenant quota ledger
                *_obj_read(S.OBJECT_STORE), *_obj_write(S.OBJECT_STORE)]
+        for t in tenants:   # an upload's size (the largest-script quota at admission), not its text
+            st = S.obj_stream(S.uploads(t))
+            pub.append(S.js_api("DIRECT", "GET", st, S.obj_meta(S.uploads(t))))
         return Permissions(pub_allow=_unique(pub), sub_allow=(inbox, S.steer_all()), pub_deny=_LAYOUT_API)
     if role == "worker":
-        pub = [S.events_all(), S.segments_all(), S.deadletter_all(),
-               *_consumer(S.STREAM_TASKS, S.tasks_all()),
+        one = bool(model)
+        pub = [S.events_all(), *([S.segments_all()] if not one or stage in SEGMENT_STAGES else []),
+               S.deadletter_all(),
+               # a model's user creates consumers only on its own model's task subjects (the
+               # extended create subject fixes the filter); pulling is named by the consumer
+               # (the instance id), which permissions cannot tie to a model: docs/security.md
+               *_consumer(S.STREAM_TASKS, S.tasks(model, "*") if one else S.tasks_all()),
                *_kv_rw(S.KV_INSTANCES),
                *_obj_read(S.OBJECT_STORE), *_obj_write(S.OBJECT_STORE)]
-        for t in tenants:
-            pub += _obj_read(S.uploads(t))
+        if not one or stage in UPLOAD_STAGES:
+            for t in tenants:
+                pub += _obj_read(S.uploads(t))
         return Permissions(pub_allow=_unique(pub), sub_allow=(inbox, S.evict("*")),
                            pub_deny=_LAYOUT_API + (S.requests_all(), S.status_all()),
                            sub_deny=(S.requests_all(),))
@@ -230,14 +260,22 @@ class AuthDir:
     path: Path
     tenants: tuple[str, ...]
     users: dict[str, str] = field(default_factory=dict)   # user name -> public nkey
+    models: dict[str, str] = field(default_factory=dict)  # model -> stage, one worker-<model> user each
 
     @property
     def conf(self) -> Path:
         return self.path / "nats.conf"
 
-    def creds(self, role: str, tenant: str | None = None) -> Path:
-        """Path of a role's ``.creds`` file, e.g. ``creds("tenant", "a")`` -> ``DIR/tenant-a.creds``."""
-        return self.path / f"{user_name(role, tenant)}.creds"
+    def creds(self, role: str, tenant: str | None = None, model: str | None = None) -> Path:
+        """Path of a role's ``.creds`` file, e.g. ``creds("tenant", "a")`` -> ``DIR/tenant-a.creds``,
+        ``creds("worker", model="piper")`` -> ``DIR/worker-piper.creds``."""
+        return self.path / f"{user_name(role, tenant, model)}.creds"
+
+    def worker_creds(self, model: str) -> Path:
+        """``worker-<model>.creds`` when this directory has that model's user, else the
+        all-models ``worker.creds``."""
+        path = self.creds("worker", model=model) if model in self.models else self.creds("worker")
+        return path
 
 
 def load_auth_dir(path: str | os.PathLike) -> AuthDir:
@@ -252,7 +290,8 @@ def load_auth_dir(path: str | os.PathLike) -> AuthDir:
     except (OSError, ValueError) as exc:
         raise AuthError(f"{p} is not an auth directory (streamwise auth init {p} --tenants ...): "
                         f"{getattr(exc, 'strerror', None) or exc}") from None
-    return AuthDir(path=p, tenants=tuple(meta["tenants"]), users=dict(meta["users"]))
+    return AuthDir(path=p, tenants=tuple(meta["tenants"]), users=dict(meta["users"]),
+                   models=dict(meta.get("models", {})))
 
 
 def _load_or_make(path: Path, make):
@@ -266,17 +305,22 @@ def _load_or_make(path: Path, make):
 
 
 def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, rotate: bool = False,
-              max_payload_mb: int = 8) -> AuthDir:
+              max_payload_mb: int = 8, models: dict[str, str] | None = None) -> AuthDir:
     """Write (or extend) an auth directory for ``tenants``.
 
     A new directory gets an operator, a system account, the ``STREAMWISE`` account (JetStream
     enabled, no limits) and one user per role. On an existing directory the operator and
-    account keys are kept: users that exist keep their credentials, new ones (new tenants) are
-    issued; with ``rotate`` every user is issued anew and the old user keys are revoked in the
+    account keys are kept: users that exist keep their credentials unless their permissions
+    changed (the worker users list the tenants' upload stores), new ones (new tenants, new
+    models) are issued; with ``rotate`` every user is issued anew and the old user keys are revoked in the
     account JWT (the server must be restarted with the new ``nats.conf``).
 
+    ``models``: model -> stage (``streamwise auth init`` passes every model of the stage
+    registry): one ``worker-<model>.creds`` each (:func:`role_permissions` with ``model``), besides
+    the all-models ``worker.creds``; they are added to those of an existing directory.
+
     Raises:
-        AuthError: no tenants, or a tenant that is not a subject token.
+        AuthError: no tenants, or a tenant or model that is not a subject token.
     """
     from nats_jwt.nkeys_ext import create_account_pair, create_operator_pair, create_user_pair
     from nats_jwt.v2.account_claims import AccountClaims
@@ -300,23 +344,25 @@ def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, 
     skp = _load_or_make(p / "system.nk", create_account_pair)
     akp = _load_or_make(p / "account.nk", create_account_pair)
     all_tenants = tuple(dict.fromkeys((*(old.tenants if old else ()), *tenants)))
+    all_models = {**(old.models if old else {}), **(models or {})}
 
-    names = ["admin", "scheduler", "worker"] + [user_name(r, t) for t in all_tenants for r in ("tenant", "viewer")]
+    names = (["admin", "scheduler", "worker"] + [user_name("worker", model=m) for m in all_models]
+             + [user_name(r, t) for t in all_tenants for r in ("tenant", "viewer")])
     users = dict(old.users) if old else {}
     revoked_path = p / "revoked.json"
     revoked: dict[str, int] = dict(json.loads(revoked_path.read_text())) if revoked_path.exists() else {}
     now = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
     for name in names:
-        role, _, tenant = name.partition("-")
+        perms = _user_permissions(name, all_tenants, all_models)
         creds = p / f"{name}.creds"
-        # the worker's permissions list every tenant's upload store: reissue it when tenants change
-        stale = name == "worker" and old is not None and set(old.tenants) != set(all_tenants)
+        # a user whose permissions changed (the workers list every tenant's upload store) is reissued
+        stale = creds.exists() and read_creds_jwt(creds).get("nats", {}).get("pub", {}).get("allow") != list(
+            perms.pub_allow)
         if name in users and creds.exists() and not rotate and not stale:
             continue
         if name in users and (rotate or stale):
             revoked[users[name]] = now
         ukp = create_user_pair()
-        perms = role_permissions(role, tenant=tenant or None, tenants=all_tenants)
         uc = UserClaims(ukp.public_key.decode(), name)
         uc.nats.pub = Permission(allow=list(perms.pub_allow), deny=list(perms.pub_deny))
         uc.nats.sub = Permission(allow=list(perms.sub_allow), deny=list(perms.sub_deny))
@@ -329,24 +375,71 @@ def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, 
     ac = AccountClaims(akp.public_key.decode(), ACCOUNT)
     ac.nats.limits.disk_storage = -1      # JetStream enabled for the account, no account-wide cap
     ac.nats.limits.memory_storage = -1    # (every stream has its own bounds: configs/limits.yaml)
+    settings = {
+        "max_payload": f"{max_payload_mb}MB",
+        # a user JWT travels in the CONNECT line: a role with many subjects (the worker reads
+        # every tenant's uploads) outgrows the 4 KB default
+        "max_control_line": "64KB",
+        "operator": oc.encode(okp),
+        "system_account": skp.public_key.decode(),
+        "resolver": "MEMORY",
+        "resolver_preload": {skp.public_key.decode(): sysc.encode(okp),
+                             akp.public_key.decode(): _with_revocations(ac.encode(okp), revoked, okp)},
+    }
     conf = (f"# nats-server configuration written by `streamwise auth init` (no secrets in this file).\n"
             f"# Run: nats-server -js -c {p / 'nats.conf'}   (or include it in a configuration of your own)\n"
-            f"max_payload: {max_payload_mb}MB\n"
-            # a user JWT travels in the CONNECT line: a role with many subjects (the worker reads
-            # every tenant's uploads) outgrows the 4 KB default
-            f"max_control_line: 64KB\n"
-            f"operator: {oc.encode(okp)}\n"
-            f"system_account: {skp.public_key.decode()}\n"
-            f"resolver: MEMORY\n"
-            f"resolver_preload: {{\n"
-            f"  {skp.public_key.decode()}: {sysc.encode(okp)}\n"
-            f"  {akp.public_key.decode()}: {_with_revocations(ac.encode(okp), revoked, okp)}\n"
-            f"}}\n")
+            + server_conf(settings))
+    (p / "server.json").write_text(json.dumps(settings, indent=1) + "\n")
     (p / "nats.conf").write_text(conf)
     (p / "revoked.json").write_text(json.dumps(revoked, indent=1) + "\n")
     (p / "auth.json").write_text(json.dumps({"account": akp.public_key.decode(), "tenants": list(all_tenants),
-                                             "users": users}, indent=1) + "\n")
-    return AuthDir(path=p, tenants=all_tenants, users=users)
+                                             "models": all_models, "users": users}, indent=1) + "\n")
+    return AuthDir(path=p, tenants=all_tenants, users=users, models=all_models)
+
+
+def _user_permissions(name: str, tenants: tuple[str, ...], models: dict[str, str]) -> Permissions:
+    """The permissions of user ``name`` (``admin``, ``worker-<model>``, ``tenant-<t>``, ...)."""
+    role, _, rest = name.partition("-")
+    if role == "worker" and rest:
+        return role_permissions("worker", tenants=tenants, model=rest, stage=models[rest])
+    return role_permissions(role, tenant=rest or None, tenants=tenants)
+
+
+#: Settings of :func:`server_settings` whose values nats-server takes unquoted (sizes, the resolver kind).
+_RAW_SETTINGS = ("max_payload", "max_control_line", "resolver")
+
+
+def server_conf(settings: dict) -> str:
+    """The nats-server configuration lines of ``settings`` (:func:`server_settings`): what
+    ``DIR/nats.conf`` holds and what :func:`helm_merge` gives the NATS Helm chart."""
+    lines = [f"{k}: {settings[k]}" for k in ("max_payload", "max_control_line", "operator", "system_account",
+                                            "resolver")]
+    preload = "".join(f"  {pub}: {jwt}\n" for pub, jwt in settings["resolver_preload"].items())
+    return "\n".join(lines) + f"\nresolver_preload: {{\n{preload}}}\n"
+
+
+def server_settings(path: str | os.PathLike) -> dict:
+    """The server settings an auth directory's ``nats.conf`` was written from (``DIR/server.json``:
+    ``max_payload``, ``max_control_line``, ``operator``, ``system_account``, ``resolver``,
+    ``resolver_preload``; public JWTs and keys only).
+
+    Raises:
+        AuthError: no ``server.json`` (a directory from before it: run ``streamwise auth init`` on it again).
+    """
+    p = Path(path) / "server.json"
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise AuthError(f"{p}: {getattr(exc, 'strerror', None) or exc}; run `streamwise auth init {Path(path)} "
+                        f"--tenants ...` on it again") from None
+
+
+def helm_merge(settings: dict) -> dict:
+    """``settings`` (:func:`server_settings`) as the official NATS Helm chart's ``config.merge``
+    value: the chart writes merge keys into its nats.conf as JSON, and a string ``<< X >>``
+    unquoted (its documented form for sizes and keywords), so the chart's servers run the same
+    operator, accounts and resolver as ``DIR/nats.conf``."""
+    return {k: (f"<< {v} >>" if k in _RAW_SETTINGS else v) for k, v in settings.items()}
 
 
 def _b64(data: bytes) -> str:
@@ -378,22 +471,24 @@ def _conf_list(items: tuple[str, ...]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
-def password_conf(tenants: list[str] | tuple[str, ...], passwords: dict[str, str]) -> str:
+def password_conf(tenants: list[str] | tuple[str, ...], passwords: dict[str, str],
+                  models: dict[str, str] | None = None) -> str:
     """A nats-server ``accounts {}`` block with the same roles as user/password users (the
     simple form: clients connect with ``nats://<user>:<password>@host:port``). ``passwords``
     maps each user name (:func:`user_name`) to its password; a plain password or a bcrypt hash
-    (``$2a$...``) as nats-server accepts.
+    (``$2a$...``) as nats-server accepts. ``models``: model -> stage, one ``worker-<model>`` user each.
 
     Raises:
         AuthError: a user without a password.
     """
-    names = ["admin", "scheduler", "worker"] + [user_name(r, t) for t in tenants for r in ("tenant", "viewer")]
+    models = dict(models or {})
+    names = (["admin", "scheduler", "worker"] + [user_name("worker", model=m) for m in models]
+             + [user_name(r, t) for t in tenants for r in ("tenant", "viewer")])
     users = []
     for name in names:
         if name not in passwords:
             raise AuthError(f"no password for user {name}")
-        role, _, tenant = name.partition("-")
-        perms = role_permissions(role, tenant=tenant or None, tenants=tuple(tenants))
+        perms = _user_permissions(name, tuple(tenants), models)
         pub = f"allow: {_conf_list(perms.pub_allow)}, deny: {_conf_list(perms.pub_deny)}"
         sub = f"allow: {_conf_list(perms.sub_allow)}, deny: {_conf_list(perms.sub_deny)}"
         users.append(f"      {{ user: {json.dumps(name)}, password: {json.dumps(passwords[name])}, permissions: {{\n"
@@ -412,10 +507,13 @@ def permissions_markdown(tenant: str = "T", tenants: tuple[str, ...] = ("T",)) -
     from :func:`role_permissions` so the document cannot drift from what ``auth init`` writes."""
     rows = ["| role (user) | publish allowed | publish denied | subscribe allowed | subscribe denied |",
             "|---|---|---|---|---|"]
+    cell = lambda items: "<br>".join(f"`{i}`" for i in items) or "–"   # noqa: E731
     for role in ROLES:
         t = tenant if role in ("tenant", "viewer") else None
-        p = role_permissions(role, tenant=t, tenants=tenants)
-        cell = lambda items: "<br>".join(f"`{i}`" for i in items) or "–"   # noqa: E731
-        rows.append(f"| {role} (`{user_name(role, t)}`) | {cell(p.pub_allow)} | {cell(p.pub_deny)} | "
-                    f"{cell(p.sub_allow)} | {cell(p.sub_deny)} |")
+        variants = [(None, None)] + ([("M", "tts"), ("M", "screenplay")] if role == "worker" else [])
+        for model, stage in variants:
+            p = role_permissions(role, tenant=t, tenants=tenants, model=model, stage=stage)
+            label = f"{role} of model M, stage {stage}" if model else role
+            rows.append(f"| {label} (`{user_name(role, t, model)}`) | {cell(p.pub_allow)} | {cell(p.pub_deny)} | "
+                        f"{cell(p.sub_allow)} | {cell(p.sub_deny)} |")
     return "\n".join(rows) + "\n"

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
+import json
 import logging
 import os
 import ssl
@@ -240,9 +241,16 @@ class Bus:
         """Bytes of upload ``name`` in ``tenant``'s store (its quota's largest script).
 
         Raises:
-            nats.js.errors.NotFoundError: no such upload; LayoutError: no store for the tenant.
+            nats.js.errors.NotFoundError: no such upload (or no store for the tenant).
         """
-        return int((await (await self._uploads(tenant)).get_info(name)).size)
+        bucket = subjects.uploads(tenant)
+        # a direct get of the object's metadata message only (`$JS.API.DIRECT.GET.<stream>.<meta
+        # subject>`), so the scheduler's permission to see sizes does not let it read the chunks
+        msg = await self.js.get_last_msg(subjects.obj_stream(bucket), subjects.obj_meta(bucket, name), direct=True)
+        info = api.ObjectInfo.from_response(json.loads(msg.data))
+        if info.deleted:
+            raise ObjectNotFoundError
+        return int(info.size)
 
     async def get_upload(self, tenant: str, name: str) -> bytes:
         """Fetch ``name`` from the tenant's upload store (the tenant is the one the scheduler
@@ -454,6 +462,11 @@ def tls_context(ca: str | None = None, cert: str | None = None, key: str | None 
     return ctx
 
 
+def _is_worker(user: str | None) -> bool:
+    """The all-models ``worker`` user or a ``worker-<model>`` one (they bind no result cache)."""
+    return user == "worker" or (user or "").startswith("worker-")
+
+
 def _default_layout(user: str | None) -> str:
     """No auth or the admin: create the layout; a tenant or viewer: bind nothing; others: bind."""
     if user is None or user == "admin":
@@ -574,7 +587,7 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
                                               unless_refused(lambda: ensure_layout(js, replicas)), retry_s=30.0)
         elif layout == "bind":
             kv, store, cache = await retrying(
-                "bind the bus layout", unless_refused(lambda: bind_layout(js, url, cache=user != "worker")),
+                "bind the bus layout", unless_refused(lambda: bind_layout(js, url, cache=not _is_worker(user))),
                 retry_s=30.0)
     except BaseException:
         await nc.close()

@@ -9,6 +9,7 @@ section 3). A subject token may not contain ``.``, ``*``, ``>`` or whitespace;
 from __future__ import annotations
 
 import re
+import secrets
 
 PREFIX = "sw"
 
@@ -56,6 +57,27 @@ def tenant_of_request(subject: str) -> str:
     if len(parts) < 3 or parts[-2] != "requests":
         raise ValueError(f"not a request subject: {subject!r}")
     return token(parts[-1])
+
+
+def request_dedup_id(tenant: str, request_id: str) -> str:
+    """A new ``Nats-Msg-Id`` for one submission of a request: ``<tenant>.<request>.<nonce>``,
+    the nonce 128 random bits (:func:`secrets.token_hex`).
+
+    The requests stream de-duplicates by this header across all tenants' subjects for its
+    duplicate window (2 minutes), and a server cannot tie a header to a subject: a predictable
+    id (``<tenant>.<request>``) would let another tenant publish it first and get the victim's
+    request dropped as a duplicate. Tenants cannot read the requests stream, so the nonce cannot
+    be learnt; reuse the returned id for every retry of the same publish (issue 11,
+    ``docs/security.md``)."""
+    return f"{scoped(tenant, request_id)}.{secrets.token_hex(16)}"
+
+
+def dedup_id_matches(msg_id: str, tenant: str, request_id: str) -> bool:
+    """Whether a request's ``Nats-Msg-Id`` lies in its own namespace: ``<tenant>.<request>``
+    (the subject's tenant, the body's request id), alone or followed by ``.<anything>``. The
+    scheduler refuses a request whose id does not, so no tenant occupies another's ids."""
+    own = scoped(tenant, request_id)
+    return msg_id == own or msg_id.startswith(own + ".")
 
 
 def requests_all(prefix: str = PREFIX) -> str:
@@ -184,6 +206,16 @@ def kv_all(bucket: str) -> str:
 def obj_stream(bucket: str) -> str:
     """``OBJ_<bucket>``: the stream behind an object store."""
     return f"OBJ_{bucket}"
+
+
+def obj_meta(bucket: str, name: str | None = None) -> str:
+    """``$O.<bucket>.M.<base64url(name)>``: the metadata (size, digest, chunks) of one object, or
+    of every object (``$O.<bucket>.M.>``) when ``name`` is ``None`` (the nats-py / Go layout)."""
+    import base64
+
+    if name is None:
+        return f"$O.{bucket}.M.>"
+    return f"$O.{bucket}.M.{base64.urlsafe_b64encode(name.encode()).decode()}"
 
 
 def obj_all(bucket: str) -> str:

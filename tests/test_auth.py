@@ -72,7 +72,9 @@ class Refusals:
 
 @pytest.fixture(scope="module")
 def authdir(tmp_path_factory):
-    return init_auth(tmp_path_factory.mktemp("auth"), ["a", "b"])
+    from streamwise.cli.auth import registry_models
+
+    return init_auth(tmp_path_factory.mktemp("auth"), ["a", "b"], models=registry_models())
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +88,9 @@ def auth_server(authdir):
         yield server
 
 
-async def _as(server, authdir, role, tenant=None, **kw):
+async def _as(server, authdir, role, tenant=None, model=None, **kw):
     refusals = Refusals()
-    bus = await connect(server.url, creds=str(authdir.creds(role, tenant)), error_cb=refusals, **kw)
+    bus = await connect(server.url, creds=str(authdir.creds(role, tenant, model)), error_cb=refusals, **kw)
     bus.js = bus.nc.jetstream(timeout=3.0)   # a refused API request times out: keep it short
     return bus, refusals
 
@@ -133,12 +135,25 @@ def test_auth_init_writes_conf_and_one_creds_file_per_role_mode_0600(tmp_path):
     # the tenant JWT's permissions are the ones role_permissions computes
     perms = role_permissions("tenant", tenant="a")
     assert read_creds_jwt(d / "tenant-a.creds")["nats"]["pub"]["allow"] == list(perms.pub_allow)
-    # adding a tenant keeps the others' credentials and issues the new one's
+    # one worker user per model of the stage registry, its consumers only on its model's tasks
+    from streamwise.stages.registry import ADAPTERS
+    for _, model in ADAPTERS:
+        allow = read_creds_jwt(d / f"worker-{model}.creds")["nats"]["pub"]["allow"]
+        assert S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS, "*", S.tasks(model, "*")) in allow
+        creates = [a for a in allow if a.startswith(S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS))]
+        assert creates and all(a.split(".")[7:9] == ["tasks", model] for a in creates), (model, creates)
+    # adding a tenant keeps the others' credentials and issues the new one's; users whose permissions
+    # name the tenants' upload stores (the scheduler, the screenplay workers) are issued anew
+    kept = {n: (d / f"{n}.creds").read_text() for n in ("tenant-a", "worker-piper", "worker-pyav-fmp4", "admin")}
+    changed = {n: (d / f"{n}.creds").read_text() for n in ("scheduler", "worker-script-parser", "worker-llm", "worker")}
     before = (d / "tenant-a.creds").read_text()
     out = subprocess.run([sys.executable, "-m", "streamwise", "auth", "init", str(d), "--tenants", "c"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert (d / "tenant-a.creds").read_text() == before and (d / "tenant-c.creds").exists()
+    assert all((d / f"{n}.creds").read_text() == text for n, text in kept.items())
+    assert all((d / f"{n}.creds").read_text() != text for n, text in changed.items())
+    assert S.uploads("c") in " ".join(read_creds_jwt(d / "worker-script-parser.creds")["nats"]["pub"]["allow"])
     assert json.loads((d / "auth.json").read_text())["tenants"] == ["a", "b", "c"]
 
 
@@ -365,6 +380,102 @@ async def test_worker_pulls_its_tasks_heartbeats_and_reports(auth_server, authdi
     finally:
         await sched.close()
         await worker.close()
+
+
+# --- one worker user per model ---------------------------------------------------------------------
+
+async def test_a_models_worker_user_cannot_pull_other_models_tasks_nor_publish_a_request(auth_server, authdir):
+    """worker-piper: consumers only on sw.tasks.piper.*; no core subscription to any task subject,
+    no request, no segment (it is no mux), no upload (it is no screenplay stage)."""
+    bus, refused = await _as(auth_server, authdir, "worker", model="piper")
+    try:
+        assert bus.user == "worker-piper"
+        other = S.tasks("script-parser", "sp-1")
+        await _refused(refused, bus.js.pull_subscribe(other, durable="steal", stream=S.STREAM_TASKS),
+                       S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS, "steal", other))
+        wide = S.tasks_all()
+        await _refused(refused, bus.js.pull_subscribe(wide, durable="steal2", stream=S.STREAM_TASKS),
+                       S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS, "steal2", wide))
+        for subject in (other, S.tasks("piper", "tts-1"), wide):
+            await bus.nc.subscribe(subject)
+            await refused.expect(subject)
+        for subject in (S.requests("a"), S.segments("a", "r1"), S.status("a", "r1"), S.tasks("piper", "tts-1")):
+            await bus.nc.publish(subject, b"x")
+            await refused.expect(subject)
+        await _refused(refused, bus.js.object_store(S.uploads("a")),
+                       S.js_api("STREAM", "INFO", S.obj_stream(S.uploads("a"))))
+        # its own model's consumer is allowed
+        mine = PullConsumer(bus, S.tasks("piper", "tts-own"), durable="tts-own", stream=S.STREAM_TASKS)
+        assert await mine.fetch(1, timeout=0.5) == []
+        assert refused.none_for(S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS, "tts-own", S.tasks("piper", "tts-own")))
+        await mine.unsubscribe()
+    finally:
+        await bus.close()
+
+
+async def test_the_worker_process_of_a_model_serves_a_task_with_its_own_creds(auth_server, authdir):
+    """A real ``streamwise worker --stage screenplay`` with worker-script-parser.creds serves an
+    inline script and one uploaded to the tenant's store (the screenplay stage's upload right)."""
+    from streamwise.bus import registry
+
+    admin = await connect(auth_server.url, creds=str(authdir.creds("admin")))
+    tenant = await connect(auth_server.url, creds=str(authdir.creds("tenant", "a")))
+    proc = subprocess.Popen([sys.executable, "-m", "streamwise", "worker", "--stage", "screenplay",
+                             "--nats", auth_server.url, "--creds", str(authdir.creds("worker", model="script-parser"))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        beats = await registry.wait_for_stages(admin.instances, {"screenplay"}, 120)
+        instance = next(b.instance for b in beats if b.pid == proc.pid)
+        events = asyncio.Queue()
+
+        async def on_event(m):
+            events.put_nowait(m)
+        sub = await admin.nc.subscribe(S.events("a", ">"), cb=on_event)
+        await tenant.put_upload("a", "m-2", b"Bo: Uploaded words.\n")
+        for rid, inputs in (("m-1", {"script": "Ada: Hello there.\n"}), ("m-2", {"script_ref": "m-2"})):
+            task = Task(task_id=f"a.{rid}.screenplay.0-1", request_id=rid, tenant="a", node_id="screenplay",
+                        stage="screenplay", model="script-parser", deadline=time.time() + 60, attempt=1,
+                        inputs=inputs, dispatched_at=time.time())
+            await admin.publish(S.tasks("script-parser", instance), task, msg_id=task.task_id)
+        got = {}
+        while len(got) < 2:
+            m = await asyncio.wait_for(events.get(), timeout=120)
+            ev = msgpack.unpackb(m.data)
+            if not ev.get("partial"):
+                got[ev["request_id"]] = ev
+        await sub.unsubscribe()
+        assert got["m-1"]["ok"] and got["m-1"]["outputs"]["speakers"] == ["Ada"], got["m-1"]
+        assert got["m-2"]["ok"] and got["m-2"]["outputs"]["speakers"] == ["Bo"], got["m-2"]
+        assert got["m-1"]["instance"] == instance
+    finally:
+        proc.terminate()
+        try:
+            err = proc.communicate(timeout=60)[1].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            err = proc.communicate()[1].decode(errors="replace")
+        await tenant.close()
+        await admin.close()
+    assert "permissions violation" not in err.lower(), err[-2000:]
+
+
+def test_up_auth_gives_each_worker_its_models_creds(authdir):
+    from streamwise.cli.auth import pool_creds
+    from streamwise.service.pool import Pool
+
+    pool = Pool("nats://127.0.0.1:4222", creds=pool_creds(authdir),
+                extra=[("video-ft-0", ["worker", "--stage", "video", "--model", "fantasytalking", "--hardware", "h100",
+                                       "--gpus", "1", "--emulate"])])
+    cmds = dict(pool.commands())
+    assert cmds["scheduler"][-1] == str(authdir.creds("scheduler"))
+    for name, cmd in cmds.items():
+        if name == "scheduler":
+            continue
+        model = cmd[cmd.index("--model") + 1] if "--model" in cmd else {
+            "screenplay": "script-parser", "tts": "piper", "image": "cpu-art", "video": "cpu-head",
+            "mux": "pyav-fmp4"}[cmd[cmd.index("--stage") + 1]]
+        assert cmd[-2:] == ["--creds", str(authdir.creds("worker", model=model))], (name, cmd)
+        assert read_creds_jwt(cmd[-1])["name"] == f"worker-{model}"
 
 
 # --- the simple form and TLS ------------------------------------------------------------------------
@@ -629,3 +740,63 @@ async def test_a_refused_publish_raises_permission_error_without_retrying(auth_s
             await bus.publish(S.requests("b"), _request("b", "forged-2"), msg_id="forged-2")
     finally:
         await bus.close()
+
+
+# --- the largest-script quota of an upload, at admission --------------------------------------------
+
+async def test_an_upload_over_the_largest_script_is_refused_at_admission(auth_server, authdir, tmp_path):
+    """A real scheduler with the scheduler role's credentials reads an upload's size from its
+    object-store metadata (not its text: the upload store itself stays closed to it) and refuses
+    a script over tenant a's largest at once: its first status is the quota refusal, never
+    ``accepted``, so nothing of it is spoken; a small upload of the same tenant is accepted."""
+    from streamwise.bus.codec import decode
+    from streamwise.bus.messages import Status
+
+    quotas = tmp_path / "quotas.yaml"
+    quotas.write_text("default: {}\ntenants: {a: {script_bytes: 200}}\n")
+    admin = await connect(auth_server.url, creds=str(authdir.creds("admin")))
+    tenant = await connect(auth_server.url, creds=str(authdir.creds("tenant", "a")))
+    sched_bus, refused = await _as(auth_server, authdir, "scheduler")
+    tasks = []
+
+    async def on_task(m):
+        tasks.append(msgpack.unpackb(m.data)["request_id"])
+    tap = await admin.nc.subscribe(S.tasks_all(), cb=on_task)
+    proc = subprocess.Popen([sys.executable, "-m", "streamwise", "scheduler", "--nats", auth_server.url,
+                             "--creds", str(authdir.creds("scheduler"))], env={**os.environ, "STREAMWISE_QUOTAS": str(quotas)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        big, small = "quota-big-" + os.urandom(3).hex(), "quota-small-" + os.urandom(3).hex()
+        await tenant.put_upload("a", big, ("Ada: " + "many words " * 40 + "\n").encode())   # ~450 bytes
+        await tenant.put_upload("a", small, b"Ada: Few words.\n")
+        assert await sched_bus.upload_size("a", big) > 200          # the metadata, by the scheduler role
+        await _refused(refused, sched_bus.js.object_store(S.uploads("a")),   # ... but not the upload store
+                       S.js_api("STREAM", "INFO", S.obj_stream(S.uploads("a"))))
+        for rid in (big, small):
+            await tenant.publish(S.requests("a"), Request(request_id=rid, tenant="a", submitted_at=time.time(),
+                                                          script_ref=rid), msg_id=S.request_dedup_id("a", rid))
+
+        async def last(rid, states):
+            sub = await admin.js.subscribe(S.status("a", rid), stream=S.STREAM_STATUS, ordered_consumer=True)
+            try:
+                while True:
+                    st = decode((await sub.next_msg(timeout=120)).data, Status)
+                    if st.state in states:
+                        return st
+            finally:
+                await sub.unsubscribe()
+        refusal = await last(big, ("failed", "accepted", "running"))   # its first status
+        assert refusal.state == "failed" and refusal.quota == "script_bytes", refusal
+        assert "largest script of 200 bytes" in refusal.error and refusal.retry_after_s is None
+        assert (await last(small, ("accepted", "failed"))).state == "accepted"
+        assert big not in tasks      # refused before anything was dispatched (its first status is the refusal)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        await tap.unsubscribe()
+        for b in (admin, tenant, sched_bus):
+            await b.close()

@@ -84,7 +84,7 @@ def test_every_worker_runs_what_the_registry_serves_and_multi_gpu_uses_torchrun(
         assert (stage, model) in ADAPTERS, (stage, model)
         stages.add(stage)
         gpus = int(_flag(cmd, "--gpus"))
-        assert _flag(cmd, "--creds") == "/var/run/secrets/streamwise/worker.creds"
+        assert _flag(cmd, "--creds") == f"/var/run/secrets/streamwise/worker-{model}.creds"   # its model's user
         assert _flag(cmd, "--health-port") == "8081"
         spec = dep["spec"]["template"]["spec"]
         assert spec["terminationGracePeriodSeconds"] > STOP_GRACE_S
@@ -230,8 +230,6 @@ def _plan_with(rendered, edit) -> dict:
      "no worker serves model 'gemma' for stage 'screenplay'"),
     (["worker", "--stage", "video", "--model", "hunyuanframepack-vae", "--hardware", "h100", "--gpus", "1"],
      "no worker serves model 'hunyuanframepack-vae'"),
-    (["worker", "--stage", "video", "--model", "fantasytalking", "--hardware", "h100", "--gpus", "16"],
-     "spans several 8-GPU nodes"),
     (["worker", "--stage", "video", "--model", "fantasytalking", "--hardware", "h100", "--gpus", "0"],
      "needs --gpus >= 1"),
     (["worker", "--stage", "mux", "--model", "pyav-fmp4", "--nats", "nats://x:4222"], "--nats is set by the renderer"),
@@ -276,3 +274,208 @@ def test_a_reserved_plan_has_no_spot_placement(rendered):
         spec = dep["spec"]["template"]["spec"]
         assert not any("scalesetpriority" in t["key"] for t in spec.get("tolerations", []))
         assert "kubernetes.azure.com/scalesetpriority" not in spec.get("nodeSelector", {})
+
+
+# ------------------------------------------------------------------------------------------ auth
+
+
+def _chart_conf(merge: dict) -> str:
+    """nats.conf lines as the NATS chart writes its ``config.merge`` (JSON values; a string
+    ``<< X >>`` unquoted, the chart's form for raw values)."""
+    import json
+
+    def value(v):
+        text = json.dumps(v)
+        m = re.fullmatch(r'"<< (.*) >>"', text)
+        return m.group(1) if m else text
+    return "".join(f"{k}: {value(v)}\n" for k, v in merge.items())
+
+
+def test_nats_values_and_secrets_carry_the_auth_directorys_roles(rendered, tmp_path):
+    """``render --auth DIR``: the NATS chart's ``config.merge`` is the operator, accounts and
+    resolver of ``DIR/nats.conf`` (the same settings), ``secrets.yaml`` holds one Secret per
+    credentials volume the pods mount. A real nats-server run with the configuration the chart
+    would write from those values accepts the Secrets' credentials and enforces their roles."""
+    import asyncio
+    import os
+    import stat
+
+    from streamwise.bus import subjects as S
+    from streamwise.bus.auth import init_auth, read_creds_jwt, server_settings
+    from streamwise.bus.client import connect, ensure_layout
+    from streamwise.bus.server import EmbeddedServer
+    from streamwise.cli.auth import registry_models
+
+    auth = init_auth(tmp_path / "auth", ["default", "b"], models=registry_models())
+    plan = load_plan(rendered / "plan.yaml")
+    files = render(plan, RenderOptions(auth_dir=str(auth.path)))
+    merge = files["nats-values.yaml"][0]["config"]["merge"]
+    settings = server_settings(auth.path)
+    assert merge["operator"] == settings["operator"] and merge["resolver_preload"] == settings["resolver_preload"]
+    assert merge["resolver"] == "<< MEMORY >>" and merge["max_control_line"] == "<< 64KB >>"
+    # every credentials volume of every pod has its Secret and key; the Secrets validate
+    secrets = {d["metadata"]["name"]: d for d in files["secrets.yaml"]}
+    pods = [d["spec"]["template"]["spec"] for f in ("workers.yaml", "scheduler.yaml", "gateway.yaml", "layout-job.yaml")
+            for d in files[f] if d["kind"] in ("Deployment", "Job")]
+    for pod in pods:
+        (vol,) = [v for v in pod["volumes"] if "secret" in v]
+        key = vol["secret"]["items"][0]["key"]
+        assert key in secrets[vol["secret"]["secretName"]]["stringData"], vol
+    for d in files["secrets.yaml"]:
+        assert validate_doc(d) == []
+    workers = {_flag(_container(d)["command"], "--model") for d in files["workers.yaml"]}
+    assert {f"streamwise-worker-{m}-creds" for m in workers} <= set(secrets)
+    assert "kustomization.yaml" in files and "secrets.yaml" in files["kustomization.yaml"][0]["resources"]
+    out = tmp_path / "k8s"
+    from streamwise.deploy.render import write
+    write(files, out)
+    assert stat.S_IMODE((out / "secrets.yaml").stat().st_mode) == 0o600
+    assert "secrets.yaml" not in render(plan, RenderOptions())        # no auth directory: no Secrets
+
+    # the chart writes merge keys into nats.conf as JSON values, `<< X >>` unquoted
+    conf = _chart_conf(merge)
+    creds = {}
+    for name, d in secrets.items():
+        (key, text), = d["stringData"].items()
+        path = tmp_path / key
+        path.write_text(text)
+        os.chmod(path, 0o600)
+        creds[key.removesuffix(".creds")] = str(path)
+
+    async def check():
+        with EmbeddedServer(extra_conf=conf) as server:
+            admin = await connect(server.url, creds=creds["admin"])
+            await ensure_layout(admin.js, tenants=("default",))
+            await admin.close()
+            errors = []
+
+            async def on_error(exc):
+                errors.append(str(exc))
+            gateway = await connect(server.url, creds=creds["gateway"], error_cb=on_error)
+            assert gateway.user == "tenant-default"
+            await gateway.nc.publish(S.requests("b"), b"x")          # another tenant's subject
+            await gateway.nc.publish(S.tasks("piper", "x"), b"x")    # a task subject
+            await gateway.nc.flush()
+            for _ in range(100):
+                if len(errors) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            await gateway.close()
+            assert sum("permissions violation" in e.lower() for e in errors) == 2, errors
+            mux = await connect(server.url, creds=creds["worker-pyav-fmp4"])
+            assert mux.user == "worker-pyav-fmp4" and read_creds_jwt(creds["worker-pyav-fmp4"])["name"] == mux.user
+            await mux.close()
+    asyncio.run(check())
+
+
+# ------------------------------------------------------------------------------------------ multi-node instances
+
+
+def _multinode_plan(rendered) -> dict:
+    return _plan_with(rendered, lambda ws: ws.append({"replicas": 2, "args": [
+        "worker", "--stage", "video", "--model", "fantasytalking", "--hardware", "h100", "--gpus", "16"]}))
+
+
+def test_an_instance_over_one_node_renders_as_leader_and_follower_statefulsets(rendered):
+    """A 16-GPU instance on 8-GPU nodes: per instance a headless Service, a leader StatefulSet
+    (node rank 0, the health endpoint) and a follower StatefulSet whose pod index is its node
+    rank, torchrun with static rendezvous at the leader's stable DNS name; everything validates."""
+    files = render(_multinode_plan(rendered), RenderOptions())
+    objs = files["multinode-workers.yaml"]
+    for d in objs:
+        assert validate_doc(d) == [], d["metadata"]["name"]
+    services = {d["metadata"]["name"]: d for d in objs if d["kind"] == "Service"}
+    sets = {d["metadata"]["name"]: d for d in objs if d["kind"] == "StatefulSet"}
+    assert len(services) == 2 and len(sets) == 4          # 2 instances x (leader + followers)
+    try:
+        from torch.distributed.run import get_args_parser
+    except ImportError:
+        get_args_parser = None
+    for svc_name, svc in services.items():
+        assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
+        leader, followers = sets[f"{svc_name}-leader"], sets[f"{svc_name}-node"]
+        assert leader["spec"]["serviceName"] == followers["spec"]["serviceName"] == svc_name
+        assert svc["spec"]["selector"].items() <= leader["spec"]["template"]["metadata"]["labels"].items()
+        assert leader["spec"]["replicas"] == 1 and followers["spec"]["replicas"] == 1
+        assert followers["spec"]["ordinals"] == {"start": 1}
+        addr = f"{svc_name}-leader-0.{svc_name}.streamwise.svc.cluster.local"
+        for sts, rank in ((leader, "0"), (followers, "$(POD_INDEX)")):
+            assert sts["spec"]["podManagementPolicy"] == "Parallel"
+            c = sts["spec"]["template"]["spec"]["containers"][0]
+            cmd = c["command"]
+            assert cmd[0] == "torchrun" and "--standalone" not in cmd
+            assert (_flag(cmd, "--nnodes"), _flag(cmd, "--nproc_per_node"), _flag(cmd, "--node_rank")) == ("2", "8", rank)
+            assert _flag(cmd, "--master_addr") == addr and _flag(cmd, "--master_port") == "29500"
+            assert _flag(cmd, "--gpus") == "16" and _flag(cmd, "--creds").endswith("/worker-fantasytalking.creds")
+            assert c["resources"]["limits"]["nvidia.com/gpu"] == 8
+            index = next(e for e in c["env"] if e["name"] == "POD_INDEX")
+            assert index["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.labels['apps.kubernetes.io/pod-index']"
+            assert ("readinessProbe" in c) == (sts is leader)          # only rank 0 serves /readyz
+            if get_args_parser is not None:
+                # Kubernetes expands $(POD_INDEX) in a command from the container's env (the pod index)
+                args = get_args_parser().parse_args([a.replace("$(POD_INDEX)", "1") for a in cmd[1:]])
+                assert (args.nnodes, args.nproc_per_node, args.rdzv_backend, args.module) == ("2", "8", "static", True)
+    # no KEDA object scales a multi-node pool; one disruption budget per instance
+    assert not any(s["metadata"]["name"].startswith("sw-video-fantasytalking-h100-16g") for s in files["autoscaling.yaml"])
+    pdbs = {d["metadata"]["name"] for d in files["disruption-budgets.yaml"]}
+    assert set(services) <= pdbs
+    assert "multinode-workers.yaml" in files["kustomization.yaml"][0]["resources"]
+
+
+def test_a_multinode_render_validates_and_builds(rendered, tmp_path):
+    from streamwise.deploy.render import write
+
+    out = tmp_path / "k8s"
+    write(render(_multinode_plan(rendered), RenderOptions()), out)
+    count, errors = validate_dir(out)
+    assert errors == [] and count > 20
+    if shutil.which("kubectl"):
+        built = [d for d in yaml.safe_load_all(kustomize(out)) if d]
+        assert ("StatefulSet", "sw-video-fantasytalking-h100-16g-0-leader") in {(d["kind"], d["metadata"]["name"])
+                                                                                 for d in built}
+
+
+def test_the_rendered_rendezvous_flags_form_one_world_with_rank_0_on_node_0(tmp_path):
+    """The launch flags of a 2-node instance (scaled to one process per node), run as two
+    torchrun 'nodes' on loopback with a script in place of the worker: one world of 2, node 0
+    holding global rank 0 (the bus-facing leader), a gloo all-reduce across the nodes."""
+    pytest.importorskip("torch")
+    import socket
+    import subprocess
+    import sys
+
+    from streamwise.stages.gpu.parallel import LAUNCHER_MODULE, launch_command
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = tmp_path / "probe.py"
+    script.write_text("import os, torch, torch.distributed as d\n"
+                      "d.init_process_group('gloo')\n"
+                      "t = torch.tensor([float(os.environ['RANK'])]); d.all_reduce(t)\n"
+                      "print('rank', os.environ['RANK'], 'world', os.environ['WORLD_SIZE'], 'sum', int(t.item()))\n"
+                      "d.destroy_process_group()\n")
+    procs = []
+    for rank in (0, 1):
+        cmd = launch_command("video", "fantasytalking", 2, "nats://x:4222", nnodes=2, node_rank=rank,
+                             master_addr="127.0.0.1", master_port=port, torchrun=[sys.executable, "-m", "torch.distributed.run"])
+        cmd = cmd[:cmd.index("-m", 3)] + [str(script)]   # the torchrun flags as rendered, a probe for the worker
+        assert LAUNCHER_MODULE not in cmd
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}))
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=300)[0])
+        finally:
+            if p.poll() is None:
+                p.kill()
+    assert all(p.returncode == 0 for p in procs), outs
+    assert "rank 0 world 2 sum 1" in outs[0] and "rank 1 world 2 sum 1" in outs[1], outs
+
+
+def test_an_instance_over_a_fraction_of_nodes_is_refused(rendered):
+    plan = _plan_with(rendered, lambda ws: ws.append({"replicas": 1, "args": [
+        "worker", "--stage", "video", "--model", "fantasytalking", "--hardware", "h100", "--gpus", "12"]}))
+    with pytest.raises(PlanError, match="not a whole number of them"):
+        render(plan)

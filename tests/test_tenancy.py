@@ -240,6 +240,35 @@ async def test_a_tenant_over_its_quota_is_refused_while_another_tenant_streams(r
     assert refused and refused[0].quota == "concurrent_requests" and refused[0].retry_after_s > 0
 
 
+async def test_another_tenants_msg_id_does_not_stop_a_request_being_served(ready, tmp_path):
+    """Tenant b publishes first with the de-duplication ids tenant a's request could use
+    (``alpha.<id>``, the scoped id, and the bare id): a's request is still served, and b's
+    request with a header outside its own namespace is refused with that reason."""
+    bus = ready
+    rid = _id()
+    forged = []
+    for msg_id in (subjects.scoped("alpha", rid), rid):
+        await bus.js.publish(subjects.requests("beta"), msgpack.packb(
+            {"request_id": rid, "tenant": "alpha", "submitted_at": time.time(), "script": OTHER}),
+            headers={"Nats-Msg-Id": msg_id})
+        forged.append(msg_id)
+    done = await generate(bus, Request(request_id=rid, tenant="alpha", submitted_at=0.0, script=TWO), tmp_path / "a",
+                          idle_timeout_s=120)
+    assert done.speakers == ["Ann", "Bo"] and done.segments
+    b = await _statuses(bus, "beta", rid)
+    assert b[-1].state == "failed" and "Nats-Msg-Id" in b[-1].error and "beta." in b[-1].error, b[-1]
+    # b's forged requests were not served as a's, nor as b's
+    assert await _stored(bus, subjects.segments("beta", rid), subjects.STREAM_SEGMENTS) == 0
+
+
+def test_dedup_ids_are_unguessable_and_scoped():
+    a1, a2 = subjects.request_dedup_id("a", "r1"), subjects.request_dedup_id("a", "r1")
+    assert a1 != a2 and a1.startswith("a.r1.") and len(a1.split(".")[2]) == 32
+    assert subjects.dedup_id_matches(a1, "a", "r1") and subjects.dedup_id_matches("a.r1", "a", "r1")
+    assert not subjects.dedup_id_matches(a1, "b", "r1") and not subjects.dedup_id_matches("a.r10.x", "a", "r1")
+    assert not subjects.dedup_id_matches("r1", "a", "r1")
+
+
 async def _statuses_all(bus, tenant: str) -> list[Status]:
     sub = await bus.js.subscribe(subjects.status(tenant, "*"), stream=subjects.STREAM_STATUS, ordered_consumer=True)
     out = []

@@ -11,7 +11,10 @@ How an instance runs (the design; see "Status" below):
   --stage video --model fantasytalking --hardware h100 --gpus N --nats URL`` (:func:`launch_command`
   builds it; :func:`main` is the module's entry point). Rank 0 runs the ordinary ``streamwise worker``
   (bus, heartbeats, tasks: it *is* the instance); ranks > 0 never touch the bus: they load the same
-  model and run :func:`follow`.
+  model and run :func:`follow`. An instance over one node runs the same module on each node with
+  torchrun's static rendezvous (``--nnodes K --node_rank R --master_addr <node 0>``; node 0 holds
+  global rank 0, the leader; ``streamwise deploy render`` makes the pods, docs/deploy.md): untested
+  on real nodes.
 - **Set-up** (every rank, inside the stage's ``load``): :func:`start_distributed` checks CUDA and
   xfuser and initialises torch.distributed through xfuser (NCCL, ``env://`` from torchrun, device
   ``cuda:LOCAL_RANK``); the adapter loads its pipeline with xfuser's sequence-parallel transformer
@@ -118,19 +121,29 @@ def launched_rank() -> int:
     return int(os.environ.get("RANK", "0") or 0)
 
 
+#: The rendezvous port of a multi-node instance's leader (torchrun's ``--master_port``; its default).
+RDZV_PORT = 29500
+
+
 def launch_command(stage: str, model: str, gpus: int, nats: str, *, hardware: str = "h100",
                    instance: str | None = None, extra: list[str] | tuple[str, ...] = (),
-                   torchrun: list[str] | tuple[str, ...] = ("torchrun",)) -> list[str]:
-    """The argv that starts one worker instance of ``model`` on ``gpus`` GPUs of this machine.
+                   torchrun: list[str] | tuple[str, ...] = ("torchrun",), nnodes: int = 1,
+                   node_rank: int | str = 0, master_addr: str | None = None, master_port: int = RDZV_PORT) -> list[str]:
+    """The argv that starts one worker instance of ``model`` on ``gpus`` GPUs (on this machine, or,
+    with ``nnodes > 1``, this machine's share of them).
 
-    ``gpus <= 1``: the plain ``streamwise worker ...``. ``gpus > 1``: ``torchrun --standalone --nnodes 1
-    --nproc_per_node gpus -m streamwise.stages.gpu.parallel worker ...`` (``--standalone`` picks a free
+    ``gpus <= 1``: the plain ``streamwise worker ...``. ``gpus > 1``, one node: ``torchrun --standalone
+    --nnodes 1 --nproc_per_node gpus -m streamwise.stages.gpu.parallel worker ...`` (``--standalone`` picks a free
     rendezvous port, so several instances can share a host; give each its GPUs with
-    ``CUDA_VISIBLE_DEVICES``, see :func:`launch_env`). ``torchrun`` may be replaced, e.g. by
-    ``[sys.executable, "-m", "torch.distributed.run"]``.
+    ``CUDA_VISIBLE_DEVICES``, see :func:`launch_env`). ``nnodes > 1``: ``torchrun --nnodes nnodes
+    --nproc_per_node gpus/nnodes --node_rank R --master_addr A --master_port P -m ...`` on every node (torchrun's
+    static rendezvous: node 0 at ``master_addr`` hosts it, so global rank 0, the instance's bus-facing
+    leader, is on node 0; ``node_rank`` may be a string such as ``$(POD_INDEX)`` that Kubernetes
+    expands). ``torchrun`` may be replaced, e.g. by ``[sys.executable, "-m", "torch.distributed.run"]``.
 
     Raises:
-        ValueError: gpus < 0, or an empty stage / model / nats URL.
+        ValueError: gpus < 0, an empty stage / model / nats URL, or several nodes without a
+            ``master_addr`` or with a GPU count they do not divide.
     """
     if gpus < 0 or not stage or not model or not nats:
         raise ValueError(f"need gpus >= 0, a stage, a model and a NATS URL; got {gpus}, {stage!r}, {model!r}, {nats!r}")
@@ -138,7 +151,14 @@ def launch_command(stage: str, model: str, gpus: int, nats: str, *, hardware: st
               "--nats", nats, *(["--instance", instance] if instance else []), *extra]
     if gpus <= 1:
         return ["streamwise", *worker]
-    return [*torchrun, "--standalone", "--nnodes", "1", "--nproc_per_node", str(gpus), "-m", LAUNCHER_MODULE, *worker]
+    if nnodes <= 1:
+        return [*torchrun, "--standalone", "--nnodes", "1", "--nproc_per_node", str(gpus), "-m", LAUNCHER_MODULE,
+                *worker]
+    if gpus % nnodes or not master_addr:
+        raise ValueError(f"an instance of {gpus} GPUs on {nnodes} nodes needs a GPU count the nodes divide and the "
+                         f"rendezvous address of node 0 (master_addr); got master_addr={master_addr!r}")
+    return [*torchrun, "--nnodes", str(nnodes), "--nproc_per_node", str(gpus // nnodes), "--node_rank", str(node_rank),
+            "--master_addr", master_addr, "--master_port", str(master_port), "-m", LAUNCHER_MODULE, *worker]
 
 
 def launch_env(devices: list[int] | tuple[int, ...] | None = None) -> dict[str, str]:

@@ -249,8 +249,10 @@ def cmd_up(args) -> int:
     if args.auth:   # each role with its own credentials; the admin creates the layout, once
         from ..bus.auth import load_auth_dir
 
+        from .auth import pool_creds
+
         auth = load_auth_dir(args.auth)
-        creds = {"scheduler": str(auth.creds("scheduler")), "worker": str(auth.creds("worker"))}
+        creds = pool_creds(auth)   # each worker with its model's credentials (worker-<model>.creds)
         admin = str(auth.creds("admin"))
     server = None if args.nats else EmbeddedServer(port=args.port,
                                                    extra_conf=auth.conf.read_text() if args.auth else "").start()

@@ -2,7 +2,8 @@
 
 - ``auth init`` writes ``DIR/nats.conf`` (operator mode, MEMORY resolver, the ``STREAMWISE``
   account with JetStream) and one NATS ``.creds`` file per role (``admin``, ``scheduler``,
-  ``worker``, ``tenant-<t>``, ``viewer-<t>``), mode 0600; run again with more tenants to add
+  ``worker``, ``worker-<model>`` for every model of ``--models``, ``tenant-<t>``,
+  ``viewer-<t>``), mode 0600; run again with more tenants to add
   them, with ``--rotate`` to issue every credential anew and revoke the old ones
   (``docs/security.md``).
 - ``layout`` creates the bus layout (streams, buckets, object stores, one upload store per
@@ -21,6 +22,9 @@ def add_parser(sub) -> None:
     i = asub.add_parser("init", help="write DIR/nats.conf and one .creds file per role")
     i.add_argument("dir", help="directory to write (created, mode 0700)")
     i.add_argument("--tenants", required=True, help="comma-separated tenant names, e.g. a,b")
+    i.add_argument("--models", default=None,
+                   help="comma-separated worker models, one worker-<model>.creds each (default: every model the "
+                        "stage registry serves)")
     i.add_argument("--rotate", action="store_true",
                    help="issue every user's credentials anew and revoke the old ones (restart the server after)")
     i.set_defaults(handler=cmd_auth_init)
@@ -33,12 +37,33 @@ def add_parser(sub) -> None:
     lay.set_defaults(handler=cmd_layout)
 
 
+def registry_models(names: str | None = None) -> dict[str, str]:
+    """Model -> stage of the stage registry (``stages/registry.py``), all of them or the
+    comma-separated ``names``.
+
+    Raises:
+        ValueError: a name no worker serves (the message lists the models).
+    """
+    from ..stages.registry import ADAPTERS
+
+    known = {model: stage for stage, model in ADAPTERS}
+    if names is None:
+        return known
+    out = {}
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        if name not in known:
+            raise ValueError(f"--models: no worker serves model {name!r}; models are {', '.join(known)}")
+        out[name] = known[name]
+    return out
+
+
 def cmd_auth_init(args) -> int:
-    from ..bus.auth import AuthError, init_auth
+    from ..bus.auth import init_auth
 
     try:
-        d = init_auth(args.dir, args.tenants.split(","), rotate=args.rotate)
-    except AuthError as exc:
+        models = registry_models(args.models)
+        d = init_auth(args.dir, args.tenants.split(","), rotate=args.rotate, models=models)
+    except ValueError as exc:   # AuthError is one
         print(f"streamwise auth: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {d.conf} and {len(d.users)} credentials files in {d.path} (tenants: {', '.join(d.tenants)})")
@@ -87,6 +112,15 @@ async def create_layout(url: str, creds: str | None, tenants: list[str] | tuple[
         await ensure_layout(bus.js, bus.replicas, tenants=tuple(tenants))
     finally:
         await bus.close()
+
+
+def pool_creds(auth) -> dict[str, str]:
+    """The ``creds`` map of :class:`~streamwise.service.pool.Pool` for an auth directory: the
+    scheduler's, the all-models worker's and each ``worker-<model>``'s."""
+    creds = {"scheduler": str(auth.creds("scheduler")), "worker": str(auth.creds("worker"))}
+    for model in auth.models:
+        creds[f"worker-{model}"] = str(auth.creds("worker", model=model))
+    return creds
 
 
 def auth_args(auth_dir: str, role: str) -> list[str]:

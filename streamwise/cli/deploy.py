@@ -26,10 +26,13 @@ def add_parser(sub) -> None:
             ("--health-port", "health_port", int, "health endpoint port of every process"),
             ("--schedulers", "schedulers", int, "scheduler replicas"),
             ("--gateways", "gateways", int, "gateway replicas"),
-            ("--gpus-per-node", "gpus_per_node", int, "largest instance of one pod (GPUs)"),
+            ("--gpus-per-node", "gpus_per_node", int, "GPUs of one node; a larger instance spans several (multi-node)"),
             ("--max-scale", "max_scale", int, "KEDA maximum = plan replicas x this"),
             ("--horizon", "horizon_s", float, "demand horizon T of the autoscaling signal (s)"),
-            ("--tenants", "tenants", str, "tenants whose upload stores the layout Job creates; the gateway serves the first")):
+            ("--tenants", "tenants", str, "tenants whose upload stores the layout Job creates; the gateway serves the "
+                                          "first (default: those of --auth, else default)"),
+            ("--auth", "auth_dir", str, "auth directory (streamwise auth init): NATS values with its accounts, "
+                                        "secrets.yaml with each role's credentials")):
         r.add_argument(flag, dest=attr, type=kind, default=getattr(defaults, attr),
                        help=f"{text} (default {getattr(defaults, attr)})")
     r.add_argument("--emulate", action="store_true",

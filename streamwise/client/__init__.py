@@ -224,9 +224,13 @@ async def generate(bus: Bus, request: Request, out_dir: str | Path, *, progress:
     """
     await upload_large_script(bus, request)
 
+    # one unguessable de-duplication id for this submission (every retry of the publish reuses it):
+    # another tenant cannot get it dropped as a duplicate by publishing the same id first
+    msg_id = subjects.request_dedup_id(request.tenant, request.request_id)
+
     async def submit() -> float:
         request.submitted_at = time.time()
-        await bus.publish(subjects.requests(request.tenant), request, msg_id=subjects.scoped(request.tenant, request.request_id))
+        await bus.publish(subjects.requests(request.tenant), request, msg_id=msg_id)
         return request.submitted_at
 
     return await _receive(bus, request.tenant, request.request_id, out_dir, submit=submit,

@@ -295,7 +295,8 @@ async def create_podcast(request: web.Request) -> web.Response:
         await upload_large_script(bus, req)
         req.submitted_at = time.time()
         feed.submitted_at = req.submitted_at
-        await bus.publish(subjects.requests(req.tenant), req, msg_id=req.request_id)
+        await bus.publish(subjects.requests(req.tenant), req,
+                          msg_id=subjects.request_dedup_id(req.tenant, req.request_id))   # docs/security.md
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     except Exception as exc:

@@ -42,6 +42,24 @@ def server_side(r: Request, msg) -> Request:
     return r
 
 
+def check_dedup_id(r: Request, msg) -> None:
+    """Refuse a request whose ``Nats-Msg-Id`` header is not in its own namespace,
+    ``<tenant>.<request>[.<nonce>]`` (:func:`streamwise.bus.subjects.dedup_id_matches`; the
+    tenant is the subject's, after :func:`server_side`). No header is fine (no de-duplication
+    asked). This keeps tenants out of each other's de-duplication ids; what stops a tenant from
+    getting another's request dropped as a duplicate is the unguessable nonce of
+    :func:`~streamwise.bus.subjects.request_dedup_id` (``docs/security.md``).
+
+    Raises:
+        ValueError: a header in another namespace (one line naming it).
+    """
+    msg_id = (getattr(msg, "headers", None) or {}).get("Nats-Msg-Id")
+    if msg_id is not None and not subjects.dedup_id_matches(msg_id, r.tenant, r.request_id):
+        raise ValueError(f"Nats-Msg-Id {msg_id[:80]!r} is not this request's: a request of tenant {r.tenant} "
+                         f"with id {r.request_id} must use {subjects.scoped(r.tenant, r.request_id)}.<random> "
+                         f"(or no header)")
+
+
 def check_request(r: Request) -> None:
     """Raise ValueError for a request that cannot be served, with a one-line reason that names
     the field and the limit (``configs/limits.yaml``). A request built in Python (not decoded)

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..stages.registry import STAGES
+from ..stages.registry import STAGES, default_model
 
 DEFAULT_WORKERS = {stage: 1 for stage in STAGES}
 
@@ -56,6 +56,13 @@ def emulated_workers(specs: list[str]) -> list[tuple[str, list[str]]]:
     return extra
 
 
+def _model_of(args: list[str]) -> str:
+    """The model a ``worker ...`` argument list serves (``--model``, else its stage's default)."""
+    if "--model" in args:
+        return args[args.index("--model") + 1]
+    return default_model(args[args.index("--stage") + 1]) if "--stage" in args else ""
+
+
 STABLE_S = 60.0
 """A child that ran this long (seconds) before it exited starts its restart backoff afresh."""
 
@@ -73,7 +80,8 @@ class Pool:
                  creds: dict[str, str] | None = None) -> None:
         self.url = url
         # role -> .creds file (`streamwise up --auth DIR`): the scheduler runs with creds["scheduler"],
-        # every worker (the extra commands are workers) with creds["worker"]
+        # every worker (the extra commands are workers) with creds["worker-<its model>"] when given,
+        # else creds["worker"]
         self.creds = dict(creds or {})
         self.workers = workers or dict(DEFAULT_WORKERS)
         self.extra = extra or []   # (name, arguments after `streamwise`), e.g. emulated GPU workers
@@ -96,19 +104,24 @@ class Pool:
     def commands(self) -> list[tuple[str, list[str]]]:
         base = [sys.executable, "-m", "streamwise"]
         options = self.scheduler if isinstance(self.scheduler, list) else []   # extra `streamwise scheduler` options
-        sched, work = self._creds("scheduler"), self._creds("worker")
+        sched = self._creds("scheduler")
         nats = self._nats()
         cmds = ([("scheduler", base + ["scheduler", *nats] + options + sched)]
                 if self.scheduler is not False else [])
         for stage, count in self.workers.items():
+            work = self._creds(f"worker-{default_model(stage)}", "worker")
             for i in range(count):
                 cmds.append((f"{stage}-{i}", base + ["worker", "--stage", stage, *nats] + work))
-        cmds += [(name, base + args + nats + work) for name, args in self.extra]
+        cmds += [(name, base + args + nats + self._creds(f"worker-{_model_of(args)}", "worker"))
+                 for name, args in self.extra]
         return cmds
 
-    def _creds(self, role: str) -> list[str]:
-        path = self.creds.get(role)
-        return ["--creds", str(path)] if path else []
+    def _creds(self, *roles: str) -> list[str]:
+        """``["--creds", FILE]`` of the first of ``roles`` that has credentials (none: ``[]``)."""
+        for role in roles:
+            if self.creds.get(role):
+                return ["--creds", str(self.creds[role])]
+        return []
 
     def start(self) -> "Pool":
         if self.log_dir:

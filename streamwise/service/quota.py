@@ -169,11 +169,18 @@ class TenantLedger:
         fourth delivery it is admitted unmetered, logged, rather than lost."""
         try:
             size = None
-            if request.script_ref:   # a missing upload is the screenplay stage's error to report
-                # (under auth the scheduler may not read uploads: the screenplay stage checks
-                # an upload against the tenant's largest script when it reads it)
-                with contextlib.suppress(NotFoundError, nats.errors.Error, LookupError, RuntimeError, PermissionError):
+            if request.script_ref:
+                # the upload's size from its object-store metadata (the scheduler role may read
+                # that, not the text), so a script over the tenant's largest is refused here, at
+                # once, having spoken nothing; a missing upload is the screenplay stage's error to
+                # report, and one whose size cannot be read is checked there when it is read
+                try:
                     size = await asyncio.wait_for(self.bus.upload_size(request.tenant, request.script_ref), 2.0)
+                except NotFoundError:
+                    pass
+                except (nats.errors.Error, LookupError, RuntimeError, PermissionError, asyncio.TimeoutError) as exc:
+                    log.warning("request %s: size of upload %s unknown at admission (%s: %s); the screenplay "
+                                "stage checks it", key, request.script_ref, type(exc).__name__, exc)
             await self.admit(request, key, script_bytes=size)
             return True
         except QuotaExceeded as exc:

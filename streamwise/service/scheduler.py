@@ -46,7 +46,7 @@ from ..workflow import dispatch
 from ..workflow.instances import InstanceState
 from ..core.quality import Ladder, QualityState, load_ladders
 from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
-from .admission import check_request, server_side
+from .admission import check_dedup_id, check_request, server_side
 from .cache import ResultCache
 from .quota import REFRESH_S, Quotas, TenantLedger
 from .steering import Steering
@@ -318,6 +318,7 @@ class SchedulerService(ResultCache, Steering):
             request = decode(msg.data, Request)
             subjects.token(request.request_id)
             server_side(request, msg)
+            check_dedup_id(request, msg)
             check_request(request)
         except (MessageError, ValueError) as exc:
             await self._reject(msg, str(exc))
