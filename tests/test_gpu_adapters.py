@@ -415,8 +415,12 @@ def test_xfuser_is_refused_cleanly_without_a_gpu():
 def test_xfuser_imports_on_a_gpu():
     from streamwise.stages.gpu.parallel import xfuser_available
 
+    import importlib.util
+
+    if importlib.util.find_spec("xfuser") is None:
+        pytest.skip("xfuser is not installed (the `gpu` extra)")
     ok, why = xfuser_available()
-    assert ok or "xfuser does not import" in why
+    assert ok, why   # installed on a CUDA machine: it must import
 
 
 # ------------------------------------------------------------------------------ streamwise profile
