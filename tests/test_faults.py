@@ -202,3 +202,24 @@ def test_up_supervises_its_children_and_restarts_one_that_dies(nats_url, tmp_pat
         assert "restarting in 2 s" in lines[2]              # backoff doubles for a restart in a row
     finally:
         pool.stop()
+
+
+def test_the_fault_matrix_expects_the_schedulers_count_not_what_was_delivered():
+    """The matrix's "expected" column comes from the scheduler's segments_total, so a viewer that
+    missed a segment shows a gap and the row is not ok (it was derived from the delivered count)."""
+    import time as _time
+
+    from streamwise.bench.faults import _row
+    from streamwise.client import Report, SegmentRecord
+
+    def report(indexes, total):
+        segs = [SegmentRecord(i, 2.0 * i, 2.0, 1.0 + i, 100, {}) for i in indexes]
+        return Report(request_id="r", speakers=[], lines=1, video_duration_s=2.0 * len(segs), ttff_s=1.0, wall_s=9.0,
+                      realtime_factor=1.0, stall_s=0.0, segments=segs, segments_total=total)
+
+    whole = _row("f", [report([0, 1, 2], 3)], _time.monotonic())
+    assert (whole.expected, whole.delivered, whole.gaps, whole.ok) == (3, 3, 0, True)
+    short = _row("f", [report([0, 1], 3)], _time.monotonic())
+    assert (short.expected, short.delivered, short.gaps, short.ok) == (3, 2, 1, False)
+    unknown = _row("f", [report([0, 1], None)], _time.monotonic())
+    assert (unknown.expected, unknown.gaps, unknown.ok) == (3, 1, False)

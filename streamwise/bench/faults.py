@@ -87,12 +87,18 @@ async def _ready(bus: Bus, pool: Pool, stages: int = 0, timeout_s: float = 120.0
 
 
 def _row(fault: str, reports: list[Report], started: float, outcome: str = "ok", requests: int = 1) -> FaultRow:
-    delivered = sum(len(r.segments) for r in reports)
+    """``expected``: the segment counts the scheduler reported (``segments_total`` of its last
+    status), independent of what the viewer received; a report without one (the request
+    failed before the show's length was known) expects one more than it got."""
+    delivered = sum(len({s.index for s in r.segments}) for r in reports)
+    expected = sum(r.segments_total if r.segments_total is not None else len(r.segments) + 1 for r in reports)
     ordered = all([s.index for s in r.segments] == list(range(len(r.segments))) for r in reports)
     if outcome == "ok" and not ordered:
         outcome = "segments out of order"
-    return FaultRow(fault, requests, delivered if outcome == "ok" else delivered + 1, delivered,
-                    sum(r.duplicates for r in reports), 0 if outcome == "ok" else 1, outcome,
+    if outcome == "ok" and delivered != expected:
+        outcome = f"{expected - delivered} segment(s) missing"
+    return FaultRow(fault, requests, expected, delivered,
+                    sum(r.duplicates for r in reports), max(0, expected - delivered), outcome,
                     round(time.monotonic() - started, 1))
 
 

@@ -101,6 +101,8 @@ class Report:
     script_lines: list = field(default_factory=list)
     # speaker -> {"model": e.g. "hibari:heart", "voice": e.g. "heart" or "joe@0.86"}: who spoke with which voice
     voices: dict = field(default_factory=dict)
+    # the show's segment count as the scheduler last reported it (None: no status said it)
+    segments_total: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -417,6 +419,7 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                     realtime_factor=round(wall / duration, 4) if duration else 0.0,
                     stall_s=round(stall_seconds(records), 4), segments=records, quality=records[0].quality,
                     cache_hits=last.cache_hits if last else 0,
+                    segments_total=last.segments_total if last else None,
                     # the screenplay's times count from submission: unknown to a viewer that attached
                     first_line_s=None if first_line_at is None or submit is None else round(first_line_at - t0, 4),
                     screenplay_done_s=(round(last.screenplay_done_at - t0, 4)
