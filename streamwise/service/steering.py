@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 
 from ..bus import subjects
@@ -21,6 +22,17 @@ from ..workflow.podcast import PlanError
 from ..workflow.steer import direct
 
 log = logging.getLogger(__name__)
+
+
+def steer_lead_s() -> float | None:
+    """``$STREAMWISE_STEER_LEAD_S``: seconds of show a direction keeps past the first segment not yet
+    dispatched (see :mod:`streamwise.workflow.steer`); None (the plan's rule) when unset or not a
+    non-negative number."""
+    try:
+        value = float(os.environ.get("STREAMWISE_STEER_LEAD_S", ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
 
 
 class Steering:
@@ -56,7 +68,7 @@ class Steering:
                 reply = SteerReply(ok=True, last_line=last, segments_total=plan.segments_total)
                 done = f"ends after line {last + 1}"
             elif steer.action == "direct":
-                record, old_task, old_instance = direct(plan, steer.direction or "", time.time())
+                record, old_task, old_instance = direct(plan, steer.direction or "", time.time(), lead=steer_lead_s())
                 if old_task is not None:
                     await self._cancel_task(active, old_task, old_instance, "replaced by a steered continuation")
                 reply = SteerReply(ok=True, last_line=record.kept_through, replaced=record.replaced,

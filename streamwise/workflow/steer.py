@@ -6,7 +6,9 @@ at the start of the first segment not yet handed to the mux (what the mux has is
 **and every later line that starts within the lead** after that segment's start, where the lead
 is the time the continuation's first line needs to reach the screen: the LLM's expected
 first-line time (profile key ``llm.first_line``; :data:`~streamwise.workflow.podcast.OPENING_S`
-without one, as for a topic's opening) plus :data:`RENDER_S` for its speech, clip and mux. Those
+without one, as for a topic's opening: SmolLM2-135M on two cores) plus :data:`RENDER_S` for its
+speech, clip and mux; an operator whose LLM is much faster or slower sets the lead instead
+(``$STREAMWISE_STEER_LEAD_S`` on the scheduler, read by the steering mixin). Those
 lines are probably being rendered already and play while the LLM writes; the lines after them
 are replaced: they are skipped (their speech and shots not yet dispatched are never run; any
 dispatched one's outputs are ignored), the segments not yet dispatched are laid out again, and
@@ -28,8 +30,11 @@ RENDER_S = 1.5   # speech + clip + mux of a line's first segment on the CPU rung
 MAX_DIRECTION_CHARS = 500
 
 
-def lead_s(plan: PodcastPlan) -> float:
-    """Seconds of show kept past the first segment not yet dispatched (see the module's rule)."""
+def lead_s(plan: PodcastPlan, override: float | None = None) -> float:
+    """Seconds of show kept past the first segment not yet dispatched (see the module's rule);
+    ``override``: the operator's lead (s) instead."""
+    if override is not None:
+        return max(0.0, override)
     return (plan._rt("llm.first_line") if "llm.first_line" in plan.profiles else OPENING_S) + RENDER_S
 
 
@@ -46,8 +51,10 @@ def _line_starts(plan: PodcastPlan) -> dict[int, float]:
     return starts
 
 
-def direct(plan: PodcastPlan, direction: str, at: float) -> tuple[SteerRecord, str | None, str | None]:
-    """Apply a viewer's ``direction`` to a topic or document request at Unix time ``at``.
+def direct(plan: PodcastPlan, direction: str, at: float, *, lead: float | None = None
+           ) -> tuple[SteerRecord, str | None, str | None]:
+    """Apply a viewer's ``direction`` to a topic or document request at Unix time ``at``
+    (``lead``: seconds kept past the first segment not yet dispatched; default :func:`lead_s`).
 
     Returns ``(record, old_task_id, old_instance)``: the steer as recorded in ``plan.steers``,
     and the LLM task that was still writing (to be cancelled on that instance; ``None`` when the
@@ -69,7 +76,7 @@ def direct(plan: PodcastPlan, direction: str, at: float) -> tuple[SteerRecord, s
     if plan.total_frames is not None and plan.segment_start(k) >= plan.total_frames:
         raise PlanError("the show has been handed to the mux to its end: nothing left to steer")
     starts = _line_starts(plan)
-    horizon = plan.segment_start(k) / plan.request.fps + lead_s(plan)
+    horizon = plan.segment_start(k) / plan.request.fps + lead_s(plan, lead)
     kept = [line for line, start in starts.items() if start < horizon or (playing is not None and line <= playing)]
     kept_through = max(kept, default=plan.opening_lines - 1)
     replaced = sorted(line for line in starts if line > kept_through)
