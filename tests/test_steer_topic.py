@@ -153,7 +153,8 @@ async def _ready(bus, pool):
     while True:
         pool.check()
         live = [h for h in await registry.list_instances(bus.instances) if h.state == "ready"]
-        if any(h.model == "llm" for h in live) and {"scheduler", "tts", "image", "video", "mux"} <= {h.stage for h in live}:
+        stages = {h.stage for h in live}
+        if any(h.model == "llm" for h in live) and {"scheduler", "tts", "image", "video", "mux"} <= stages:
             return
         await asyncio.sleep(0.2)
 
