@@ -32,14 +32,14 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 @pytest.fixture(scope="module")
 def pool(nats_url, tmp_path_factory):
     """The worker pool, with an LLM screenplay worker too (transformers on the random 24 M-parameter
-    Llama of tests/test_llm_screenplay.py) for the topic test; the scheduler keeps 0.5 s of show
-    past the first segment not yet muxed when a topic is steered (``$STREAMWISE_STEER_LEAD_S``)."""
+    Llama of tests/test_llm_screenplay.py) for the topic test; the scheduler keeps no line
+    after the one playing at the first segment not yet muxed when a topic is steered (``$STREAMWISE_STEER_LEAD_S``)."""
     from streamwise.service.pool import DEFAULT_WORKERS
     from test_llm_screenplay import _tiny_llama
 
     model = _tiny_llama(tmp_path_factory.mktemp("llama-24m-browser"), hidden=512, layers=8)
     mp = pytest.MonkeyPatch()
-    mp.setenv("STREAMWISE_STEER_LEAD_S", "0.5")
+    mp.setenv("STREAMWISE_STEER_LEAD_S", "0")
     p = Pool(nats_url, DEFAULT_WORKERS, log_dir=tmp_path_factory.mktemp("browser-logs"), scheduler=["--no-cache"],
              extra=[("screenplay-llm", ["worker", "--stage", "screenplay", "--model", "llm", "--llm", "transformers",
                                         "--llm-model", str(model), "--llm-max-tokens", "400"])]).start()

@@ -130,7 +130,7 @@ def test_the_continuation_prompt_carries_the_direction():
 def llm_pool(nats_url, tmp_path_factory):
     """Scheduler + one worker per stage, the screenplay worker a transformers LLM on a random
     24 M-parameter Llama (tests/test_llm_screenplay.py's), as separate OS processes. The
-    scheduler keeps 0.5 s of show past the first segment not yet muxed when steered
+    scheduler keeps no line after the one playing at the first segment not yet muxed when steered
     (``$STREAMWISE_STEER_LEAD_S``; the default lead, 11.5 s, is sized for SmolLM2 and would keep
     every line this fast model has written), so the lines written but not yet playing are replaced."""
     from streamwise.service.pool import DEFAULT_WORKERS, Pool
@@ -138,7 +138,7 @@ def llm_pool(nats_url, tmp_path_factory):
 
     model = _tiny_llama(tmp_path_factory.mktemp("llama-24m-steer"), hidden=512, layers=8)
     mp = pytest.MonkeyPatch()
-    mp.setenv("STREAMWISE_STEER_LEAD_S", "0.5")     # inherited by the pool's processes
+    mp.setenv("STREAMWISE_STEER_LEAD_S", "0")     # inherited by the pool's processes
     p = Pool(nats_url, {**DEFAULT_WORKERS, "screenplay": 0}, log_dir=tmp_path_factory.mktemp("steer-logs"),
              extra=[("screenplay-llm", ["worker", "--stage", "screenplay", "--model", "llm", "--llm", "transformers",
                                         "--llm-model", str(model), "--llm-max-tokens", "400"])]).start()
