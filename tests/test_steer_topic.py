@@ -61,15 +61,20 @@ def test_a_direction_keeps_the_lines_being_rendered_and_the_llm_continues_after_
     for k in range(3):                                   # segments 0..2 (frames 0..125) are at the mux
         plan.dag[f"seg:{k}"].state = NodeState.DISPATCHED
     assert lead_s(plan) == pytest.approx(11.5)            # no llm.first_line profile: the opening's 10 s + 1.5
-    record, cancelled, instance = direct(plan, "  go deeper on   clouds ", at=2000.0)
+    plan.dag["clip:4:0"].state, plan.dag["clip:4:0"].instance = NodeState.DISPATCHED, "video-1"
+    plan.dag["clip:5:0"].state, plan.dag["clip:5:0"].instance = NodeState.DISPATCHED, "video-1"
+    record, cancel = direct(plan, "  go deeper on   clouds ", at=2000.0)
     # segment 3 starts at frame 125 (5 s), inside line 1; lines starting before 5 + 11.5 s are kept: 0..4
     assert (record.kept_through, record.replaced, record.first_line) == (4, [5], 6)
-    assert record.direction == "go deeper on clouds" and (cancelled, instance) == (old_task, "llm-1")
+    # the LLM still writing and the replaced line's shot being rendered are cancelled; line 4's shot is kept
+    assert record.direction == "go deeper on clouds"
+    assert cancel == [(old_task, "llm-1"), (plan.task_id(plan.dag["clip:5:0"]), "video-1")]
+    assert plan.dag["clip:4:0"].state is NodeState.DISPATCHED
     assert node.state is NodeState.PENDING and node.attempt == 1 and record.task_id == plan.task_id(node)
     inputs = plan.task_inputs(node)
     assert inputs["direction"] == "go deeper on clouds" and inputs["after_line"] == 4
     assert [x["text"] for x in inputs["resume"]["lines"]] == [f"line {i}" for i in range(5)]
-    assert plan.dag["clip:5:0"].state is NodeState.DONE and not plan.dag["clip:5:0"].outputs   # skipped, never run
+    assert plan.dag["clip:5:0"].state is NodeState.DONE and not plan.dag["clip:5:0"].outputs   # never shown
     node.state = NodeState.DISPATCHED
     # a late partial of the replaced attempt changes nothing
     assert not plan.on_partial(_event(plan, "screenplay", {"speakers": ["Ada", "Ben"],
@@ -106,8 +111,8 @@ def test_a_direction_after_the_screenplay_is_complete_reopens_it_and_a_script_ca
                                               "complete": True, "lines": _lines(["a", "b", "c"])}))
     assert plan.screenplay_done and node.state is NodeState.DONE
     _speak(plan, "tts:0", 100)
-    record, cancelled, _ = direct(plan, "a listener asks: why is it blue?", at=1.0)
-    assert cancelled is None and node.state is NodeState.PENDING and not plan.screenplay_done
+    record, cancel = direct(plan, "a listener asks: why is it blue?", at=1.0)
+    assert cancel == [] and node.state is NodeState.PENDING and not plan.screenplay_done
     assert record.kept_through == 2 and record.replaced == [] and record.first_line == 3   # all within the lead
     assert plan.task_inputs(node)["direction"] == "a listener asks: why is it blue?"
     with pytest.raises(PlanError, match="direction: expected some text"):

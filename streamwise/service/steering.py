@@ -68,9 +68,9 @@ class Steering:
                 reply = SteerReply(ok=True, last_line=last, segments_total=plan.segments_total)
                 done = f"ends after line {last + 1}"
             elif steer.action == "direct":
-                record, old_task, old_instance = direct(plan, steer.direction or "", time.time(), lead=steer_lead_s())
-                if old_task is not None:
-                    await self._cancel_task(active, old_task, old_instance, "replaced by a steered continuation")
+                record, cancel = direct(plan, steer.direction or "", time.time(), lead=steer_lead_s())
+                for task_id, instance in cancel:
+                    await self._cancel_task(active, task_id, instance, "replaced by a steered continuation")
                 reply = SteerReply(ok=True, last_line=record.kept_through, replaced=record.replaced,
                                    first_line=record.first_line, segments_total=plan.segments_total)
                 done = (f"continues after line {record.kept_through + 1} with a direction"

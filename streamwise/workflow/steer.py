@@ -10,8 +10,9 @@ without one, as for a topic's opening: SmolLM2-135M on two cores) plus :data:`RE
 speech, clip and mux; an operator whose LLM is much faster or slower sets the lead instead
 (``$STREAMWISE_STEER_LEAD_S`` on the scheduler, read by the steering mixin). Those
 lines are probably being rendered already and play while the LLM writes; the lines after them
-are replaced: they are skipped (their speech and shots not yet dispatched are never run; any
-dispatched one's outputs are ignored), the segments not yet dispatched are laid out again, and
+are replaced: they are skipped (their speech and shots not yet dispatched are never run; those
+already dispatched are cancelled on their workers and marked done, so a late event of theirs is
+ignored), the segments not yet dispatched are laid out again, and
 the screenplay node is dispatched once more (a new attempt, so a late event of the old one is
 ignored) with the direction and the kept lines as its resume state: the LLM continues after the
 last kept line. The plan records each steer (:class:`~streamwise.bus.messages.SteerRecord`) and,
@@ -52,13 +53,14 @@ def _line_starts(plan: PodcastPlan) -> dict[int, float]:
 
 
 def direct(plan: PodcastPlan, direction: str, at: float, *, lead: float | None = None
-           ) -> tuple[SteerRecord, str | None, str | None]:
+           ) -> tuple[SteerRecord, list[tuple[str, str]]]:
     """Apply a viewer's ``direction`` to a topic or document request at Unix time ``at``
     (``lead``: seconds kept past the first segment not yet dispatched; default :func:`lead_s`).
 
-    Returns ``(record, old_task_id, old_instance)``: the steer as recorded in ``plan.steers``,
-    and the LLM task that was still writing (to be cancelled on that instance; ``None`` when the
-    screenplay was complete or not yet dispatched).
+    Returns ``(record, cancel)``: the steer as recorded in ``plan.steers``, and the dispatched
+    tasks whose outputs are no longer wanted, as ``(task id, instance)``, to be cancelled on their
+    instances: the LLM task still writing (none when the screenplay was complete or not yet
+    dispatched) and the speech and shots of the replaced lines.
 
     Raises:
         PlanError: a script request (it can be ended or skipped, not directed), an empty or
@@ -81,9 +83,14 @@ def direct(plan: PodcastPlan, direction: str, at: float, *, lead: float | None =
     kept_through = max(kept, default=plan.opening_lines - 1)
     replaced = sorted(line for line in starts if line > kept_through)
     node = plan.dag["screenplay"]
-    old_task = old_instance = None
-    if node.state is NodeState.DISPATCHED:
-        old_task, old_instance = plan.task_id(node), node.instance
+    cancel = [(plan.task_id(node), node.instance)] if node.state is NodeState.DISPATCHED else []
+    for piece in plan.pieces:
+        if piece.line in replaced:
+            for nid in [piece.node_id] + [f"clip:{piece.index}:{c}" for c in range(len(piece.clips))]:
+                n = plan.dag.nodes.get(nid)
+                if n is not None and n.state is NodeState.DISPATCHED:
+                    cancel.append((plan.task_id(n), n.instance))
+                    n.state = NodeState.DONE     # never shown; nothing depends on it any more
     plan.skipped.update(replaced)
     plan.cut_line = None            # a direction extends the show, even one steered to end
     plan.screenplay_done = False
@@ -92,7 +99,7 @@ def direct(plan: PodcastPlan, direction: str, at: float, *, lead: float | None =
     record = SteerRecord(at=at, direction=direction, kept_through=kept_through, replaced=replaced,
                          first_line=plan.lines, task_id=plan.task_id(node))
     plan.steers.append(record)
-    return record, old_task, old_instance
+    return record, cancel
 
 
 def _reopen(plan: PodcastPlan, node: Node, direction: str, kept_through: int) -> None:
