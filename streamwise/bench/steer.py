@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.after_lines < 1:
         ap.error("--runs and --after-lines: at least 1")
     t0 = time.time()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # so the pool and the bus are stopped on the way out
     rows = asyncio.run(_run(args))
     if args.json:
         print(json.dumps(rows))

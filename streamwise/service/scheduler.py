@@ -409,7 +409,7 @@ class SchedulerService(ResultCache, Steering):
             await self._status(plan, "running", f"{plan.lines} lines, {len(plan.speakers)} speakers")
         elif node.stage == "mux":   # (and the steers whose first line it is the first to show)
             steered = "".join(f"; steer to screen {r.steer_to_screen_s:.2f} s"
-                              for r in on_segment(plan, node, event.finished_at))
+                              for r in on_segment(plan, node, event.finished_at or time.time()))
             await self._status(plan, "running", f"segment {node.inputs['index']} published{steered}")
         if plan.finished:
             await self._finish(active)
