@@ -168,7 +168,7 @@ def role_permissions(role: str, *, tenant: str | None = None, tenants: tuple[str
     if role == "admin":
         return Permissions(pub_allow=(">",), sub_allow=(">",))
     if role == "scheduler":
-        pub = [S.status_all(), S.tasks_all(), S.deadletter_all(),
+        pub = [S.status_all(), S.tasks_all(), S.deadletter_all(), S.cancel("*"),
                *_consumer(S.STREAM_REQUESTS, S.requests_all(), S.SCHEDULER_CONSUMER),
                S.js_api("CONSUMER", "DURABLE", "CREATE", S.STREAM_REQUESTS, S.SCHEDULER_CONSUMER),
                *_consumer(S.STREAM_EVENTS, S.events_all(), delete=True),
@@ -194,7 +194,7 @@ def role_permissions(role: str, *, tenant: str | None = None, tenants: tuple[str
         if not one or stage in UPLOAD_STAGES:
             for t in tenants:
                 pub += _obj_read(S.uploads(t))
-        return Permissions(pub_allow=_unique(pub), sub_allow=(inbox, S.evict("*")),
+        return Permissions(pub_allow=_unique(pub), sub_allow=(inbox, S.evict("*"), S.cancel("*")),
                            pub_deny=_LAYOUT_API + (S.requests_all(), S.status_all()),
                            sub_deny=(S.requests_all(),))
     if role == "tenant":

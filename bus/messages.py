@@ -195,6 +195,7 @@ class Status(msgspec.Struct, kw_only=True):
     received_at: float | None = None   # when the bus stored the request (Unix s): its deadlines count from here
     quota: str | None = None        # refused over this tenant quota (configs/quotas.yaml)
     retry_after_s: float | None = None   # with ``quota``: seconds until a retry can succeed (None: never as sent)
+    steers: list[SteerRecord] = []   # the ``direct`` steers applied, in order
     at: float = 0.0
 
 
@@ -203,27 +204,65 @@ class Steer(msgspec.Struct, kw_only=True):
     ``sw.control.steer.<tenant>.<request>``; the scheduler running it answers with a
     :class:`SteerReply` (no answer: no scheduler runs it). ``action``: ``"end"`` ends the show
     after the line playing at the start of the first segment not yet handed to the mux;
-    ``"skip"`` skips the ``lines`` lines after that one."""
+    ``"skip"`` skips the ``lines`` lines after that one; ``"direct"`` (a topic or document
+    request only) has the LLM continue the screenplay with ``direction`` (e.g. "go deeper on
+    X", "a listener asks: ...", at most 500 characters), replacing the lines not yet being
+    rendered (:mod:`streamwise.workflow.steer`)."""
 
     v: int = SCHEMA_VERSION
     request_id: Id
     tenant: Id = "default"
-    action: Literal["end", "skip"]
+    action: Literal["end", "skip", "direct"]
     lines: Annotated[int, msgspec.Meta(ge=1, le=L.script_lines)] = 1
+    direction: Annotated[str, msgspec.Meta(max_length=500)] | None = None
     at: float = 0.0
+
+
+class SteerRecord(msgspec.Struct, kw_only=True):
+    """One ``direct`` steer of a topic request, as the scheduler applied it (in ``Status.steers``
+    and the client's report): ``at`` (Unix s, when the scheduler applied it), ``direction``,
+    ``kept_through`` (0-based index of the last line kept; the continuation follows it),
+    ``replaced`` (the indices of the lines scheduled but not yet played that were dropped),
+    ``first_line`` (index of the first steered line), ``task_id`` (the continuation's LLM task),
+    ``segment`` (the first segment showing ``first_line``, once laid out), ``on_screen_at``
+    (Unix s when that segment was published) and ``steer_to_screen_s`` (``on_screen_at - at``)."""
+
+    at: float
+    direction: str
+    kept_through: int
+    replaced: list[int] = []
+    first_line: int
+    task_id: str | None = None
+    segment: int | None = None
+    on_screen_at: float | None = None
+    steer_to_screen_s: float | None = None
 
 
 class SteerReply(msgspec.Struct, kw_only=True):
     """The scheduler's answer to a :class:`Steer`: ``ok``, or ``error`` (one line); for ``end``
     ``last_line`` (0-based index of the last line kept), for ``skip`` ``skipped`` (the lines
-    skipped); and the new ``segments_total`` (nil until the show's end is known)."""
+    skipped), for ``direct`` ``last_line`` (the last line kept), ``replaced`` and ``first_line``
+    (the index the first steered line will have); and the new ``segments_total`` (nil until the
+    show's end is known)."""
 
     v: int = SCHEMA_VERSION
     ok: bool
     error: str | None = None
     last_line: int | None = None
     skipped: list[int] = []
+    replaced: list[int] = []
+    first_line: int | None = None
     segments_total: int | None = None
+
+
+class Cancel(msgspec.Struct, kw_only=True):
+    """Scheduler -> the worker instance holding a task (core NATS ``sw.control.cancel.<instance>``):
+    stop ``task_id`` (queued or running) and ack it without an event; its outputs are no longer
+    wanted (a steered show's replaced LLM attempt). ``reason``: one line for the worker's log."""
+
+    v: int = SCHEMA_VERSION
+    task_id: str
+    reason: str = ""
 
 
 class Heartbeat(msgspec.Struct, kw_only=True):

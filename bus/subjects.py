@@ -134,6 +134,12 @@ def evict(instance: str, prefix: str = PREFIX) -> str:
     return f"{prefix}.control.evict.{instance}"
 
 
+def cancel(instance: str, prefix: str = PREFIX) -> str:
+    """``sw.control.cancel.<instance>`` (core NATS): a scheduler -> the worker holding a task whose
+    outputs are no longer wanted (``Cancel``)."""
+    return f"{prefix}.control.cancel.{instance}"
+
+
 def steer(tenant: str, request_id: str, prefix: str = PREFIX) -> str:
     """``sw.control.steer.<tenant>.<request>`` (core NATS request/reply): a viewer -> the scheduler
     running that request (``Steer``; the reply is a ``SteerReply``)."""

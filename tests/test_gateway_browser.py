@@ -31,7 +31,19 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 
 @pytest.fixture(scope="module")
 def pool(nats_url, tmp_path_factory):
-    p = Pool(nats_url, log_dir=tmp_path_factory.mktemp("browser-logs"), scheduler=["--no-cache"]).start()
+    """The worker pool, with an LLM screenplay worker too (transformers on the random 24 M-parameter
+    Llama of tests/test_llm_screenplay.py) for the topic test; the scheduler keeps no line
+    after the one playing at the first segment not yet muxed when a topic is steered (``$STREAMWISE_STEER_LEAD_S``)."""
+    from streamwise.service.pool import DEFAULT_WORKERS
+    from test_llm_screenplay import _tiny_llama
+
+    model = _tiny_llama(tmp_path_factory.mktemp("llama-24m-browser"), hidden=512, layers=8)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STREAMWISE_STEER_LEAD_S", "0")
+    p = Pool(nats_url, DEFAULT_WORKERS, log_dir=tmp_path_factory.mktemp("browser-logs"), scheduler=["--no-cache"],
+             extra=[("screenplay-llm", ["worker", "--stage", "screenplay", "--model", "llm", "--llm", "transformers",
+                                        "--llm-model", str(model), "--llm-max-tokens", "400"])]).start()
+    mp.undo()
     yield p
     p.stop()
 
@@ -149,3 +161,69 @@ async def test_the_hls_mode_plays_the_live_playlist_to_its_end_with_hls_js(bus, 
             assert errors == []
         finally:
             await browser.close()
+
+
+async def test_a_steer_from_the_page_changes_what_the_llm_says_next(bus, pool, gateway, tmp_path):
+    """A topic request from the page; once it plays and the LLM has written lines past the opening,
+    a direction typed into the page's steer box is sent: the lines after the cut are the
+    continuation's (none of the replaced ones is said), and the panel shows the steer-to-screen time."""
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    from streamwise.bus import registry
+
+    await wait_ready(bus, pool)
+    while not any(h.model == "llm" and h.state == "ready" for h in await registry.list_instances(bus.instances)):
+        pool.check()          # the LLM worker loads its model after the other stages are up
+        await asyncio.sleep(0.2)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = await browser.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            await page.goto(gateway)
+            assert await page.is_disabled("#direct")          # nothing to steer yet
+            await page.fill("#topic", "the colour of the sky")
+            await page.click("#start")
+            await page.wait_for_function("(window.sw.id !== null && window.sw.status && window.sw.status.lines >= 3 "
+                                         "&& document.getElementById('video').currentTime > 0) || window.sw.error",
+                                         timeout=240_000)
+            assert not await page.evaluate("window.sw.error")
+            rid = await page.evaluate("window.sw.id")
+            assert await page.is_enabled("#direct")
+            await page.fill("#direction", "a listener asks: why are sunsets red?")
+            await page.click("#direct")
+            await page.wait_for_function("window.sw.steer !== undefined", timeout=30_000)
+            steer = await page.evaluate("window.sw.steer")
+            assert steer.get("ok"), steer
+            said = await page.text_content("#steer")
+            assert said.startswith(f"the LLM continues after line {steer['last_line'] + 1}"), said
+            await page.wait_for_function("window.sw.ended && window.sw.status && window.sw.status.state === 'done'",
+                                         timeout=400_000)
+            status = await page.evaluate("window.sw.status")
+            assert errors == [] and not await page.evaluate("window.sw.error")
+            [record] = status["steers"]
+            assert record["direction"] == "a listener asks: why are sunsets red?"
+            assert record["first_line"] == steer["first_line"] and record["steer_to_screen_s"] > 0
+            assert record["delivered_s"] is not None and record["delivered_s"] > 0
+            assert f"({record['steer_to_screen_s']:.2f} s)" in await page.text_content("#p-steers")
+        finally:
+            await browser.close()
+    # what was said (the cues of every segment on the bus): after the cut only the continuation's lines
+    sub = await bus.js.subscribe(subjects.segments("default", rid), stream=subjects.STREAM_SEGMENTS,
+                                 ordered_consumer=True)
+    indices: set[int] = set()
+    said: set[int] = set()
+    try:
+        while len(indices) < status["segments_total"]:
+            seg = decode((await sub.next_msg(timeout=10)).data, Segment)
+            indices.add(seg.index)
+            said.update(cue.line for cue in seg.cues)
+    finally:
+        await sub.unsubscribe()
+    lines = sorted(said)
+    after = [line for line in lines if line > steer["last_line"]]
+    assert after and min(after) == steer["first_line"]
+    assert not set(lines) & set(steer["replaced"])

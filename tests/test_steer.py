@@ -219,6 +219,11 @@ async def test_skip_ahead_from_the_gateway_shortens_the_show_by_the_skipped_line
               f"{full['video_duration_s']:.1f} s")
         created = await (await client.post("/v1/podcasts", json={"script": script})).json()
         for body, reason in (({"action": "skip", "lines": 0}, "lines"), ({"action": "end", "lines": 2}, "only for"),
-                             ({"action": "skip", "lines": "two"}, "lines"), ({"steer": "end"}, "unknown field")):
+                             ({"action": "skip", "lines": "two"}, "lines"), ({"steer": "end"}, "unknown field"),
+                             ({"action": "direct"}, "direction: required"),
+                             ({"action": "skip", "direction": "deeper"}, "direction: required with action 'direct'"),
+                             ({"action": "direct", "direction": "  "}, "direction: expected text"),
+                             ({"action": "direct", "direction": "x" * 501}, "direction: expected text"),
+                             ({"action": "direct", "direction": "deeper", "lines": 2}, "only for")):
             resp = await client.post(f"/v1/podcasts/{created['id']}/steer", json=body)
             assert resp.status == 400 and reason in (await resp.json())["error"], body

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MIN_LINES = 2               # fewer usable dialogue lines than this fails the task (clearly)
 RETRY_TEMPERATURE = 0.7     # a retried task samples, so it does not repeat a failed greedy run
+CONTINUATION_LINES = (2, 5)   # (fewest, most) new lines a steered continuation writes after the kept ones
 
 
 class LlmScreenplay:
@@ -40,7 +41,10 @@ class LlmScreenplay:
     (keeps a CPU run to ~6-12 lines); ``lines``: (fewest, most) dialogue lines asked for.
 
     Task inputs: ``topic`` and/or ``document`` (text), ``resume`` (the screenplay already
-    received from an earlier attempt, see :func:`~streamwise.llm.format.resume_prefix`).
+    received from an earlier attempt, see :func:`~streamwise.llm.format.resume_prefix`),
+    ``direction`` and ``after_line`` (a viewer's steer, :mod:`streamwise.workflow.steer`: the
+    direction goes into the prompt and the LLM writes :data:`CONTINUATION_LINES` more lines
+    after ``resume``; both are echoed in the final ``llm`` record).
     Yields :class:`Partial` outputs ``{"title", "studio", "speakers", "host", "lines":
     [{"index", "speaker", "pieces"}]}`` (new lines only; the rest cumulative), then the final
     outputs: the same with ``complete: True`` and ``llm`` (backend, model, tokens,
@@ -96,12 +100,15 @@ class LlmScreenplay:
         structured = backend.structured and (jsonl or not resume)
         parser = ScreenplayStream.resumed(resume)
         sent = len(parser.lines)
+        direction = inputs.get("direction")
+        # a steered continuation writes a few lines after the kept ones; the schema counts the resumed lines too
+        lines = (sent + CONTINUATION_LINES[0], sent + CONTINUATION_LINES[1]) if direction else self.lines
         messages = build_messages(inputs.get("topic"), inputs.get("document"), structured=structured and not jsonl,
-                                  min_lines=self.lines[0], max_lines=self.lines[1])
+                                  min_lines=lines[0], max_lines=lines[1], direction=direction)
         # a retry continues the screenplay after the lines already received, as JSON Lines
         prefix = resume_prefix(resume) if resume else ""
-        schema = screenplay_schema(self.lines[0], self.lines[1]) if structured else None
-        temperature = RETRY_TEMPERATURE if task.attempt > 0 else 0.0
+        schema = screenplay_schema(lines[0], lines[1]) if structured else None
+        temperature = RETRY_TEMPERATURE if task.attempt > 0 and not direction else 0.0
         stats = GenerationStats()
         started = time.monotonic()
         first_line_s = None
@@ -120,6 +127,10 @@ class LlmScreenplay:
         if parser.malformed:
             log.warning("%s: skipped %d malformed screenplay object(s), e.g. %s", task.node_id, parser.malformed,
                         "; ".join(parser.samples[:2]))
+        resumed = len((resume or {}).get("lines") or ())
+        if direction and len(parser.lines) == resumed:
+            raise TaskError(f"the LLM ({backend.name}) wrote no usable line continuing the show after the steer "
+                            f"({parser.malformed} malformed skipped)")
         if len(parser.lines) < MIN_LINES:
             raise TaskError(f"the LLM ({backend.name}) wrote {len(parser.lines)} usable dialogue line(s), fewer than "
                             f"{MIN_LINES} ({parser.malformed} malformed skipped"
@@ -130,7 +141,9 @@ class LlmScreenplay:
                         "seconds": round(stats.seconds, 3), "tokens_per_s": round(stats.tokens_per_s, 2),
                         "first_token_s": None if stats.first_token_s is None else round(stats.first_token_s, 3),
                         "first_line_s": None if first_line_s is None else round(first_line_s, 3),
-                        "lines": len(parser.lines), "malformed": parser.malformed, "structured": schema is not None}
+                        "lines": len(parser.lines), "malformed": parser.malformed, "structured": schema is not None,
+                        "resumed_lines": resumed, "direction": direction,
+                        "after_line": inputs.get("after_line")}
         log.info("screenplay %s: %s", task.request_id, final["llm"])
         yield final
 

@@ -37,7 +37,7 @@ from ...bus import registry, subjects
 from ...bus.payloads import check_inputs
 from ...bus.client import ACK_WAIT_S, Bus, PullConsumer, cancel_and_wait, connect, retrying
 from ...bus.codec import MessageError, decode, encode
-from ...bus.messages import Event, Heartbeat, Task
+from ...bus.messages import Cancel, Event, Heartbeat, Task
 from .base import Partial, StageAdapter, TaskContext, TaskError, nice_for_slack
 from .lifecycle import on_stop_signals
 
@@ -94,6 +94,7 @@ class Worker:
         self._draining = asyncio.Event()
         self._running: asyncio.Task | None = None
         self._current: Task | None = None          # the task running now
+        self._cancelled: str | None = None         # the task id its scheduler cancelled while it ran
         self.duplicates = 0                       # redeliveries recognised and not run twice
         self.done = 0
         self._busy_s = 0.0
@@ -117,6 +118,7 @@ class Worker:
                                 config=api.ConsumerConfig(ack_wait=ACK_WAIT_S, max_ack_pending=self.cap,
                                                           inactive_threshold=3600.0))
         evict_sub = await self.bus.nc.subscribe(subjects.evict(self.instance), cb=self._on_evict)
+        cancel_sub = await self.bus.nc.subscribe(subjects.cancel(self.instance), cb=self._on_cancel)
         self.heartbeat.state = "ready"
         await self._register()
         log.info("instance %s ready on %s", self.instance, self.subject)
@@ -131,8 +133,9 @@ class Worker:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(tasks[1]), timeout=2.5)
             await cancel_and_wait(tasks, what=f"instance {self.instance}'s loops")
-            with contextlib.suppress(Exception):
-                await evict_sub.unsubscribe()
+            for sub in (evict_sub, cancel_sub):
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
             await self._hand_back()
             self.heartbeat.state = "gone"
             with contextlib.suppress(Exception):
@@ -180,6 +183,35 @@ class Worker:
         if not math.isfinite(notice_s) or notice_s < 0:
             notice_s = EVICTION_NOTICE_S
         self.drain(notice_s, f"eviction notice ({notice_s:.0f} s)")
+
+    async def _on_cancel(self, msg) -> None:
+        """A scheduler no longer wants a task's outputs (:class:`Cancel`, e.g. the LLM attempt a
+        viewer's steer replaced): a queued copy is dropped, a running one cancelled (a streaming
+        LLM stops at its next token); either way its messages are acked with no event, and a
+        redelivery is recognised as finished. A JetStream delivery on this subject is ignored."""
+        if (msg.reply or "").startswith("$JS.ACK.") or (msg.headers or {}).get("Nats-Stream"):
+            return
+        try:
+            task_id = decode(msg.data, Cancel).task_id
+        except MessageError as exc:
+            log.warning("instance %s: invalid cancel notice: %s", self.instance, exc)
+            return
+        if self._current is not None and self._current.task_id == task_id and self._running is not None:
+            self._cancelled = task_id
+            self._running.cancel()       # _wait_running acks it
+            return
+        if any(t.task_id == task_id for _, _, t in self._queue):
+            self._queue = [e for e in self._queue if e[2].task_id != task_id]
+            heapq.heapify(self._queue)
+            await self._drop(task_id)
+
+    async def _drop(self, task_id: str) -> None:
+        """Ack a cancelled task's messages without an event and remember it as finished."""
+        self._remember(task_id)
+        for m in self._held.pop(task_id, []):
+            with contextlib.suppress(Exception):
+                await m.ack()
+        log.info("task %s cancelled by its scheduler", task_id)
 
     async def _heartbeats(self) -> None:
         while not self._stop.is_set():    # the flag as well as cancel(): see cancel_and_wait
@@ -291,6 +323,9 @@ class Worker:
                 timeout = None if self._drain_until is None else max(0.0, self._drain_until - time.monotonic())
                 done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if self._running in done:
+                    if self._running.cancelled() and self._cancelled == task.task_id:
+                        await self._drop(task.task_id)     # its scheduler cancelled it (_on_cancel)
+                        return
                     self._running.result()
                     return
                 waiters.discard(drained)

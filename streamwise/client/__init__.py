@@ -103,9 +103,27 @@ class Report:
     voices: dict = field(default_factory=dict)
     # the show's segment count as the scheduler last reported it (None: no status said it)
     segments_total: int | None = None
+    # each direction a viewer steered a topic show with (the scheduler's SteerRecord: ``at``, ``direction``,
+    # ``kept_through``, ``replaced``, ``first_line``, ``segment``, ``steer_to_screen_s``: steer -> that segment
+    # published) plus ``received_s``: steer -> this viewer received that segment
+    steers: list = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+
+def steer_report(steers, records: list[SegmentRecord], t0: float) -> list[dict]:
+    """The steers of a request's last status (``SteerRecord``) as report rows, each with
+    ``received_s``: seconds from the steer to this viewer receiving the first segment that shows
+    the first steered line (``t0 + arrived_s``; None if it never arrived)."""
+    arrived = {r.index: t0 + r.arrived_s for r in records}
+    rows = []
+    for record in steers:
+        row = to_builtins(record)
+        at = arrived.get(record.segment) if record.segment is not None else None
+        row["received_s"] = None if at is None else round(at - record.at, 3)
+        rows.append(row)
+    return rows
 
 
 def voices_of(cues) -> dict[str, dict]:
@@ -429,6 +447,7 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                            "subtitles": "podcast.vtt"})
     report.late_segments = late_segments(records)
     report.duplicates = duplicates
+    report.steers = steer_report(last.steers if last else [], records, t0)
     if ttff_slo_s is not None and submit is not None:
         report.ttff_slo_s = ttff_slo_s
         report.slo_met = report.ttff_s <= ttff_slo_s and not report.late_segments

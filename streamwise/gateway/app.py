@@ -454,25 +454,33 @@ STEER_TIMEOUT_S = 5.0
 async def steer(request: web.Request) -> web.Response:
     """``{"action": "end"}``: end the show after the line now playing; ``{"action": "skip",
     "lines": N}``: skip the N (default 1) lines after it (see
-    :meth:`streamwise.workflow.podcast.PodcastPlan.end_after_current_line` and ``skip_ahead``),
-    through the scheduler that runs the request (core NATS request/reply). 200 with its answer;
-    409 when no scheduler runs it (done, failed, not yet accepted) or the steer cannot apply."""
+    :meth:`streamwise.workflow.podcast.PodcastPlan.end_after_current_line` and ``skip_ahead``);
+    ``{"action": "direct", "direction": "go deeper on X"}`` (a topic or document request): the LLM
+    continues the screenplay with that direction (:mod:`streamwise.workflow.steer`); through the
+    scheduler that runs the request (core NATS request/reply). 200 with its answer; 409 when no
+    scheduler runs it (done, failed, not yet accepted) or the steer cannot apply."""
     feed = await request.app[FEEDS].get(request.match_info["id"])
     fields = _fields_from_json(await request.read())
     action = fields.get("action")
-    if set(fields) - {"action", "lines"}:
-        raise ApiError(400, f"unknown field {sorted(set(fields) - {'action', 'lines'})[0]!r}; a steer has "
-                            f"'action' and, to skip, 'lines'")
-    if action not in ("end", "skip"):
-        raise ApiError(400, f"action: expected 'end' (end after the line now playing) or 'skip' (skip the next "
-                            f"lines), got {str(action)[:40]!r}")
+    if set(fields) - {"action", "lines", "direction"}:
+        raise ApiError(400, f"unknown field {sorted(set(fields) - {'action', 'lines', 'direction'})[0]!r}; a steer "
+                            f"has 'action' and, to skip, 'lines', or to direct, 'direction'")
+    if action not in ("end", "skip", "direct"):
+        raise ApiError(400, f"action: expected 'end' (end after the line now playing), 'skip' (skip the next "
+                            f"lines) or 'direct' (a direction for the LLM), got {str(action)[:40]!r}")
+    direction = fields.get("direction")
+    if (action == "direct") != ("direction" in fields):
+        raise ApiError(400, "direction: required with action 'direct', and only there")
+    if action == "direct" and (not isinstance(direction, str) or not direction.strip() or len(direction) > 500):
+        raise ApiError(400, f"direction: expected text of 1..500 characters, got {str(direction)[:40]!r}")
     lines = fields.get("lines", 1)
-    if action == "end" and "lines" in fields:
+    if action != "skip" and "lines" in fields:
         raise ApiError(400, "lines: only for action 'skip'")
     if not isinstance(lines, int) or isinstance(lines, bool) or not 1 <= lines <= LIMITS.script_lines:
         raise ApiError(400, f"lines: expected a whole number 1..{LIMITS.script_lines}, got {str(lines)[:40]!r}")
     bus: Bus = request.app[BUS]
-    msg = Steer(request_id=feed.request_id, tenant=feed.tenant, action=action, lines=lines, at=time.time())
+    msg = Steer(request_id=feed.request_id, tenant=feed.tenant, action=action, lines=lines, direction=direction,
+                at=time.time())
     try:
         answer = await bus.nc.request(subjects.steer(feed.tenant, feed.request_id), encode(msg),
                                       timeout=STEER_TIMEOUT_S)
@@ -488,7 +496,7 @@ async def steer(request: web.Request) -> web.Response:
     if not reply.ok:
         raise ApiError(409, reply.error or "the scheduler refused the steer")
     return _json({"ok": True, "action": action, "last_line": reply.last_line, "skipped": reply.skipped,
-                  "segments_total": reply.segments_total})
+                  "replaced": reply.replaced, "first_line": reply.first_line, "segments_total": reply.segments_total})
 
 
 # -- the page and the description ---------------------------------------------------------------

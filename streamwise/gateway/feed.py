@@ -313,7 +313,16 @@ class Feed:
             "rungs": [s.quality.get("rung") for s in self.segments],
             "ended": self.ended,
             "submitted_at": t0,
+            "steers": [self._steer(r) for r in (st.steers if st else ())],
         }
+
+    def _steer(self, record) -> dict:
+        """A direction the scheduler applied (``SteerRecord``), plus ``delivered_s``: from the steer to
+        the arrival here of the first segment showing its first steered line (None before)."""
+        out = to_builtins(record)
+        seg = next((s for s in self.segments if s.index == record.segment), None)
+        out["delivered_s"] = None if seg is None else round(seg.arrived_at - record.at, 3)
+        return out
 
     def snapshot(self) -> dict:
         """:meth:`summary` plus every delivered segment (index, span, rung, size, arrival)."""

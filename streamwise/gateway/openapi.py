@@ -124,18 +124,23 @@ OPENAPI = {
             {"video/iso.segment": {}}, params=(_ID, _N), errors=("404", "410")),
         "/v1/podcasts/{id}/steer": {"post": {
             "summary": "steer the show while it plays: 'end' ends it after the line now playing, 'skip' skips "
-                       "the next lines",
+                       "the next lines, 'direct' (a topic or document) has the LLM continue with a direction",
             "parameters": [_ID],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["action"], "additionalProperties": False,
-                "properties": {"action": {"type": "string", "enum": ["end", "skip"]},
+                "properties": {"action": {"type": "string", "enum": ["end", "skip", "direct"]},
                                "lines": {"type": "integer", "minimum": 1, "maximum": L.script_lines, "default": 1,
-                                         "description": "for 'skip': how many lines"}}}}}},
+                                         "description": "for 'skip': how many lines"},
+                               "direction": {"type": "string", "minLength": 1, "maxLength": 500,
+                                             "description": "for 'direct' (required there): e.g. 'go deeper on X' "
+                                                            "or 'a listener asks: ...'"}}}}}},
             "responses": {"200": {"description": "the scheduler applied it", "content": {"application/json": {
                 "schema": {"type": "object", "properties": {
                     "ok": {"type": "boolean"}, "action": {"type": "string"},
                     "last_line": {"type": ["integer", "null"]},
                     "skipped": {"type": "array", "items": {"type": "integer"}},
+                    "replaced": {"type": "array", "items": {"type": "integer"}},
+                    "first_line": {"type": ["integer", "null"]},
                     "segments_total": {"type": ["integer", "null"]}}}}}},
                 "400": _ERROR, "404": _ERROR, "409": _ERROR, "502": _ERROR, "503": _ERROR}}},
         "/v1/podcasts/{id}/live": _get(

@@ -85,13 +85,15 @@ def _one_object(example: dict) -> str:
 
 
 def build_messages(topic: str | None, document: str | None = None, *, structured: bool = False,
-                   min_lines: int = 6, max_lines: int = 10, max_document_chars: int = MAX_DOCUMENT_CHARS
-                   ) -> list[dict]:
+                   min_lines: int = 6, max_lines: int = 10, max_document_chars: int = MAX_DOCUMENT_CHARS,
+                   direction: str | None = None) -> list[dict]:
     """The chat for one screenplay: a system turn, a one-shot example (user asks, assistant
     answers in the expected format) and the real request. ``document``: source text the
     show must be about (truncated to ``max_document_chars`` characters at a paragraph or
     sentence end). ``structured``: the example is one JSON object (the schema's shape)
-    instead of JSON Lines.
+    instead of JSON Lines. ``direction``: a viewer's steer ("go deeper on X", "a listener asks:
+    ..."); the show is already under way and the reply continues it (the lines so far are the
+    reply's prefix, :func:`resume_prefix`) following the direction.
 
     Raises:
         ValueError: neither a topic nor a document.
@@ -110,6 +112,9 @@ def build_messages(topic: str | None, document: str | None = None, *, structured
     ask = f"Write a podcast episode about {topic}." if topic else "Write a podcast episode about this document."
     if document:
         ask += "\n\nDocument:\n" + truncate_document(document, max_document_chars)
+    if direction:
+        ask += ("\n\nThe episode is already on air. Continue it from the next line, and follow this direction "
+                f"from a listener: {' '.join(direction.split())}")
     return [{"role": "system", "content": system},
             {"role": "user", "content": f"Write a podcast episode about {EXAMPLE['topic']}."},
             {"role": "assistant", "content": example},

@@ -46,6 +46,7 @@ from ..workflow import dispatch
 from ..workflow.instances import InstanceState
 from ..core.quality import Ladder, QualityState, load_ladders
 from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
+from ..workflow.steer import on_segment
 from .admission import check_dedup_id, check_request, server_side
 from .cache import ResultCache
 from .quota import REFRESH_S, Quotas, TenantLedger
@@ -409,8 +410,10 @@ class SchedulerService(ResultCache, Steering):
         if node.node_id == "screenplay":
             await self._checkpoint(plan)
             await self._status(plan, "running", f"{plan.lines} lines, {len(plan.speakers)} speakers")
-        elif node.stage == "mux":
-            await self._status(plan, "running", f"segment {node.inputs['index']} published")
+        elif node.stage == "mux":   # (and the steers whose first line it is the first to show)
+            steered = "".join(f"; steer to screen {r.steer_to_screen_s:.2f} s"
+                              for r in on_segment(plan, node, event.finished_at or time.time()))
+            await self._status(plan, "running", f"segment {node.inputs['index']} published{steered}")
         if plan.finished:
             await self._finish(active)
 
@@ -616,6 +619,7 @@ class SchedulerService(ResultCache, Steering):
                         lines=plan.lines, segments_done=plan.segments_done, segments_total=plan.segments_total,
                         video_duration_s=plan.video_duration_s, cache_hits=plan.cache_hits, error=error,
                         screenplay_done_at=plan.screenplay_done_at, received_at=plan.request.submitted_at, scheduler=self.id,
+                        steers=list(plan.steers),
                         at=time.time())
         try:
             await self.bus.publish(subjects.status(plan.request.tenant, plan.request.request_id), status)

@@ -1,21 +1,38 @@
 """Viewers steering a running request (``Steer`` on ``sw.control.steer.<tenant>.<request>``, core
-NATS request/reply): end it after the line now playing, or skip the next lines. A mixin of
+NATS request/reply): end it after the line now playing, skip the next lines, or (a topic or
+document request) give the LLM a direction to continue the screenplay with. A mixin of
 :class:`~streamwise.service.scheduler.SchedulerService`, which provides ``bus``, ``active``,
-``inbox``, ``_status`` and ``_finish``; the plan does the work
+``inbox``, ``pool``, ``_status`` and ``_finish``; the plan does the work
 (:meth:`~streamwise.workflow.podcast.PodcastPlan.end_after_current_line`,
-:meth:`~streamwise.workflow.podcast.PodcastPlan.skip_ahead`)."""
+:meth:`~streamwise.workflow.podcast.PodcastPlan.skip_ahead`, :func:`streamwise.workflow.steer.direct`);
+the LLM task a direction replaces is cancelled on its worker (``Cancel`` on
+``sw.control.cancel.<instance>``), so it does not hold the LLM instance the continuation needs."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import time
 
 from ..bus import subjects
 from ..bus.codec import MessageError, decode, encode
-from ..bus.messages import Steer, SteerReply
+from ..bus.messages import Cancel, Steer, SteerReply
 from ..workflow.podcast import PlanError
+from ..workflow.steer import direct
 
 log = logging.getLogger(__name__)
+
+
+def steer_lead_s() -> float | None:
+    """``$STREAMWISE_STEER_LEAD_S``: seconds of show a direction keeps past the first segment not yet
+    dispatched (see :mod:`streamwise.workflow.steer`); None (the plan's rule) when unset or not a
+    non-negative number."""
+    try:
+        value = float(os.environ.get("STREAMWISE_STEER_LEAD_S", ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
 
 
 class Steering:
@@ -50,6 +67,14 @@ class Steering:
                 last = plan.end_after_current_line()
                 reply = SteerReply(ok=True, last_line=last, segments_total=plan.segments_total)
                 done = f"ends after line {last + 1}"
+            elif steer.action == "direct":
+                record, cancel = direct(plan, steer.direction or "", time.time(), lead=steer_lead_s())
+                for task_id, instance in cancel:
+                    await self._cancel_task(active, task_id, instance, "replaced by a steered continuation")
+                reply = SteerReply(ok=True, last_line=record.kept_through, replaced=record.replaced,
+                                   first_line=record.first_line, segments_total=plan.segments_total)
+                done = (f"continues after line {record.kept_through + 1} with a direction"
+                        f" ({len(record.replaced)} line{'s' if len(record.replaced) != 1 else ''} replaced)")
             else:
                 skipped = plan.skip_ahead(steer.lines)
                 reply = SteerReply(ok=True, skipped=skipped, segments_total=plan.segments_total)
@@ -65,3 +90,15 @@ class Steering:
         if plan.finished:
             await self._finish(active)
 
+
+    async def _cancel_task(self, active, task_id: str, instance: str | None, why: str) -> None:
+        """Forget a dispatched task whose outputs are no longer wanted and tell its instance to stop it
+        (the plan already ignores its events: the node has a new attempt). A lost notice only costs the
+        instance the rest of the task's run."""
+        inst, _ = active.dispatched.pop(task_id, (instance, None))
+        if inst is None:
+            return
+        self.pool.finished(inst, task_id)
+        with contextlib.suppress(Exception):
+            await self.bus.nc.publish(subjects.cancel(inst), encode(Cancel(task_id=task_id, reason=why)))
+        log.info("task %s cancelled on %s: %s", task_id, inst, why)

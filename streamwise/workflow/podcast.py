@@ -112,10 +112,11 @@ class PodcastPlan:
         self.late_s = 0.0                     # how late (s) the last segment was published
         self.screenplay_done_at: float | None = None
         self.cut_line: int | None = None      # steered to end after this line (None: the screenplay's end)
-        self.skipped: set[int] = set()        # lines steered away (skip ahead): never spoken
+        self.skipped: set[int] = set()        # lines steered away (skip ahead, or replaced by a direction)
+        self.steers: list = []                # the directions applied (SteerRecord, streamwise.workflow.steer)
         self.dag.add(Node("screenplay", "screenplay", runtime_s=self._rt("screenplay")))
-        # speakers and lines of the opening, before the LLM's own (whose indices are shifted by these)
-        self.opening_speakers = self.opening_lines = self.opening_pieces = 0
+        # speakers and lines of the opening, before the LLM's own; line_shift + an LLM line's index = the plan's
+        self.opening_speakers = self.opening_lines = self.opening_pieces = self.line_shift = 0
         self._opening_pause_s: float | None = None    # set only while the opening's line is added
         self.llm_studio: str | None = None            # the screenplay's studio description
         if self.is_topic and opening:   # ``opening=False``: the LLM's lines alone (tests of the streaming)
@@ -146,6 +147,7 @@ class PodcastPlan:
                                  "speakers": [OPENING_HOST], "lines": [{"index": 0, "speaker": 0, "pieces": pieces}]})
         self._opening_pause_s = None
         self.opening_speakers, self.opening_lines, self.opening_pieces = len(self.speakers), self.lines, len(self.pieces)
+        self.line_shift = self.lines
         self.dag["screenplay"].not_before = r.submitted_at + r.ttff_s   # the LLM starts once the first frame is due
 
     # ---------------------------------------------------------------- queries
@@ -230,16 +232,15 @@ class PodcastPlan:
         by the scheduler on every screenplay event so another scheduler taking the request
         over continues the same show (:meth:`restore_screenplay`)."""
         lines: dict[int, dict[str, Any]] = {}
-        for p in self.pieces:
-            if p.line < self.opening_lines:   # the opening is the plan's, not the LLM's: rebuilt, not resumed
+        for p in self.pieces:   # the opening (the plan's: rebuilt, not resumed) and lines steered away are left out
+            if p.line < self.opening_lines or not self._kept(p):
                 continue
-            line = p.line - self.opening_lines
-            lines.setdefault(line, {"index": line, "speaker": p.speaker - self.opening_speakers,
-                                    "pieces": []})["pieces"].append(p.text)
+            lines.setdefault(p.line, {"index": len(lines), "speaker": p.speaker - self.opening_speakers,
+                                      "pieces": []})["pieces"].append(p.text)
         studio = (self.llm_studio if self.opening_lines else
                   self.dag["studio"].inputs.get("description") if "studio" in self.dag else None)
         return {"title": self.title, "studio": studio, "speakers": list(self.speakers[self.opening_speakers:]),
-                "lines": [lines[i] for i in sorted(lines)], "complete": self.screenplay_done}
+                "lines": list(lines.values()), "complete": self.screenplay_done}
 
     def restore_screenplay(self, checkpoint: dict[str, Any]) -> None:
         """Continue from a :meth:`screenplay_checkpoint` of an earlier run of this request (a
@@ -277,14 +278,12 @@ class PodcastPlan:
         return True
 
     def requeue(self, node: Node) -> None:
-        """Make a dispatched node ready again under a new task id (its instance failed it,
-        handed it back, or vanished); a late event for the old task id is then ignored."""
+        """A dispatched node (failed, handed back, its instance gone) ready again under a new task id."""
         node.attempt += 1
         node.state, node.instance = NodeState.PENDING, None
 
     def complete_from_cache(self, node: Node, outputs: dict[str, Any]) -> None:
-        """Complete a ready node with the outputs an identical node produced before (a cache
-        hit): the DAG expands exactly as after a completion event, and nothing is dispatched."""
+        """A cache hit: complete a ready node with an identical node's outputs (expanding as after its event)."""
         self.cache_hits += 1
         self._complete(node, outputs)
 
@@ -366,7 +365,7 @@ class PodcastPlan:
                                          inputs={"kind": "portrait", "name": name, "speaker_index": s}))
             portrait.cache_key = self._key(portrait, name, s)
         for pos, line in enumerate(lines):
-            li = int(line.get("index", pos)) + self.opening_lines
+            li = int(line.get("index", pos)) + self.line_shift
             if li != self.lines:          # already in (a repeat), or a gap: keep the lines contiguous
                 continue
             if self.cut_line is not None and li > self.cut_line:
@@ -389,11 +388,12 @@ class PodcastPlan:
                 node.cache_key = self._key(node, sorted(node.inputs.items()))
 
     def _resume_state(self) -> dict[str, Any] | None:
-        """What a retried LLM screenplay task continues from: the lines already received, each
-        as one text (``None`` on the first attempt or when none arrived)."""
+        """What a retried or steered LLM screenplay task continues from: the lines received and kept, each as one
+        text (``None`` when none arrived). Sets ``line_shift``: the task's new lines follow the plan's last line."""
+        done = self.screenplay_checkpoint()
+        self.line_shift = self.lines - len(done["lines"])
         if self.lines <= self.opening_lines:
             return None
-        done = self.screenplay_checkpoint()
         return {"title": done["title"], "studio": done["studio"], "speakers": done["speakers"], "host": None,
                 "lines": [{"speaker": line["speaker"], "text": " ".join(line["pieces"])} for line in done["lines"]]}
 
@@ -578,9 +578,9 @@ class PodcastPlan:
         """The task payload of a ready node (dependency outputs resolved to object-store names)."""
         r = self.request
         if node.stage == "screenplay":
-            if self.is_topic:
+            if self.is_topic:   # node.inputs: a steer's direction; the LLM's lines continue after ``resume``
                 return {"topic": r.topic, "document": r.document, "name": r.document_name,
-                        "resume": self._resume_state()}
+                        "resume": self._resume_state(), **node.inputs}
             return {"script": r.script, "script_ref": r.script_ref, "format": r.script_format,
                     "name": r.script_name}
         inputs = dict(node.inputs)

@@ -68,6 +68,8 @@ async function submit(ev) {
   $("p-id").textContent = answer.id;
   sw.player = $("player").value;
   $("end").disabled = $("skip").disabled = false;
+  sw.topic = !file && !script.trim() && !!topic;   // a direction steers only what the LLM writes
+  $("direction").disabled = $("direct").disabled = !sw.topic;
   watchFirstFrame();
   if (sw.player === "hls") playHls(answer.urls.hls);
   else play(answer.urls.live);
@@ -214,18 +216,25 @@ function render(s) {
   $("p-stall").textContent = `${s.stall_s.toFixed(2)} s`;
   timeline.total = s.video_duration_s;
   if (s.error) showError(s.error);
-  if (s.ended || ["done", "failed"].includes(s.state)) $("end").disabled = $("skip").disabled = true;
+  if (s.ended || ["done", "failed"].includes(s.state)) {
+    $("end").disabled = $("skip").disabled = $("direction").disabled = $("direct").disabled = true;
+  }
+  $("p-steers").textContent = (s.steers || []).length ? s.steers.map((r) => `"${r.direction}" from line ${r.first_line + 1}`
+    + (r.steer_to_screen_s === null ? " (writing)" : ` (${r.steer_to_screen_s.toFixed(2)} s)`)).join("; ") : "–";
 }
 
-async function steer(action) {
+async function steer(action, direction) {
   if (action === "end") $("end").disabled = $("skip").disabled = true;
+  const body = direction === undefined ? { action } : { action, direction };
   const resp = await fetch(`/v1/podcasts/${sw.id}/steer`, {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ action }),
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   });
   const answer = await resp.json();
   sw.steer = answer;
   $("steer").textContent = !resp.ok ? answer.error
     : action === "end" ? `ends after line ${answer.last_line + 1}`
+    : action === "direct" ? `the LLM continues after line ${answer.last_line + 1}`
+      + (answer.replaced.length ? ` (replacing ${answer.replaced.length} line${answer.replaced.length > 1 ? "s" : ""})` : "")
     : `skips line ${answer.skipped.map((i) => i + 1).join(", ")}`;
 }
 
@@ -255,3 +264,8 @@ video.addEventListener("timeupdate", drawTimeline);
 $("form").addEventListener("submit", submit);
 $("end").addEventListener("click", () => steer("end"));
 $("skip").addEventListener("click", () => steer("skip"));
+$("direct-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const direction = $("direction").value.trim();
+  if (direction) steer("direct", direction);
+});
