@@ -574,4 +574,5 @@ def test_the_llm_can_give_a_character_a_voice_and_the_plan_speaks_with_it():
     assert plan.on_partial(Event(task_id=plan.task_id(node), request_id="r1", node_id="screenplay",
                                  stage="screenplay", instance="i", partial=True, outputs=out))
     tts = {n.inputs["speaker_index"]: n.inputs.get("voice") for n in plan.dag.nodes.values() if n.stage == "tts"}
-    assert tts == {0: "heart", 1: None}
+    # Leo's default (heart, speaker 1) would be Maya's voice: the cast gives him the other timbre (issue 12 item 5)
+    assert tts == {0: "heart", 1: "joe"}

@@ -99,4 +99,6 @@ class ScriptScreenplay:
                "lines": lines}
         if screenplay.voices:   # the voice a speaker is given by name in the script's cast
             out["voices"] = [screenplay.voices.get(name) for name in screenplay.speakers]
+        if screenplay.characters:   # what the cast says of a speaker: their look (streamwise.core.looks)
+            out["looks"] = [screenplay.characters.get(name) for name in screenplay.speakers]
         return out

@@ -107,13 +107,17 @@ class Report:
 
 
 def voices_of(cues) -> dict[str, dict]:
-    """Each speaker's voice, from the cues: ``{speaker: {"model": "hibari:heart", "voice": "heart"}}``
-    (a speaker keeps one voice for the show; an older mux that sends no voice leaves it out)."""
+    """Each speaker's voice, from the cues: ``{speaker: {"model": "hibari:heart", "voice": "heart",
+    "mouth": "loudness"}}`` (a speaker keeps one voice for the show; an older mux that sends no voice leaves it
+    out). ``mouth``: where the talking head's mouth shapes came from (``piper-alignments``: visemes of the
+    phonemes piper spoke, timed by the model; ``piper-phonemes``: the same, timing estimated; ``loudness``: the
+    speech engine gave no phonemes), when the speech stage reports it."""
     voices: dict[str, dict] = {}
     for cue in cues:
-        model, _, label = getattr(cue, "voice", "").partition("|")
+        model, _, rest = getattr(cue, "voice", "").partition("|")
+        label, _, mouth = rest.partition("|")
         if model and cue.speaker not in voices:
-            voices[cue.speaker] = {"model": model, "voice": label}
+            voices[cue.speaker] = {"model": model, "voice": label, **({"mouth": mouth} if mouth else {})}
     return voices
 
 

@@ -31,11 +31,12 @@ from ..bus.messages import Event, Quality, Request
 from ..core.dag import Dag, Node, NodeState
 from ..core.deadlines import StageProfile, segment_deadline, sketch_duration_s, upstream_deadline
 from ..core.quality import Ladder, Rung
+from .cast import cast_speaker
 
 MAX_ATTEMPTS = 3
 LATE_S = 0.25   # a segment published this much (s) after its deadline puts the request on its cheapest rung
 # Part of every cache key: bump when a CPU-rung renderer or voice changes its output for the same inputs.
-CACHE_VERSION = "cpu-rung-3"   # 3: speaker 1 speaks with the heart voice by default (issue 12)
+CACHE_VERSION = "cpu-rung-4"   # 4: portraits follow the screenplay's look, mouths its visemes (issue 12)
 PAUSE_AFTER_LINE_S = 0.35    # silence after each line (the turn-taking gap)
 PAUSE_BETWEEN_PIECES_S = 0.1
 AUDIO_PREROLL_S = 0.2         # audio before a segment given to the mux so the AAC encoder is warm (media.py)
@@ -74,9 +75,9 @@ class Piece:
 
 
 def _voice_of(tts_outputs: dict[str, Any]) -> str:
-    """``"hibari:heart|heart"``: the model and the voice label a speech task reports ("" from an older worker)."""
-    model, label = tts_outputs.get("voice_model"), tts_outputs.get("voice")
-    return f"{model}|{label}" if model and label else ""
+    """``"hibari:heart|heart|loudness"``: a speech task's model, voice label and mouth source ("" from older ones)."""
+    model, label, mouth = tts_outputs.get("voice_model"), tts_outputs.get("voice"), tts_outputs.get("mouth")
+    return f"{model}|{label}" + (f"|{mouth}" if mouth else "") if model and label else ""
 
 
 class PodcastPlan:
@@ -354,17 +355,15 @@ class PodcastPlan:
             s += self.opening_speakers      # the plan's index (after the opening's host, for a topic)
             if voice and s not in self.voices:
                 self.voices[s] = str(voice)   # named in the screenplay; fixed for the whole show
-        asked = {" ".join(k.casefold().split()): v for k, v in (self.request.voices or {}).items()}
         for s in range(len(self.speakers) - self.opening_speakers, len(out.get("speakers") or [])):
-            name = out["speakers"][s]
+            name, said = out["speakers"][s], (out.get("looks") or [])[s:s + 1]   # (a look the screenplay gives)
             s = len(self.speakers)      # the plan's index (after the opening's host, for a topic)
             self.speakers.append(name)
-            if (voice := asked.get(" ".join(name.casefold().split()))) is not None:
-                self.voices[s] = voice    # the request's voice for this speaker, over the screenplay's
+            look = cast_speaker(self.voices, s, name, r, said)   # the look, and a voice that agrees with it
             portrait = self.dag.add(Node(f"portrait:{s}", "image", deps=("studio",),
                                          runtime_s=self._rt("image.portrait"),
-                                         inputs={"kind": "portrait", "name": name, "speaker_index": s}))
-            portrait.cache_key = self._key(portrait, name, s)
+                                         inputs={"kind": "portrait", "name": name, "speaker_index": s, "look": look}))
+            portrait.cache_key = self._key(portrait, name, s, sorted(look.items()))
         for pos, line in enumerate(lines):
             li = int(line.get("index", pos)) + self.opening_lines
             if li != self.lines:          # already in (a repeat), or a gap: keep the lines contiguous
@@ -420,6 +419,7 @@ class PodcastPlan:
                                          "sample_rate": rate, "subtitle": " ".join(words[w0:w1]),
                                          "speaker": self.speakers[piece.speaker], "start_frame": a // spf,
                                          "blink_seed": piece.speaker * 7919 + piece.index,
+                                         **({"visemes": out["visemes"]} if out.get("visemes") else {}),
                                          "fps": self.request.fps, "width": self.request.width,
                                          "height": self.request.height}))
             clip.duration_s = (b - a) / rate
