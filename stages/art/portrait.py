@@ -224,6 +224,9 @@ def _look(W: int, H: int, name: str, speaker_index: int, seed: int, traits: dict
     gc = ((30, 30, 36), (120, 72, 40), (40, 60, 120), (170, 40, 50))[rng.randrange(4)] if glasses else None
     if glasses and gc is None:   # stated glasses on a speaker whose hash drew none
         gc = (30, 30, 36)
+    if gc is not None and sum(abs(a - b) for a, b in zip(gc, skin)) < 150:   # frames that show on this skin
+        gc = max(((30, 30, 36), (40, 60, 120), (170, 40, 50), (206, 206, 216)),
+                 key=lambda c: sum(abs(a - b) for a, b in zip(c, skin)))
     return _Look(skin=skin, hair=hair, shirt=shirt, iris=iris, style=style, shirt_style=shirt_style, n_exp=n_exp,
                  taper=taper, aspect=aspect, glasses=glasses, phones=phones, lip=lip, dark=dark, fh=fh, fw=fw,
                  cx=cx, cy=cy, mw=mw, part=part, glass_rgb=gc, gender=gender, old=old, beard=beard,

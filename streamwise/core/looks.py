@@ -79,7 +79,9 @@ _GARMENTS = {"shirt": "collar", "blouse": "collar", "toga": "toga", "robe": "rob
              "uniform": "suit", "sweater": "tee", "jumper": "tee", "cardigan": "vneck", "tee": "tee",
              "tshirt": "tee", "top": "tee", "hoodie": "hoodie", "sweatshirt": "hoodie", "polo": "collar",
              "vest": "vneck", "waistcoat": "suit", "kimono": "robe", "sari": "robe", "shawl": "robe",
-             "scarf": None, "tie": None, "hat": None, "cap": None, "trousers": None, "jeans": None, "skirt": None}
+             "clothes": None, "clothing": None, "outfit": None, "attire": None,}
+_ACCESSORIES = {"scarf", "tie", "hat", "cap", "trousers", "jeans", "skirt", "shoes", "boots", "bag", "eyes", "eyed",
+                "lipstick", "nails", "gloves", "socks", "belt", "bow"}   # a colour said of these is not drawn
 _NEGATIONS = {"no", "without", "not", "never", "lacks"}
 _AGE_NUM = re.compile(r"\b(\d{1,3})\s*(?:-|\s)?\s*(?:years?|yrs?)(?:\s*-?\s*old)?\b|\baged?\s+(\d{1,3})\b")
 _TOKEN = re.compile(r"[a-z0-9]+|[.,;:!?()]")
@@ -163,8 +165,8 @@ def read_look(text: str | None) -> dict[str, Any]:
         if w in _GARMENTS and _GARMENTS[w] and not neg:
             out.setdefault("garment", _GARMENTS[w])
         if w in COLOURS or w in _SKINS:
-            j = _said_of(toks, i, _HAIR_NOUNS | _BEARD_NOUNS | set(_GARMENTS) | {"skin", "skinned", "complexion",
-                                                                               "eyes", "eyed"})
+            j = _said_of(toks, i, _HAIR_NOUNS | _BEARD_NOUNS | set(_GARMENTS) | _ACCESSORIES
+                         | {"skin", "skinned", "complexion"})
             noun = toks[j] if j is not None else None
             if noun in ("skin", "skinned", "complexion") and w in _SKINS:
                 out["skin"] = _SKINS[w]
@@ -206,7 +208,7 @@ def read_look(text: str | None) -> dict[str, Any]:
 def look_text(value: Any) -> str:
     """A structured ``look`` as text for :func:`read_look`: ``{"gender": "man", "hair": "grey", "beard": true,
     "glasses": false, "age": 70, "clothing": "red"}`` -> ``"man; grey hair; beard; no glasses; 70 years old;
-    red shirt"``. A string is returned as it is; lists are joined; other values give ""."""
+    red clothes"``. A string is returned as it is; lists are joined; other values give ""."""
     if isinstance(value, str):
         return value
     if isinstance(value, (list, tuple)):
@@ -215,7 +217,7 @@ def look_text(value: Any) -> str:
         return ""
     parts = []
     nouns = {"hair": "hair", "hair_colour": "hair", "hair_color": "hair", "skin": "skin", "skin_tone": "skin",
-             "clothing": "shirt", "clothes": "shirt", "shirt": "shirt", "outfit": "shirt", "beard": "beard",
+             "clothing": "clothes", "clothes": "clothes", "outfit": "clothes", "beard": "beard",
              "moustache": "moustache", "mustache": "moustache", "glasses": "glasses"}
     for key, v in value.items():
         k = str(key).strip().casefold().replace(" ", "_").replace("-", "_")
