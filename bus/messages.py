@@ -189,6 +189,7 @@ class Status(msgspec.Struct, kw_only=True):
     message: str = ""
     speakers: list[str] = []
     lines: int = 0
+    opening_lines: int = 0          # of ``lines``, the scheduler's own opening (a topic's greeting), not the screenplay's
     segments_done: int = 0
     segments_total: int | None = None
     video_duration_s: float | None = None
