@@ -201,6 +201,8 @@ def _look(W: int, H: int, name: str, speaker_index: int, seed: int, traits: dict
         fit = _MALE_STYLES if gender == "male" else _FEMALE_STYLES
         if style not in fit:
             style = fit[pick.randrange(len(fit))]
+    if style == "buzz" and ("hair" in t or old):   # a stated (or grey) colour shows: not a stubble of it
+        style = "short"
     if t.get("hair_style") in _HAIR_STYLES + ("bald",):
         style = t["hair_style"]
     if "skin" in t:
