@@ -3,6 +3,7 @@ drawn by the CPU rung's portrait (pixels measured), a voice that agrees with it 
 a real plan), and mouth shapes from the phonemes piper spoke (streamwise.stages.art.visemes, real piper)."""
 from __future__ import annotations
 
+import asyncio
 import colorsys
 import json
 
@@ -277,3 +278,49 @@ def test_a_tts_without_phonemes_falls_back_to_loudness_and_says_so(engine):
         assert heart.visemes is None and heart.mouth == "loudness"
     else:   # no hibari here: heart is spoken by joe, with its phonemes
         assert heart.visemes
+
+
+# ------------------------------------------------------------------------------------------ a whole show
+
+async def test_a_show_with_described_characters_shows_and_voices_them(bus, pool, tmp_path):
+    """End to end on a real nats-server and real workers: a JSON screenplay describes an old bearded man with
+    grey hair and a young woman with red hair; in the streamed MP4 each one's frames show it, and the report
+    says the man speaks with a male-timbre voice and where each mouth's shapes came from."""
+    import uuid
+
+    import av
+
+    from helpers import wait_ready
+    from streamwise.client import generate
+
+    await asyncio.wait_for(wait_ready(bus, pool), 90)
+    script = json.dumps({"title": "Euthyphro", "characters": [
+        {"name": "Euthyphro", "look": "a young woman with long red hair, no glasses, in a green dress"},
+        {"name": "Socrates", "look": "an old man with a grey beard and grey hair, no glasses, in a white toga"}],
+        "lines": [{"speaker": "Euthyphro", "text": "Why have you left the Lyceum, Socrates? What brings you here?"},
+                  {"speaker": "Socrates", "text": "Not a suit, Euthyphro, but an indictment, my friend."}]})
+    request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=script, script_format="json",
+                      script_name="euthyphro.json")
+    report = await generate(bus, request, tmp_path, idle_timeout_s=90)
+    assert voice_model(report.voices["Socrates"]["voice"]) == "joe"        # speaker 1: heart by default
+    assert voice_model(report.voices["Euthyphro"]["voice"]) == "heart"     # speaker 0: joe by default
+    assert report.voices["Socrates"]["mouth"] in ("piper-alignments", "piper-phonemes")
+    with av.open(str(tmp_path / "podcast.mp4")) as box:
+        frames = [f.to_ndarray(format="rgb24") for f in box.decode(video=0)]
+    studio = render_studio(W, H, title="Euthyphro")
+    fps = 25.0
+    for index, (name, line) in enumerate((("Euthyphro", report.script_lines[0]), ("Socrates", report.script_lines[1]))):
+        assert line["speaker"] == name
+        _, lay = render_portrait(studio, name=name, speaker_index=index)    # where the face is (no motion)
+        cx, cy, fh = _face(lay)
+        chin = (lay.mouth_center[0], lay.mouth_center[1] + (MOUTH_HOLE[2] + 0.25) * lay.mouth_width)
+        shown = frames[int(line["start_s"] * fps) + 3:int(line["end_s"] * fps) - 3:5]
+        assert len(shown) >= 3
+        for f in shown:
+            hair = _hsv(_rgb(f, cx, cy - 0.44 * fh, 3))
+            below = _rgb(f, *chin, 3)
+            if name == "Socrates":
+                assert hair[1] < 0.15 and _hsv(below)[1] < 0.15 and np.abs(below - lay.skin_rgb).sum() > 60
+            else:
+                assert hair[1] > 0.45 and (hair[0] < 0.07 or hair[0] > 0.94)
+                assert np.abs(below - np.asarray(lay.skin_rgb)).sum() < 60     # no beard: skin
