@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from streamwise.bus.messages import Event, Request
 from streamwise.core.dag import NodeState
@@ -324,3 +325,23 @@ async def test_a_show_with_described_characters_shows_and_voices_them(bus, pool,
             else:
                 assert hair[1] > 0.45 and (hair[0] < 0.07 or hair[0] > 0.94)
                 assert np.abs(below - np.asarray(lay.skin_rgb)).sum() < 60     # no beard: skin
+
+
+_WORDS = ["a", "an", "old", "young", "man", "woman", "she", "he", "no", "not", "with", "grey", "red", "blond",
+          "hair", "beard", "glasses", "in", "toga", "blue", "shirt", "dark", "skinned", "bald", "curly", ",", "70",
+          "years", "-", "moustache", "clean", "shaven", "eyes", "his", "her", "sixties", "bun", "robe"]
+
+
+@given(st.lists(st.sampled_from(_WORDS), max_size=14).map(" ".join) | st.text(max_size=80))
+@settings(max_examples=300, deadline=None)
+def test_any_text_reads_to_valid_traits(text):
+    from streamwise.core.looks import COLOURS
+    from streamwise.stages.art.portrait import _traits
+
+    look = read_look(text)
+    assert set(look) <= {"gender", "age", "hair", "hair_style", "beard", "beard_colour", "moustache", "glasses",
+                         "clothing", "garment", "skin"}
+    assert look.get("gender", "male") in ("male", "female") and look.get("age", "old") in ("old", "young")
+    assert all(look[k] in COLOURS for k in ("hair", "beard_colour", "clothing") if k in look)
+    assert set(_traits(look)) == set(look)                                               # all drawable
+    assert read_look(text) == look                                                           # deterministic

@@ -10,9 +10,9 @@ trait          read from (case-insensitive words; ``no``/``without``/``not`` jus
 =============  =======================================================================================
 ``gender``     ``"male"`` / ``"female"`` by a vote: person nouns (man, woman, boy, lady, king, mother,
                ...) count 2, pronouns (he/his/him, she/her) 1; a tie leaves it unset
-``age``        ``"old"`` (old, elderly, aged, grey-haired, grandfather, "in his sixties", "70-year-old",
-               "aged 70": 55 or more) or ``"young"`` (young, youthful, teenage, student, girl, boy, "in her
-               twenties", 30 or less)
+``age``        ``"old"`` (old, elderly, aged, elder, greying, grandfather, grey or white hair or beard,
+               "in his sixties", "70-year-old", "aged 70": 55 or more) or ``"young"`` (young, youthful,
+               teenage, student, girl, boy, "in her twenties", 30 or less)
 ``hair``       a colour name (black, brown, blond, red, grey, white, ...) said of hair ("grey hair",
                "red-haired", "a redhead", "silver curls")
 ``hair_style`` ``bald`` (bald, balding, shaved head), ``long``, ``short``, ``curly``, ``bun``, ``bob``,
@@ -66,7 +66,7 @@ _FEMALE = {"woman": 2, "women": 2, "female": 2, "girl": 2, "lady": 2, "mother": 
            "grandma": 2, "nun": 2, "mrs": 2, "ms": 2, "miss": 2, "madam": 2, "actress": 2, "waitress": 2,
            "niece": 2, "businesswoman": 2, "she": 1, "her": 1, "hers": 1, "herself": 1}
 _OLD = {"old", "elderly", "aged", "ageing", "aging", "ancient", "senior", "grandfather", "grandmother", "grandpa",
-        "grandma", "greybeard", "wrinkled", "veteran"}
+        "grandma", "greybeard", "graybeard", "wrinkled", "veteran", "elder", "greying", "graying", "wizened"}
 _YOUNG = {"young", "youthful", "youth", "teenage", "teenager", "teen", "student", "child", "kid", "boy", "girl",
           "schoolboy", "schoolgirl", "adolescent"}
 _DECADES = {"teens": 15, "twenties": 25, "thirties": 35, "forties": 45, "fifties": 55, "sixties": 65,
@@ -181,6 +181,8 @@ def read_look(text: str | None) -> dict[str, Any]:
                 out["skin"] = _SKINS[w]
             elif noun is None and w in _HAIR_ONLY and w != "fair":
                 out.setdefault("hair", "blond" if w == "blonde" else w)
+        if w in ("greying", "graying") and "hair" not in out:
+            out["hair"] = "grey"
         if w in ("greybeard", "graybeard"):
             out["beard"], out["beard_colour"] = True, "grey"
     for m in _AGE_NUM.finditer(text.casefold()):
@@ -194,8 +196,9 @@ def read_look(text: str | None) -> dict[str, Any]:
             out["age"] = "old"
         elif age_votes["young"] > age_votes["old"]:
             out["age"] = "young"
-    if out.get("hair") in ("grey", "gray", "white") and "age" not in out:
-        out["age"] = "old"      # grey or white hair: an old speaker unless the text gives an age
+    if (out.get("hair") in ("grey", "gray", "white") or out.get("beard_colour") in ("grey", "gray", "white")) \
+            and "age" not in out and age_votes["young"] == 0:
+        out["age"] = "old"      # grey or white hair or beard: an old speaker unless the text gives an age
     if out.get("hair") == "gray":
         out["hair"] = "grey"
     if out.get("beard_colour") == "gray":
