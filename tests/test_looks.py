@@ -60,6 +60,15 @@ def test_the_reader_reads_structured_looks_and_attributes_colours_to_their_nouns
     assert read_look("a redhead")["hair"] == "red"
 
 
+def test_the_traits_become_a_phrase_for_the_gpu_tiers_image_prompt():
+    from streamwise.core.looks import look_phrase
+
+    assert look_phrase(read_look("an old bearded man with grey hair, in a white toga")) == \
+        "an old man with grey hair, a beard, wearing a white toga"
+    assert look_phrase(read_look("a young woman with glasses")) == "a young woman with glasses"
+    assert look_phrase({}) == "" and look_phrase(None) == ""
+
+
 # ------------------------------------------------------------------------------------------ voices that agree
 
 def test_default_voices_of_the_cast_are_the_speech_stages_defaults():

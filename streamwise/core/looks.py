@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["COLOURS", "read_look", "look_text"]
+__all__ = ["COLOURS", "read_look", "look_text", "look_phrase"]
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (30, 26, 28), "dark": (48, 36, 30), "brown": (104, 66, 40), "chestnut": (120, 64, 36),
@@ -231,3 +231,33 @@ def look_text(value: Any) -> str:
         elif isinstance(v, str) and v.strip():
             parts.append(f"{v.strip()} {nouns[k]}" if k in nouns and nouns[k] not in v.casefold() else v.strip())
     return "; ".join(parts)
+
+
+def look_phrase(traits: dict[str, Any] | None) -> str:
+    """The traits of :func:`read_look` as a short English phrase for an image model's prompt:
+    ``{"gender": "male", "age": "old", "hair": "grey", "beard": True, "clothing": "white", "garment": "toga"}`` ->
+    ``"an old man with grey hair, a beard, wearing a white toga"``; ``""`` for no traits."""
+    t = traits or {}
+    person = {"male": "man", "female": "woman"}.get(t.get("gender") or "", "person")
+    head = " ".join(filter(None, [t.get("age") if t.get("age") in ("old", "young") else None, person]))
+    parts = []
+    if t.get("hair_style") == "bald":
+        parts.append("a bald head")
+    elif t.get("hair") or t.get("hair_style"):
+        parts.append(" ".join(filter(None, [t.get("hair_style"), t.get("hair"), "hair"])))
+    if t.get("beard"):
+        parts.append(f"a {t['beard_colour']} beard" if t.get("beard_colour") else "a beard")
+    if t.get("moustache") and not t.get("beard"):
+        parts.append("a moustache")
+    if t.get("glasses"):
+        parts.append("glasses")
+    if t.get("skin"):
+        parts.append(f"{t['skin']} skin")
+    phrase = (("an " if head[0] in "aeiou" else "a ") + head) if (t and (head != "person" or parts)) else ""
+    if parts:
+        phrase += " with " + ", ".join(parts)
+    if t.get("clothing") or t.get("garment"):
+        garment = {"vneck": "dress", "collar": "shirt", "tee": "t-shirt"}.get(t.get("garment") or "", t.get("garment"))
+        phrase += (", " if phrase else "") + "wearing " + " ".join(filter(None, ["a", t.get("clothing"),
+                                                                                garment or "outfit"]))
+    return phrase
