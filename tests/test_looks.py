@@ -354,3 +354,31 @@ def test_any_text_reads_to_valid_traits(text):
     assert all(look[k] in COLOURS for k in ("hair", "beard_colour", "clothing") if k in look)
     assert set(_traits(look)) == set(look)                                               # all drawable
     assert read_look(text) == look                                                           # deterministic
+
+
+def test_a_scheduler_taking_over_keeps_each_speakers_look_and_voice():
+    """The screenplay checkpoint (scheduler takeover) carries the cast's voices and looks: the new plan draws and
+    voices every speaker as the first did, though the LLM's resumed output no longer describes them."""
+    def plan(epoch):
+        return PodcastPlan(Request(request_id="r1", submitted_at=1000.0, topic="tides"), load_profiles(), epoch=epoch)
+
+    first = plan(1)
+    node = first.dag["screenplay"]
+    node.state = NodeState.DISPATCHED
+    first.on_partial(Event(task_id=first.task_id(node), request_id="r1", node_id="screenplay", stage="screenplay",
+                           instance="llm-1", partial=True, outputs={
+                               "title": "Tides", "studio": "a beach", "speakers": ["Maya", "Leo", "Ann"],
+                               "voices": ["heart", None, None],
+                               "looks": ["a young woman", "an old man with a white beard", None],
+                               "lines": [{"index": i, "speaker": i, "text": "Hi.", "pieces": ["Hi."]}
+                                         for i in range(3)]}))
+
+    def cast(p):
+        return ({n.inputs["name"]: n.inputs["look"] for n in p.dag.nodes.values() if n.node_id.startswith("portrait")},
+                {n.inputs["speaker_index"]: n.inputs.get("voice") for n in p.dag.nodes.values() if n.stage == "tts"})
+
+    looks, voices = cast(first)
+    assert looks["Leo"]["beard"] and voice_model(voices[2] or DEFAULT_VOICES[2]) == "joe"   # plan speaker 2
+    second = plan(2)
+    second.restore_screenplay(first.screenplay_checkpoint())
+    assert cast(second) == (looks, voices)

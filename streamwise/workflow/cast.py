@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.looks import look_text, read_look
+from ..core.looks import COLOURS, look_text, read_look
 
 __all__ = ["DEFAULT_VOICES", "cast_speaker", "cast_voice", "portrait_look", "effective_voice", "voice_model"]
 
@@ -89,6 +89,21 @@ def _key(name: str) -> str:
     return " ".join(str(name).casefold().split())
 
 
+_TRAIT_VALUES: dict[str, Any] = {"gender": ("male", "female"), "age": ("old", "young"), "skin": ("light", "medium",
+                                  "tan", "brown", "dark"), "hair_style": ("bald", "long", "short", "curly", "bun", "bob",
+                                  "buzz"), "garment": ("toga", "robe", "suit", "hoodie", "tee", "collar", "vneck"),
+                                  "hair": COLOURS, "beard_colour": COLOURS, "clothing": COLOURS,
+                                  "beard": (True, False), "moustache": (True, False), "glasses": (True, False)}
+
+
+def _as_traits(value: dict) -> dict[str, Any] | None:
+    """``value`` itself when it already is a set of :func:`read_look` traits (as a plan's checkpoint keeps them),
+    else ``None``."""
+    ok = all(k in _TRAIT_VALUES and (isinstance(v, bool) == (k in ("beard", "moustache", "glasses")))
+             and v in _TRAIT_VALUES[k] for k, v in value.items())
+    return dict(value) if ok and value else None
+
+
 def cast_speaker(voices: dict[int, str], index: int, name: str, request: Any, said: list[Any]) -> dict[str, Any]:
     """Cast the show's new speaker ``index`` (0-based, in the plan's order) called ``name``: sets
     ``voices[index]`` when the request names a voice for it (over the screenplay's, already in ``voices``) or when
@@ -100,8 +115,10 @@ def cast_speaker(voices: dict[int, str], index: int, name: str, request: Any, sa
     asked_looks = {_key(k): v for k, v in (getattr(request, "looks", None) or {}).items()}
     if (voice := asked_voices.get(_key(name))) is not None:
         voices[index] = voice
-    text = asked_looks.get(_key(name)) or (look_text(said[0]) if said and said[0] else "")
-    look = read_look(text)
+    asked = asked_looks.get(_key(name))
+    look = _as_traits(said[0]) if not asked and said and isinstance(said[0], dict) else None
+    if look is None:    # text (or a structured look in the screenplay's words): read it
+        look = read_look(asked or (look_text(said[0]) if said and said[0] else ""))
     chosen = cast_voice(index, look, voices.get(index), [effective_voice(i, voices.get(i)) for i in range(index)])
     if chosen is not None:
         voices[index] = chosen

@@ -96,8 +96,7 @@ class PodcastPlan:
         self.quality = Quality(rung="static", width=request.width, height=request.height, fps=request.fps)
         self.frames_per_segment = max(1, round(request.segment_s * request.fps))
         # a short first segment: time to first frame then depends on ~1 s of video, not a whole segment
-        self.first_segment_frames = max(1, min(self.frames_per_segment,
-                                               round(request.first_segment_s * request.fps)))
+        self.first_segment_frames = max(1, min(self.frames_per_segment, round(request.first_segment_s * request.fps)))
         self.title: str = request.title or "StreamWise"
         self.speakers: list[str] = []
         self.voices: dict[int, str] = {}   # speaker index -> the voice the screenplay named for it
@@ -239,8 +238,10 @@ class PodcastPlan:
                                     "pieces": []})["pieces"].append(p.text)
         studio = (self.llm_studio if self.opening_lines else
                   self.dag["studio"].inputs.get("description") if "studio" in self.dag else None)
-        return {"title": self.title, "studio": studio, "speakers": list(self.speakers[self.opening_speakers:]),
-                "lines": [lines[i] for i in sorted(lines)], "complete": self.screenplay_done}
+        cast = range(self.opening_speakers, len(self.speakers))   # each speaker's voice and look stay theirs
+        return {"title": self.title, "studio": studio, "voices": [self.voices.get(s) for s in cast],
+                "speakers": list(self.speakers[self.opening_speakers:]), "lines": [lines[i] for i in sorted(lines)],
+                "looks": [self.dag[f"portrait:{s}"].inputs["look"] for s in cast], "complete": self.screenplay_done}
 
     def restore_screenplay(self, checkpoint: dict[str, Any]) -> None:
         """Continue from a :meth:`screenplay_checkpoint` of an earlier run of this request (a
@@ -581,8 +582,7 @@ class PodcastPlan:
             if self.is_topic:
                 return {"topic": r.topic, "document": r.document, "name": r.document_name,
                         "resume": self._resume_state()}
-            return {"script": r.script, "script_ref": r.script_ref, "format": r.script_format,
-                    "name": r.script_name}
+            return {"script": r.script, "script_ref": r.script_ref, "format": r.script_format, "name": r.script_name}
         inputs = dict(node.inputs)
         if node.node_id.startswith("portrait:"):
             inputs["studio"] = self.dag["studio"].outputs["image"]
