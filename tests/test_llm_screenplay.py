@@ -435,7 +435,7 @@ async def test_a_topic_becomes_a_podcast_whose_first_segment_precedes_the_end_of
     # the opening's greeting is the scheduler's, reported on its own: the first line is the LLM's, after it
     assert report.opening_line_s is not None and report.opening_line_s < report.first_line_s
     voices = json.loads((tmp_path / "report.json").read_text())["voices"]
-    assert voices and all(v.get("mouth") in ("piper-alignments", "piper-phonemes", "loudness") for v in voices.values())
+    assert voices and all(v.get("mouth") in ("piper-alignments", "piper-phonemes", "hibari-phonemes") for v in voices.values())
     # streamed: playback began before the LLM had written its last line
     assert report.ttff_s < report.screenplay_done_s, json.loads((tmp_path / "report.json").read_text())
 

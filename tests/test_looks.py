@@ -282,12 +282,23 @@ def test_mama_papa_closes_the_mouth_at_the_bilabials(engine, studio):
     assert all(_mouth_dark(decoded[i], lay.layout) < 15 for i in shut)
 
 
-def test_a_tts_without_phonemes_falls_back_to_loudness_and_says_so(engine):
-    heart = engine.speak("Hello there.", voice_for(1))
-    if engine.voice_model(voice_for(1)) == "hibari:heart":
-        assert heart.visemes is None and heart.mouth == "loudness"
+def test_hibari_gives_its_phonemes_and_espeak_falls_back_to_loudness_and_says_so(engine):
+    from streamwise.stages.cpu.speech import SpeechEngine
+
+    heart = engine.speak("Mama papa, mama papa.", voice_for(1))
+    if engine.voice_model(voice_for(1)) == "hibari:heart":     # phonemes from hibari's G2P, timing estimated
+        assert heart.mouth == "hibari-phonemes"
+        kinds = [v for _, _, v in heart.visemes]
+        assert kinds.count("closed") >= 6 and kinds.count("open") >= 4
+        assert heart.visemes[-1][1] <= len(heart.audio) / 22050 + 1e-3
     else:   # no hibari here: heart is spoken by joe, with its phonemes
-        assert heart.visemes
+        assert heart.mouth.startswith("piper")
+    try:
+        espeak = SpeechEngine("espeak")
+    except RuntimeError:
+        pytest.skip("espeak-ng is not installed here")
+    said = espeak.speak("Mama papa.", voice_for(0))
+    assert len(said.audio) and said.visemes is None and said.mouth == "loudness"
 
 
 # ------------------------------------------------------------------------------------------ a whole show
@@ -315,6 +326,7 @@ async def test_a_show_with_described_characters_shows_and_voices_them(bus, pool,
     assert voice_model(report.voices["Socrates"]["voice"]) == "joe"        # speaker 1: heart by default
     assert voice_model(report.voices["Euthyphro"]["voice"]) == "heart"     # speaker 0: joe by default
     assert report.voices["Socrates"]["mouth"] in ("piper-alignments", "piper-phonemes")
+    assert report.voices["Euthyphro"]["mouth"] in ("hibari-phonemes", "piper-alignments", "piper-phonemes")
     with av.open(str(tmp_path / "podcast.mp4")) as box:
         frames = [f.to_ndarray(format="rgb24") for f in box.decode(video=0)]
     studio = render_studio(W, H, title="Euthyphro")
@@ -382,3 +394,19 @@ def test_a_scheduler_taking_over_keeps_each_speakers_look_and_voice():
     second = plan(2)
     second.restore_screenplay(first.screenplay_checkpoint())
     assert cast(second) == (looks, voices)
+
+
+def test_without_alignments_piper_phonemes_are_spread_over_the_sound(engine):
+    """Where the onnx package is missing piper gives phonemes without alignments: the estimate still closes the
+    mouth at each bilabial, in order, inside the audio."""
+    aligned = engine._aligned
+    try:
+        engine._aligned = False             # what a piper loaded without onnx does
+        speech = engine.speak("Mama papa.", voice_for(0))
+    finally:
+        engine._aligned = aligned
+    assert speech.mouth == "piper-phonemes"
+    kinds = [v for _, _, v in speech.visemes]
+    assert kinds[:8] == ["closed", "open", "closed", "open", "closed", "open", "closed", "mid"][:len(kinds[:8])]
+    assert kinds.count("closed") == 4
+    assert 0 <= speech.visemes[0][0] and speech.visemes[-1][1] <= len(speech.audio) / 22050 + 1e-3

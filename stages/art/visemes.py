@@ -1,6 +1,8 @@
 """Visemes: mouth shapes that follow the speech sounds (the phonemes the TTS spoke), not only the loudness.
 
-A small viseme set in the spirit of the Preston Blair mouth chart used in cartoon lip sync (and of the
+Phonemes are IPA characters as espeak-ng (piper) writes them; the capitals in brackets are the diphthongs and
+affricates of the misaki alphabet hibari's G2P writes (A = eɪ, I = aɪ, W = aʊ, O = oʊ, Y = ɔɪ). A small viseme set
+in the spirit of the Preston Blair mouth chart used in cartoon lip sync (and of the
 MPEG-4 FBA viseme groups), each with how far the mouth opens and how wide it is drawn:
 
 ==========  =====================================  ===========  ===========
@@ -9,9 +11,9 @@ viseme      phonemes (IPA, as espeak-ng writes)    opening      width
 ``rest``    pauses, punctuation, start/end         0            1.0
 ``closed``  p b m                                  0 (pressed)  0.96
 ``teeth``   f v                                    0.18         1.0
-``round``   o ɔ u ʊ w ɒ ɹ ɚ ɝ ɜ ʃ ʒ                0.5          0.66
-``open``    a ɑ æ ʌ ɐ                              1.0          1.0
-``wide``    i ɪ e ɛ j                              0.4          1.12
+``round``   o ɔ u ʊ w ɒ ɹ ɚ ɝ ɜ ʃ ʒ (O Y ʧ ʤ)      0.5          0.66
+``open``    a ɑ æ ʌ ɐ (I W)                        1.0          1.0
+``wide``    i ɪ e ɛ j (A)                          0.4          1.12
 ``mid``     every other sound (t d n l s z k g ə)  0.5          0.94
 ==========  =====================================  ===========  ===========
 
@@ -34,12 +36,12 @@ SHAPES: dict[str, tuple[float, float]] = {"rest": (0.0, 1.0), "closed": (0.0, 0.
                                           "mid": (0.5, 0.94)}
 """viseme -> (opening as a fraction of the portrait's largest, width as a fraction of its mouth width)."""
 _OF: dict[str, str] = {}
-for _vis, _chars in (("closed", "pbm"), ("teeth", "fv"), ("round", "oɔuʊwɒɹɚɝɜʃʒ"), ("open", "aɑæʌɐ"),
-                     ("wide", "iɪeɛj"), ("rest", ".,;:!?^$_—…\"()")):
+for _vis, _chars in (("closed", "pbm"), ("teeth", "fv"), ("round", "oɔuʊwɒɹɚɝɜʃʒOYʧʤ"), ("open", "aɑæʌɐIW"),
+                     ("wide", "iɪeɛjA"), ("rest", ".,;:!?^$_—…\"()")):
     for _ch in _chars:
         _OF[_ch] = _vis
 _MODIFIERS = "ˈˌːˑ̩̯̃"      # stress and length marks: they belong to the sound next to them
-_VOWELS = set("aɑæʌɐiɪeɛoɔuʊɒəɚɝɜy")
+_VOWELS = set("aɑæʌɐiɪeɛoɔuʊɒəɚɝɜyAIWOYᵊ")
 
 
 def viseme_of(phoneme: str) -> str:

@@ -67,8 +67,9 @@ class Speech:
     """What :meth:`SpeechEngine.speak` returns. ``audio``: int16 mono (n,) at :data:`SAMPLE_RATE` Hz;
     ``visemes``: ``[(start_s, end_s, viseme)]`` from the audio's start (see :mod:`streamwise.stages.art.visemes`),
     ``None`` when the engine gives no phonemes; ``mouth``: where the mouth shapes come from,
-    ``"piper-alignments"`` (phonemes timed by the model), ``"piper-phonemes"`` (phonemes, timing estimated) or
-    ``"loudness"`` (no phonemes: the loudness envelope alone)."""
+    ``"piper-alignments"`` (phonemes timed by the model), ``"piper-phonemes"`` / ``"hibari-phonemes"`` (the
+    phonemes the engine spoke, timing estimated over each sentence) or ``"loudness"`` (espeak-ng: no phonemes,
+    the loudness envelope alone)."""
 
     audio: np.ndarray
     visemes: list[tuple[float, float, str]] | None
@@ -203,8 +204,9 @@ class SpeechEngine:
     def speak(self, text: str, voice: VoiceSpec) -> "Speech":
         """:meth:`synthesize` with the viseme track of what was said (:class:`Speech`): from the phonemes piper
         spoke (timed by the model's own alignments when the ``onnx`` package lets piper expose them, else
-        estimated over each sentence's audio); ``None`` from hibari and espeak-ng, which give no phonemes here
-        (the talking head then follows the loudness alone). Same errors as :meth:`synthesize`."""
+        estimated over each sentence's audio), or from the phonemes hibari's G2P wrote (timing estimated);
+        ``None`` from espeak-ng, which gives no phonemes here (the talking head then follows the loudness
+        alone). Same errors as :meth:`synthesize`."""
         if voice.pitch <= 0 or voice.rate <= 0:
             raise ValueError(f"pitch and rate must be > 0, got {voice}")
         if not text.strip():
@@ -213,7 +215,8 @@ class SpeechEngine:
         if self.engine != "piper":
             audio = self._espeak_synth(text, voice)
         elif self.voice_model(voice) == "hibari:heart":
-            audio = self._hibari_synth(text, voice)
+            audio, track = self._hibari_synth(text, voice)
+            source = "hibari-phonemes"
         else:   # joe, or a heart voice without hibari-tts: joe, lighter, so the speaker still differs
             pv = voice if voice.model != "heart" else replace(voice, pitch=voice.pitch * HEART_FALLBACK_PITCH)
             audio, track = self._piper(text, pv)
@@ -245,17 +248,30 @@ class SpeechEngine:
                 self._hibari_error = repr(exc)
         return self._hibari
 
-    def _hibari_synth(self, text: str, voice: VoiceSpec) -> np.ndarray:
+    def _hibari_synth(self, text: str, voice: VoiceSpec) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+        """hibari's speech of ``text`` and its viseme track: the phonemes hibari's G2P wrote per sentence (the
+        misaki alphabet), timed by an estimate over each sentence's audio (hibari gives no alignments). The same
+        samples as ``Hibari.__call__`` (sentence by sentence with one noise generator)."""
         model = self._load_hibari()
         # pitch_shift shortens by 1/pitch, so speak slower by the pitch ratio (hibari's speed: 0.5..2.0)
         speed = min(max(voice.rate / voice.pitch, 0.5), 2.0)
-        wav = model(text, speed=speed, seed=0 if self.deterministic else None)
+        rng = np.random.default_rng(0 if self.deterministic else None)
+        parts, track, at = [], [], 0
+        rate = int(model.sample_rate)
+        for ps in model.phonemize(text):
+            wav = model.from_ids(model.ids(ps), speed, rng)
+            a, b = _trim_bounds((np.clip(wav, -1.0, 1.0) * 32767).astype(np.int16), rate)   # spread over the sound
+            track += phoneme_track(list(ps), None, b - a, rate, (at + a) / rate)
+            parts.append(wav)
+            at += len(wav)
+        wav = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         if not len(wav):
-            return np.zeros(0, dtype=np.int16)
+            return np.zeros(0, dtype=np.int16), []
         peak = float(np.abs(wav).max()) or 1.0
         pcm = (np.clip(wav * (0.9 / peak), -1.0, 1.0) * 32767).astype(np.int16)   # piper's level: peak 0.9
-        pcm = resample_pcm(pcm, int(model.sample_rate), SAMPLE_RATE)
-        return pitch_shift(pcm, voice.pitch)
+        pcm = pitch_shift(resample_pcm(pcm, rate, SAMPLE_RATE), voice.pitch)
+        k = len(pcm) / SAMPLE_RATE / (at / rate)    # the pitch shift's time scale
+        return pcm, [(a * k, b * k, v) for a, b, v in track]
 
     def _piper(self, text: str, voice: VoiceSpec) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
         """piper's speech of ``text`` and its viseme track (s from the start of the returned audio)."""
@@ -280,9 +296,12 @@ class SpeechEngine:
                 parts.append(gap)
                 at += len(gap)
             al = chunk.phoneme_alignments
-            phonemes, counts = ([a.phoneme for a in al], [int(a.num_samples) for a in al]) if al else (
-                list(chunk.phonemes), None)
-            track += phoneme_track(phonemes, counts, len(pcm), SAMPLE_RATE, at / SAMPLE_RATE)
+            if al:
+                track += phoneme_track([a.phoneme for a in al], [int(a.num_samples) for a in al], len(pcm),
+                                       SAMPLE_RATE, at / SAMPLE_RATE)
+            else:   # no alignments: the phonemes spread over the chunk's sound (its silent edges excluded)
+                a, b = _trim_bounds(pcm)
+                track += phoneme_track(list(chunk.phonemes), None, b - a, SAMPLE_RATE, (at + a) / SAMPLE_RATE)
             parts.append(pcm)
             at += len(pcm)
         if not parts:

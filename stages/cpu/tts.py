@@ -69,8 +69,8 @@ class CpuSpeech:
     ``sample_rate`` (Hz: :func:`~streamwise.stages.runtime.base.show_audio_rate` of the fps), ``clips``
     (``[[start, end), ...]`` sample ranges, each at most ``max_clip_s`` seconds and a whole number
     of frames), ``engine``, ``mouth`` (where the talking head's mouth shapes come from:
-    ``piper-alignments``, ``piper-phonemes`` or ``loudness``, see :class:`~.speech.Speech`) and, from piper,
-    ``visemes`` (``[[start_s, end_s, viseme], ...]`` from the audio's start, see
+    ``piper-alignments``, ``piper-phonemes``, ``hibari-phonemes`` or ``loudness``, see :class:`~.speech.Speech`)
+    and, but from espeak-ng, ``visemes`` (``[[start_s, end_s, viseme], ...]`` from the audio's start, see
     :mod:`streamwise.stages.art.visemes`).
     """
 

@@ -112,8 +112,8 @@ def voices_of(cues) -> dict[str, dict]:
     """Each speaker's voice, from the cues: ``{speaker: {"model": "hibari:heart", "voice": "heart",
     "mouth": "loudness"}}`` (a speaker keeps one voice for the show; an older mux that sends no voice leaves it
     out). ``mouth``: where the talking head's mouth shapes came from (``piper-alignments``: visemes of the
-    phonemes piper spoke, timed by the model; ``piper-phonemes``: the same, timing estimated; ``loudness``: the
-    speech engine gave no phonemes), when the speech stage reports it."""
+    phonemes piper spoke, timed by the model; ``piper-phonemes`` / ``hibari-phonemes``: the engine's phonemes,
+    timing estimated; ``loudness``: the speech engine gave no phonemes), when the speech stage reports it."""
     voices: dict[str, dict] = {}
     for cue in cues:
         model, _, rest = getattr(cue, "voice", "").partition("|")
