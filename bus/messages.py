@@ -83,6 +83,10 @@ class Request(msgspec.Struct, kw_only=True):
     # speaker name (any case) -> voice ("heart", "joe@0.9"); over what the screenplay names
     voices: Annotated[dict[Name, Annotated[str, msgspec.Meta(max_length=40)]],
                       msgspec.Meta(max_length=L.script_speakers)] = {}
+    # speaker name (any case) -> how they look ("an old bearded man in a toga"); over the screenplay's
+    # (read by streamwise.workflow.cast.read_look)
+    looks: Annotated[dict[Name, Annotated[str, msgspec.Meta(max_length=300)]],
+                     msgspec.Meta(max_length=L.script_speakers)] = {}
 
 
 class Task(msgspec.Struct, kw_only=True):
@@ -185,6 +189,7 @@ class Status(msgspec.Struct, kw_only=True):
     message: str = ""
     speakers: list[str] = []
     lines: int = 0
+    opening_lines: int = 0          # of ``lines``, the scheduler's own opening (a topic's greeting), not the screenplay's
     segments_done: int = 0
     segments_total: int | None = None
     video_duration_s: float | None = None

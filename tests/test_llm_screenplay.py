@@ -432,6 +432,10 @@ async def test_a_topic_becomes_a_podcast_whose_first_segment_precedes_the_end_of
     assert report.lines >= 2 and report.segments and report.segments[-1].start_s > 0
     assert report.first_line_s is not None and report.screenplay_done_s is not None
     assert report.first_line_s < report.screenplay_done_s
+    # the opening's greeting is the scheduler's, reported on its own: the first line is the LLM's, after it
+    assert report.opening_line_s is not None and report.opening_line_s < report.first_line_s
+    voices = json.loads((tmp_path / "report.json").read_text())["voices"]
+    assert voices and all(v.get("mouth") in ("piper-alignments", "piper-phonemes", "hibari-phonemes") for v in voices.values())
     # streamed: playback began before the LLM had written its last line
     assert report.ttff_s < report.screenplay_done_s, json.loads((tmp_path / "report.json").read_text())
 
@@ -574,4 +578,5 @@ def test_the_llm_can_give_a_character_a_voice_and_the_plan_speaks_with_it():
     assert plan.on_partial(Event(task_id=plan.task_id(node), request_id="r1", node_id="screenplay",
                                  stage="screenplay", instance="i", partial=True, outputs=out))
     tts = {n.inputs["speaker_index"]: n.inputs.get("voice") for n in plan.dag.nodes.values() if n.stage == "tts"}
-    assert tts == {0: "heart", 1: None}
+    # Leo's default (heart, speaker 1) would be Maya's voice: the cast gives him the other timbre (issue 12 item 5)
+    assert tts == {0: "heart", 1: "joe"}

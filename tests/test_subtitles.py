@@ -106,8 +106,8 @@ async def test_a_show_has_subtitles_as_a_sidecar_and_an_hls_rendition_from_what_
         assert player.streams.video and player.streams.subtitles
 
     # voices (issue 12 item 4): each speaker one voice, from two different models, told apart in the show's audio
-    assert saved["voices"] == {"Ada": {"model": "piper:en_US-joe-medium", "voice": "joe"},
-                               "Ben": {"model": "hibari:heart", "voice": "heart"}}
+    assert saved["voices"] == {"Ada": {"model": "piper:en_US-joe-medium", "voice": "joe", "mouth": "piper-alignments"},
+                               "Ben": {"model": "hibari:heart", "voice": "heart", "mouth": "hibari-phonemes"}}
     pcm, rate = _audio(tmp_path / "podcast.mp4")
     f0 = {}
     for who in ("Ada", "Ben"):
@@ -128,12 +128,12 @@ async def test_a_voice_named_in_the_cast_speaks_the_whole_show(bus, pool, tmp_pa
               "Ada: Welcome back to the show.\nBen: Thanks for having me here today.\nAda: Let us begin.\n")
     request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=script, script_name="cast.txt")
     report = await generate(bus, request, tmp_path / "cast", idle_timeout_s=60)
-    assert report.voices == {"Ada": {"model": "hibari:heart", "voice": "heart"},
-                             "Ben": {"model": "piper:en_US-joe-medium", "voice": "joe@0.9"}}
+    assert report.voices == {"Ada": {"model": "hibari:heart", "voice": "heart", "mouth": "hibari-phonemes"},
+                             "Ben": {"model": "piper:en_US-joe-medium", "voice": "joe@0.9", "mouth": "piper-alignments"}}
     assert [e["speaker"] for e in report.script_lines] == ["Ada", "Ben", "Ada"]
     # the request's voice map is over the screenplay's (speaker names in any case)
     request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=script, script_name="cast.txt",
                       voices={"ADA": "joe@1.1"})
     report = await generate(bus, request, tmp_path / "asked", idle_timeout_s=60)
-    assert report.voices["Ada"] == {"model": "piper:en_US-joe-medium", "voice": "joe@1.1"}
+    assert report.voices["Ada"] == {"model": "piper:en_US-joe-medium", "voice": "joe@1.1", "mouth": "piper-alignments"}
     assert report.voices["Ben"]["voice"] == "joe@0.9"

@@ -27,6 +27,7 @@ from .drawing import shade
 from .motion import MAX_DX, MAX_DY, blink_states, head_motion, nod_drive
 from .portrait import FaceLayout, draw_mouth
 from .subtitles import Band, subtitle_pages
+from .visemes import SHAPES, VISEMES, mouth_from_track
 
 __all__ = ["HeadAnimator", "bench"]
 
@@ -86,9 +87,9 @@ class HeadAnimator:
         self._skin_eye = self._skin(self.eye_box)
         self._rig = _Rig(self, person, backdrop, motion) if person is not None and backdrop is not None else None
         if self._rig is None:   # the still portrait's patches (the rig draws its own on the person layer)
-            self.mouth_patches = [self._crop(self.mouth_box)] + [
-                self._paint(self.mouth_box, lambda d, im, tx, o=lv / (self.levels - 1): self._draw_mouth(d, tx, o))
-                for lv in range(1, self.levels)]
+            self.mouth_patches = _Lazy(lambda code: self._crop(self.mouth_box) if code % self.levels == 0 else
+                                       self._paint(self.mouth_box, lambda d, im, tx: self._draw_mouth(
+                                           d, tx, *self.mouth_shape(code))))
             self.eye_patches = [self._crop(self.eye_box)] + [
                 self._paint(self.eye_box, lambda d, im, tx, s=state: self._draw_lids(d, im, tx, s)) for state in (1, 2)]
 
@@ -126,12 +127,18 @@ class HeadAnimator:
         fn(d, im, lambda x, y: ((x - x0) * 2.0, (y - y0) * 2.0))
         return np.asarray(im.reduce(2)).copy()
 
-    def _draw_mouth(self, d: ImageDraw.ImageDraw, tx: Callable, o: float) -> None:
+    def mouth_shape(self, code: int) -> tuple[float, float]:
+        """(opening in [0, 1], width factor) of mouth patch ``code`` = viseme index * ``levels`` + level (viseme
+        index 0, ``rest``, is the loudness-only mouth of full width; see :mod:`stages.art.visemes`)."""
+        v, level = divmod(int(code), self.levels)
+        return level / (self.levels - 1), SHAPES[VISEMES[v]][1] if v else 1.0
+
+    def _draw_mouth(self, d: ImageDraw.ImageDraw, tx: Callable, o: float, width: float = 1.0) -> None:
         L = self.layout
         mx, my = tx(*L.mouth_center)
         w = 2.0 * L.mouth_width
         d.ellipse((mx - 0.58 * w, my - 0.24 * w, mx + 0.58 * w, my + 0.26 * w), fill=self._skin_mouth)
-        draw_mouth(d, mx, my, w, 2.0 * o * L.mouth_max_open, L.lip_rgb)
+        draw_mouth(d, mx, my, w * width, 2.0 * o * L.mouth_max_open, L.lip_rgb)
 
     def _draw_lids(self, d: ImageDraw.ImageDraw, im: Image.Image, tx: Callable, state: int) -> None:
         r = 2.0 * self.layout.eye_radius
@@ -159,7 +166,8 @@ class HeadAnimator:
     # ---------------------------------------------------------------------------------------- render
     def render(self, mouth_open: np.ndarray, *, subtitle: str = "", speaker: str = "", blink_seed: int = 0,
                start_frame: int = 0, fps: float = 25.0, end_frame: int | None = None,
-               context: tuple[np.ndarray | None, np.ndarray | None] | None = None) -> np.ndarray:
+               context: tuple[np.ndarray | None, np.ndarray | None] | None = None,
+               visemes: np.ndarray | None = None) -> np.ndarray:
         """Render ``len(mouth_open)`` frames. ``mouth_open``: float (N,) in [0, 1] per frame (0 closed, 1 wide
         open; quantised to ``levels``). Blinks are a function of ``blink_seed`` and the absolute frame number
         ``start_frame + i`` at ``fps`` frames/s (see :func:`stages.art.motion.blink_states`). ``subtitle`` is burned in
@@ -169,14 +177,26 @@ class HeadAnimator:
         With layers, the head moves (:func:`stages.art.motion.head_motion`): a function of ``blink_seed``, the absolute
         frame number and the envelope ``mouth_open`` (the nod), at rest at frame 0 and at ``end_frame`` (the end of the
         piece, when known). ``context`` = (envelope of the frames just before the clip, of the frames just after)
-        keeps the nod continuous across a split clip (missing context counts as silence)."""
+        keeps the nod continuous across a split clip (missing context counts as silence).
+
+        ``visemes``: int (N,) indices into :data:`stages.art.visemes.VISEMES`, the mouth's shape per frame: the
+        opening is then the viseme's, scaled by ``mouth_open`` as the loudness
+        (:func:`stages.art.visemes.mouth_from_track`), and its width the viseme's; closed and rest frames are shut.
+        Without them the opening is ``mouth_open`` and every mouth has the full width."""
         m = np.nan_to_num(np.asarray(mouth_open, dtype=np.float32).reshape(-1), nan=0.0)
         n = int(m.shape[0])
         H, W = self.portrait.shape[:2]
         out = np.empty((n, H, W, 3), np.uint8)
         if n == 0:
             return out
-        lv = np.clip(np.rint(m * (self.levels - 1)), 0, self.levels - 1).astype(np.intp)
+        vi = None
+        if visemes is not None:   # the opening from the viseme and the loudness (the nod keeps the loudness)
+            vi = np.clip(np.pad(np.asarray(visemes, np.intp).reshape(-1)[:n], (0, max(0, n - len(visemes)))),
+                         0, len(VISEMES) - 1)
+        opening = m if vi is None else mouth_from_track(vi, m)
+        lv = np.clip(np.rint(opening * (self.levels - 1)), 0, self.levels - 1).astype(np.intp)
+        if vi is not None:        # mouth patch code: viseme * levels + level (level 0: the closed portrait)
+            lv = np.where(lv > 0, vi * self.levels + lv, 0)
         eyes = blink_states(n, start_frame=start_frame, fps=fps, seed=blink_seed)
         bands, page_of = subtitle_pages(subtitle, speaker, n, W, H)
         if self._rig is not None:
@@ -193,23 +213,36 @@ class HeadAnimator:
             if not sel.any():
                 continue
             if band is None:
-                base, mouths, lids = self.portrait, self.mouth_patches, self.eye_patches
+                base, lids = self.portrait, self.eye_patches
             else:   # composite the page band once into the base frame and into any patch it overlaps
                 base = _blend(self.portrait, 0, 0, *band)
-                mouths = [_blend(q, mx0, my0, *band) for q in self.mouth_patches]
                 lids = [_blend(q, ex0, ey0, *band) for q in self.eye_patches]
             idx = np.flatnonzero(sel)
             for i in idx:
                 out[i] = base
-            for level in range(1, self.levels):
-                k = idx[lv[idx] == level]
-                if k.size and mx1 > mx0 and my1 > my0:
-                    out[k, my0:my1, mx0:mx1] = mouths[level]
+            for code in np.unique(lv[idx]).tolist():
+                k = idx[lv[idx] == code]
+                if code % self.levels and mx1 > mx0 and my1 > my0:
+                    q = self.mouth_patches[code]
+                    out[k, my0:my1, mx0:mx1] = q if band is None else _blend(q, mx0, my0, *band)
             for state in (1, 2):
                 k = idx[eyes[idx] == state]
                 if k.size and ex1 > ex0 and ey1 > ey0:
                     out[k, ey0:ey1, ex0:ex1] = lids[state]
         return out
+
+
+class _Lazy:
+    """Patches built on first use: ``lazy[code]`` is ``make(code)``, made once (a show uses few of the
+    viseme x level mouth shapes a portrait could need)."""
+
+    def __init__(self, make: Callable[[int], object]) -> None:
+        self._make, self._made = make, {}
+
+    def __getitem__(self, code: int):
+        if code not in self._made:
+            self._made[code] = self._make(int(code))
+        return self._made[code]
 
 
 class _Sprite:
@@ -269,8 +302,8 @@ class _Rig:
         self.phases = [(px, py) for py in range(s) for px in range(s)]
         self.sprites = {ph: _Sprite(reduce_phase(layer, s, ph, win, origin=(Y0, X0))) for ph in self.phases}
         # mouth and eyelid patches drawn on the person layer, per phase: (window (y0, y1, x0, x1), {phase: sprite})
-        self.mouths = [None] + [self._patch(pl, anim.mouth_box, lambda d, im, tx, o=lv / (anim.levels - 1):
-                                            anim._draw_mouth(d, tx, o)) for lv in range(1, anim.levels)]
+        self.mouths = _Lazy(lambda code: None if code % anim.levels == 0 else self._patch(
+            pl, anim.mouth_box, lambda d, im, tx: anim._draw_mouth(d, tx, *anim.mouth_shape(code))))
         self.lids = [None] + [self._patch(pl, anim.eye_box, lambda d, im, tx, st=state: anim._draw_lids(d, im, tx, st))
                               for state in (1, 2)]
 

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
+from ...core.looks import COLOURS   # the colour names the look reader gives
 from .compositing import compose_layers
 from .drawing import RGB, SS, _c, _ellipsize, _hash, font, mix, shade
 from .studio import DESK_TOP
@@ -113,7 +114,7 @@ _HAIRS: tuple[RGB, ...] = ((38, 32, 34), (78, 50, 34), (230, 190, 112), (188, 18
 _SHIRTS: tuple[RGB, ...] = ((46, 134, 190), (222, 88, 72), (88, 164, 96), (238, 178, 64), (132, 88, 176), (64, 72, 92),
                             (226, 120, 164), (52, 160, 150), (176, 96, 56))
 _IRIS: tuple[RGB, ...] = ((104, 64, 40), (66, 44, 32), (70, 124, 176), (80, 134, 84), (134, 102, 52))
-_HAIR_STYLES = ("short", "long", "curly", "bob", "bun", "quiff", "buzz")
+_HAIR_STYLES = ("short", "long", "curly", "bob", "bun", "quiff", "buzz")   # and "bald", only when stated
 _SHIRT_STYLES = ("tee", "collar", "vneck", "hoodie")
 
 
@@ -148,6 +149,10 @@ class _Look:
     mw: float          # mouth width, SS x px
     part: float        # hair parting offset, face widths
     glass_rgb: RGB | None
+    gender: str | None = None        # "male" / "female" presentation (None: neither stated nor given)
+    old: bool = False                # forehead lines and grey brows
+    beard: RGB | None = None         # beard colour (None: no beard)
+    moustache: RGB | None = None     # moustache colour (None: none)
 
     def F(self, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
         """A box in face units (fractions of face width / height from the face centre) -> SS x px."""
@@ -171,7 +176,14 @@ class _Look:
         return self.cy + 0.255 * self.fh
 
 
-def _look(W: int, H: int, name: str, speaker_index: int, seed: int) -> _Look:
+_FEMALE_STYLES, _MALE_STYLES = ("long", "bob", "bun", "curly"), ("short", "quiff", "buzz", "curly")
+_SKIN_OF = {"light": 0, "medium": 2, "tan": 3, "brown": 4, "dark": 5}
+_GREYS: tuple[RGB, ...] = ((188, 188, 194), (226, 226, 230), (150, 150, 156))
+_GARMENT_STYLE = {"toga": "toga", "robe": "robe", "suit": "suit", "hoodie": "hoodie", "tee": "tee",
+                  "collar": "collar", "vneck": "vneck"}
+
+
+def _look(W: int, H: int, name: str, speaker_index: int, seed: int, traits: dict | None = None) -> _Look:
     rng = random.Random(_hash("look", name, speaker_index, seed))
     pal, si = _hash("palette", seed), int(speaker_index)
     skin = _SKINS[(rng.randrange(len(_SKINS)) + 2 * si) % len(_SKINS)]
@@ -182,7 +194,29 @@ def _look(W: int, H: int, name: str, speaker_index: int, seed: int) -> _Look:
     shirt_style = _SHIRT_STYLES[rng.randrange(len(_SHIRT_STYLES))]
     n_exp, taper, aspect = rng.uniform(2.0, 2.7), rng.uniform(0.1, 0.3), rng.uniform(0.76, 0.84)
     glasses, phones = rng.random() < 0.4, rng.random() < 0.3
-    lip, dark = mix(shade(skin, 0.82), (200, 84, 96), 0.45), shade(skin, 0.7)
+    t = _traits(traits)
+    gender, old = t.get("gender"), t.get("age") == "old"
+    pick = random.Random(_hash("traits", name, speaker_index, seed))   # a separate stream: the draws above stay
+    if gender in ("male", "female"):
+        fit = _MALE_STYLES if gender == "male" else _FEMALE_STYLES
+        if style not in fit:
+            style = fit[pick.randrange(len(fit))]
+    if style == "buzz" and ("hair" in t or old):   # a stated (or grey) colour shows: not a stubble of it
+        style = "short"
+    if t.get("hair_style") in _HAIR_STYLES + ("bald",):
+        style = t["hair_style"]
+    if "skin" in t:
+        skin = _SKINS[_SKIN_OF[t["skin"]]]
+    hair = t["hair"] if "hair" in t else _GREYS[pick.randrange(len(_GREYS))] if old else hair
+    shirt = t.get("clothing", shirt)
+    shirt_style = _GARMENT_STYLE.get(t.get("garment") or "", shirt_style)
+    if "glasses" in t:
+        glasses = bool(t["glasses"])
+    beard = t.get("beard_colour", hair) if t.get("beard") else None
+    moustache = beard if beard is not None and t.get("moustache") is not False else (
+        t.get("beard_colour", hair) if t.get("moustache") else None)
+    lip = mix(shade(skin, 0.82), (200, 84, 96), 0.62 if gender == "female" else 0.45)
+    dark = shade(skin, 0.7)
     k = SS
     fh = 0.40 * min(H, W * 1.25) * k * rng.uniform(0.95, 1.05)
     fw = fh * aspect
@@ -190,9 +224,30 @@ def _look(W: int, H: int, name: str, speaker_index: int, seed: int) -> _Look:
     mw = 0.4 * fw * rng.uniform(0.92, 1.06)
     part = {"short": 0.12, "long": 0.0, "quiff": -0.08}.get(style, 0.05) * (1 if rng.random() < 0.5 else -1)
     gc = ((30, 30, 36), (120, 72, 40), (40, 60, 120), (170, 40, 50))[rng.randrange(4)] if glasses else None
+    if glasses and gc is None:   # stated glasses on a speaker whose hash drew none
+        gc = (30, 30, 36)
+    if gc is not None and sum(abs(a - b) for a, b in zip(gc, skin)) < 150:   # frames that show on this skin
+        gc = max(((30, 30, 36), (40, 60, 120), (170, 40, 50), (206, 206, 216)),
+                 key=lambda c: sum(abs(a - b) for a, b in zip(c, skin)))
     return _Look(skin=skin, hair=hair, shirt=shirt, iris=iris, style=style, shirt_style=shirt_style, n_exp=n_exp,
                  taper=taper, aspect=aspect, glasses=glasses, phones=phones, lip=lip, dark=dark, fh=fh, fw=fw,
-                 cx=cx, cy=cy, mw=mw, part=part, glass_rgb=gc)
+                 cx=cx, cy=cy, mw=mw, part=part, glass_rgb=gc, gender=gender, old=old, beard=beard,
+                 moustache=moustache)
+
+
+def _traits(traits: dict | None) -> dict:
+    """The portrait task's ``look`` (traits of ``streamwise.workflow.cast.read_look``) with colour names resolved
+    to RGB; unknown keys and values are ignored (an older or foreign client's look never breaks a portrait)."""
+    out: dict = {}
+    for key, value in (traits or {}).items():
+        if key in ("hair", "clothing", "beard_colour"):
+            rgb = COLOURS.get(str(value).casefold()) if isinstance(value, str) else None
+            if rgb is not None:
+                out[key] = rgb
+        elif key == "skin" and value in _SKIN_OF or key in ("gender", "age", "hair_style", "garment") \
+                and isinstance(value, str) or key in ("beard", "moustache", "glasses") and isinstance(value, bool):
+            out[key] = value
+    return out
 
 
 def _draw_person(img: Image.Image, lk: _Look) -> None:
@@ -215,6 +270,9 @@ def _draw_person(img: Image.Image, lk: _Look) -> None:
         d.ellipse(F(-0.66, -0.62, 0.66, 0.25), fill=hair)
     elif style == "bun":
         d.ellipse(F(-0.17, -0.72, 0.17, -0.45), fill=hair, outline=shade(hair, 0.72), width=ol)
+    elif style == "bald":
+        for sg in (-1, 1):
+            d.ellipse(_c(cx + sg * 0.47 * fw, ey + 0.02 * fh, 0.11 * fw, 0.15 * fh), fill=hair)
     yn = 0.6                                                 # neck base, face units; body / shirt below
     left = _qbez(P(-0.3, yn), P(-1.17, yn + 0.02), P(-1.3, yn + 0.38))
     bottom = img.size[1] + 9
@@ -242,6 +300,8 @@ def _draw_person(img: Image.Image, lk: _Look) -> None:
     elif lk.shirt_style == "hoodie":
         for sg in (-1, 1):
             d.line((*P(sg * 0.12, yn + 0.04), *P(sg * 0.14, yn + 0.34)), fill=(240, 240, 240), width=2 * ol)
+    elif lk.shirt_style in ("toga", "robe", "suit"):
+        _draw_garment(d, lk, yn, nk)
     ear_y = ey + 0.08 * fh                                   # ears, head
     half = fw / 2 * (1 - abs((ear_y - cy) / (fh / 2)) ** n_exp) ** (1 / n_exp)
     for sg in (-1, 1):
@@ -269,9 +329,12 @@ def _draw_person(img: Image.Image, lk: _Look) -> None:
         if style not in ("long", "bob"):
             md.ellipse((cx - 0.62 * fw, ey - 0.1 * fh, cx + 0.62 * fw, ey + 1.1 * fh), fill=0)
 
-    _paste_mask(img, mix(skin, hair, 0.55) if style == "buzz" else hair, cap)
+    if style != "bald":   # bald: only the fringe behind the ears (drawn with the back hair)
+        _paste_mask(img, mix(skin, hair, 0.55) if style == "buzz" else hair, cap)
     d = ImageDraw.Draw(img, "RGBA")
-    if style not in ("buzz", "curly"):
+    if lk.old:
+        _draw_age_lines(d, lk)
+    if style not in ("buzz", "curly", "bald"):
         d.arc(F(-0.3, -0.47, 0.2, -0.2), 200, 260, fill=mix(hair, (255, 255, 255), 0.3), width=2 * ol)
     for sg in (-1, 1):                                       # blush, nose
         d.ellipse(F(sg * 0.29 - 0.08, 0.1, sg * 0.29 + 0.08, 0.16), fill=(236, 96, 110, 55))
@@ -289,7 +352,22 @@ def _draw_person(img: Image.Image, lk: _Look) -> None:
         d.arc(_c(ex, ey, r, 0.85 * r), 190, 350, fill=(40, 30, 30), width=max(1, round(0.16 * r)))
         bp = ((ex - sg * 0.95 * r, brow_y + 0.25 * r), (ex, brow_y - 0.35 * r), (ex + sg * 0.95 * r, brow_y + 0.1 * r))
         d.line(_qbez(*bp, 10), fill=brow, width=max(1, round(0.26 * r)), joint="curve")
+    if lk.gender == "female":   # lashes at the outer corners
+        for sg, (ex, _) in zip((-1, 1), eyes):
+            for j in (0, 1):
+                a = math.radians(200 + 25 * j) if sg < 0 else math.radians(340 - 25 * j)
+                x0, y0 = ex + math.cos(a) * r, ey + math.sin(a) * 0.85 * r
+                d.line((x0, y0, x0 + math.cos(a) * 0.35 * r, y0 + math.sin(a) * 0.35 * r - 0.1 * r),
+                       fill=(40, 30, 30), width=max(1, round(0.12 * r)))
+    if lk.beard is not None:
+        _draw_beard(img, lk, ear_y)
+        d = ImageDraw.Draw(img, "RGBA")
     draw_mouth(d, cx, lk.mouth_y, lk.mw, 0, lk.lip)
+    if lk.moustache is not None:
+        my, mw = lk.mouth_y, lk.mw
+        for sg in (-1, 1):
+            d.ellipse(_c(cx + sg * 0.25 * mw, my - 0.37 * mw, 0.32 * mw, 0.11 * mw), fill=lk.moustache,
+                      outline=shade(lk.moustache, 0.7), width=ol)
     if lk.glasses and lk.glass_rgb is not None:
         gc, gw = lk.glass_rgb, max(1, round(0.16 * r))
         for ex, _ in eyes:
@@ -305,6 +383,64 @@ def _draw_person(img: Image.Image, lk: _Look) -> None:
         for sg in (-1, 1):
             d.rounded_rectangle(_c(cx + sg * (half + 0.04 * fw), ear_y - 0.015 * fh, 0.09 * fw, 0.135 * fh),
                                 radius=0.07 * fw, fill=pc, outline=shirt, width=2 * ol)
+
+
+MOUTH_HOLE = (0.62, 0.27, 0.29)
+"""The beard's opening around the mouth (half-width, above, below the lip line; mouth widths): larger than the
+skin oval ``stages.art.head`` paints under an animated mouth (0.58, 0.24, 0.26), so the beard stays untouched."""
+
+
+def _draw_beard(img: Image.Image, lk: _Look, ear_y: float) -> None:
+    """A full beard: the face below the ears and a little below the chin, around an opening for the mouth."""
+    cx, fh, mw, my = lk.cx, lk.fh, lk.mw, lk.mouth_y
+    hw, up, down = MOUTH_HOLE
+
+    def shape(md: ImageDraw.ImageDraw) -> None:
+        md.polygon(_face_poly(cx, lk.cy, lk.fw / 2 + 0.01 * lk.fw, fh / 2, lk.n_exp, lk.taper), fill=255)
+        md.ellipse(lk.F(-0.36, 0.18, 0.36, 0.62), fill=255)
+        md.rectangle((0, 0, img.size[0], ear_y + 0.04 * fh), fill=0)
+        md.ellipse((cx - hw * mw, my - up * mw, cx + hw * mw, my + down * mw), fill=0)
+
+    _paste_mask(img, lk.beard, shape)   # type: ignore[arg-type]
+    d = ImageDraw.Draw(img, "RGBA")
+    for j in range(5):                  # a little texture
+        x = cx + (j - 2) * 0.11 * lk.fw
+        d.arc((x - 0.05 * lk.fw, my + 0.35 * mw, x + 0.05 * lk.fw, my + 0.6 * mw), 20, 160,
+              fill=shade(lk.beard, 0.75), width=lk.ol)   # type: ignore[arg-type]
+
+
+def _draw_age_lines(d: ImageDraw.ImageDraw, lk: _Look) -> None:
+    """An old speaker's forehead lines, eye bags and smile folds."""
+    c, w = shade(lk.skin, 0.72), max(1, round(lk.ol * 1.2))
+    for y in (-0.205, -0.235):
+        d.arc(lk.F(-0.22, y, 0.22, y + 0.06), 200, 340, fill=c, width=w)
+    ey, ex_off, r = lk.eyes
+    for sg in (-1, 1):
+        ex = lk.cx + sg * ex_off
+        d.arc(_c(ex, ey + 0.55 * r, 0.75 * r, 0.45 * r), 30, 150, fill=c, width=w)
+        d.line(_qbez(lk.P(sg * 0.1, 0.13), lk.P(sg * 0.2, 0.2), lk.P(sg * 0.19, 0.27), 8), fill=c, width=w)
+
+
+def _draw_garment(d: ImageDraw.ImageDraw, lk: _Look, yn: float, nk: RGB) -> None:
+    """The garments beyond the hash's own four: a toga's drape, a robe's crossed front, a suit's jacket."""
+    P, shirt, ol = lk.P, lk.shirt, lk.ol
+    if lk.shirt_style == "toga":       # a drape from the left shoulder across the chest, with folds
+        band = [P(-0.95, yn + 0.02), P(-0.55, yn - 0.02), P(1.0, yn + 1.05), P(0.45, yn + 1.2)]
+        d.polygon(band, fill=shade(shirt, 0.86), outline=shade(shirt, 0.7), width=ol)
+        for t in (0.3, 0.55):
+            d.line((*P(-0.85 + t, yn + 0.05 + 0.1 * t), *P(0.3 + t, yn + 1.1)), fill=shade(shirt, 0.74), width=ol)
+    elif lk.shirt_style == "robe":     # a crossed front with a trim
+        trim = shade(shirt, 0.62)
+        d.polygon([P(-0.3, yn - 0.04), P(0.05, yn + 0.6), P(-0.05, yn + 0.7), P(-0.42, yn + 0.02)], fill=trim)
+        d.polygon([P(0.3, yn - 0.04), P(-0.05, yn + 0.6), P(0.05, yn + 0.7), P(0.42, yn + 0.02)], fill=trim)
+        d.polygon([P(-0.22, yn - 0.02), P(0.22, yn - 0.02), P(0, yn + 0.5)], fill=nk)
+    else:                              # suit: a white shirt and a tie in the jacket's opening
+        d.polygon([P(-0.34, yn - 0.04), P(0.34, yn - 0.04), P(0, yn + 0.8)], fill=(244, 244, 240))
+        d.polygon([P(-0.16, yn - 0.03), P(0.16, yn - 0.03), P(0, yn + 0.12)], fill=nk)
+        d.polygon([P(-0.05, yn + 0.1), P(0.05, yn + 0.1), P(0.07, yn + 0.6), P(0, yn + 0.7), P(-0.07, yn + 0.6)],
+                  fill=mix(shirt, (150, 30, 40), 0.6))
+        for sg in (-1, 1):
+            d.line((*P(sg * 0.34, yn - 0.04), *P(sg * 0.1, yn + 0.75)), fill=shade(shirt, 0.6), width=2 * ol)
 
 
 def _draw_mic(img: Image.Image, lk: _Look, desk_y: int) -> None:
@@ -371,16 +507,19 @@ class PortraitLayers:
     backdrop: Image.Image
 
 
-def render_person_layers(studio: Image.Image, *, name: str, speaker_index: int, seed: int = 0) -> PortraitLayers:
+def render_person_layers(studio: Image.Image, *, name: str, speaker_index: int, seed: int = 0,
+                         look: dict | None = None) -> PortraitLayers:
     """The studio frame with one cartoon speaker seated behind the desk, head and shoulders, face ~40 % of frame
     height, closed mouth, open eyes, a microphone on a boom arm in front, and a name plate lower-left; as layers
     (see :class:`PortraitLayers`). Appearance comes from a stable hash of (name, speaker_index, seed); hair and
-    shirt colours are palette-indexed by ``speaker_index`` so speakers 0, 1, 2 always differ."""
+    shirt colours are palette-indexed by ``speaker_index`` so speakers 0, 1, 2 always differ. ``look`` (the traits
+    of :func:`streamwise.workflow.cast.read_look`: gender, age, hair colour and style, beard, moustache, glasses,
+    clothing colour and garment, skin tone) overrides what it states; the rest stays hashed."""
     base = studio.convert("RGB")
     W, H = base.size
     k = SS
     size2 = (W * k, H * k)
-    lk = _look(W, H, name, speaker_index, seed)
+    lk = _look(W, H, name, speaker_index, seed, look)
     person = _matte(lambda im: _draw_person(im, lk), size2)
     # the backdrop: studio (desk included) + the mic at SS x, then the name plate at 1x; A = what does not cover
     desk = int(DESK_TOP * H)
@@ -406,8 +545,8 @@ def render_person_layers(studio: Image.Image, *, name: str, speaker_index: int, 
 
 
 def render_portrait(studio: Image.Image, *, name: str, speaker_index: int,
-                    seed: int = 0) -> tuple[Image.Image, FaceLayout]:
+                    seed: int = 0, look: dict | None = None) -> tuple[Image.Image, FaceLayout]:
     """The composite portrait of :func:`render_person_layers`: (RGB frame of the studio's size, FaceLayout in that
     frame's pixels)."""
-    layers = render_person_layers(studio, name=name, speaker_index=speaker_index, seed=seed)
+    layers = render_person_layers(studio, name=name, speaker_index=speaker_index, seed=seed, look=look)
     return layers.image, layers.layout

@@ -40,7 +40,8 @@ def load_rgba(data: bytes) -> np.ndarray:
 class CpuArt:
     """Stage ``image`` on CPU. Task inputs: ``kind`` = ``studio`` (``title``, ``description``,
     ``width``, ``height`` in pixels) or ``portrait`` (``studio`` object-store name, ``name``,
-    ``speaker_index``). Outputs: ``image`` (object-store name of a PNG) and, for portraits,
+    ``speaker_index``, optional ``look``: the traits the screenplay states, see
+    :mod:`streamwise.workflow.cast`). Outputs: ``image`` (object-store name of a PNG) and, for portraits,
     ``layout`` (:class:`~streamwise.stages.art.portrait.FaceLayout` as a map), ``person`` (RGBA PNG at
     2x the frame size: the speaker alone) and ``backdrop`` (RGBA PNG: the scene without the
     speaker, alpha = where the speaker shows), see :class:`~streamwise.stages.art.portrait.PortraitLayers`."""
@@ -62,7 +63,7 @@ class CpuArt:
         if kind == "portrait":
             studio = Image.open(io.BytesIO(await ctx.bus.get_blob(inputs["studio"]))).convert("RGB")
             layers = await ctx.in_thread(render_person_layers, studio, name=inputs["name"],
-                                         speaker_index=int(inputs["speaker_index"]))
+                                         speaker_index=int(inputs["speaker_index"]), look=inputs.get("look"))
             pngs = await asyncio.gather(*(ctx.in_thread(png_bytes, im)        # zlib runs without the GIL
                                           for im in (layers.image, layers.person, layers.backdrop)))
             out: dict[str, Any] = {"layout": layers.layout.to_dict()}

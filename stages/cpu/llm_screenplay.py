@@ -155,6 +155,8 @@ def _outputs(parser: ScreenplayStream, since: int) -> dict[str, Any]:
                      for i, (s, t) in enumerate(parser.lines) if i >= since]}
     if parser.voices:   # the voice the LLM gave a character, per speaker (None where it gave none)
         out["voices"] = [parser.voices.get(name) for name in parser.speakers]
+    if parser.looks:    # the look the LLM gave a character, per speaker (None where it gave none)
+        out["looks"] = [parser.looks.get(name) for name in parser.speakers]
     return out
 
 

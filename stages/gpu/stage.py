@@ -31,6 +31,7 @@ import numpy as np
 
 from ...bus.messages import Task
 from ...core.constraints import ModelConstraints, frames_for, load_constraints, snap_size
+from ...core.looks import look_phrase
 from ..runtime.base import ArtifactCache, TaskContext, TaskError
 from ..cpu.image import load_png, png_bytes
 from ..cpu.media import encode_clip
@@ -145,6 +146,8 @@ class GpuImageStage(_GpuStage):
             w, h, steps = self.size_and_steps(task, studio.shape[1], studio.shape[0])
             prompt = self.spec.get("portrait_prompt", "Close-up of {name}, a podcast host, talking into a microphone "
                                    "in this studio, facing the camera").format(name=inputs["name"])
+            if phrase := look_phrase(inputs.get("look")):   # what the screenplay says of the speaker
+                prompt += f"; {inputs['name']} is {phrase}" if not phrase.startswith("wearing") else f"; {phrase}"
             image = await ctx.in_thread(self._draw, studio, prompt, w, h, steps, task_seed(task))
             name = await ctx.bus.put_blob(ctx.blob_name(task, "portrait.png"), png_bytes(_pil(image)))
             return {"image": name, "layout": nominal_layout(w, h), "model": self.model, "steps": steps,

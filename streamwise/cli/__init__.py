@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--title", help="show title (default: from the script)")
     g.add_argument("--voice", action="append", default=[], metavar="SPEAKER=VOICE",
                    help="the voice of a speaker: heart, joe, or with a pitch ratio joe@0.9 (repeatable)")
+    g.add_argument("--look", action="append", default=[], metavar="SPEAKER=TEXT",
+                   help="how a speaker looks, e.g. 'Socrates=an old bearded man in a toga' (repeatable)")
     g.add_argument("--size", default="640x400", help="WIDTHxHEIGHT in pixels, multiples of 8 (default 640x400)")
     g.add_argument("--fps", type=float, default=25.0,
                    help="frames per second: 24, 25, 30, 50, 60 ... (a frame must be a whole number of audio "
@@ -363,7 +365,15 @@ def cmd_generate(args) -> int:
                   file=sys.stderr)
             return 2
         voices[speaker.strip()] = voice.strip()
-    request = Request(request_id=new_request_id(), tenant=args.tenant, submitted_at=0.0, title=args.title, voices=voices,
+    looks = {}
+    for item in args.look:
+        speaker, sep, text = item.partition("=")
+        if not sep or not speaker.strip() or not text.strip():
+            print(f"streamwise generate: --look {item!r}: expected SPEAKER=TEXT, e.g. --look 'Ada=a woman with "
+                  "red hair'", file=sys.stderr)
+            return 2
+        looks[speaker.strip()] = text.strip()[:300]
+    request = Request(request_id=new_request_id(), tenant=args.tenant, submitted_at=0.0, title=args.title, voices=voices, looks=looks,
                       ttff_s=args.ttff, width=width, height=height, fps=args.fps, segment_s=args.segment,
                       first_segment_s=args.first_segment, max_clip_s=args.max_clip, **source)
     from ..service.admission import check_request

@@ -82,12 +82,18 @@ def cmd_script(args) -> int:
 
     est = [sketch_duration_s(line.text) for line in play.lines]
     total = sum(est)
-    # the voice each speaker will have on the CPU tier: the one the cast names, else the default by order
-    voices = {name: voice_for(i, voice=play.voices.get(name)).label for i, name in enumerate(play.speakers)}
+    from ..workflow.cast import cast_speaker
+
+    # the voice each speaker will have on the CPU tier: the one the cast names, else one that agrees with the
+    # look the cast describes (streamwise.workflow.cast), else the default by order; and the look's traits
+    named = {i: v for i, name in enumerate(play.speakers) if (v := play.voices.get(name))}
+    looks = {name: cast_speaker(named, i, name, None, [play.characters.get(name)])
+             for i, name in enumerate(play.speakers)}
+    voices = {name: voice_for(i, voice=named.get(i)).label for i, name in enumerate(play.speakers)}
     if args.json:
         print(json.dumps({
             "file": args.file, "title": play.title, "studio": play.studio, "speakers": list(play.speakers),
-            "characters": play.characters, "voices": voices, "spoken_s_estimate": round(total, 1),
+            "characters": play.characters, "voices": voices, "looks": looks, "spoken_s_estimate": round(total, 1),
             "words_per_s": WORDS_PER_S,
             "turns": [{"speaker": line.speaker, "line": line.source_line, "text": line.text, "est_s": round(s, 1)}
                       for line, s in zip(play.lines, est)],

@@ -69,7 +69,8 @@ class Report:
     playback starts when the first segment arrives and pauses whenever the next is late.
     ``first_line_s`` / ``screenplay_done_s``: request published -> the first screenplay line
     reached the scheduler / the screenplay's last line was written (both ``None`` until a
-    screenplay is known; for an LLM screenplay streamed line by line, ``ttff_s <
+    screenplay is known; the first line is the screenplay's own, the LLM's for a topic, never the
+    scheduler's opening greeting, whose time is ``opening_line_s``, ``None`` without an opening; for an LLM screenplay streamed line by line, ``ttff_s <
     screenplay_done_s`` means playback began before the screenplay was finished).
     ``attached``: written by :func:`watch`, a viewer that attached to a request submitted
     elsewhere; its times then count from attaching, not from submission. ``script_lines``: every
@@ -88,6 +89,7 @@ class Report:
     quality: dict = field(default_factory=dict)
     cache_hits: int = 0
     first_line_s: float | None = None
+    opening_line_s: float | None = None
     screenplay_done_s: float | None = None
     startup_s: float | None = None
     script: str | None = None
@@ -127,13 +129,17 @@ def steer_report(steers, records: list[SegmentRecord], t0: float) -> list[dict]:
 
 
 def voices_of(cues) -> dict[str, dict]:
-    """Each speaker's voice, from the cues: ``{speaker: {"model": "hibari:heart", "voice": "heart"}}``
-    (a speaker keeps one voice for the show; an older mux that sends no voice leaves it out)."""
+    """Each speaker's voice, from the cues: ``{speaker: {"model": "hibari:heart", "voice": "heart",
+    "mouth": "loudness"}}`` (a speaker keeps one voice for the show; an older mux that sends no voice leaves it
+    out). ``mouth``: where the talking head's mouth shapes came from (``piper-alignments``: visemes of the
+    phonemes piper spoke, timed by the model; ``piper-phonemes`` / ``hibari-phonemes``: the engine's phonemes,
+    timing estimated; ``loudness``: the speech engine gave no phonemes), when the speech stage reports it."""
     voices: dict[str, dict] = {}
     for cue in cues:
-        model, _, label = getattr(cue, "voice", "").partition("|")
+        model, _, rest = getattr(cue, "voice", "").partition("|")
+        label, _, mouth = rest.partition("|")
         if model and cue.speaker not in voices:
-            voices[cue.speaker] = {"model": model, "voice": label}
+            voices[cue.speaker] = {"model": model, "voice": label, **({"mouth": mouth} if mouth else {})}
     return voices
 
 
@@ -353,7 +359,8 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
     pending: dict[int, tuple[Segment, bytes, float]] = {}
     last: Status | None = None
     final_index: int | None = None
-    first_line_at: float | None = None
+    first_line_at: float | None = None    # the screenplay's (the LLM's) first line
+    opening_at: float | None = None       # the scheduler's opening line (a topic's greeting)
     duplicates = 0
     t0 = time.time()
     try:
@@ -381,7 +388,9 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                 continue
             if kind == "status":
                 last = decode(msg.data, Status)
-                if first_line_at is None and last.lines:
+                if opening_at is None and last.opening_lines and last.lines:
+                    opening_at = arrived
+                if first_line_at is None and last.lines > last.opening_lines:
                     first_line_at = arrived
                 progress("status", to_builtins(last))
                 if last.state == "failed":
@@ -440,6 +449,7 @@ async def _receive(bus: Bus, tenant: str, rid: str, out_dir: str | Path, *,
                     segments_total=last.segments_total if last else None,
                     # the screenplay's times count from submission: unknown to a viewer that attached
                     first_line_s=None if first_line_at is None or submit is None else round(first_line_at - t0, 4),
+                    opening_line_s=None if opening_at is None or submit is None else round(opening_at - t0, 4),
                     screenplay_done_s=(round(last.screenplay_done_at - t0, 4)
                                        if last and last.screenplay_done_at and submit is not None else None),
                     script=script, attached=submit is None, script_lines=script_lines(cues), voices=voices_of(cues),

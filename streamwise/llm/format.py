@@ -2,11 +2,12 @@
 
 The format follows the StreamWise paper's screenplay (arXiv 2603.05800; design notes
 section 2): the model streams JSON, first the studio (an image description and the show's
-title), then the characters (a host, who opens and closes the show, and guests), then one
-object per dialogue line. Unconstrained backends are asked for JSON Lines::
+title), then the characters (a host, who opens and closes the show, and guests; each may
+carry an optional ``look``, free text such as "an old man with a grey beard", read by
+:mod:`streamwise.core.looks` for the portrait and the voice), then one object per dialogue line. Unconstrained backends are asked for JSON Lines::
 
     {"title": "Morning Brew", "studio": "A cozy radio studio with ..."}
-    {"characters": [{"name": "Maya", "role": "host"}, {"name": "Leo", "role": "guest"}]}
+    {"characters": [{"name": "Maya", "role": "host", "look": "a young woman with curly black hair"}, ...]}
     {"speaker": "Maya", "text": "Welcome to Morning Brew! ..."}
 
 Backends with structured output are held to :func:`screenplay_schema` (one JSON object with
@@ -36,7 +37,8 @@ EXAMPLE = {
     "topic": "where coffee comes from",
     "title": "Morning Brew",
     "studio": "A cozy radio studio with wooden walls, two microphones on a round table and a window onto a rainy street.",
-    "characters": [{"name": "Maya", "role": "host"}, {"name": "Leo", "role": "guest"}],
+    "characters": [{"name": "Maya", "role": "host", "look": "a young woman with curly black hair"},
+                   {"name": "Leo", "role": "guest", "look": "an old man with a grey beard and glasses"}],
     "lines": [
         {"speaker": "Maya", "text": "Welcome to Morning Brew! Today my guest Leo tells us where coffee comes from."},
         {"speaker": "Leo", "text": "Thanks, Maya. Coffee starts as the seed of a red cherry that grows on shrubs in Ethiopia."},
@@ -62,7 +64,8 @@ def screenplay_schema(min_lines: int = 6, max_lines: int = 12, max_speakers: int
                        "required": ["title", "description"], "additionalProperties": False},
             "characters": {"type": "array", "minItems": 2, "maxItems": max_speakers, "items": {
                 "type": "object", "properties": {"name": name, "role": {"enum": ["host", "guest"]},
-                                                 "voice": {"enum": list(LLM_VOICES)}},
+                                                 "voice": {"enum": list(LLM_VOICES)},
+                                                 "look": {"type": "string", "maxLength": 120}},
                 "required": ["name", "role"], "additionalProperties": False}},
             "lines": {"type": "array", "minItems": min_lines, "maxItems": max_lines, "items": {
                 "type": "object", "properties": {"speaker": name, "text": {**text, "maxLength": 150}},
@@ -235,6 +238,7 @@ class ScreenplayStream:
     host: str | None = None
     speakers: list[str] = field(default_factory=list)
     voices: dict[str, str] = field(default_factory=dict)   # speaker -> the voice the LLM gave it ("joe", "heart")
+    looks: dict[str, str] = field(default_factory=dict)    # speaker -> the look the LLM gave it (free text)
     lines: list[tuple[int, str]] = field(default_factory=list)
     malformed: int = 0
     samples: list[str] = field(default_factory=list)
@@ -314,12 +318,12 @@ class ScreenplayStream:
             known = True
             for c in cast:
                 if isinstance(c, dict):
-                    self._character(c.get("name"), c.get("role"), c.get("voice"))
+                    self._character(c.get("name"), c.get("role"), c.get("voice"), c.get("look"))
                 elif isinstance(c, str):
                     self._character(c, None)
         elif isinstance(obj.get("name"), str):
             known = True
-            self._character(obj["name"], obj.get("role"), obj.get("voice"))
+            self._character(obj["name"], obj.get("role"), obj.get("voice"), obj.get("look"))
         if not isinstance(obj.get("name"), str):
             known = self._meta(obj) or known
         if not known and "lines" not in obj:
@@ -352,7 +356,7 @@ class ScreenplayStream:
         self.speakers.append(name)
         return len(self.speakers) - 1
 
-    def _character(self, name: Any, role: Any, voice: Any = None) -> None:
+    def _character(self, name: Any, role: Any, voice: Any = None, look: Any = None) -> None:
         if not isinstance(name, str) or not name.strip() or len(name.strip()) > MAX_NAME_CHARS:
             return
         index = self._speaker_index(name.strip())
@@ -360,6 +364,8 @@ class ScreenplayStream:
             self.host = self.speakers[index]
         if index is not None and isinstance(voice, str) and voice.strip().casefold() in LLM_VOICES:
             self.voices.setdefault(self.speakers[index], voice.strip().casefold())
+        if index is not None and isinstance(look, str) and look.strip():   # optional: how the character looks
+            self.looks.setdefault(self.speakers[index], " ".join(look.split())[:MAX_TEXT_CHARS])
 
     def _line(self, obj: dict, raw: str) -> None:
         speaker, text = obj.get("speaker"), obj.get("text")

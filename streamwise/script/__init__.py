@@ -268,7 +268,10 @@ def _assemble(draft: Draft, path: str = "<script>") -> Screenplay:
         else:
             merged.append((who, [raw.text], raw.line))
     lines = tuple(Line(i, who, " ".join(parts), start) for i, (who, parts, start) in enumerate(merged))
-    characters = {display(name): desc for name, desc in draft.characters if desc}
+    characters: dict[str, str] = {}
+    for name, desc in draft.characters:    # a speaker described twice (a cast entry and a ``looks`` map): both
+        if desc and desc not in characters.get(display(name), "").split("; "):
+            characters[display(name)] = "; ".join(filter(None, (characters.get(display(name)), desc)))
     voices = {display(name): voice for name, voice in draft.voices.items()}
     return Screenplay(title=draft.title, studio=draft.studio,
                       speakers=tuple(dict.fromkeys(line.speaker for line in lines)),

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from streamwise.core.looks import look_text
 from streamwise.script.text import DIRECTIONS, clean_text, normalise_text, plausible_label, snippet, speaker_key, split_label
 
 
@@ -200,8 +201,8 @@ _LIST_KEYS = ("scenes", "lines", "dialogue", "dialog", "script", "turns", "utter
 _TITLE_KEYS = ("title", "episode_title", "podcast_title", "show_title")
 _STUDIO_KEYS = ("studio", "setting", "studio_description", "setting_description", "location", "set",
                 "environment", "scene")
-_CAST_KEYS = ("characters", "cast", "speakers", "hosts", "participants", "personas")
-_DESC_KEYS = ("role", "description", "desc", "persona", "bio", "about", "personality", "appearance")
+_CAST_KEYS = ("characters", "cast", "speakers", "hosts", "participants", "personas", "looks")
+_DESC_KEYS = ("role", "description", "desc", "persona", "bio", "about", "personality", "appearance", "look")
 _SKIP_TYPES = frozenset("direction stage_direction action sfx music note comment pause sound".split())
 
 
@@ -223,7 +224,8 @@ def _describe(value: Any) -> str:
         return normalise_text(value)
     if isinstance(value, dict):
         obj = {_norm_key(k): v for k, v in value.items()}
-        parts = [obj[k] for k in (*_DESC_KEYS, "prompt", "text") if isinstance(obj.get(k), str)]
+        parts = [obj[k] if isinstance(obj[k], str) else look_text(obj[k]) for k in (*_DESC_KEYS, "prompt", "text")
+                 if isinstance(obj.get(k), (str, dict))]   # a structured look, e.g. {"hair": "grey"}, as text
         return normalise_text("; ".join(dict.fromkeys(p.strip() for p in parts if p.strip())))
     return ""
 

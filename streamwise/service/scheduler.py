@@ -616,7 +616,7 @@ class SchedulerService(ResultCache, Steering):
     # ------------------------------------------------------------------ update
     async def _status(self, plan: PodcastPlan, state: str, message: str, error: str | None = None) -> None:
         status = Status(request_id=plan.request.request_id, state=state, message=message, speakers=plan.speakers,
-                        lines=plan.lines, segments_done=plan.segments_done, segments_total=plan.segments_total,
+                        lines=plan.lines, opening_lines=plan.opening_lines, segments_done=plan.segments_done, segments_total=plan.segments_total,
                         video_duration_s=plan.video_duration_s, cache_hits=plan.cache_hits, error=error,
                         screenplay_done_at=plan.screenplay_done_at, received_at=plan.request.submitted_at, scheduler=self.id,
                         steers=list(plan.steers),

@@ -31,11 +31,12 @@ from ..bus.messages import Event, Quality, Request
 from ..core.dag import Dag, Node, NodeState
 from ..core.deadlines import StageProfile, segment_deadline, sketch_duration_s, upstream_deadline
 from ..core.quality import Ladder, Rung
+from .cast import cast_speaker
 
 MAX_ATTEMPTS = 3
 LATE_S = 0.25   # a segment published this much (s) after its deadline puts the request on its cheapest rung
 # Part of every cache key: bump when a CPU-rung renderer or voice changes its output for the same inputs.
-CACHE_VERSION = "cpu-rung-3"   # 3: speaker 1 speaks with the heart voice by default (issue 12)
+CACHE_VERSION = "cpu-rung-4"   # 4: portraits follow the screenplay's look, mouths its visemes (issue 12)
 PAUSE_AFTER_LINE_S = 0.35    # silence after each line (the turn-taking gap)
 PAUSE_BETWEEN_PIECES_S = 0.1
 AUDIO_PREROLL_S = 0.2         # audio before a segment given to the mux so the AAC encoder is warm (media.py)
@@ -74,9 +75,9 @@ class Piece:
 
 
 def _voice_of(tts_outputs: dict[str, Any]) -> str:
-    """``"hibari:heart|heart"``: the model and the voice label a speech task reports ("" from an older worker)."""
-    model, label = tts_outputs.get("voice_model"), tts_outputs.get("voice")
-    return f"{model}|{label}" if model and label else ""
+    """``"hibari:heart|heart|loudness"``: a speech task's model, voice label and mouth source ("" from older ones)."""
+    model, label, mouth = tts_outputs.get("voice_model"), tts_outputs.get("voice"), tts_outputs.get("mouth")
+    return f"{model}|{label}" + (f"|{mouth}" if mouth else "") if model and label else ""
 
 
 class PodcastPlan:
@@ -95,8 +96,7 @@ class PodcastPlan:
         self.quality = Quality(rung="static", width=request.width, height=request.height, fps=request.fps)
         self.frames_per_segment = max(1, round(request.segment_s * request.fps))
         # a short first segment: time to first frame then depends on ~1 s of video, not a whole segment
-        self.first_segment_frames = max(1, min(self.frames_per_segment,
-                                               round(request.first_segment_s * request.fps)))
+        self.first_segment_frames = max(1, min(self.frames_per_segment, round(request.first_segment_s * request.fps)))
         self.title: str = request.title or "StreamWise"
         self.speakers: list[str] = []
         self.voices: dict[int, str] = {}   # speaker index -> the voice the screenplay named for it
@@ -239,8 +239,10 @@ class PodcastPlan:
                                       "pieces": []})["pieces"].append(p.text)
         studio = (self.llm_studio if self.opening_lines else
                   self.dag["studio"].inputs.get("description") if "studio" in self.dag else None)
-        return {"title": self.title, "studio": studio, "speakers": list(self.speakers[self.opening_speakers:]),
-                "lines": list(lines.values()), "complete": self.screenplay_done}
+        cast = range(self.opening_speakers, len(self.speakers))   # each speaker's voice and look stay theirs
+        return {"title": self.title, "studio": studio, "voices": [self.voices.get(s) for s in cast],
+                "speakers": list(self.speakers[self.opening_speakers:]), "lines": list(lines.values()),
+                "looks": [self.dag[f"portrait:{s}"].inputs["look"] for s in cast], "complete": self.screenplay_done}
 
     def restore_screenplay(self, checkpoint: dict[str, Any]) -> None:
         """Continue from a :meth:`screenplay_checkpoint` of an earlier run of this request (a
@@ -353,17 +355,15 @@ class PodcastPlan:
             s += self.opening_speakers      # the plan's index (after the opening's host, for a topic)
             if voice and s not in self.voices:
                 self.voices[s] = str(voice)   # named in the screenplay; fixed for the whole show
-        asked = {" ".join(k.casefold().split()): v for k, v in (self.request.voices or {}).items()}
         for s in range(len(self.speakers) - self.opening_speakers, len(out.get("speakers") or [])):
-            name = out["speakers"][s]
+            name, said = out["speakers"][s], (out.get("looks") or [])[s:s + 1]   # (a look the screenplay gives)
             s = len(self.speakers)      # the plan's index (after the opening's host, for a topic)
             self.speakers.append(name)
-            if (voice := asked.get(" ".join(name.casefold().split()))) is not None:
-                self.voices[s] = voice    # the request's voice for this speaker, over the screenplay's
+            look = cast_speaker(self.voices, s, name, r, said)   # the look, and a voice that agrees with it
             portrait = self.dag.add(Node(f"portrait:{s}", "image", deps=("studio",),
                                          runtime_s=self._rt("image.portrait"),
-                                         inputs={"kind": "portrait", "name": name, "speaker_index": s}))
-            portrait.cache_key = self._key(portrait, name, s)
+                                         inputs={"kind": "portrait", "name": name, "speaker_index": s, "look": look}))
+            portrait.cache_key = self._key(portrait, name, s, sorted(look.items()))
         for pos, line in enumerate(lines):
             li = int(line.get("index", pos)) + self.line_shift
             if li != self.lines:          # already in (a repeat), or a gap: keep the lines contiguous
@@ -420,6 +420,7 @@ class PodcastPlan:
                                          "sample_rate": rate, "subtitle": " ".join(words[w0:w1]),
                                          "speaker": self.speakers[piece.speaker], "start_frame": a // spf,
                                          "blink_seed": piece.speaker * 7919 + piece.index,
+                                         **({"visemes": out["visemes"]} if out.get("visemes") else {}),
                                          "fps": self.request.fps, "width": self.request.width,
                                          "height": self.request.height}))
             clip.duration_s = (b - a) / rate
@@ -581,8 +582,7 @@ class PodcastPlan:
             if self.is_topic:   # node.inputs: a steer's direction; the LLM's lines continue after ``resume``
                 return {"topic": r.topic, "document": r.document, "name": r.document_name,
                         "resume": self._resume_state(), **node.inputs}
-            return {"script": r.script, "script_ref": r.script_ref, "format": r.script_format,
-                    "name": r.script_name}
+            return {"script": r.script, "script_ref": r.script_ref, "format": r.script_format, "name": r.script_name}
         inputs = dict(node.inputs)
         if node.node_id.startswith("portrait:"):
             inputs["studio"] = self.dag["studio"].outputs["image"]
