@@ -117,3 +117,38 @@ async def test_deadletter_keeps_the_reason_and_digest_not_the_text(bus):
 async def test_connect_to_a_dead_url_fails_with_the_url():
     with pytest.raises(ConnectionError, match="127.0.0.1:1"):
         await connect("nats://127.0.0.1:1", connect_timeout_s=0.5)
+
+
+async def test_an_ephemeral_pull_consumer_comes_back_after_its_consumer_and_a_failed_re_create_are_lost(bus):
+    """A consumer that vanishes (an R1 consumer on a killed cluster node answers every pull with
+    503) is re-created; when that re-create fails too (here: its stream is missing for a while,
+    as a stream is leaderless after a node loss), the next fetches try again instead of pulling
+    forever on the unsubscribed subscription. Nothing published after the stream is back is lost."""
+    from streamwise.bus.client import PullConsumer
+
+    stream = f"T_PULL_{time.time_ns()}"
+    subject = f"pulltest.{time.time_ns()}"
+    await bus.js.add_stream(name=stream, subjects=[subject])
+    try:
+        consumer = PullConsumer(bus, subject, stream=stream, config=api.ConsumerConfig(inactive_threshold=60.0))
+        await bus.js.publish(subject, b"before")
+        assert [m.data for m in await consumer.fetch(5, timeout=2.0)] == [b"before"]
+        await bus.js.delete_stream(stream)        # the consumer goes with it; re-creating it fails
+        for _ in range(8):                        # 503s, then a re-create refused (no such stream)
+            assert await consumer.fetch(5, timeout=0.5) == []
+        assert consumer.recreated == 0
+        await bus.js.add_stream(name=stream, subjects=[subject])
+        # the new stream numbers from 1 again, and the consumer resumes after the sequence it last
+        # returned (1): the first message here stands for the one it already had
+        await bus.js.publish(subject, b"seen")
+        await bus.js.publish(subject, b"after")
+        got = []
+        for _ in range(20):
+            got += [m.data for m in await consumer.fetch(5, timeout=0.5)]
+            if got:
+                break
+        assert got == [b"after"]
+        assert consumer.recreated == 1
+    finally:
+        await consumer.unsubscribe()
+        await bus.js.delete_stream(stream)
