@@ -211,10 +211,10 @@ async def _pump(bus: Bus, subject: str, stream: str, kind: str, queue: asyncio.Q
                 generation = -1
                 await asyncio.sleep(0.5)
                 continue
-            quiet_since = time.monotonic()
             with contextlib.suppress(Exception):
                 last_seq = msg.metadata.sequence.stream
             await queue.put((kind, msg, time.time()))
+            quiet_since = time.monotonic()    # after the put: a slow reader's full queue is not silence
     finally:
         if sub is not None:
             with contextlib.suppress(Exception):   # best effort: the ordered consumers expire anyway
