@@ -89,13 +89,21 @@ async def cancel_and_wait(tasks, *, timeout_s: float = 5.0, what: str = "backgro
             t.exception()
 
 
+PLACEMENT_NOT_YET = 10005
+"""JetStream's error code for "no suitable peers for placement" (nats-server ``JSClusterNoPeersErrF``)."""
+
+
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, PermissionError):   # refused by the server's permissions: retrying cannot help
         return False
     if isinstance(exc, TRANSIENT):
         return True
-    # JetStream answers 503 while it has no leader (a restart, a cluster node lost)
-    return isinstance(exc, nats.js.errors.APIError) and getattr(exc, "code", None) == 503
+    if not isinstance(exc, nats.js.errors.APIError):
+        return False
+    # JetStream answers 503 while it has no leader (a restart, a cluster node lost), and
+    # "no suitable peers for placement" (10005) while a cluster's nodes are still meeting (a
+    # stream of 3 replicas created before the meta leader knows all three nodes)
+    return getattr(exc, "code", None) == 503 or getattr(exc, "err_code", None) == PLACEMENT_NOT_YET
 
 
 async def retrying(what: str, fn, *, retry_s: float | None = None, first_backoff_s: float = 0.1):
@@ -613,12 +621,14 @@ def _rfc3339(t: float) -> str:
 
 
 class PullConsumer:
-    """A pull subscription that survives server restarts and outages.
+    """A pull subscription that survives server restarts, outages and the loss of a cluster node.
 
     :meth:`fetch` returns ``[]`` on a timeout or a transient error instead of raising, and
-    re-creates the subscription after a reconnect (nats.py does not: #504) or after repeated
-    errors. An ephemeral consumer (``durable=None``) resumes after the last message it
-    returned (by stream sequence), so nothing is delivered twice or skipped across a re-create.
+    re-creates the subscription after a reconnect (nats.py does not: #504), after repeated
+    errors (a consumer that is gone answers every pull with 503: an R1 consumer on a killed
+    cluster node, or one deleted by the server), and after a re-create that failed. An
+    ephemeral consumer (``durable=None``) resumes after the last message it returned (by stream
+    sequence), so nothing is delivered twice or skipped across a re-create.
     """
 
     def __init__(self, bus: Bus, subject: str, *, stream: str, durable: str | None = None,
@@ -629,36 +639,55 @@ class PullConsumer:
         self.durable = durable
         self.config = config or api.ConsumerConfig()
         self._sub = None
+        self._opened = False      # the consumer was created once (a re-create resumes after _last_seq)
+        self._stale = True        # _sub is missing, unsubscribed or of a consumer that is gone: open anew
         self._generation = -1
         self._last_seq: int | None = None
         self._created_at = time.time()
         self._errors = 0
+        self.recreated = 0        # successful re-creates (after the first open), for logs and tests
 
     async def _open(self) -> None:
+        """Create the consumer and subscribe. Until that succeeds the consumer stays stale, so
+        the next :meth:`fetch` tries again: a re-create that failed (no JetStream leader yet
+        after a node was lost) must not leave fetches on an unsubscribed subscription, which
+        time out forever as if there were no messages."""
+        self._stale = True
+        generation = self.bus.reconnects
         config = self.config
-        if self.durable is None and self._sub is not None:   # re-creating an ephemeral consumer
+        if self.durable is None and self._opened:   # re-creating an ephemeral consumer
             if self._last_seq is not None:
                 config = dataclasses.replace(config, deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
                                              opt_start_seq=self._last_seq + 1, opt_start_time=None)
             elif config.deliver_policy == api.DeliverPolicy.NEW:   # nothing read yet: what came since creation
                 config = dataclasses.replace(config, deliver_policy=api.DeliverPolicy.BY_START_TIME,
                                              opt_start_time=_rfc3339(self._created_at))
+        if self._sub is not None:
+            old, self._sub = self._sub, None
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._sub.unsubscribe(), timeout=2.0)
-        self._generation = self.bus.reconnects
+                await asyncio.wait_for(old.unsubscribe(), timeout=2.0)
         self._sub = await self.bus.js.pull_subscribe(self.subject, durable=self.durable, stream=self.stream,
                                                      config=config)
+        if self._opened:
+            self.recreated += 1
+            log.info("consumer on %s re-created", self.subject)
+        self._opened = True
+        self._generation = generation
+        self._stale = False
 
     async def fetch(self, batch: int, timeout: float = 1.0) -> list:
         """Up to ``batch`` messages, waiting at most about ``timeout`` seconds; ``[]`` if none."""
         try:
-            if self._sub is None or self._generation != self.bus.reconnects or self._errors >= 3:
+            if self._stale or self._generation != self.bus.reconnects or self._errors >= 3:
                 self._errors = 0
                 await self._open()
             msgs = await self._sub.fetch(batch=batch, timeout=timeout)
         except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            if self._stale:          # the re-create itself timed out: try again, after a pause
+                self._errors += 1
+                await asyncio.sleep(min(0.2 * 2 ** self._errors, 2.0))
             return []
-        except Exception as exc:   # outage, restart, consumer deleted: back off, then re-create
+        except Exception as exc:   # outage, restart, consumer gone (503): back off, then re-create
             self._errors += 1
             log.debug("fetch on %s failed (%s: %s)", self.subject, type(exc).__name__, exc)
             await asyncio.sleep(min(0.2 * 2 ** self._errors, 2.0))

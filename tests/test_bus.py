@@ -117,3 +117,88 @@ async def test_deadletter_keeps_the_reason_and_digest_not_the_text(bus):
 async def test_connect_to_a_dead_url_fails_with_the_url():
     with pytest.raises(ConnectionError, match="127.0.0.1:1"):
         await connect("nats://127.0.0.1:1", connect_timeout_s=0.5)
+
+
+async def test_an_ephemeral_pull_consumer_comes_back_after_its_consumer_and_a_failed_re_create_are_lost(bus):
+    """A consumer that vanishes (an R1 consumer on a killed cluster node answers every pull with
+    503) is re-created; when that re-create fails too (here: its stream is missing for a while,
+    as a stream is leaderless after a node loss), the next fetches try again instead of pulling
+    forever on the unsubscribed subscription. Nothing published after the stream is back is lost."""
+    from streamwise.bus.client import PullConsumer
+
+    stream = f"T_PULL_{time.time_ns()}"
+    subject = f"pulltest.{time.time_ns()}"
+    await bus.js.add_stream(name=stream, subjects=[subject])
+    try:
+        consumer = PullConsumer(bus, subject, stream=stream, config=api.ConsumerConfig(inactive_threshold=60.0))
+        await bus.js.publish(subject, b"before")
+        assert [m.data for m in await consumer.fetch(5, timeout=2.0)] == [b"before"]
+        await bus.js.delete_stream(stream)        # the consumer goes with it; re-creating it fails
+        for _ in range(8):                        # 503s, then a re-create refused (no such stream)
+            assert await consumer.fetch(5, timeout=0.5) == []
+        assert consumer.recreated == 0
+        await bus.js.add_stream(name=stream, subjects=[subject])
+        # the new stream numbers from 1 again, and the consumer resumes after the sequence it last
+        # returned (1): the first message here stands for the one it already had
+        await bus.js.publish(subject, b"seen")
+        await bus.js.publish(subject, b"after")
+        got = []
+        for _ in range(20):
+            got += [m.data for m in await consumer.fetch(5, timeout=0.5)]
+            if got:
+                break
+        assert got == [b"after"]
+        assert consumer.recreated == 1
+    finally:
+        await consumer.unsubscribe()
+        await bus.js.delete_stream(stream)
+
+
+async def test_a_viewer_whose_ordered_consumer_s_node_is_killed_gets_every_message_once(tmp_path, monkeypatch):
+    """A three-node cluster; the viewer's connection stays up (its node lives) but the R1 ordered
+    consumer of one of its subjects is on the node that is SIGKILLed. Every message published
+    after the kill arrives, once and in order (nats.py's own reset re-created the consumer under
+    its old name and never succeeded: the viewer received nothing more)."""
+    import asyncio
+
+    from streamwise.bus.client import retrying
+    from streamwise.bus.server import LocalCluster
+    from streamwise.client import _pump
+
+    monkeypatch.setenv("STREAMWISE_REPLICAS", "3")
+    with LocalCluster(3, str(tmp_path / "cluster")) as cluster:
+        ports = [node.port for node in cluster.nodes]
+        bus = await connect(cluster.url, name="viewer", dont_randomize=True)
+        stop = asyncio.Event()
+        pumps = []
+        try:
+            await cluster.replicated(bus)
+            mine = f"sw{ports.index(bus.nc.connected_url.port)}"
+            victim = subject = queue = None
+            for i in range(12):    # until one consumer is on another node than the viewer's
+                s, q = f"sw.segments.t.pump{i}", asyncio.Queue()
+                pumps.append(asyncio.create_task(_pump(bus, s, subjects.STREAM_SEGMENTS, "segment", q, stop)))
+                for _ in range(100):
+                    leaders = {c.config.filter_subject: c.cluster.leader
+                               for c in await bus.js.consumers_info(subjects.STREAM_SEGMENTS)}
+                    if s in leaders:
+                        break
+                    await asyncio.sleep(0.1)
+                if leaders.get(s) not in (None, mine):
+                    victim, subject, queue = leaders[s], s, q
+                    break
+            assert victim is not None, "every ordered consumer was placed on the viewer's own node"
+            cluster.nodes[int(victim[2:])].kill()
+            sent = [f"m{n}".encode() for n in range(10)]
+            for data in sent:
+                await retrying("publish", lambda data=data: bus.js.publish(subject, data))
+            got = []
+            while len(got) < len(sent):
+                _, msg, _ = await asyncio.wait_for(queue.get(), timeout=90)
+                got.append(msg.data)
+            await asyncio.sleep(1.0)
+            assert got == sent and queue.empty()
+        finally:
+            stop.set()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            await bus.close()

@@ -137,8 +137,6 @@ async def test_scripts_travel_by_reference_on_a_stock_1mb_server(tmp_path):
     _assert_whole(report, tmp_path / "out")
 
 
-@pytest.mark.xfail(strict=False, reason="known flaky (2 of ~14 runs on the 2-core VM, inside the full suite): after "
-                   "the node is killed every JetStream call of the pool times out; cause not found (docs/status.md)")
 async def test_one_node_of_a_three_node_cluster_killed_mid_request_loses_nothing(tmp_path, monkeypatch):
     """Three nats-server processes clustered on loopback, every stream, bucket and the object store
     with 3 replicas; the pool and the viewer connect with all three URLs. One node is SIGKILLed

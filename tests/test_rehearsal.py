@@ -4,15 +4,9 @@ SIGKILLed mid-run, and every show arrives whole."""
 
 from __future__ import annotations
 
-import pytest
-
 from streamwise.bench.rehearsal import format_result, rehearse
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open (docs/status.md, session 5): after the NATS node is SIGKILLed, the processes that were on "
-    "it reconnect but their JetStream requests time out for minutes, so their shows stall; it passed "
-    "once (22:18) and failed in 4 runs after, quiet machine included; cause not found"))
 async def test_the_rehearsal_loses_nothing_while_nodes_and_workers_come_and_go(tmp_path):
     result = await rehearse(tmp_path, requests=2)
     assert [what.split(" ")[0] for _, what in result.faults] == ["a", "node", "NATS", "node"], result.faults

@@ -44,6 +44,13 @@ DONE_STATUS_WAIT_S = 2.0
 """Seconds the viewer waits, after the final segment, for the scheduler's "done" status
 (its final cache-hit count) before writing ``report.json``."""
 
+PUMP_SILENCE_S = 10.0
+"""A viewer's ordered consumer that delivered nothing for this long (seconds) is re-created from
+the stream sequence after the last message it returned. An ordered consumer is R1: when its
+cluster node dies, nats.py's own reset re-creates it under the same name, which still names
+the consumer of the dead node, and the reset never succeeds (the viewer stalled in the cluster
+fault test). Re-creating an idle one costs a consumer create per 10 s of silence."""
+
 
 class GenerateError(RuntimeError):
     """The request failed or stalled; ``str()`` is the one-line reason."""
@@ -188,12 +195,14 @@ ProgressFn = Callable[[str, dict], None]
 
 async def _pump(bus: Bus, subject: str, stream: str, kind: str, queue: asyncio.Queue, stop: asyncio.Event) -> None:
     """Copy a replayable subject, from its first message, into ``queue`` as ``(kind, msg,
-    arrival)``. Rides out bus outages and server restarts: after a reconnect (or an error) the
-    ordered consumer is re-created from the stream sequence after the last message seen, so
-    nothing is skipped or repeated."""
+    arrival)``. Rides out bus outages, server restarts and the loss of a cluster node: after a
+    reconnect, an error or :data:`PUMP_SILENCE_S` without a message the ordered consumer is
+    re-created from the stream sequence after the last message seen, so nothing is skipped or
+    repeated."""
     # Python 3.11's wait_for (inside next_msg) can swallow a cancellation that races with its
     # timeout, so the loop also watches an explicit stop flag instead of relying on cancel().
     sub, generation, last_seq = None, -1, None
+    quiet_since = time.monotonic()
     try:
         while not stop.is_set():
             if sub is None or generation != bus.reconnects:
@@ -216,9 +225,12 @@ async def _pump(bus: Bus, subject: str, stream: str, kind: str, queue: asyncio.Q
                     sub = None
                     await asyncio.sleep(0.5)
                     continue
+                quiet_since = time.monotonic()
             try:
                 msg = await sub.next_msg(timeout=1.0)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                if time.monotonic() - quiet_since > PUMP_SILENCE_S:
+                    generation = -1     # re-create it, under a new name, after the last message seen
                 continue
             except Exception as exc:   # connection closed under us: re-create
                 log.debug("reading %s failed: %s", subject, exc)
@@ -228,6 +240,7 @@ async def _pump(bus: Bus, subject: str, stream: str, kind: str, queue: asyncio.Q
             with contextlib.suppress(Exception):
                 last_seq = msg.metadata.sequence.stream
             await queue.put((kind, msg, time.time()))
+            quiet_since = time.monotonic()    # after the put: a slow reader's full queue is not silence
     finally:
         if sub is not None:
             with contextlib.suppress(Exception):   # best effort: the ordered consumers expire anyway
