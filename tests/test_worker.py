@@ -332,7 +332,7 @@ async def test_a_worker_stops_although_a_loop_swallows_its_cancellation(bus):
 async def test_cancel_and_wait_returns_although_a_task_ignores_its_cancellation():
     """A task that swallows one cancellation ends on the next; one that swallows every one is
     left running after the timeout, and the caller is not blocked."""
-    from streamwise.bus.client import cancel_and_wait
+    from streamwise.bus.aio import cancel_and_wait
 
     async def once():
         try:

@@ -35,7 +35,8 @@ from ...telemetry.health import start_health, stop_health
 
 from ...bus import registry, subjects
 from ...bus.payloads import check_inputs
-from ...bus.client import ACK_WAIT_S, Bus, PullConsumer, cancel_and_wait, connect, retrying
+from ...bus.aio import cancel_and_wait
+from ...bus.client import ACK_WAIT_S, Bus, PullConsumer, connect, retrying
 from ...bus.codec import MessageError, decode, encode
 from ...bus.messages import Cancel, Event, Heartbeat, Task
 from .base import Partial, StageAdapter, TaskContext, TaskError, nice_for_slack

@@ -35,7 +35,8 @@ from opentelemetry import trace
 from ..telemetry import tracing
 from ..telemetry.metrics import SchedulerMetrics
 from ..bus import registry, subjects
-from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer, cancel_and_wait
+from ..bus.aio import cancel_and_wait
+from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer
 from ..bus.codec import MessageError, decode
 from ..bus.payloads import check_outputs
 from ..bus.messages import Event, Heartbeat, Request, Status, Task
