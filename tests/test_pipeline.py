@@ -307,6 +307,13 @@ async def test_a_lost_worker_loses_nothing(tmp_path, how):
 
             async def strike():
                 if how == "killed":
+                    # killed while it holds a task (else the other instance may have had all the
+                    # work and there is nothing to resubmit: CI saw that once), so the scheduler
+                    # must resubmit it when the heartbeat expires
+                    for _ in range(3000):
+                        if (await bus.js.consumer_info(subjects.STREAM_TASKS, victim_id)).num_ack_pending:
+                            break
+                        await asyncio.sleep(0.01)
                     victim.kill()
                     return
                 # evict it, with no notice, while it holds a task: frozen (SIGSTOP) at a moment its
