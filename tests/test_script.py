@@ -501,3 +501,17 @@ def test_the_period_ending_a_cast_list_is_not_part_of_a_name() -> None:
     from streamwise.script.plain import _split_cast_entry
 
     assert _split_cast_entry("Euthyphro.")[0] == "Euthyphro" and _split_cast_entry("John Jr.")[0] == "John Jr."
+
+
+def test_a_cast_list_without_a_heading_is_a_cast_not_dialogue():
+    """Bullet ``- Name: description`` lines before the dialogue, whose names the play then labels
+    (``MARTHA. ...``), are its cast (found in a new-user try: they were spoken as turns); a
+    transcript made only of bullet lines stays dialogue."""
+    play = parse_script("# The Last Ferry\n\n- Martha: an old woman with grey hair, in a red coat\n"
+                        "- Tom: a young man with a black beard\n\nMARTHA. You're late again.\n"
+                        "TOM. The fog, Aunt Martha.\nMARTHA. Sit down.\n")
+    assert [(line.speaker, line.text) for line in play.lines] == [
+        ("Martha", "You're late again."), ("Tom", "The fog, Aunt Martha."), ("Martha", "Sit down.")]
+    assert "grey hair" in str(play.characters.get("Martha"))
+    chat = parse_script("- Alice: hi there\n- Bob: hello Alice\n- Alice: how are you\n")
+    assert [line.speaker for line in chat.lines] == ["Alice", "Bob", "Alice"]

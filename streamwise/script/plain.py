@@ -147,6 +147,39 @@ class _Prescan:
                                               | {k: v for k, v in counts.items() if k not in anywhere}, shown)
 
 
+def _unheaded_cast(lines: list[str]) -> int:
+    """The line (1-based) where a cast list without a heading starts, 0 when there is none: bullet
+    lines ``- Name: description`` before any other labelled line, each of whose names is later
+    a speaker label in a line that is not a bullet (``MARTHA. You're late.``). A script made
+    only of bullet lines (a bulleted transcript) has no later label, so it is dialogue."""
+    start, names, at = 0, [], 0
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or _HEADING.match(line):
+            continue
+        bullet = _BULLET.match(line)
+        label = split_label(line[bullet.end():] if bullet else line)
+        if label is None or _META.get(speaker_key(label.name)):
+            if names:
+                at = number
+                break
+            continue          # a title, a "Studio:" line, a paragraph before the cast
+        if not bullet or label.kind != "colon":
+            at = number
+            break
+        start = start or number
+        names.append(speaker_key(label.name))
+    if not names or not at:
+        return 0
+    later = set()
+    for raw in lines[at - 1:]:
+        line = raw.strip()
+        label = None if _BULLET.match(line) else split_label(line)
+        if label is not None:
+            later.add(speaker_key(label.name))
+    return start if all(name in later for name in names) else 0
+
+
 def _names(counts: dict[str, int], shown: dict[str, str]) -> tuple[set[str], dict[str, str]]:
     """Names seen at least twice (an abbreviation counting for the one longer name it begins), and the
     abbreviations: key -> the full name as written."""
@@ -193,6 +226,7 @@ class _TextParser:
         self.front_labels = 0  # labelled lines skipped as front matter
         self.labels = 0  # speaker labels accepted
         self.title_guessed = False  # the title is a short first line, not a "Title:" or "# heading"
+        self.cast_block = _unheaded_cast(lines)  # line of a cast list given without a heading (0: none)
 
     def run(self) -> Draft:
         for number, raw in enumerate(self.lines, 1):
@@ -240,6 +274,8 @@ class _TextParser:
             return None
         bullet = _BULLET.match(line)
         body = line[bullet.end():] if bullet else line
+        if number == self.cast_block:
+            self.meta("cast", "")
         if self.target == "cast" and self.cast_item(bool(bullet), body):
             return None
         heading = _META.get(speaker_key(body.rstrip(":.").replace("**", "")))
