@@ -552,7 +552,7 @@ class SchedulerService(ResultCache, Steering):
                 log.error("request %s: building the task of %s failed:\n%s", rid, node_id, traceback.format_exc())
                 await self._finish(active, failed=f"internal error building {node_id}: {type(exc).__name__}: {exc}")
                 continue
-            dispatch.commit(plan, node, d, self.ladders, task.dispatched_at)
+            dispatch.commit(node, d, task.dispatched_at)
             active.dispatched[task.task_id] = (d.instance.instance, node_id)
             self.pool.dispatched(d.instance.instance, task.task_id, d.expected_s)
             sends.append((active, node, task, self.bus.publish(

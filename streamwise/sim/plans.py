@@ -286,7 +286,7 @@ class PlanSimulator:
         plan = self.plans[key]
         node = plan.dag[node_id]
         dispatch.set_rung(plan, node, d, self.ladders)
-        dispatch.commit(plan, node, d, self.ladders, self.now)
+        dispatch.commit(node, d, self.now)
         task_id = plan.task_id(node)
         self.pool.dispatched(d.instance.instance, task_id, d.expected_s)
         self.decisions.append(Dispatched(key, node_id, d.instance.instance, d.rung.name if d.rung else None,

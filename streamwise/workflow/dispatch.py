@@ -11,7 +11,8 @@ the functions below, so they differ only in their clock and in where a task runs
   (deadline, arrival, required model, rung floor), placed by
   :func:`streamwise.core.placement.assign` on ``pool.views(me)`` (every instance, busy ones
   included, so the hold-for-a-busy-GPU rule sees them) with :func:`node_runtime`;
-- :func:`commit`: a decision applied to its plan (the rung set, the node dispatched).
+- :func:`set_rung` and :func:`commit`: a decision applied to its plan (the rung set, the node
+  dispatched).
 
 The caller then sends the task (live: publishes it to the instance's subject; simulated: puts
 it in the emulated instance's queue) and records it with ``pool.dispatched``.
@@ -85,10 +86,9 @@ def decide(plans: Mapping[Hashable, PodcastPlan], ready: list[tuple[Hashable, in
                   states=states, policy=policy)
 
 
-def commit(plan: PodcastPlan, node: Node, decision: Decision, ladders: Mapping[str, Ladder], at: float) -> None:
-    """Apply ``decision`` to ``plan``: the node's rung (for a laddered stage) and its state
-    (dispatched to the decision's instance at ``at`` seconds). Call it after the task's inputs
-    are built (they depend on the rung: call :meth:`PodcastPlan.set_rung` first, then this)."""
+def commit(node: Node, decision: Decision, at: float) -> None:
+    """Mark ``node`` dispatched to the decision's instance at ``at`` seconds. Call it after the
+    task's inputs are built (they depend on the rung: :func:`set_rung` first, then this)."""
     node.state, node.instance, node.dispatched_at = NodeState.DISPATCHED, decision.instance.instance, at
 
 
