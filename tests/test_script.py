@@ -515,3 +515,24 @@ def test_a_cast_list_without_a_heading_is_a_cast_not_dialogue():
     assert "grey hair" in str(play.characters.get("Martha"))
     chat = parse_script("- Alice: hi there\n- Bob: hello Alice\n- Alice: how are you\n")
     assert [line.speaker for line in chat.lines] == ["Alice", "Bob", "Alice"]
+
+
+def test_screenplay_action_lines_left_of_the_dialogue_are_not_spoken() -> None:
+    """A screenplay indents cues and dialogue and writes action flush left: an action paragraph after a
+    speech is a direction (reported with its line), not a new paragraph of the last speaker; a dialogue
+    paragraph at the dialogue's indentation still continues the speech."""
+    text = ("INT. STUDIO - NIGHT\n\n"
+            "                    SARAH\n"
+            "          (warmly)\n"
+            "          Good evening.\n\n"
+            "                    MIKE (O.S.)\n"
+            "          And good night.\n\n"
+            "Sarah smiles at the glass.\n\n"
+            "                    SARAH\n"
+            "          One more thing.\n\n"
+            "          And another.\n")
+    play = parse_script(text)
+    assert texts(play) == [("Sarah", "Good evening."), ("Mike", "And good night."), ("Sarah", "One more thing."),
+                           ("Sarah", "And another.")]
+    unplaced = [notice for notice in play.notices if "not placed" in notice]
+    assert [notice.split(":")[1] for notice in unplaced] == ["10"] and "Sarah smiles" in unplaced[0]

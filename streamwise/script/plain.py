@@ -227,9 +227,13 @@ class _TextParser:
         self.labels = 0  # speaker labels accepted
         self.title_guessed = False  # the title is a short first line, not a "Title:" or "# heading"
         self.cast_block = _unheaded_cast(lines)  # line of a cast list given without a heading (0: none)
+        self.indent = 0  # the current line's indentation (columns, tabs at 8)
+        self.speech_indent: int | None = None  # indentation of the current speech's first line
 
     def run(self) -> Draft:
         for number, raw in enumerate(self.lines, 1):
+            expanded = raw.expandtabs(8)
+            self.indent = len(expanded) - len(expanded.lstrip())
             self.feed(number, raw.strip())
         self.close()
         self.finish()
@@ -355,6 +359,7 @@ class _TextParser:
         self.labels += 1
         self.target, self.speaker, self.parts = "speech", label.name, []
         self.kind = "play" if label.kind in _PLAY_KINDS else label.kind if label.rest else "header"
+        self.speech_indent = None
         if label.rest:
             self.append(number, label.rest)
         return True
@@ -409,7 +414,7 @@ class _TextParser:
             return None
         if not clean_text(body):
             return None  # a direction on its own, e.g. "[Theme music]", "[Enter Lane.]"
-        if self.speaker is not None and self.kind != "play":
+        if self.speaker is not None and self.kind != "play" and not self._dedented():
             self.target, self.parts = "speech", []  # a new paragraph of the last speaker
             return self.append(number, body)
         if self.speaker is None and self.draft.title is None and not self.labels and not self.unplaced \
@@ -436,9 +441,16 @@ class _TextParser:
                 return Label(" ".join(words[:n]), " ".join(words[n:]), "play")
         return None
 
+    def _dedented(self) -> bool:
+        """A paragraph left of the last speech's indentation: in a screenplay (cues and dialogue
+        indented, action flush left) it is action, not more of the speech."""
+        return self.speech_indent is not None and self.indent < self.speech_indent
+
     def append(self, number: int, text: str) -> None:
         if not self.parts:
             self.start = number
+            if self.target == "speech" and self.speech_indent is None:
+                self.speech_indent = self.indent
         self.parts.append(text)
 
     def close(self) -> None:
