@@ -167,6 +167,61 @@ async def test_one_node_of_a_three_node_cluster_killed_mid_request_loses_nothing
     _assert_whole(report, tmp_path / "out")
 
 
+@pytest.mark.timeout(480)
+async def test_gpu_length_clips_queued_on_one_instance_past_the_ack_wait_run_once(tmp_path):
+    """GPU-length clips at the real ack wait (``ACK_WAIT_S``, 10 s): one emulated FantasyTalking instance (1 x A100, so a
+    clip takes the profiled 30-70 s) and no CPU video worker. While a clip runs, the next one waits in the
+    instance's local queue (its heartbeats say so) for longer than the ack wait; every clip still runs
+    exactly once (one event per clip, no duplicate) and the show arrives whole."""
+    from streamwise.bus import registry
+    from streamwise.stages.runtime.worker import ACK_WAIT_S
+
+    emulated = [("video-fantasytalking-0", ["worker", "--stage", "video", "--model", "fantasytalking",
+                                            "--hardware", "a100", "--gpus", "1", "--emulate"])]
+    with EmbeddedServer() as server, Pool(server.url, dict(DEFAULT_WORKERS, video=0), extra=emulated,
+                                          log_dir=tmp_path / "logs") as local:
+        bus = await connect(server.url)
+        queued_since: list[float] = []     # when the GPU instance was seen with a clip running and one queued
+        waited = [0.0]
+        gpu_ids: set[str] = set()
+
+        async def watch_heartbeats():
+            while True:
+                beats = [h for h in await registry.list_instances(bus.instances) if h.model == "fantasytalking"]
+                gpu_ids.update(h.instance for h in beats)
+                busy = any(h.running and h.queue for h in beats)
+                if busy and not queued_since:
+                    queued_since.append(time.monotonic())
+                elif busy:
+                    waited[0] = max(waited[0], time.monotonic() - queued_since[0])
+                elif queued_since and not busy:
+                    queued_since.clear()
+                await asyncio.sleep(0.5)
+
+        try:
+            await wait_ready(bus, local)
+            watcher = asyncio.create_task(watch_heartbeats())
+            request = _request("Ada: Good evening, and welcome to the late show.\n"
+                               "Bob: Thank you, it is good to be here tonight.\n",
+                               ttff_s=200.0, first_segment_s=2.0, segment_s=2.0)
+            try:
+                report = await generate(bus, request, tmp_path / "out", idle_timeout_s=300)
+            finally:
+                watcher.cancel()
+            events = [e for e in await events_of(bus, request.request_id) if e.stage == "video"]
+        finally:
+            await bus.close()
+        local.check()
+    _assert_whole(report, tmp_path / "out")
+    clips = [e for e in events if e.ok]
+    assert len({e.node_id for e in clips}) == len(clips) >= 2          # each clip ran (reported) once
+    assert {e.instance for e in clips} <= gpu_ids and gpu_ids          # all on the emulated GPU instance
+    runs = sorted(e.finished_at - e.started_at for e in clips)
+    assert runs[-1] >= 60 and runs[-2] >= 20, runs                    # GPU-length clips
+    assert waited[0] > 3 * ACK_WAIT_S, waited                          # a clip outwaited the ack wait queued
+    assert report.duplicates == 0
+
+
 def test_the_benchmark_and_fault_matrix_scripts_exist():
     from streamwise.bench import DEFAULT_SCRIPT, SHORT_SCRIPT
     from streamwise.bench.faults import scenarios
