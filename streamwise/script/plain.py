@@ -3,26 +3,23 @@
 :func:`parse_text` reads ``Speaker: line`` text, printed plays (``NAME. text``, ``Name. text`` of a known
 cast, ``NAME [direction] text``, a name alone on its line above the speech), transcripts
 (``Name (Host):``, ``[00:01] Name:``, ``Name  0:03``), Markdown bold labels, title / studio / cast lines,
-into a :class:`~streamwise.script.formats.Draft`. A first pass (:class:`_Prescan`) finds the cast a
-printed play repeats and where its first act begins; the line-by-line reader (:class:`_TextParser`)
-then reports what it cannot place as notices (``Draft.notices``) instead of merging it into a speech,
-and reads a text with no labels at all as one-speaker narration.
+into a :class:`~streamwise.script.formats.Draft`. A first pass (:mod:`streamwise.script.prescan`) finds
+the cast a printed play repeats and where its first act begins; the line-by-line reader
+(:class:`_TextParser`) then reports what it cannot place as notices (``Draft.notices``) instead of
+merging it into a speech, and reads a text with no labels at all as one-speaker narration. The line
+patterns and keyword tables are :mod:`streamwise.script.patterns`.
 """
 
 from __future__ import annotations
 
-import re
-
 from streamwise.script.formats import NARRATOR_NAME, Draft, RawLine, take_voice
+from streamwise.script.patterns import _BULLET, _HEADING, _META, _RULE, _STAMP_HEAD, _STRUCTURE
+from streamwise.script.prescan import _Prescan, _unheaded_cast
 from streamwise.script.text import (
-    DIRECTIONS,
-    INTERJECTIONS,
-    NON_NAMES,
     PARTICLES,
     TITLES,
     Label,
     clean_text,
-    is_caps,
     name_words,
     normalise_text,
     plausible_label,
@@ -33,42 +30,6 @@ from streamwise.script.text import (
 
 __all__ = ["NARRATOR", "NARRATION_NOTICE", "parse_text"]
 
-# --------------------------------------------------------------------------- plain text
-
-_HEADING = re.compile(r"#{1,6}(?:\s|$)")
-_RULE = re.compile(r"(?:-{3,}|\*{3,}|_{3,}|={3,})")
-_BULLET = re.compile(r"(?:[-*+\u2022>]|\d{1,3}[.)])\s+")
-_STAMP_HEAD = re.compile(r"[\[(]?\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d{1,3})?[\])]?\s+")
-_IGNORED_KEYS = (  # labelled lines that are notes or directions, never speech
-    *("note notes author authors writer writers by date episode duration length runtime summary "
-      "description synopsis logline subtitle tags genre language format version draft copyright "
-      "music sfx fx sound sounds direction directions action transition").split(),
-    "written by", "sound effect", "sound effects", "stage direction", "stage directions",
-    "cut to", "fade in", "fade out", "intro music", "outro music", "episode number",
-)
-_META = {
-    **dict.fromkeys(["title", "episode title", "podcast title", "show title"], "title"),
-    **dict.fromkeys(["studio", "setting", "studio setting", "location", "scene", "set"], "studio"),
-    **dict.fromkeys(["cast", "characters", "speakers", "cast of characters", "dramatis personae",
-                     "dramatis personæ", "hosts", "participants", "voices", "the persons in the play",
-                     "persons in the play", "persons of the play", "the persons of the play",
-                     "persons of the dialogue", "characters in the play", "the characters",
-                     "characters of the play", "persons represented", "cast list"], "cast"),
-    **dict.fromkeys(_IGNORED_KEYS, "ignore"),
-}
-
-
-_NUMBER = (r"(?:[IVXLC]{1,7}|\d{1,3}|ONE|TWO|THREE|FOUR|FIVE|SIX|SEVEN|EIGHT|NINE|TEN|FIRST|SECOND|THIRD"
-           r"|FOURTH|FIFTH|LAST|FINAL)")
-# a heading of a printed play's structure, alone on its line: "ACT I", "FIRST ACT", "SCENE 2",
-# "Act 1, Scene 1", "PROLOGUE"; never a speaker
-_STRUCTURE = re.compile(
-    rf"(?:(?:ACT|SCENE|PART)\s+{_NUMBER}(?:[.,:]?\s*SCENE\s+{_NUMBER})?|{_NUMBER}\s+(?:ACT|SCENE|PART)"
-    rf"|PROLOGUE|EPILOGUE|INDUCTION|SCENE|CURTAIN|THE END|END OF (?:THE )?(?:ACT|SCENE|PLAY)(?:\s+{_NUMBER})?)\.?",
-    re.IGNORECASE)
-# the play proper starts at its first act (what comes before is a title page, a cast list, notes)
-_ACT_START = re.compile(rf"(?:ACT\s+{_NUMBER}(?:[.,:]?\s*SCENE\s+{_NUMBER})?|{_NUMBER}\s+ACT|PROLOGUE|INDUCTION)\.?",
-                        re.IGNORECASE)
 NARRATOR = NARRATOR_NAME
 NARRATION_NOTICE = ("no speaker labels found: read as a one-speaker narration by 'Narrator'; for a "
                     "conversation written from this text by the LLM, give it as --document FILE")
@@ -86,121 +47,6 @@ def parse_text(lines: list[str]) -> Draft:
         lines = lines[: number - 1] + ["# " + lines[number - 1].strip()] + lines[number:]
         draft = _TextParser(lines, scan).run()
     return draft
-
-
-class _Prescan:
-    """What a first pass over the whole text tells the line-by-line reader.
-
-    - ``names``: mixed-case names written as ``Name.`` labels (``Algernon. Did you hear ...``,
-      ``Soc. What is ...``) or alone on a line above a speech (``Leah Cheshier``) at the start of
-      at least two paragraphs (or of consecutive lines of a compact play). One ``Yes. I see.``
-      does not make a speaker; printed plays repeat every speaker's label (the known-cast rule
-      of play readers; a cast list adds its names too, in :meth:`_TextParser.add_character`).
-    - ``aliases``: an abbreviated label (``Soc.``, ``Cr.``) that begins exactly one longer name
-      (``Socrates``, ``Crito``) is that speaker, as Jowett's Plato and many printed plays abbreviate.
-    - ``play_start``: the line of the first ``ACT I`` / ``FIRST ACT`` / ``PROLOGUE`` heading
-      (0 when none): labelled lines before it are front matter (a cast list with its actors,
-      ``TIME: The Present.``), not dialogue.
-    """
-
-    def __init__(self, lines: list[str]) -> None:
-        counts: dict[str, int] = {}
-        anywhere: dict[str, int] = {}   # "Name. text" at the start of any line
-        shown: dict[str, str] = {}
-        self.play_start = 0
-        previous_blank, previous_label = True, False
-        for number, raw in enumerate(lines, 1):
-            line = raw.strip()
-            if not line:
-                previous_blank, previous_label = True, False
-                continue
-            bare = line.lstrip("#").strip()
-            if not self.play_start and _ACT_START.fullmatch(bare):
-                self.play_start = number
-            label = split_label(line)
-            following = lines[number].strip() if number < len(lines) else ""
-            if label and label.kind == "play" and not is_caps(label.name) and \
-                    _candidate_name(label.name, speaker_key(label.name)):
-                anywhere[speaker_key(label.name)] = anywhere.get(speaker_key(label.name), 0) + 1
-                shown.setdefault(speaker_key(label.name), label.name)
-            # "Name. text" at a paragraph's start (or on the next line of a compact play); a name
-            # alone on its line above a speech anywhere (transcripts often have no blank lines)
-            if label and not (label.kind == "play" and (previous_blank or previous_label)) and not (
-                    label.kind in ("cue", "named") and following):
-                label = None
-            if label is not None:
-                if not is_caps(label.name):
-                    key = speaker_key(label.name)
-                    if _candidate_name(label.name, key):
-                        counts[key] = counts.get(key, 0) + 1
-                        shown.setdefault(key, label.name)
-                    else:
-                        label = None
-                else:
-                    label = None
-            previous_blank, previous_label = False, label is not None and label.kind == "play"
-        self.names, self.aliases = _names(counts, shown)
-        if len(self.names) >= 2:
-            # a play: "Hor. Not I." after a speech of several lines counts too (Gutenberg's older
-            # Shakespeare texts run speeches together without blank lines)
-            self.names, self.aliases = _names({k: max(v, counts.get(k, 0)) for k, v in anywhere.items()}
-                                              | {k: v for k, v in counts.items() if k not in anywhere}, shown)
-
-
-def _unheaded_cast(lines: list[str]) -> int:
-    """The line (1-based) where a cast list without a heading starts, 0 when there is none: bullet
-    lines ``- Name: description`` before any other labelled line, each of whose names is later
-    a speaker label in a line that is not a bullet (``MARTHA. You're late.``). A script made
-    only of bullet lines (a bulleted transcript) has no later label, so it is dialogue."""
-    start, names, at = 0, [], 0
-    for number, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line or _HEADING.match(line):
-            continue
-        bullet = _BULLET.match(line)
-        label = split_label(line[bullet.end():] if bullet else line)
-        if label is None or _META.get(speaker_key(label.name)):
-            if names:
-                at = number
-                break
-            continue          # a title, a "Studio:" line, a paragraph before the cast
-        if not bullet or label.kind != "colon":
-            at = number
-            break
-        start = start or number
-        names.append(speaker_key(label.name))
-    if not names or not at:
-        return 0
-    later = set()
-    for raw in lines[at - 1:]:
-        line = raw.strip()
-        label = None if _BULLET.match(line) else split_label(line)
-        if label is not None:
-            later.add(speaker_key(label.name))
-    return start if all(name in later for name in names) else 0
-
-
-def _names(counts: dict[str, int], shown: dict[str, str]) -> tuple[set[str], dict[str, str]]:
-    """Names seen at least twice (an abbreviation counting for the one longer name it begins), and the
-    abbreviations: key -> the full name as written."""
-    aliases: dict[str, str] = {}
-    totals = dict(counts)
-    for short in sorted(counts):
-        if " " in short or len(short) > 5:
-            continue
-        longer = {key for key in counts if key != short and " " not in key and key.startswith(short)}
-        if len(longer) == 1:
-            full = longer.pop()
-            aliases[short] = shown[full]
-            totals[full] += counts[short]
-            totals[short] = totals[full]
-    return {key for key, count in totals.items() if count >= 2}, aliases
-
-
-def _candidate_name(name: str, key: str) -> bool:
-    words = name_words(name)
-    return bool(words) and key not in INTERJECTIONS and key not in DIRECTIONS and \
-        words[0].casefold().rstrip(".") not in NON_NAMES and key.rstrip(".") not in TITLES
 
 
 class _TextParser:

@@ -11,7 +11,8 @@ Search (ours; the paper's greedy is :func:`streamwise.sim.allocate.greedy`):
    model allows -- a pool of ``r`` identical instances of ``d`` GPUs (``d`` from the valid
    GPU counts, ``r`` up to the model's work), optionally plus one larger "lead" instance that
    serves the first chunk fast -- evaluated in closed form with numpy (the same formulas as
-   :class:`streamwise.sim.analytic.Model`, checked against it in the tests).
+   :class:`streamwise.sim.analytic.Model`, checked against it in the tests;
+   :mod:`streamwise.sim.layouts`).
 2. **Pareto and convex hull per stage**: only options that no cheaper option beats on
    ``t + mu * f`` (stage time plus ``mu`` times its first-unit time) survive, and of those the
    lower convex hull in ($/h, seconds).
@@ -23,6 +24,9 @@ Search (ours; the paper's greedy is :func:`streamwise.sim.allocate.greedy`):
 4. **Score** every candidate exactly (servers rounded up, SLO: TTFF <= ``max_ttff_s``, cost
    <= ``budget_usd``), fill the rounding slack of the best with extra replicas where that
    lowers TTFF x cost, and return it. All candidates are kept for the TTFF-vs-cost plot.
+
+The paper's adaptive method (``adaptive_method="paper"``) is
+:mod:`streamwise.sim.paper_adaptive`.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ import numpy as np
 
 from .analytic import Model, Result, evaluate, evaluate_adaptive, paper_latency
 from .cluster import SERVER_GPUS, Cluster, Instance, catalog, spec_of
-from .workload import FT, HF, Workload
+from .layouts import Options, _hull, model_options, prune_dominated
+from .workload import Workload
 
 MUS = (0.0, 3.0, 30.0)
 #: Per-stage layouts (:func:`model_options` less :func:`prune_dominated`) and their hulls per
@@ -44,161 +49,6 @@ MUS = (0.0, 3.0, 30.0)
 #: and reused by later searches (the 16 most recent keys).
 _PRECOMPUTED: dict[tuple, tuple[dict, dict]] = {}
 DEFAULT_MAX_GPUS = 4096
-#: Lead-instance sizes tried: the largest valid GPU counts (a lead exists to cut the first chunk).
-LEADS = 3
-
-
-@dataclass
-class Options:
-    """All layouts of one model on one GPU type: GPUs ``n``, stage time ``t`` and first-unit
-    time ``f`` (seconds), pool GPUs-per-instance ``d`` and replicas ``r``, lead instance GPUs
-    ``lead`` (0: none)."""
-
-    model: str
-    gpu: str
-    n: np.ndarray
-    t: np.ndarray
-    f: np.ndarray
-    d: np.ndarray
-    r: np.ndarray
-    lead: np.ndarray
-
-    def instances(self, k: int) -> list[Instance]:
-        """The instance groups of option ``k``."""
-        out = [Instance(self.model, self.gpu, int(self.d[k]), int(self.r[k]))]
-        if self.lead[k]:
-            out.append(Instance(self.model, self.gpu, int(self.lead[k]), 1))
-        return out
-
-
-def _split(work: int, share: np.ndarray, reps: np.ndarray, unit: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`streamwise.sim.analytic.split_time`."""
-    return np.maximum(np.ceil(share * work - 1e-9) / reps * unit, unit)
-
-
-def model_options(an: Model, first: Model, m: str, g: str, max_gpus: int, thin: bool = False) -> Options | None:
-    """Every layout of ``m`` on GPU type ``g`` within ``max_gpus`` GPUs (None: not profiled).
-    ``first`` is the model whose first-unit times count (the low level for adaptive quality);
-    ``thin``: replica counts from :func:`replica_counts` instead of every count."""
-    w, tab = an.w, an.t
-    ds = [d for d in w.gpu_counts[m] if d <= max_gpus and tab.has(m, g, d)]
-    if not ds:
-        return None
-    work = w.work(m)
-    cols: dict[str, list] = {k: [] for k in ("n", "t", "f", "d", "r", "lead")}
-
-    def add(n, t, f, d, r, lead):
-        for k, v in zip(cols, (n, t, f, d, r, lead)):
-            cols[k].append(np.asarray(v, dtype=float))
-
-    if work <= 1:
-        for d in ds:
-            add([d], [an.unit_s(m, g, d)], [first.first_s(m, g, d)], [d], [1], [0])
-    else:
-        inline = m in (HF, FT) and not w.disaggregate.get(m, False)
-        frames = w.total_frames(m) if inline else 0
-        for d in ds:
-            rmax = min(work, max_gpus // d)
-            r = replica_counts(rmax) if thin else np.arange(1, rmax + 1, dtype=float)
-            u, lat = an.unit_s(m, g, d), an.capacity_latency(m, g, d)
-            v = an.vae_inline_s(m, g) if inline else 0.0
-            fd = first.first_s(m, g, d)
-            t = _split(work, np.ones_like(r), r, np.full_like(r, u))
-            if inline:
-                t = t + _split(frames, np.ones_like(r), r, np.full_like(r, v))
-            add(d * r, t, np.full_like(r, fd), np.full_like(r, d), r, np.zeros_like(r))
-            for d1 in ds[-LEADS:]:             # a lead instance larger than the pool's
-                if d1 <= d or d1 + d > max_gpus:
-                    continue
-                r2 = r[d * r + d1 <= max_gpus]
-                c1, c2 = 1.0 / an.capacity_latency(m, g, d1), r2 / lat
-                s1 = c1 / (c1 + c2)
-                u1 = an.unit_s(m, g, d1)
-                t1 = _split(work, s1, np.ones_like(r2), np.full_like(r2, u1))
-                t2 = _split(work, 1.0 - s1, r2, np.full_like(r2, u))
-                if inline:
-                    t1 = t1 + _split(frames, s1, np.ones_like(r2), np.full_like(r2, v))
-                    t2 = t2 + _split(frames, 1.0 - s1, r2, np.full_like(r2, v))
-                add(d * r2 + d1, np.maximum(t1, t2), np.full_like(r2, min(fd, first.first_s(m, g, d1))),
-                    np.full_like(r2, d), r2, np.full_like(r2, d1))
-    cat = {k: np.concatenate(v) for k, v in cols.items()}
-    return Options(m, g, cat["n"].astype(int), cat["t"], cat["f"], cat["d"].astype(int), cat["r"].astype(int),
-                   cat["lead"].astype(int))
-
-
-def prune_dominated(o: Options) -> Options:
-    """``o`` without the layouts another one dominates for every weight ``mu >= 0``: q
-    dominates p when ``n_q <= n_p``, ``t_q <= t_p``, ``f_q <= f_p`` and q is strictly smaller in
-    GPUs, or equal in GPUs and strictly faster (ties in both kept, so that every later
-    tie-break by index is unchanged). Such a p never survives :func:`_pareto_idx` (it is
-    never cheaper and never better on ``t + mu f``) and never wins in :func:`_fill` (the
-    objective is monotone in M and F), so the search's result is the same; most layouts go
-    (the FantasyTalking grid of ~4,600 leaves a few hundred). Vectorised: f takes few values
-    per model and GPU type, so one exclusive prefix-minimum of t per f level, in (n, t) order."""
-    n, t, f = o.n, o.t, o.f
-    order = np.lexsort((t, n))
-    ns, ts, fs = n[order], t[order], f[order]
-    levels = np.unique(fs)
-    keep = np.ones(len(order), dtype=bool)
-    # group starts of equal (n, t): a dominator must come from an earlier group
-    new_grp = np.ones(len(order), dtype=bool)
-    new_grp[1:] = (ns[1:] != ns[:-1]) | (ts[1:] != ts[:-1])
-    grp_start = np.maximum.accumulate(np.where(new_grp, np.arange(len(order)), 0))
-    for fv in levels:
-        tt = np.where(fs <= fv, ts, np.inf)
-        incl = np.minimum.accumulate(tt)
-        excl = np.concatenate(([np.inf], incl[:-1]))       # min t over positions < i with f <= fv
-        before = excl[grp_start]                            # ... over earlier (n, t) groups only
-        keep &= ~((fs == fv) & (before <= ts))
-    k = np.sort(order[keep])
-    return Options(o.model, o.gpu, o.n[k], o.t[k], o.f[k], o.d[k], o.r[k], o.lead[k])
-
-
-def _pareto_idx(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Indices of the points no cheaper-or-equal point beats on v (increasing x, strictly
-    decreasing v), vectorised."""
-    order = np.lexsort((v, x))
-    vs = v[order]
-    prev = np.minimum.accumulate(np.concatenate(([np.inf], vs[:-1])))
-    return order[vs < prev - 1e-12]
-
-
-def _hull(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Indices of the lower-left convex hull of points (x, v): increasing x, decreasing v
-    (Andrew's monotone chain over the Pareto points)."""
-    idx = _pareto_idx(x, v)
-    for _ in range(64):                 # vectorised passes drop the non-hull points first:
-        if len(idx) <= 3:               # a point on or above its neighbours' chord is never
-            break                       # a hull vertex
-        xa, va = x[idx], v[idx]
-        cross = (va[1:-1] - va[:-2]) * (xa[2:] - xa[:-2]) - (va[2:] - va[:-2]) * (xa[1:-1] - xa[:-2])
-        keep = np.ones(len(idx), dtype=bool)
-        keep[1:-1] = cross < 0
-        if keep.all():
-            break
-        idx = idx[keep]
-    xs, vs = x[idx].tolist(), v[idx].tolist()
-    hull: list[int] = []
-    for k in range(len(xs)):
-        while len(hull) >= 2:
-            a, b = hull[-2], hull[-1]
-            if (vs[b] - vs[a]) * (xs[k] - xs[a]) >= (vs[k] - vs[a]) * (xs[b] - xs[a]):
-                hull.pop()
-            else:
-                break
-        hull.append(k)
-    return idx[hull]
-
-
-def replica_counts(rmax: int, dense: int = 48, points: int = 96) -> np.ndarray:
-    """Replica counts tried for a pool: every count up to ``dense``, then a geometric grid
-    (~``points`` more, spaced ~3-5 %) up to ``rmax``. Past a few dozen replicas one more
-    changes a stage's time by well under 1 %, and the final slack filling
-    (:func:`_fill`) tries every count again."""
-    r = np.arange(1, min(rmax, dense) + 1)
-    if rmax > dense:
-        r = np.unique(np.concatenate((r, np.round(np.geomspace(dense, rmax, points)).astype(int), [rmax])))
-    return r.astype(float)
 
 
 @dataclass
@@ -277,9 +127,11 @@ def search(w: Workload, *, pricing: str = "spot", gpu_types: list[str] | None = 
     ``level``: the quality level every clip runs at (``high``, ``medium``, ``low``;
     :data:`streamwise.sim.analytic.LEVEL_RATIO`). ``adaptive_method``: with ``adaptive``,
     ``ours`` (first clip low on the same instances; this search) or ``paper``
-    (:func:`search_adaptive_paper`).
+    (:func:`streamwise.sim.paper_adaptive.search_adaptive_paper`).
     """
     if adaptive and adaptive_method == "paper":
+        from .paper_adaptive import search_adaptive_paper
+
         return search_adaptive_paper(w, pricing=pricing, gpu_types=gpu_types, max_ttff_s=max_ttff_s,
                                      budget_usd=budget_usd, max_gpus=max_gpus, keep_candidates=keep_candidates,
                                      objective=objective)
@@ -407,85 +259,6 @@ def search(w: Workload, *, pricing: str = "spot", gpu_types: list[str] | None = 
     out = [Candidate(_choice_cluster(c[5], opts, pricing), c[0], c[1], c[2], c[3], c[4]) for c in cands] \
         if keep_candidates else []
     return Plan(best_c, result, ms, out, ok)
-
-
-def search_adaptive_paper(w: Workload, *, pricing: str = "spot", gpu_types: list[str] | None = None,
-                          max_ttff_s: float | None = None, budget_usd: float | None = None,
-                          max_gpus: int | dict[str, int] = DEFAULT_MAX_GPUS, keep_candidates: bool = False,
-                          objective: str = "ttff_cost") -> Plan:
-    """The provision minimising TTFF x cost under the paper's adaptive method
-    (Azure/realtimevideogen ``simulator/provisioning.py`` ``get_provisioning_adaptive_results``;
-    :func:`streamwise.sim.analytic.evaluate_adaptive` with ``method="paper"``): for a GPU
-    budget (whole servers per type), cost = the high-level run's, TTFF = a low-level run's on
-    its own allocation within the same budget, minus the static slide (seconds).
-
-    Budgets: those of every high-level candidate of :func:`search` (each budget with its
-    cheapest high-level allocation). Branch and bound: a budget's low-level TTFF is at least
-    the sum over stages of the fastest low-level first unit on its GPU types (seconds, ignoring
-    that the stages share the budget), so budgets are visited by cost x that bound and the
-    exact low-level allocation (:func:`streamwise.sim.analytic.paper_low_allocation`) is
-    computed only while the bound can still beat the best. ``objective``: ``ttff_cost`` (TTFF
-    x cost) or ``ttff`` (the shortest TTFF, ties to the cheaper: with ``budget_usd``, the
-    paper's question "how fast a start for the cost of the high-quality configuration")."""
-    if objective not in ("ttff_cost", "ttff"):
-        raise ValueError(f"objective: ttff_cost or ttff, got {objective!r}")
-    from .analytic import paper_low_allocation
-
-    t0 = time.perf_counter()
-    high = search(w, pricing=pricing, gpu_types=gpu_types, max_gpus=max_gpus, keep_candidates=True)
-    low_m = Model(w, "low")
-    per_budget: dict[tuple, Candidate] = {}
-    for c in high.candidates:
-        if budget_usd is not None and c.cost_usd > budget_usd + 1e-9:
-            continue
-        k = tuple(sorted(c.cluster.servers().items()))
-        if k not in per_budget or c.cost_usd < per_budget[k].cost_usd:
-            per_budget[k] = c
-    bound_cache: dict[tuple, float] = {}
-
-    def bound(k: tuple) -> float:
-        if k not in bound_cache:
-            tot = 0.0
-            for m in w.models():
-                tot += min((low_m.first_s(m, g, d) for g, n in k for d in w.gpu_counts[m]
-                            if d <= n * SERVER_GPUS and low_m.t.has(m, g, d)), default=math.inf)
-            bound_cache[k] = tot
-        return bound_cache[k]
-
-    slide = w.static_slide_s
-    def obj(ttff: float, cost: float) -> float:
-        return ttff * cost if objective == "ttff_cost" else ttff + 1e-9 * cost
-
-    order = sorted(per_budget, key=lambda k: obj(max(bound(k) - slide, 0.0), per_budget[k].cost_usd))
-    best = None                      # (key, candidate, low cluster, ttff)
-    fallback = None
-    cands: list[Candidate] = []
-    for k in order:
-        c = per_budget[k]
-        lb = max(bound(k) - slide, 0.0)
-        if best is not None and obj(lb, c.cost_usd) >= best[0][1]:
-            break
-        if max_ttff_s is not None and lb > max_ttff_s + 1e-9:
-            continue
-        low_c = paper_low_allocation(c.cluster, w)
-        ttff = max(0.0, evaluate(low_c, w, level="low", slide=False).ttff_s - slide)
-        ok = max_ttff_s is None or ttff <= max_ttff_s + 1e-9
-        cands.append(Candidate(c.cluster, c.makespan_s, c.first_chunk_s, ttff, c.cost_usd, ok))
-        key = (not ok, obj(ttff, c.cost_usd))
-        if ok and (best is None or key < best[0]):
-            best = (key, c, low_c, ttff)
-        if fallback is None or key < fallback[0]:
-            fallback = (key, c, low_c, ttff)
-    pick = best or fallback
-    if pick is None:
-        raise ValueError("no provision meets the budget")
-    _, c, low_c, _ = pick
-    ms = (time.perf_counter() - t0) * 1000.0
-    result = evaluate_adaptive(c.cluster, w, method="paper", low_cluster=low_c)
-    ok = (max_ttff_s is None or result.ttff_s <= max_ttff_s + 1e-9) and \
-         (budget_usd is None or result.cost_usd <= budget_usd + 1e-9)
-    best_c = Candidate(c.cluster, result.makespan_s, result.first_chunk_s, result.ttff_s, result.cost_usd, ok)
-    return Plan(best_c, result, ms, cands if keep_candidates else [], ok, low_c)
 
 
 def _objective(objective: str, ttff, cost, M, F):
