@@ -410,3 +410,28 @@ def test_without_alignments_piper_phonemes_are_spread_over_the_sound(engine):
     assert kinds[:8] == ["closed", "open", "closed", "open", "closed", "open", "closed", "mid"][:len(kinds[:8])]
     assert kinds.count("closed") == 4
     assert 0 <= speech.visemes[0][0] and speech.visemes[-1][1] <= len(speech.audio) / 22050 + 1e-3
+
+
+def test_a_script_is_cast_by_how_much_each_speaker_says():
+    """A minor part that speaks first (the porter who opens the play) does not take the lead's timbre: a
+    script is cast in order of words spoken, so the two who say most get the two voice models; with no
+    looks, every voice is still distinct, and a speaker order that is already by words keeps its defaults."""
+    from streamwise.workflow.cast import cast_show, words_per_speaker
+
+    lines = [{"speaker": 0, "pieces": ["Sixpence."]}, {"speaker": 1, "pieces": ["Hide the tree, Helen.", "Now."]},
+             {"speaker": 2, "pieces": ["Is that my little lark twittering out there?"]},
+             {"speaker": 1, "pieces": ["Yes, it is!"]}]
+    words = words_per_speaker(lines, 3)
+    assert words == [1, 8, 8]
+    voices: dict[int, str] = {}
+    looks = cast_show(voices, ["Porter", "Nora", "Helmer"], _Req(), [[None], [None], [None]], words)
+    spoken = [voices.get(i, DEFAULT_VOICES[i]) for i in range(3)]
+    assert {voice_model(spoken[1]), voice_model(spoken[2])} == {"joe", "heart"}     # the leads differ in timbre
+    assert len(set(spoken)) == 3
+    assert [lk["gender"] for lk in looks] == [{"joe": "male", "heart": "female"}[voice_model(v)] for v in spoken]
+    in_order: dict[int, str] = {}
+    cast_show(in_order, ["A", "B", "C"], _Req(), [[None]] * 3, [9, 5, 1])
+    assert in_order == {}                                                           # the defaults of the index
+    named = {0: "heart@1.1"}                                                        # a named voice is kept
+    cast_show(named, ["A", "B"], _Req(), [[None], [None]], [1, 9])
+    assert named[0] == "heart@1.1" and voice_model(named[1]) == "joe"

@@ -82,13 +82,15 @@ def cmd_script(args) -> int:
 
     est = [sketch_duration_s(line.text) for line in play.lines]
     total = sum(est)
-    from ..workflow.cast import cast_speaker
+    from ..workflow.cast import cast_show
 
     # the voice each speaker will have on the CPU tier: the one the cast names, else one that agrees with the
-    # look the cast describes (streamwise.workflow.cast), else the default by order; and the look's traits
+    # look the cast describes, else the default by how much they say (streamwise.workflow.cast, as the
+    # scheduler casts a script); and the look's traits
     named = {i: v for i, name in enumerate(play.speakers) if (v := play.voices.get(name))}
-    looks = {name: cast_speaker(named, i, name, None, [play.characters.get(name)])
-             for i, name in enumerate(play.speakers)}
+    words = [sum(len(line.text.split()) for line in play.lines if line.speaker == name) for name in play.speakers]
+    looks = dict(zip(play.speakers, cast_show(named, list(play.speakers), None,
+                                              [[play.characters.get(name)] for name in play.speakers], words)))
     voices = {name: voice_for(i, voice=named.get(i)).label for i, name in enumerate(play.speakers)}
     if args.json:
         print(json.dumps({

@@ -16,7 +16,8 @@ from typing import Any
 
 from ..core.looks import COLOURS, look_text, read_look
 
-__all__ = ["DEFAULT_VOICES", "cast_speaker", "cast_voice", "portrait_look", "effective_voice", "voice_model"]
+__all__ = ["DEFAULT_VOICES", "words_per_speaker", "cast_show", "cast_speaker", "cast_voice", "portrait_look", "effective_voice",
+           "voice_model"]
 
 DEFAULT_VOICES: tuple[str, ...] = ("joe", "heart", "joe@0.86", "heart@1.12", "joe@1.12", "heart@0.9",
                                    "joe@0.8", "heart@1.06")
@@ -123,3 +124,36 @@ def cast_speaker(voices: dict[int, str], index: int, name: str, request: Any, sa
     if chosen is not None:
         voices[index] = chosen
     return portrait_look(look, effective_voice(index, voices.get(index)))
+
+
+def cast_show(voices: dict[int, str], names: list[str], request: Any, said: list[list[Any]],
+              words: list[int]) -> list[dict[str, Any]]:
+    """Cast a whole show at once (a script, whose every speaker and line is known before the first is spoken):
+    speakers are cast in order of how much they say (``words[i]``, most first; ties by first appearance), so
+    the two who speak most get the two timbres, whoever happens to speak first (a porter who opens the play).
+
+    ``voices`` (plan index -> voice) holds the voices the screenplay named and is filled with every speaker's
+    voice; ``names``, ``said`` (``[look]`` per speaker, as for :func:`cast_speaker`) and ``words`` are per plan
+    index. Returns the portrait traits per plan index. With speakers already in order of words this gives the
+    same voices as casting one by one (:func:`cast_speaker` in plan order)."""
+    order = sorted(range(len(names)), key=lambda i: (-words[i], i))    # plan indices, most words first
+    by_rank = {rank: voices[i] for rank, i in enumerate(order) if i in voices}
+    looks: dict[int, dict[str, Any]] = {}
+    for rank, i in enumerate(order):
+        looks[i] = cast_speaker(by_rank, rank, names[i], request, said[i])
+    for rank, i in enumerate(order):
+        voice = effective_voice(rank, by_rank.get(rank))
+        if i in voices or voice != effective_voice(i, None):
+            voices[i] = voice
+    return [looks[i] for i in range(len(names))]
+
+
+def words_per_speaker(lines: list[dict[str, Any]], speakers: int) -> list[int]:
+    """Words each speaker (0-based, the screenplay's order) says over ``lines`` (the screenplay's lines:
+    ``{"speaker": int, "pieces": [str, ...]}``)."""
+    words = [0] * speakers
+    for line in lines:
+        s = int(line.get("speaker", 0))
+        if 0 <= s < speakers:
+            words[s] += sum(len(str(piece).split()) for piece in line.get("pieces") or ())
+    return words

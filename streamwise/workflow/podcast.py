@@ -31,7 +31,7 @@ from ..bus.messages import Event, Quality, Request
 from ..core.dag import Dag, Node, NodeState
 from ..core.deadlines import StageProfile, segment_deadline, sketch_duration_s, upstream_deadline
 from ..core.quality import Ladder, Rung
-from .cast import cast_speaker
+from .cast import cast_show, cast_speaker, words_per_speaker
 
 MAX_ATTEMPTS = 3
 LATE_S = 0.25   # a segment published this much (s) after its deadline puts the request on its cheapest rung
@@ -355,11 +355,14 @@ class PodcastPlan:
             s += self.opening_speakers      # the plan's index (after the opening's host, for a topic)
             if voice and s not in self.voices:
                 self.voices[s] = str(voice)   # named in the screenplay; fixed for the whole show
-        for s in range(len(self.speakers) - self.opening_speakers, len(out.get("speakers") or [])):
+        new = range(len(self.speakers) - self.opening_speakers, len(out.get("speakers") or []))
+        cast = (cast_show(self.voices, out["speakers"], r, [(out.get("looks") or [])[s:s + 1] for s in new],
+                          words_per_speaker(lines, len(new))) if not self.is_topic and not self.speakers else None)
+        for s in new:
             name, said = out["speakers"][s], (out.get("looks") or [])[s:s + 1]   # (a look the screenplay gives)
             s = len(self.speakers)      # the plan's index (after the opening's host, for a topic)
             self.speakers.append(name)
-            look = cast_speaker(self.voices, s, name, r, said)   # the look, and a voice that agrees with it
+            look = cast[s] if cast else cast_speaker(self.voices, s, name, r, said)   # a look, a voice agreeing
             portrait = self.dag.add(Node(f"portrait:{s}", "image", deps=("studio",),
                                          runtime_s=self._rt("image.portrait"),
                                          inputs={"kind": "portrait", "name": name, "speaker_index": s, "look": look}))
