@@ -551,6 +551,55 @@ async def test_tls_with_a_certificate_made_in_the_test(tmp_path, authdir, monkey
 
 # --- the whole pool, authenticated ------------------------------------------------------------------
 
+def _gateway_with_tenant_creds(url: str, auth: Path, tmp_path: Path) -> None:
+    """``streamwise serve --creds DIR/tenant-a.creds --tenant a`` serves a show end to end with the tenant's
+    permissions only (submit, status, segments, the live playlist): a show posted to its API is done and its
+    playlist ends with every segment."""
+    import urllib.request
+
+    from streamwise.bus.server import free_port
+
+    port = free_port()
+    log = open(tmp_path / "gateway.log", "w")
+    gw = subprocess.Popen([sys.executable, "-m", "streamwise", "serve", "--nats", url, "--port", str(port),
+                           "--creds", str(auth / "tenant-a.creds"), "--tenant", "a"], stdout=log,
+                          stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str) -> bytes:
+        with urllib.request.urlopen(base + path, timeout=10) as resp:
+            return resp.read()
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert gw.poll() is None, (tmp_path / "gateway.log").read_text()
+            try:
+                get("/openapi.json")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the gateway did not start listening"
+                time.sleep(0.3)
+        body = json.dumps({"script": (ROOT / "examples" / "short_chat.txt").read_text()}).encode()
+        post = urllib.request.Request(base + "/v1/podcasts", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(post, timeout=30) as resp:
+            assert resp.status == 201
+            rid = json.loads(resp.read())["id"]
+        deadline = time.monotonic() + 240
+        while (status := json.loads(get(f"/v1/podcasts/{rid}")))["state"] not in ("done", "failed"):
+            assert time.monotonic() < deadline, status
+            time.sleep(0.5)
+        assert status["state"] == "done", status
+        playlist = get(f"/v1/podcasts/{rid}/index.m3u8").decode()
+        segments = [ln for ln in playlist.splitlines() if ln and not ln.startswith("#")]
+        assert playlist.rstrip().endswith("#EXT-X-ENDLIST") and len(segments) >= 5
+        assert get(f"/v1/podcasts/{rid}/{segments[0]}")[4:8] in (b"moof", b"styp")
+    finally:
+        gw.terminate()
+        gw.wait(timeout=30)
+        log.close()
+
+
 def test_example_podcast_end_to_end_with_up_auth_and_a_tenant_creds(tmp_path):
     """``streamwise up --auth DIR`` (embedded server with DIR/nats.conf, the layout made with the
     admin's credentials, each pool process with its role's) and ``streamwise generate --creds
@@ -606,6 +655,7 @@ def test_example_podcast_end_to_end_with_up_auth_and_a_tenant_creds(tmp_path):
                                capture_output=True, text=True, timeout=300)
         assert watch.returncode == 0, watch.stderr
         assert (tmp_path / "va" / "podcast.mp4").read_bytes() == (out / "podcast.mp4").read_bytes()
+        _gateway_with_tenant_creds(url, auth, tmp_path)
     finally:
         up.terminate()
         try:

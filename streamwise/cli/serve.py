@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import sys
 
 
@@ -55,8 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _run(_serve(url, args, pool))
         return 0
     except (ConnectionError, TimeoutError, OSError, RuntimeError) as exc:
-        where = " (is the port in use? try --port)" if isinstance(exc, OSError) and not isinstance(
-            exc, ConnectionError) else ""
+        where = " (is the port in use? try --port)" if getattr(exc, "errno", None) == errno.EADDRINUSE else ""
         print(f"streamwise serve: {exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -72,8 +72,9 @@ async def _serve(url: str, args: argparse.Namespace, pool) -> None:
     from ..bus.client import connect
     from ..gateway import serve
 
-    options = {"user_credentials": args.creds} if args.creds else {}
-    bus = await connect(url, name="streamwise-gateway", **options)
+    # creds= (not nats-py's user_credentials): the bus reads the role from them, so a tenant's gateway binds
+    # to the layout instead of trying to create it
+    bus = await connect(url, name="streamwise-gateway", creds=args.creds)
     stop = asyncio.Event()
 
     async def supervise() -> None:   # the embedded pool: restart a child that died, as `up` does
