@@ -156,6 +156,25 @@ async def _sigkill_owner_scheduler(ctx: _Ctx) -> None:
             return
 
 
+def _frozen_for(name: str | None, seconds: float) -> Strike:
+    """SIGSTOP a process (``None``: the scheduler that accepted the request) for ``seconds``, longer than its
+    heartbeat or keep-alive lasts, then SIGCONT it: the others must have taken its work over, and what it does
+    when it wakes (stale tasks, a request it no longer owns) must neither duplicate nor lose a segment."""
+    async def strike(ctx: _Ctx) -> None:
+        victim = name
+        if victim is None:
+            victim = next((n for n in ("scheduler", "scheduler-2")
+                           if "accepted" in (ctx.workdir / "logs" / f"{n}.log").read_text(errors="replace")),
+                          "scheduler")
+        proc = _proc(ctx, victim)
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            proc.send_signal(signal.SIGCONT)
+    return strike
+
+
 def _bus_down_for(seconds: float) -> Strike:
     async def strike(ctx: _Ctx) -> None:
         ctx.server.kill()
@@ -309,6 +328,11 @@ def scenarios() -> dict[str, Callable[[Path], Awaitable[FaultRow]]]:
                                             cluster=True),
         "gpu-queue": lambda d: _scenario("GPU-length clips queued on one instance (emulated, ack wait 2 s)", d,
                                          None, workers=gpu_only, extra=emulated, video_instances=1),
+        "scheduler-sigstop": lambda d: _scenario("scheduler SIGSTOPped 20 s mid-request, then resumed", d,
+                                                 _frozen_for(None, 20), extra=[("scheduler-2", ["scheduler"])]),
+        "worker-sigstop": lambda d: _scenario("video worker SIGSTOPped 20 s mid-task, then resumed", d,
+                                              _frozen_for("video-0", 20), at_segment=0, workers=two_videos,
+                                              video_instances=2),
         "worker-sigterm": lambda d: _scenario("worker SIGTERMed mid-task", d, _sigterm_video, at_segment=0,
                                               workers=two_videos, video_instances=2, must_exit={"video-0"}),
         "slow-viewer": lambda d: _scenario("slow viewer (0.4 s per segment)", d, None, progress_delay_s=0.4),
