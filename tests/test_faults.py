@@ -222,10 +222,11 @@ async def test_gpu_length_clips_queued_on_one_instance_past_the_ack_wait_run_onc
     assert report.duplicates == 0
 
 
-@pytest.mark.parametrize("name", ["scheduler-sigstop", "worker-sigstop"])
+@pytest.mark.parametrize("name", ["scheduler-sigstop", "worker-sigstop", "bus-sigstop"])
 def test_a_process_frozen_past_its_heartbeat_then_resumed_duplicates_and_loses_nothing(tmp_path, name):
     """SIGSTOP for 20 s, then SIGCONT (a VM paused, a process swapped out): a frozen scheduler's request is
-    taken over by the other scheduler, a frozen video worker's tasks are resubmitted to the other instance;
+    taken over by the other scheduler, a frozen video worker's tasks are resubmitted to the other instance,
+    a frozen nats-server (connections open, nothing answering) makes every call time out and be retried;
     when the frozen process wakes, its stale work (a request it no longer owns, tasks already redone) adds no
     duplicate and no gap: every segment once, in order (the fault matrix's row, from the viewer's report)."""
     from streamwise.bench.faults import run_faults
@@ -237,8 +238,10 @@ def test_a_process_frozen_past_its_heartbeat_then_resumed_duplicates_and_loses_n
     if name == "scheduler-sigstop":     # the fault struck: both schedulers accepted the request in turn
         accepted = [f.name for f in sorted(logs.glob("scheduler*.log")) if "accepted" in f.read_text()]
         assert accepted == ["scheduler-2.log", "scheduler.log"], accepted
-    else:                               # ... the frozen instance was declared gone and its work resubmitted
+    elif name == "worker-sigstop":      # ... the frozen instance was declared gone and its work resubmitted
         assert "gone: resubmitting" in (logs / "scheduler.log").read_text()
+    else:                               # ... the bus stopped answering: some call timed out and was retried
+        assert any("silent" in f.read_text() or "retrying" in f.read_text() for f in logs.glob("*.log"))
 
 
 def test_the_benchmark_and_fault_matrix_scripts_exist():
@@ -248,7 +251,7 @@ def test_the_benchmark_and_fault_matrix_scripts_exist():
     assert DEFAULT_SCRIPT.is_file() and SHORT_SCRIPT.is_file()
     assert {"worker-sigkill", "eviction", "scheduler-sigkill", "bus-restart", "bus-outage-60s", "cluster-node",
             "gpu-queue", "worker-sigterm", "slow-viewer", "script-by-reference", "bad-inputs", "scheduler-sigstop",
-            "worker-sigstop"} == set(scenarios())
+            "worker-sigstop", "bus-sigstop"} == set(scenarios())
 
 
 def test_up_supervises_its_children_and_restarts_one_that_dies(nats_url, tmp_path):

@@ -175,6 +175,17 @@ def _frozen_for(name: str | None, seconds: float) -> Strike:
     return strike
 
 
+def _bus_frozen_for(seconds: float) -> Strike:
+    """SIGSTOP the nats-server for ``seconds`` (connections stay open, nothing answers), then SIGCONT it."""
+    async def strike(ctx: _Ctx) -> None:
+        ctx.server.process.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            ctx.server.process.send_signal(signal.SIGCONT)
+    return strike
+
+
 def _bus_down_for(seconds: float) -> Strike:
     async def strike(ctx: _Ctx) -> None:
         ctx.server.kill()
@@ -328,6 +339,8 @@ def scenarios() -> dict[str, Callable[[Path], Awaitable[FaultRow]]]:
                                             cluster=True),
         "gpu-queue": lambda d: _scenario("GPU-length clips queued on one instance (emulated, ack wait 2 s)", d,
                                          None, workers=gpu_only, extra=emulated, video_instances=1),
+        "bus-sigstop": lambda d: _scenario("nats-server SIGSTOPped 20 s (frozen, connections open), then resumed",
+                                           d, _bus_frozen_for(20)),
         "scheduler-sigstop": lambda d: _scenario("scheduler SIGSTOPped 20 s mid-request, then resumed", d,
                                                  _frozen_for(None, 20), extra=[("scheduler-2", ["scheduler"])]),
         "worker-sigstop": lambda d: _scenario("video worker SIGSTOPped 20 s mid-task, then resumed", d,
