@@ -536,3 +536,17 @@ def test_screenplay_action_lines_left_of_the_dialogue_are_not_spoken() -> None:
                            ("Sarah", "And another.")]
     unplaced = [notice for notice in play.notices if "not placed" in notice]
     assert [notice.split(":")[1] for notice in unplaced] == ["10"] and "Sarah smiles" in unplaced[0]
+
+
+def test_fountain_action_after_a_capitals_cue_is_not_spoken() -> None:
+    """Fountain (a plain-text screenplay with nothing indented): a capitals cue alone on its line, the speech
+    right under it; a paragraph after the blank line is action, reported, not given to the last speaker. A
+    mixed-case header (a transcript's ``Maya Lindqvist  0:02``) still continues over paragraphs."""
+    play = parse_script("INT. STUDIO - NIGHT\n\nSARAH\n(warmly)\nGood evening.\n\nMIKE (O.S.)\nAnd good night.\n\n"
+                        "Sarah smiles at the glass.\n\nSARAH\nOne more thing.\n")
+    assert texts(play) == [("Sarah", "Good evening."), ("Mike", "And good night."), ("Sarah", "One more thing.")]
+    assert any(":10: not placed" in notice and "Sarah smiles" in notice for notice in play.notices)
+    play = parse_script("Maya Lindqvist  0:02\nWelcome back.\n\nToday we talk about bees.\n\n"
+                        "Tom Berg  0:09\nThanks, Maya.\n")
+    assert texts(play) == [("Maya Lindqvist", "Welcome back."), ("Maya Lindqvist", "Today we talk about bees."),
+                           ("Tom Berg", "Thanks, Maya.")]

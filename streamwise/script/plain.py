@@ -75,6 +75,7 @@ class _TextParser:
         self.cast_block = _unheaded_cast(lines)  # line of a cast list given without a heading (0: none)
         self.indent = 0  # the current line's indentation (columns, tabs at 8)
         self.speech_indent: int | None = None  # indentation of the current speech's first line
+        self.caps_cue = False  # the current speech's label is a capitals cue alone on its line
 
     def run(self) -> Draft:
         for number, raw in enumerate(self.lines, 1):
@@ -206,6 +207,7 @@ class _TextParser:
         self.target, self.speaker, self.parts = "speech", label.name, []
         self.kind = "play" if label.kind in _PLAY_KINDS else label.kind if label.rest else "header"
         self.speech_indent = None
+        self.caps_cue = self.kind == "header" and label.name.isupper()   # a screenplay cue: "SARAH", "MIKE (O.S.)"
         if label.rest:
             self.append(number, label.rest)
         return True
@@ -288,9 +290,12 @@ class _TextParser:
         return None
 
     def _dedented(self) -> bool:
-        """A paragraph left of the last speech's indentation: in a screenplay (cues and dialogue
-        indented, action flush left) it is action, not more of the speech."""
-        return self.speech_indent is not None and self.indent < self.speech_indent
+        """A paragraph after a screenplay cue's speech is action, not more of the speech: one left of the
+        speech's indentation (cues and dialogue indented, action flush left), or any paragraph after a
+        blank line when the cue is in capitals alone on its line and nothing is indented (Fountain)."""
+        if self.speech_indent is not None and self.indent < self.speech_indent:
+            return True
+        return self.caps_cue and not self.indent
 
     def append(self, number: int, text: str) -> None:
         if not self.parts:
