@@ -513,9 +513,10 @@ class SchedulerService(ResultCache, Steering):
         """Delete a vanished instance's durable consumer and purge the tasks still queued on its
         subject (they were resubmitted elsewhere): nothing of a dead instance stays on the bus.
         A worker that was only paused re-creates its consumer when it resumes."""
-        try:
-            await self.bus.js.purge_stream(subjects.STREAM_TASKS, subject=subjects.tasks(model, instance))
-            await self.bus.js.delete_consumer(subjects.STREAM_TASKS, instance)
+        try:   # the model's own task stream (SW_TASKS_<model>)
+            stream = subjects.tasks_stream(model)
+            await self.bus.js.purge_stream(stream, subject=subjects.tasks(model, instance))
+            await self.bus.js.delete_consumer(stream, instance)
             log.info("instance %s gone: its consumer and queued tasks removed", instance)
         except NotFoundError:
             pass
