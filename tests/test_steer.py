@@ -109,7 +109,7 @@ def test_a_script_skipped_ahead_or_ended_stays_steered_after_a_takeover():
     the segments the mux already had are laid out the same."""
     import msgpack
 
-    from streamwise.workflow.steer import checkpoint, persisted, restore, state_key
+    from streamwise.workflow.steer import checkpoint, on_screenplay, persisted, restore, state_key
 
     screenplay = {"title": "T", "studio": None, "speakers": ["A", "B"],
                   "lines": [{"speaker": i % 2, "pieces": [f"line {i}"]} for i in range(5)]}
@@ -127,6 +127,9 @@ def test_a_script_skipped_ahead_or_ended_stays_steered_after_a_takeover():
         restore(new, msgpack.unpackb(msgpack.packb(checkpoint(plan))))
         assert state_key(new) == state_key(plan)
         _complete(new, "screenplay", screenplay)         # parsed again, identically
+        on_screenplay(new)                               # (the scheduler's step after it)
+        assert all(new.dag[f"tts:{i}"].state is NodeState.PENDING for i in (0, 1, 3) if f"tts:{i}" in new.dag)
+        assert "tts:2" not in new.dag or new.dag["tts:2"].state is NodeState.DONE   # never spoken
         for i in range(5):
             if f"tts:{i}" in new.dag and i != 2:
                 _complete(new, f"tts:{i}", _speech(60))

@@ -47,7 +47,7 @@ from ..workflow import dispatch
 from ..workflow.instances import InstanceState
 from ..core.quality import Ladder, QualityState, load_ladders
 from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
-from ..workflow.steer import on_segment, persisted, state_key
+from ..workflow.steer import on_screenplay, on_segment, persisted, state_key
 from .admission import check_dedup_id, check_request, server_side
 from .cache import ResultCache
 from .quota import REFRESH_S, Quotas, TenantLedger
@@ -400,6 +400,7 @@ class SchedulerService(ResultCache, Steering):
                   node.node_id, event.instance, event.started_at - t0, event.finished_at - event.started_at,
                   node.deadline - event.finished_at)
         if node.node_id == "screenplay":
+            on_screenplay(plan)     # (lines steered away before a takeover are not spoken)
             await self._checkpoint(plan)
             await self._status(plan, "running", f"{plan.lines} lines, {len(plan.speakers)} speakers")
         elif node.stage == "mux":   # (and the steers whose first line it is the first to show)

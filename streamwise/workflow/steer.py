@@ -217,3 +217,11 @@ def restore(plan: PodcastPlan, saved: dict[str, Any]) -> None:
     if saved.get("complete"):
         plan._complete(node, out)
     plan._replan_from(0)
+
+
+def on_screenplay(plan: PodcastPlan) -> None:
+    """The screenplay node completed: the speech and shots of lines already steered away (a
+    script restored after a takeover: :func:`restore` set its skipped lines before the script was
+    parsed again) are marked done, so they are never run."""
+    if plan.skipped or plan.cut_line is not None:
+        plan._replan_from(plan.next_segment)
