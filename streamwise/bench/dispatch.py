@@ -133,7 +133,7 @@ class InstantInstances:
             return {"image": f"placeholder-{task.task_id}", "layout": {}}
         if task.stage == "video":
             return {"clip": f"placeholder-{task.task_id}"}
-        return {"segment": task.inputs.get("index", 0)}
+        return {"bytes": 0, "index": int(task.inputs.get("index", 0))}   # (bus/payloads.py SegmentOutputs)
 
 
 async def _drive(url: str, script: str, n: int, per_stage: int, fps: float, timeout_s: float) -> dict:
