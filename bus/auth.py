@@ -1,16 +1,17 @@
 """Bus authentication and least-privilege roles (issue 11; ``docs/security.md``).
 
 StreamWise runs in one NATS account (``STREAMWISE``, JetStream enabled) with five roles,
-each a NATS user whose permissions are computed here by :func:`role_permissions`:
+each a NATS user whose permissions :func:`.permissions.role_permissions` computes (re-exported
+here with :func:`.permissions.permissions_markdown`):
 
 - ``admin``: everything; the only role that may create or change streams, buckets and the
   object stores (``streamwise layout``).
 - ``scheduler``: consumes ``sw.requests.>``, dispatches ``sw.tasks.>``, reads ``sw.events.>``,
   publishes ``sw.status.>``; the instance and cache KV buckets and the artifact store.
-- ``worker``: pulls its tasks (``sw.tasks.>``), publishes events and segments, writes
-  heartbeats and artifacts, reads the tenants' uploads: one user for all worker models (a pool
-  on one machine);
-- ``worker-<model>``: the same for one model only: consumers on ``sw.tasks.<model>.*`` only,
+- ``worker``: pulls its tasks from the task stream of every model of the pool
+  (``SW_TASKS_<model>``), publishes events and segments, writes heartbeats and artifacts, reads
+  the tenants' uploads: one user for all worker models (a pool on one machine);
+- ``worker-<model>``: the same for one model only: consumers of ``SW_TASKS_<model>`` only,
   segments only for the mux stage, the tenants' uploads only for the screenplay stage.
 - ``tenant-<t>``: publishes ``sw.requests.<t>``, uploads to its own object store
   ``sw_uploads_<t>``, reads ``sw.segments.<t>.>`` and ``sw.status.<t>.>``; nothing else.
@@ -18,10 +19,6 @@ each a NATS user whose permissions are computed here by :func:`role_permissions`
 
 Every user has its own reply-subject prefix ``_INBOX_<user>`` (:func:`bus.subjects.inbox_prefix`)
 and may subscribe only below it, so no user can read another's replies or deliveries.
-Consumers are created with the nats-server 2.10+ extended API subject
-``$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>``: the server checks that the filter in the
-subject equals the one in the request, so a permission on that subject fixes what a consumer
-may read.
 
 :func:`init_auth` writes a nats-server configuration in operator (decentralised JWT) mode with
 a MEMORY resolver and one NATS ``.creds`` file (user JWT + nkey seed) per role; the JWTs are
@@ -40,173 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import subjects as S
+from .permissions import (ROLES, AuthError, Permissions, _user_permissions, permissions_markdown,
+                          role_permissions, user_name)
 
-ROLES = ("admin", "scheduler", "worker", "tenant", "viewer")
+__all__ = ["ACCOUNT", "ROLES", "AuthDir", "AuthError", "Permissions", "init_auth", "load_auth_dir", "password_conf",
+           "permissions_markdown", "read_creds_jwt", "role_permissions", "server_conf", "server_settings",
+           "too_open", "user_name"]
+
 ACCOUNT = "STREAMWISE"
-
-
-class AuthError(ValueError):
-    """Bad arguments to the auth set-up, or an unreadable credentials file (one line)."""
-
-
-@dataclass(frozen=True)
-class Permissions:
-    """NATS publish and subscribe permissions of one user (subject patterns)."""
-
-    pub_allow: tuple[str, ...]
-    sub_allow: tuple[str, ...]
-    pub_deny: tuple[str, ...] = ()
-    sub_deny: tuple[str, ...] = ()
-
-
-def user_name(role: str, tenant: str | None = None, model: str | None = None) -> str:
-    """``admin``, ``scheduler``, ``worker``, ``worker-<model>``, ``tenant-<t>``, ``viewer-<t>``
-    (also the .creds file stem).
-
-    Raises:
-        AuthError: unknown role, a tenant role without a valid tenant token, or a model that is
-            not a subject token.
-    """
-    if role not in ROLES:
-        raise AuthError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
-    if role == "worker" and model:
-        try:
-            return f"worker-{S.token(model)}"
-        except ValueError as exc:
-            raise AuthError(f"model {model!r}: {exc}") from None
-    if role in ("tenant", "viewer"):
-        if not tenant:
-            raise AuthError(f"role {role} needs a tenant")
-        return f"{role}-{S.token(tenant)}"
-    return role
-
-
-# the stream-changing JetStream API: refused to every role but admin, on top of the allow lists
-_LAYOUT_API = tuple(S.js_api(*t, ">") for t in (("STREAM", "CREATE"), ("STREAM", "UPDATE"), ("STREAM", "DELETE"),
-                                                ("STREAM", "RESTORE"), ("STREAM", "SNAPSHOT"),
-                                                ("STREAM", "PEER"), ("STREAM", "LEADER"), ("ACCOUNT",)))
-
-
-def _consumer(stream: str, filter_pattern: str, name: str = "*", *, info: bool = True, delete: bool = False,
-              next_: bool = True, ack: bool = True) -> list[str]:
-    """API subjects to create (extended form, filter fixed by ``filter_pattern``), look up,
-    pull from and ack a consumer on ``stream``."""
-    out = [S.js_api("CONSUMER", "CREATE", stream, name, filter_pattern)]
-    if info:
-        out.append(S.js_api("CONSUMER", "INFO", stream, name))
-    if next_:
-        out.append(S.js_api("CONSUMER", "MSG", "NEXT", stream, name))
-    if delete:
-        out.append(S.js_api("CONSUMER", "DELETE", stream, name))
-    if ack:
-        out.append(S.js_ack(stream))
-    return out
-
-
-def _kv_rw(bucket: str) -> list[str]:
-    """Bind, get, put/delete and watch a KV bucket (nats-py 2.16: watch and keys() create an
-    ordered push consumer with the short ``CONSUMER.CREATE.<stream>`` subject)."""
-    st = S.kv_stream(bucket)
-    return [S.kv_all(bucket), S.js_api("STREAM", "INFO", st), S.js_api("STREAM", "MSG", "GET", st),
-            S.js_api("DIRECT", "GET", st, ">"), S.js_api("CONSUMER", "CREATE", st),
-            S.js_api("CONSUMER", "CREATE", st, ">"), S.js_api("CONSUMER", "INFO", st, "*"),
-            S.js_api("CONSUMER", "DELETE", st, "*"), S.js_flow_control(st)]
-
-
-def _obj_read(bucket: str) -> list[str]:
-    """Bind and read an object store (nats-py 2.16: get_info is a last-message get of the
-    metadata subject; get() creates an ordered push consumer on the chunk subject without
-    naming the stream, hence ``STREAM.NAMES``)."""
-    st = S.obj_stream(bucket)
-    return [S.js_api("STREAM", "INFO", st), S.js_api("STREAM", "MSG", "GET", st),
-            S.js_api("DIRECT", "GET", st, ">"), S.js_api("CONSUMER", "CREATE", st),
-            S.js_api("CONSUMER", "CREATE", st, ">"), S.js_api("CONSUMER", "INFO", st, "*"),
-            S.js_api("CONSUMER", "DELETE", st, "*"), S.js_api("STREAM", "NAMES"), S.js_flow_control(st)]
-
-
-def _obj_write(bucket: str) -> list[str]:
-    """Put objects (chunks and metadata under ``$O.<bucket>.>``; replacing one purges its old chunks)."""
-    st = S.obj_stream(bucket)
-    return [S.obj_all(bucket), S.js_api("STREAM", "INFO", st), S.js_api("STREAM", "MSG", "GET", st),
-            S.js_api("DIRECT", "GET", st, ">"), S.js_api("STREAM", "PURGE", st)]
-
-
-def _viewer_reads(tenant: str) -> list[str]:
-    """Ordered push consumers filtered to the tenant's segments, status and completion events
-    (the progress bars and the gateway's panel read them; events subjects are tenant-scoped),
-    deliveries coming to the user's own inbox, and a direct get of a request's last status."""
-    out = []
-    for stream, subject in ((S.STREAM_SEGMENTS, S.segments(tenant, ">")), (S.STREAM_STATUS, S.status(tenant, ">")),
-                            (S.STREAM_EVENTS, S.events(tenant, ">"))):
-        out += [S.js_api("CONSUMER", "CREATE", stream, "*", subject), S.js_flow_control(stream)]
-    out.append(S.js_api("DIRECT", "GET", S.STREAM_STATUS, S.status(tenant, ">")))
-    return out
-
-
-#: The stages whose workers publish segments, and read the tenants' uploads (a per-model worker
-#: user of another stage gets neither right).
-SEGMENT_STAGES = ("mux",)
-UPLOAD_STAGES = ("screenplay",)
-
-
-def role_permissions(role: str, *, tenant: str | None = None, tenants: tuple[str, ...] = (),
-                     model: str | None = None, stage: str | None = None) -> Permissions:
-    """The NATS permissions of ``role`` (the table in ``docs/security.md`` is generated from this).
-
-    ``tenant``: for the ``tenant`` and ``viewer`` roles. ``tenants``: every tenant, for the
-    worker's read access to their upload stores. ``model`` and ``stage``: a worker user of one
-    model (``worker-<model>``): it may create consumers only on ``sw.tasks.<model>.*``, publish
-    segments only when ``stage`` is the mux, read uploads only when it is the screenplay stage.
-
-    Raises:
-        AuthError: unknown role, missing tenant, or a worker model without its stage.
-    """
-    if role == "worker" and model and not stage:
-        raise AuthError(f"worker model {model!r}: give its stage")
-    user = user_name(role, tenant, model)
-    inbox = S.inbox_prefix(user) + ".>"
-    if role == "admin":
-        return Permissions(pub_allow=(">",), sub_allow=(">",))
-    if role == "scheduler":
-        pub = [S.status_all(), S.tasks_all(), S.deadletter_all(), S.cancel("*"),
-               *_consumer(S.STREAM_REQUESTS, S.requests_all(), S.SCHEDULER_CONSUMER),
-               S.js_api("CONSUMER", "DURABLE", "CREATE", S.STREAM_REQUESTS, S.SCHEDULER_CONSUMER),
-               *_consumer(S.STREAM_EVENTS, S.events_all(), delete=True),
-               # a gone instance: its queued tasks are purged and its consumer removed
-               S.js_api("STREAM", "PURGE", S.STREAM_TASKS), S.js_api("CONSUMER", "DELETE", S.STREAM_TASKS, "*"),
-               *_kv_rw(S.KV_INSTANCES), *_kv_rw(S.KV_CACHE),
-               *_kv_rw(S.KV_TENANTS),           # the per-tenant quota ledger
-               *_obj_read(S.OBJECT_STORE), *_obj_write(S.OBJECT_STORE)]
-        for t in tenants:   # an upload's size (the largest-script quota at admission), not its text
-            st = S.obj_stream(S.uploads(t))
-            pub.append(S.js_api("DIRECT", "GET", st, S.obj_meta(S.uploads(t))))
-        return Permissions(pub_allow=_unique(pub), sub_allow=(inbox, S.steer_all()), pub_deny=_LAYOUT_API)
-    if role == "worker":
-        one = bool(model)
-        pub = [S.events_all(), *([S.segments_all()] if not one or stage in SEGMENT_STAGES else []),
-               S.deadletter_all(),
-               # a model's user creates consumers only on its own model's task subjects (the
-               # extended create subject fixes the filter); pulling is named by the consumer
-               # (the instance id), which permissions cannot tie to a model: docs/security.md
-               *_consumer(S.STREAM_TASKS, S.tasks(model, "*") if one else S.tasks_all()),
-               *_kv_rw(S.KV_INSTANCES),
-               *_obj_read(S.OBJECT_STORE), *_obj_write(S.OBJECT_STORE)]
-        if not one or stage in UPLOAD_STAGES:
-            for t in tenants:
-                pub += _obj_read(S.uploads(t))
-        return Permissions(pub_allow=_unique(pub), sub_allow=(inbox, S.evict("*"), S.cancel("*")),
-                           pub_deny=_LAYOUT_API + (S.requests_all(), S.status_all()),
-                           sub_deny=(S.requests_all(),))
-    if role == "tenant":
-        pub = [S.requests(tenant), S.steer(tenant, "*"), *_viewer_reads(tenant), *_obj_write(S.uploads(tenant))]
-        return Permissions(pub_allow=_unique(pub), sub_allow=(inbox,), pub_deny=_LAYOUT_API)
-    # viewer
-    return Permissions(pub_allow=_unique(_viewer_reads(tenant)), sub_allow=(inbox,),
-                       pub_deny=_LAYOUT_API + ("sw.>",))
-
-
-def _unique(items: list[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(items))
 
 
 # --- credentials files -----------------------------------------------------------------------------
@@ -317,7 +155,9 @@ def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, 
 
     ``models``: model -> stage (``streamwise auth init`` passes every model of the stage
     registry): one ``worker-<model>.creds`` each (:func:`role_permissions` with ``model``), besides
-    the all-models ``worker.creds``; they are added to those of an existing directory.
+    the all-models ``worker.creds``; they are added to those of an existing directory. They are
+    also the task streams (``SW_TASKS_<model>``) the scheduler and the all-models worker may use:
+    a directory without models gives those two no task stream at all.
 
     Raises:
         AuthError: no tenants, or a tenant or model that is not a subject token.
@@ -395,14 +235,6 @@ def init_auth(path: str | os.PathLike, tenants: list[str] | tuple[str, ...], *, 
     (p / "auth.json").write_text(json.dumps({"account": akp.public_key.decode(), "tenants": list(all_tenants),
                                              "models": all_models, "users": users}, indent=1) + "\n")
     return AuthDir(path=p, tenants=all_tenants, users=users, models=all_models)
-
-
-def _user_permissions(name: str, tenants: tuple[str, ...], models: dict[str, str]) -> Permissions:
-    """The permissions of user ``name`` (``admin``, ``worker-<model>``, ``tenant-<t>``, ...)."""
-    role, _, rest = name.partition("-")
-    if role == "worker" and rest:
-        return role_permissions("worker", tenants=tenants, model=rest, stage=models[rest])
-    return role_permissions(role, tenant=rest or None, tenants=tenants)
 
 
 #: Settings of :func:`server_settings` whose values nats-server takes unquoted (sizes, the resolver kind).
@@ -500,20 +332,3 @@ def password_conf(tenants: list[str] | tuple[str, ...], passwords: dict[str, str
 def too_open(path: str | os.PathLike) -> bool:
     """True when ``path`` is readable or writable by its group or others (a secret should be 0600)."""
     return bool(os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO))
-
-
-def permissions_markdown(tenant: str = "T", tenants: tuple[str, ...] = ("T",)) -> str:
-    """The permission table of ``docs/security.md`` (one row per role and direction), generated
-    from :func:`role_permissions` so the document cannot drift from what ``auth init`` writes."""
-    rows = ["| role (user) | publish allowed | publish denied | subscribe allowed | subscribe denied |",
-            "|---|---|---|---|---|"]
-    cell = lambda items: "<br>".join(f"`{i}`" for i in items) or "–"   # noqa: E731
-    for role in ROLES:
-        t = tenant if role in ("tenant", "viewer") else None
-        variants = [(None, None)] + ([("M", "tts"), ("M", "screenplay")] if role == "worker" else [])
-        for model, stage in variants:
-            p = role_permissions(role, tenant=t, tenants=tenants, model=model, stage=stage)
-            label = f"{role} of model M, stage {stage}" if model else role
-            rows.append(f"| {label} (`{user_name(role, t, model)}`) | {cell(p.pub_allow)} | {cell(p.pub_deny)} | "
-                        f"{cell(p.sub_allow)} | {cell(p.sub_deny)} |")
-    return "\n".join(rows) + "\n"

@@ -1,18 +1,16 @@
-"""A connection to the StreamWise bus: streams, KV, object store, typed publish.
+"""A connection to the StreamWise bus: typed publish, blobs, uploads, dead letters.
 
 :func:`connect` opens a NATS connection (credentials, TLS: ``docs/security.md``). Without
 authentication, or as the admin, it creates (idempotently) every stream, the instance KV
-bucket and the artifact object store that ``docs/protocol.md`` lists, so any process may be
-the first to start; the scheduler and worker roles only bind the layout the admin made, and
-tenant and viewer clients bind nothing. Retention follows the design notes, section 3.
+bucket and the artifact object store that ``docs/protocol.md`` lists (:mod:`.layout`), so any
+process may be the first to start; the scheduler and worker roles only bind the layout the
+admin made, and tenant and viewer clients bind nothing. The pull consumer that survives
+restarts is :class:`.consumer.PullConsumer` (re-exported here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
-import datetime
 import hashlib
 import json
 import logging
@@ -35,17 +33,19 @@ from nats.js.object_store import ObjectStore
 
 from . import subjects
 from .codec import encode
+from .consumer import PullConsumer
+from .layout import (ARTIFACTS_TTL_S, CACHE_TTL_S, EVENTS_MAX_AGE_S, INSTANCE_TTL_S, SEGMENTS_MAX_AGE_S,
+                     TENANTS_TTL_S, LayoutError, _object_store, bind_layout, bind_task_stream, ensure_layout,
+                     ensure_task_stream, replicas_default)
 from .limits import BUS_LIMITS
+
+__all__ = ["ACK_WAIT_S", "ARTIFACTS_TTL_S", "CACHE_TTL_S", "EVENTS_MAX_AGE_S", "INSTANCE_TTL_S", "PUBLISH_RETRY_S",
+           "REQUEST_ACK_WAIT_S", "SEGMENTS_MAX_AGE_S", "TENANTS_TTL_S", "Bus", "LayoutError", "PullConsumer",
+           "connect", "deadletter_payload", "ensure_layout", "redact", "replicas_default", "retrying",
+           "tls_context"]
 
 log = logging.getLogger(__name__)
 
-INSTANCE_TTL_S = 10.0      # a worker missing heartbeats this long is gone (KV bucket max-age)
-EVENTS_MAX_AGE_S = 3600.0  # completion events are for the live scheduler; an hour covers replay
-SEGMENTS_MAX_AGE_S = 6 * 3600.0
-ARTIFACTS_TTL_S = 6 * 3600.0
-# a cache entry names artifacts written before it, so it must expire before they do
-CACHE_TTL_S = ARTIFACTS_TTL_S - 3600.0
-TENANTS_TTL_S = 2 * 86400.0   # the quota ledger: a tenant idle for two days starts afresh
 # a task message's ack wait: a worker sends in-progress acks for every message it holds every
 # third of it, so a long wait protects nothing; a short one bounds how long a task lost in
 # transit (a server crash between delivery and receipt) waits for its redelivery
@@ -108,34 +108,6 @@ async def retrying(what: str, fn, *, retry_s: float | None = None, first_backoff
             backoff = min(backoff * 2, 5.0)
 
 
-def _stream_configs(replicas: int = 1) -> list[api.StreamConfig]:
-    """The streams of ``docs/protocol.md`` with their bounds (``configs/limits.yaml``, ``bus:``).
-
-    Work-queue streams and the event stream refuse new messages when full (``discard: new``):
-    the publisher gets an error and retries or fails its request, so an in-flight request's
-    data is never dropped silently. Segments and status age out after ``SEGMENTS_MAX_AGE_S``.
-    """
-    wq, lim = api.RetentionPolicy.WORK_QUEUE, api.RetentionPolicy.LIMITS
-    new, old = api.DiscardPolicy.NEW, api.DiscardPolicy.OLD
-    b = BUS_LIMITS
-    common = dict(num_replicas=replicas, storage=api.StorageType.FILE)
-    return [
-        api.StreamConfig(name=subjects.STREAM_REQUESTS, subjects=[subjects.requests_all()], retention=wq,
-                         max_age=b.requests_max_age_s, max_bytes=b.requests_max_bytes, discard=new, **common),
-        api.StreamConfig(name=subjects.STREAM_TASKS, subjects=[subjects.tasks_all()], retention=wq,
-                         max_age=b.tasks_max_age_s, max_bytes=b.tasks_max_bytes, discard=new, **common),
-        api.StreamConfig(name=subjects.STREAM_EVENTS, subjects=[subjects.events_all()], retention=lim,
-                         max_age=EVENTS_MAX_AGE_S, max_bytes=b.events_max_bytes, discard=new, **common),
-        api.StreamConfig(name=subjects.STREAM_SEGMENTS, subjects=[subjects.segments_all()], retention=lim,
-                         max_age=SEGMENTS_MAX_AGE_S, max_bytes=b.segments_max_bytes, discard=new, **common),
-        api.StreamConfig(name=subjects.STREAM_STATUS, subjects=[subjects.status_all()], retention=lim,
-                         max_age=SEGMENTS_MAX_AGE_S, max_msgs_per_subject=256, max_bytes=b.status_max_bytes,
-                         discard=old, allow_direct=True, **common),
-        api.StreamConfig(name=subjects.STREAM_DEADLETTER, subjects=[subjects.deadletter_all()], retention=lim,
-                         max_age=b.deadletter_max_age_s, max_bytes=b.deadletter_max_bytes, discard=old, **common),
-    ]
-
-
 @dataclass
 class Bus:
     """An open bus connection: NATS core, JetStream, the instance KV and the artifact store."""
@@ -151,6 +123,7 @@ class Bus:
     user: str | None = None       # the NATS user (from the credentials or the URL), None without auth
     refused: list[str] = field(default_factory=list)   # the server's last permission/authorization errors
     reconnects: int = 0          # bumped on every reconnect: pull consumers and watchers re-create themselves
+    task_models: set[str] = field(default_factory=set)   # models whose task streams this connection made sure of
     closing: bool = False
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -194,6 +167,24 @@ class Bus:
         for text in reversed(self.refused):
             if f'"{subject.lower()}"' in text.lower():
                 raise PermissionError(f"the bus refused {self.user or 'this connection'}: {text}")
+
+    async def task_stream(self, model: str) -> str:
+        """Make sure the task stream ``SW_TASKS_<model>`` exists and return its name: created if
+        missing when this connection creates the layout (no auth, the admin), else only checked
+        (the admin makes it: ``streamwise layout``). Re-created after a reconnect like the rest.
+
+        Raises:
+            LayoutError: it is missing and this connection may not create it, or the legacy
+                all-models stream ``SW_TASKS`` is in the way.
+        """
+        if self.layout == "create":
+            await retrying(f"create the task stream of {model}", lambda: ensure_task_stream(self.js, model, self.replicas),
+                           retry_s=30.0)
+        else:
+            await retrying(f"bind the task stream of {model}", lambda: bind_task_stream(self.js, model, self.safe_url),
+                           retry_s=30.0)
+        self.task_models.add(model)
+        return subjects.tasks_stream(model)
 
     async def put_blob(self, name: str, data: bytes) -> str:
         """Store ``data`` in the artifact object store under ``name``; returns ``name``. Retries
@@ -335,83 +326,6 @@ def redact(url: str) -> str:
             rest = f"{user}:***@{host}" if ":" in creds else f"***@{host}"
         out.append(f"{scheme}{sep}{rest}")
     return ",".join(out)
-
-
-def replicas_default() -> int:
-    """Stream, bucket and object-store replicas for a layout this process creates:
-    ``$STREAMWISE_REPLICAS`` (3 on a three-node cluster), default 1."""
-    return max(1, int(os.environ.get("STREAMWISE_REPLICAS", "1")))
-
-
-class LayoutError(RuntimeError):
-    """The bus layout (a stream, bucket or object store) is missing and this connection may not
-    create it: run ``streamwise layout`` with admin credentials."""
-
-
-async def _object_store(js: JetStreamContext, bucket: str, ttl_s: float, max_bytes: int, replicas: int) -> ObjectStore:
-    try:
-        return await js.object_store(bucket)
-    except (NotFoundError, BadRequestError):
-        return await js.create_object_store(bucket, api.ObjectStoreConfig(ttl=ttl_s, max_bytes=max_bytes,
-                                                                          replicas=replicas))
-
-
-async def _kv(js: JetStreamContext, bucket: str, ttl_s: float, max_bytes: int, replicas: int) -> KeyValue:
-    try:
-        return await js.key_value(bucket)
-    except (NotFoundError, BadRequestError):
-        return await js.create_key_value(api.KeyValueConfig(bucket=bucket, ttl=ttl_s, max_bytes=max_bytes,
-                                                            replicas=replicas))
-
-
-async def ensure_layout(js: JetStreamContext, replicas: int | None = None,
-                        tenants: tuple[str, ...] | list[str] = ()) -> tuple[KeyValue, ObjectStore, KeyValue]:
-    """Create what is missing of the streams, the instance KV, the object store, the result
-    cache KV and the upload store of each of ``tenants``. Existing ones are left as they are:
-    an operator's replicas, limits or other changes are never undone or lowered (idempotent).
-    On an authenticated bus only the admin role may call this (``streamwise layout``).
-    ``replicas``: for what this call creates (default :func:`replicas_default`)."""
-    replicas = replicas or replicas_default()
-    for tenant in tenants:
-        await _object_store(js, subjects.uploads(tenant), ARTIFACTS_TTL_S, BUS_LIMITS.uploads_max_bytes, replicas)
-    for config in _stream_configs(replicas):
-        try:
-            await js.stream_info(config.name)
-        except NotFoundError:
-            try:
-                await js.add_stream(config)
-            except BadRequestError as exc:   # created by another process meanwhile, or refused
-                try:
-                    await js.stream_info(config.name)
-                except NotFoundError:
-                    raise exc from None
-    b = BUS_LIMITS
-    kv = await _kv(js, subjects.KV_INSTANCES, INSTANCE_TTL_S, b.instances_max_bytes, replicas)
-    cache = await _kv(js, subjects.KV_CACHE, CACHE_TTL_S, b.cache_max_bytes, replicas)
-    await _kv(js, subjects.KV_TENANTS, TENANTS_TTL_S, 64 * 2**20, replicas)   # quota usage (opened lazily)
-    store = await _object_store(js, subjects.OBJECT_STORE, ARTIFACTS_TTL_S, b.artifacts_max_bytes, replicas)
-    return kv, store, cache
-
-
-async def bind_layout(js: JetStreamContext, url: str, *,
-                      cache: bool = True) -> tuple[KeyValue, ObjectStore, KeyValue | None]:
-    """Bind the instance KV, the artifact store and (``cache``) the cache KV that the admin
-    created, creating nothing (the scheduler and worker roles may not; a worker has no access
-    to the cache, which only schedulers use).
-
-    Raises:
-        LayoutError: one of them is missing (one line naming it and the fix).
-    """
-    async def one(kind: str, name: str, open_):
-        try:
-            return await open_(name)
-        except (NotFoundError, BadRequestError):
-            raise LayoutError(f"bus layout missing on {redact(url)}: no {kind} {name}; create the layout once "
-                              f"with admin credentials: streamwise layout --nats URL --creds admin.creds") from None
-
-    kv = await one("KV bucket", subjects.KV_INSTANCES, js.key_value)
-    store = await one("object store", subjects.OBJECT_STORE, js.object_store)
-    return kv, store, (await one("KV bucket", subjects.KV_CACHE, js.key_value) if cache else None)
 
 
 def _url_user(url: str) -> str | None:
@@ -572,7 +486,7 @@ async def connect(url: str, *, name: str = "streamwise", connect_timeout_s: floa
                                               unless_refused(lambda: ensure_layout(js, replicas)), retry_s=30.0)
         elif layout == "bind":
             kv, store, cache = await retrying(
-                "bind the bus layout", unless_refused(lambda: bind_layout(js, url, cache=not _is_worker(user))),
+                "bind the bus layout", unless_refused(lambda: bind_layout(js, redact(url), cache=not _is_worker(user))),
                 retry_s=30.0)
     except BaseException:
         await nc.close()
@@ -588,94 +502,8 @@ async def _relayout(bus: Bus) -> None:
     """After a reconnect: re-create whatever the server lost (a restart without its store)."""
     try:
         bus.instances, bus.artifacts, bus.cache = await retrying(
-            "re-create the bus layout", lambda: ensure_layout(bus.js, bus.replicas))
+            "re-create the bus layout", lambda: ensure_layout(bus.js, bus.replicas, models=tuple(bus.task_models)))
     except Exception as exc:
         log.warning("bus: could not re-create the layout after a reconnect: %s", exc)
 
 
-def _rfc3339(t: float) -> str:
-    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-class PullConsumer:
-    """A pull subscription that survives server restarts, outages and the loss of a cluster node.
-
-    :meth:`fetch` returns ``[]`` on a timeout or a transient error instead of raising, and
-    re-creates the subscription after a reconnect (nats.py does not: #504), after repeated
-    errors (a consumer that is gone answers every pull with 503: an R1 consumer on a killed
-    cluster node, or one deleted by the server), and after a re-create that failed. An
-    ephemeral consumer (``durable=None``) resumes after the last message it returned (by stream
-    sequence), so nothing is delivered twice or skipped across a re-create.
-    """
-
-    def __init__(self, bus: Bus, subject: str, *, stream: str, durable: str | None = None,
-                 config: api.ConsumerConfig | None = None) -> None:
-        self.bus = bus
-        self.subject = subject
-        self.stream = stream
-        self.durable = durable
-        self.config = config or api.ConsumerConfig()
-        self._sub = None
-        self._opened = False      # the consumer was created once (a re-create resumes after _last_seq)
-        self._stale = True        # _sub is missing, unsubscribed or of a consumer that is gone: open anew
-        self._generation = -1
-        self._last_seq: int | None = None
-        self._created_at = time.time()
-        self._errors = 0
-        self.recreated = 0        # successful re-creates (after the first open), for logs and tests
-
-    async def _open(self) -> None:
-        """Create the consumer and subscribe. Until that succeeds the consumer stays stale, so
-        the next :meth:`fetch` tries again: a re-create that failed (no JetStream leader yet
-        after a node was lost) must not leave fetches on an unsubscribed subscription, which
-        time out forever as if there were no messages."""
-        self._stale = True
-        generation = self.bus.reconnects
-        config = self.config
-        if self.durable is None and self._opened:   # re-creating an ephemeral consumer
-            if self._last_seq is not None:
-                config = dataclasses.replace(config, deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                                             opt_start_seq=self._last_seq + 1, opt_start_time=None)
-            elif config.deliver_policy == api.DeliverPolicy.NEW:   # nothing read yet: what came since creation
-                config = dataclasses.replace(config, deliver_policy=api.DeliverPolicy.BY_START_TIME,
-                                             opt_start_time=_rfc3339(self._created_at))
-        if self._sub is not None:
-            old, self._sub = self._sub, None
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(old.unsubscribe(), timeout=2.0)
-        self._sub = await self.bus.js.pull_subscribe(self.subject, durable=self.durable, stream=self.stream,
-                                                     config=config)
-        if self._opened:
-            self.recreated += 1
-            log.info("consumer on %s re-created", self.subject)
-        self._opened = True
-        self._generation = generation
-        self._stale = False
-
-    async def fetch(self, batch: int, timeout: float = 1.0) -> list:
-        """Up to ``batch`` messages, waiting at most about ``timeout`` seconds; ``[]`` if none."""
-        try:
-            if self._stale or self._generation != self.bus.reconnects or self._errors >= 3:
-                self._errors = 0
-                await self._open()
-            msgs = await self._sub.fetch(batch=batch, timeout=timeout)
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
-            if self._stale:          # the re-create itself timed out: try again, after a pause
-                self._errors += 1
-                await asyncio.sleep(min(0.2 * 2 ** self._errors, 2.0))
-            return []
-        except Exception as exc:   # outage, restart, consumer gone (503): back off, then re-create
-            self._errors += 1
-            log.debug("fetch on %s failed (%s: %s)", self.subject, type(exc).__name__, exc)
-            await asyncio.sleep(min(0.2 * 2 ** self._errors, 2.0))
-            return []
-        self._errors = 0
-        if msgs:
-            with contextlib.suppress(Exception):
-                self._last_seq = msgs[-1].metadata.sequence.stream
-        return msgs
-
-    async def unsubscribe(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._sub.unsubscribe(), timeout=2.0)

@@ -14,7 +14,8 @@ import secrets
 PREFIX = "sw"
 
 STREAM_REQUESTS = "SW_REQUESTS"
-STREAM_TASKS = "SW_TASKS"
+TASKS_STREAM_PREFIX = "SW_TASKS_"   # one task stream per model: SW_TASKS_<model> (tasks_stream)
+LEGACY_STREAM_TASKS = "SW_TASKS"     # the one task stream of every model before issue 11's per-model streams
 STREAM_EVENTS = "SW_EVENTS"
 STREAM_SEGMENTS = "SW_SEGMENTS"
 STREAM_STATUS = "SW_STATUS"
@@ -90,7 +91,25 @@ def tasks(model: str, instance: str, prefix: str = PREFIX) -> str:
 
 
 def tasks_all(prefix: str = PREFIX) -> str:
+    """``sw.tasks.>``: every model's task subjects (the scheduler publishes to all of them)."""
     return f"{prefix}.tasks.>"
+
+
+def tasks_of_model(model: str, prefix: str = PREFIX) -> str:
+    """``sw.tasks.<model>.*``: the subjects of the task stream of ``model``."""
+    return f"{prefix}.tasks.{token(model)}.*"
+
+
+def tasks_stream(model: str) -> str:
+    """``SW_TASKS_<model>``: the work-queue stream of one model's tasks (issue 11). One stream
+    per model, so the JetStream API subjects of its consumers (``$JS.API.CONSUMER.MSG.NEXT.
+    SW_TASKS_<model>.<instance>``) name the model, and a ``worker-<model>`` user's permissions
+    can name only its own model's stream: it cannot pull another model's tasks even knowing the
+    instance id (``docs/security.md``).
+
+    Raises:
+        ValueError: ``model`` is not a subject token."""
+    return f"{TASKS_STREAM_PREFIX}{token(model)}"
 
 
 def scoped(tenant: str, request_id: str) -> str:
@@ -185,7 +204,7 @@ JS_API = "$JS.API"
 
 
 def js_api(*tokens: str) -> str:
-    """``$JS.API.<tokens...>``, e.g. ``js_api("STREAM", "INFO", "SW_TASKS")``."""
+    """``$JS.API.<tokens...>``, e.g. ``js_api("STREAM", "INFO", "SW_STATUS")``."""
     return ".".join((JS_API, *tokens))
 
 

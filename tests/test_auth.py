@@ -27,6 +27,7 @@ from streamwise.bus.client import LayoutError, PullConsumer, connect, ensure_lay
 from streamwise.bus.codec import encode
 from streamwise.bus.messages import Request, Task
 from streamwise.bus.server import EmbeddedServer
+from streamwise.cli.auth import registry_models
 
 ROOT = Path(__file__).resolve().parents[1]
 VIOLATION = re.compile(r"permissions violation", re.I)
@@ -82,7 +83,7 @@ def auth_server(authdir):
     with EmbeddedServer(extra_conf=authdir.conf.read_text()) as server:
         async def layout():
             admin = await connect(server.url, creds=str(authdir.creds("admin")))
-            await ensure_layout(admin.js, tenants=authdir.tenants)
+            await ensure_layout(admin.js, tenants=authdir.tenants, models=tuple(authdir.models))
             await admin.close()
         asyncio.run(layout())
         yield server
@@ -139,9 +140,10 @@ def test_auth_init_writes_conf_and_one_creds_file_per_role_mode_0600(tmp_path):
     from streamwise.stages.registry import ADAPTERS
     for _, model in ADAPTERS:
         allow = read_creds_jwt(d / f"worker-{model}.creds")["nats"]["pub"]["allow"]
-        assert S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS, "*", S.tasks(model, "*")) in allow
-        creates = [a for a in allow if a.startswith(S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS))]
-        assert creates and all(a.split(".")[7:9] == ["tasks", model] for a in creates), (model, creates)
+        assert S.js_api("CONSUMER", "CREATE", S.tasks_stream(model), "*", S.tasks(model, "*")) in allow
+        # every right on a task stream names the model's own stream (create, info, next, ack)
+        tasks = [a for a in allow if "SW_TASKS" in a]
+        assert len(tasks) == 5 and all(S.tasks_stream(model) in a.split(".") for a in tasks), (model, tasks)
     # adding a tenant keeps the others' credentials and issues the new one's; users whose permissions
     # name the tenants' upload stores (the scheduler, the screenplay workers) are issued anew
     kept = {n: (d / f"{n}.creds").read_text() for n in ("tenant-a", "worker-piper", "worker-pyav-fmp4", "admin")}
@@ -262,8 +264,8 @@ async def test_non_admin_cannot_create_or_change_a_stream(auth_server, authdir, 
     try:
         await _refused(refused, bus.js.add_stream(name="ROGUE", subjects=["rogue.>"]),
                        S.js_api("STREAM", "CREATE", "ROGUE"))
-        changed = api.StreamConfig(name=S.STREAM_TASKS, subjects=[S.tasks_all()], max_age=1)
-        await _refused(refused, bus.js.update_stream(changed), S.js_api("STREAM", "UPDATE", S.STREAM_TASKS))
+        changed = api.StreamConfig(name=S.tasks_stream("piper"), subjects=[S.tasks_of_model("piper")], max_age=1)
+        await _refused(refused, bus.js.update_stream(changed), S.js_api("STREAM", "UPDATE", S.tasks_stream("piper")))
         await _refused(refused, bus.js.delete_stream(S.STREAM_SEGMENTS),
                        S.js_api("STREAM", "DELETE", S.STREAM_SEGMENTS))
         await _refused(refused, bus.js.create_key_value(api.KeyValueConfig(bucket="rogue")),
@@ -275,7 +277,7 @@ async def test_non_admin_cannot_create_or_change_a_stream(auth_server, authdir, 
         await bus.close()
     admin = await connect(auth_server.url, creds=str(authdir.creds("admin")))
     try:
-        info = await admin.js.stream_info(S.STREAM_TASKS)
+        info = await admin.js.stream_info(S.tasks_stream("piper"))
         assert info.config.max_age != 1
         assert S.STREAM_SEGMENTS in [s.config.name for s in await admin.js.streams_info()]
         assert "ROGUE" not in [s.config.name for s in await admin.js.streams_info()]
@@ -358,7 +360,7 @@ async def test_worker_pulls_its_tasks_heartbeats_and_reports(auth_server, authdi
         instance = "tts-authtest"
         task = Task(task_id="r9.n1.0-1", request_id="r9", tenant="a", node_id="n1", stage="tts", model="piper",
                     deadline=time.time() + 60, attempt=1, inputs={}, dispatched_at=time.time())
-        consumer = PullConsumer(worker, S.tasks("piper", instance), durable=instance, stream=S.STREAM_TASKS)
+        consumer = PullConsumer(worker, S.tasks("piper", instance), durable=instance, stream=S.tasks_stream("piper"))
         assert await consumer.fetch(1, timeout=0.5) == []       # creates the durable consumer
         await sched.publish(S.tasks("piper", instance), task, msg_id=task.task_id)
         msgs = []
@@ -391,11 +393,13 @@ async def test_a_models_worker_user_cannot_pull_other_models_tasks_nor_publish_a
     try:
         assert bus.user == "worker-piper"
         other = S.tasks("script-parser", "sp-1")
-        await _refused(refused, bus.js.pull_subscribe(other, durable="steal", stream=S.STREAM_TASKS),
-                       S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS, "steal", other))
+        stream = S.tasks_stream("script-parser")
+        await _refused(refused, bus.js.add_consumer(stream, api.ConsumerConfig(name="steal", durable_name="steal", filter_subject=other)),
+                       S.js_api("CONSUMER", "CREATE", stream, "steal", other))
         wide = S.tasks_all()
-        await _refused(refused, bus.js.pull_subscribe(wide, durable="steal2", stream=S.STREAM_TASKS),
-                       S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS, "steal2", wide))
+        mine = S.tasks_stream("piper")
+        await _refused(refused, bus.js.add_consumer(mine, api.ConsumerConfig(name="steal2", durable_name="steal2", filter_subject=wide)),
+                       S.js_api("CONSUMER", "CREATE", mine, "steal2", wide))
         for subject in (other, S.tasks("piper", "tts-1"), wide):
             await bus.nc.subscribe(subject)
             await refused.expect(subject)
@@ -405,12 +409,82 @@ async def test_a_models_worker_user_cannot_pull_other_models_tasks_nor_publish_a
         await _refused(refused, bus.js.object_store(S.uploads("a")),
                        S.js_api("STREAM", "INFO", S.obj_stream(S.uploads("a"))))
         # its own model's consumer is allowed
-        mine = PullConsumer(bus, S.tasks("piper", "tts-own"), durable="tts-own", stream=S.STREAM_TASKS)
-        assert await mine.fetch(1, timeout=0.5) == []
-        assert refused.none_for(S.js_api("CONSUMER", "CREATE", S.STREAM_TASKS, "tts-own", S.tasks("piper", "tts-own")))
-        await mine.unsubscribe()
+        own = PullConsumer(bus, S.tasks("piper", "tts-own"), durable="tts-own", stream=mine)
+        assert await own.fetch(1, timeout=0.5) == []
+        assert refused.none_for(S.js_api("CONSUMER", "CREATE", mine, "tts-own", S.tasks("piper", "tts-own")))
+        await own.unsubscribe()
     finally:
         await bus.close()
+
+
+async def test_a_models_worker_cannot_pull_from_another_models_existing_consumer(auth_server, authdir):
+    """The hole closed by one task stream per model: worker-piper knows the instance id of a
+    script-parser worker (every worker reads KV sw_instances) whose consumer exists with a task
+    queued. Pulling from it (``$JS.API.CONSUMER.MSG.NEXT.SW_TASKS_script-parser.<instance>``), its
+    info and an ack on that stream are refused by the server, the task is not delivered to the
+    thief, and its own worker still gets it. (With one stream for all models, the pull subject
+    was ``...MSG.NEXT.SW_TASKS.<instance>`` for every model, which worker-piper was granted.)"""
+    victim, _ = await _as(auth_server, authdir, "worker", model="script-parser")
+    thief, refused = await _as(auth_server, authdir, "worker", model="piper")
+    sched, _ = await _as(auth_server, authdir, "scheduler")
+    try:
+        instance, stream = "sp-victim", S.tasks_stream("script-parser")
+        assert await victim.task_stream("script-parser") == stream
+        own = PullConsumer(victim, S.tasks("script-parser", instance), durable=instance, stream=stream)
+        assert await own.fetch(1, timeout=0.5) == []                  # its durable consumer exists
+        task = Task(task_id="a.steal-1.screenplay.0-1", request_id="steal-1", tenant="a", node_id="screenplay",
+                    stage="screenplay", model="script-parser", deadline=time.time() + 60, attempt=1,
+                    inputs={"script": "Ada: a secret line.\n"}, dispatched_at=time.time())
+        await sched.publish(S.tasks("script-parser", instance), task, msg_id=task.task_id)
+        got = []
+        inbox = thief.nc.new_inbox()
+
+        async def on_msg(m):
+            got.append(m)
+        sub = await thief.nc.subscribe(inbox, cb=on_msg)              # its own inbox: allowed
+        nxt = S.js_api("CONSUMER", "MSG", "NEXT", stream, instance)
+        await thief.nc.publish(nxt, json.dumps({"batch": 1, "expires": 2_000_000_000}).encode(), reply=inbox)
+        await refused.expect(nxt)
+        await _refused(refused, thief.js.consumer_info(stream, instance), S.js_api("CONSUMER", "INFO", stream, instance))
+        ack = f"$JS.ACK.{stream}.{instance}.1.1.1.0.0"
+        await thief.nc.publish(ack, b"+ACK")
+        await refused.expect(ack)
+        await asyncio.sleep(2.5)
+        assert got == []                                              # nothing delivered to the thief
+        await sub.unsubscribe()
+        msgs = []
+        for _ in range(30):
+            if msgs := await own.fetch(1, timeout=1.0):
+                break
+        assert msgs and msgpack.unpackb(msgs[0].data)["task_id"] == task.task_id
+        await msgs[0].ack()
+        await own.unsubscribe()
+    finally:
+        for b in (victim, thief, sched):
+            await b.close()
+
+
+async def test_the_scheduler_cleans_up_a_gone_instance_on_its_models_stream(auth_server, authdir):
+    """The scheduler's clean-up of a dead instance (purge its queued tasks, delete its consumer)
+    is allowed on each model's task stream."""
+    worker, _ = await _as(auth_server, authdir, "worker", model="piper")
+    sched, refused = await _as(auth_server, authdir, "scheduler")
+    try:
+        stream = S.tasks_stream("piper")
+        dead = PullConsumer(worker, S.tasks("piper", "tts-dead"), durable="tts-dead", stream=stream)
+        assert await dead.fetch(1, timeout=0.5) == []
+        await dead.unsubscribe()
+        task = Task(task_id="a.gone-1.tts:0.0-1", request_id="gone-1", tenant="a", node_id="tts:0", stage="tts",
+                    model="piper", deadline=time.time() + 60, attempt=1, inputs={}, dispatched_at=time.time())
+        await sched.publish(S.tasks("piper", "tts-dead"), task, msg_id=task.task_id)
+        await sched.js.purge_stream(stream, subject=S.tasks("piper", "tts-dead"))
+        assert await sched.js.delete_consumer(stream, "tts-dead")
+        info = await worker.js.stream_info(stream, subjects_filter=S.tasks("piper", "tts-dead"))
+        assert (info.state.subjects or {}).get(S.tasks("piper", "tts-dead"), 0) == 0
+        assert not refused.errors, refused.errors
+    finally:
+        await sched.close()
+        await worker.close()
 
 
 async def test_the_worker_process_of_a_model_serves_a_task_with_its_own_creds(auth_server, authdir):
@@ -605,7 +679,7 @@ def test_example_podcast_end_to_end_with_up_auth_and_a_tenant_creds(tmp_path):
     admin's credentials, each pool process with its role's) and ``streamwise generate --creds
     DIR/tenant-a.creds`` streaming the example podcast; tenant b cannot watch it."""
     auth = tmp_path / "auth"
-    init_auth(auth, ["a", "b"])
+    init_auth(auth, ["a", "b"], models=registry_models())   # as `streamwise auth init` does
     up = subprocess.Popen([sys.executable, "-m", "streamwise", "up", "--auth", str(auth)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []

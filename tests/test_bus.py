@@ -65,11 +65,16 @@ def test_embedded_server_reports_a_port_in_use(nats_server):
 async def test_layout_is_idempotent_and_has_the_documented_streams(bus):
     await ensure_layout(bus.js)     # a second process creating the same layout
     names = {s.config.name for s in await bus.js.streams_info()}
-    for stream in (subjects.STREAM_REQUESTS, subjects.STREAM_TASKS, subjects.STREAM_EVENTS,
+    for stream in (subjects.STREAM_REQUESTS, subjects.STREAM_EVENTS,
                    subjects.STREAM_SEGMENTS, subjects.STREAM_STATUS, subjects.STREAM_DEADLETTER):
         assert stream in names
-    info = await bus.js.stream_info(subjects.STREAM_TASKS)
+    assert subjects.LEGACY_STREAM_TASKS not in names      # tasks: one stream per model (issue 11)
+    assert await bus.task_stream("piper") == "SW_TASKS_piper"
+    await ensure_layout(bus.js, models=("piper", "llm"))   # the admin's `streamwise layout`: idempotent too
+    info = await bus.js.stream_info(subjects.tasks_stream("piper"))
     assert info.config.retention == api.RetentionPolicy.WORK_QUEUE
+    assert info.config.subjects == ["sw.tasks.piper.*"]
+    assert (await bus.js.stream_info(subjects.tasks_stream("llm"))).config.subjects == ["sw.tasks.llm.*"]
     assert bus.max_payload == 8 * 1024 * 1024
 
 

@@ -146,7 +146,7 @@ async def test_one_node_of_a_three_node_cluster_killed_mid_request_loses_nothing
     monkeypatch.setenv("STREAMWISE_REPLICAS", "3")     # inherited by the pool's processes
     with LocalCluster(3, str(tmp_path / "cluster")) as cluster:
         bus = await connect(cluster.url)
-        info = await bus.js.stream_info(subjects.STREAM_TASKS)
+        info = await bus.js.stream_info(subjects.STREAM_REQUESTS)
         assert info.config.num_replicas == 3
         pool = Pool(cluster.url, log_dir=tmp_path / "logs").start()
         try:

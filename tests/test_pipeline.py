@@ -311,7 +311,7 @@ async def test_a_lost_worker_loses_nothing(tmp_path, how):
                     # work and there is nothing to resubmit: CI saw that once), so the scheduler
                     # must resubmit it when the heartbeat expires
                     for _ in range(3000):
-                        if (await bus.js.consumer_info(subjects.STREAM_TASKS, victim_id)).num_ack_pending:
+                        if (await bus.js.consumer_info(subjects.tasks_stream("cpu-head"), victim_id)).num_ack_pending:
                             break
                         await asyncio.sleep(0.01)
                     victim.kill()
@@ -322,9 +322,9 @@ async def test_a_lost_worker_loses_nothing(tmp_path, how):
                 import signal
 
                 for _ in range(3000):
-                    if (await bus.js.consumer_info(subjects.STREAM_TASKS, victim_id)).num_ack_pending:
+                    if (await bus.js.consumer_info(subjects.tasks_stream("cpu-head"), victim_id)).num_ack_pending:
                         victim.send_signal(signal.SIGSTOP)
-                        if (await bus.js.consumer_info(subjects.STREAM_TASKS, victim_id)).num_ack_pending:
+                        if (await bus.js.consumer_info(subjects.tasks_stream("cpu-head"), victim_id)).num_ack_pending:
                             break
                         victim.send_signal(signal.SIGCONT)
                     await asyncio.sleep(0.01)

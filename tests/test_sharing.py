@@ -84,7 +84,7 @@ async def test_two_schedulers_share_intake_and_never_overfill_an_instance(tmp_pa
                     assert all(hb.peak_held <= hb.cap for hb in workers), [(hb.instance, hb.peak_held) for hb in workers]
                     assert max(hb.peak_held for hb in workers) >= 1
                     for hb in workers:   # and the server enforces it: it delivers at most cap unacked
-                        info = await bus.js.consumer_info(subjects.STREAM_TASKS, hb.instance)
+                        info = await bus.js.consumer_info(subjects.tasks_stream(hb.model), hb.instance)
                         assert info.config.max_ack_pending == hb.cap
                 finally:
                     await bus.close()

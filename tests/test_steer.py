@@ -102,6 +102,49 @@ def test_a_show_that_is_already_on_its_last_line_cannot_end_earlier():
         plan.end_after_current_line()
 
 
+def test_a_script_skipped_ahead_or_ended_stays_steered_after_a_takeover():
+    """Issue 13: a script request is skipped ahead (or ended early), then its scheduler dies; the one
+    taking over (a fresh plan, restored from the persisted state before the script is parsed again)
+    lays the parsed script out without the skipped line, or ends it where the first one did, and
+    the segments the mux already had are laid out the same."""
+    import msgpack
+
+    from streamwise.workflow.steer import checkpoint, on_screenplay, persisted, restore, state_key
+
+    screenplay = {"title": "T", "studio": None, "speakers": ["A", "B"],
+                  "lines": [{"speaker": i % 2, "pieces": [f"line {i}"]} for i in range(5)]}
+
+    def steered(how):
+        plan = PodcastPlan(Request(request_id="r1", submitted_at=1000.0, script="x"), load_profiles())
+        assert not persisted(plan)                        # an unsteered script: nothing to keep
+        _complete(plan, "screenplay", screenplay)
+        _complete(plan, "tts:0", _speech(60))
+        _complete(plan, "tts:1", _speech(60))
+        plan.dag["seg:0"].state = plan.dag["seg:1"].state = NodeState.DISPATCHED   # frames 0..75 at the mux
+        assert (plan.skip_ahead() == [2]) if how == "skip" else (plan.end_after_current_line() == 1)
+        assert persisted(plan)
+        new = PodcastPlan(plan.request, load_profiles(), epoch=2)
+        restore(new, msgpack.unpackb(msgpack.packb(checkpoint(plan))))
+        assert state_key(new) == state_key(plan)
+        _complete(new, "screenplay", screenplay)         # parsed again, identically
+        on_screenplay(new)                               # (the scheduler's step after it)
+        assert all(new.dag[f"tts:{i}"].state is NodeState.PENDING for i in (0, 1, 3) if f"tts:{i}" in new.dag)
+        assert "tts:2" not in new.dag or new.dag["tts:2"].state is NodeState.DONE   # never spoken
+        for i in range(5):
+            if f"tts:{i}" in new.dag and i != 2:
+                _complete(new, f"tts:{i}", _speech(60))
+        assert [new.dag[f"seg:{k}"].inputs["frame_to"] for k in range(2)] == \
+            [plan.dag[f"seg:{k}"].inputs["frame_to"] for k in range(2)]
+        return new
+
+    new = steered("skip")
+    assert new.skipped == {2} and new.total_frames == 240 and new.pieces[2].offset is None
+    assert new.pieces[3].offset == 120
+    new = steered("end")
+    assert new.cut_line == 1 and new.total_frames == 120 and "tts:2" not in new.dag
+    assert new.segments_total == 3 and new.dag["seg:2"].inputs["final"]
+
+
 @pytest.fixture(scope="module")
 def pool(nats_url, tmp_path_factory):
     p = Pool(nats_url, log_dir=tmp_path_factory.mktemp("steer-logs"), scheduler=["--no-cache"]).start()
@@ -227,3 +270,71 @@ async def test_skip_ahead_from_the_gateway_shortens_the_show_by_the_skipped_line
                              ({"action": "direct", "direction": "deeper", "lines": 2}, "only for")):
             resp = await client.post(f"/v1/podcasts/{created['id']}/steer", json=body)
             assert resp.status == 400 and reason in (await resp.json())["error"], body
+
+
+async def test_a_script_skipped_ahead_then_taken_over_by_another_scheduler_stays_skipped(tmp_path):
+    """Issue 13: a script request is skipped ahead by one line and the scheduler that applied it
+    is SIGKILLed as soon as it answered; a second scheduler takes the request over. The skipped
+    line is never spoken and every segment arrives once. (Before, the new scheduler played the
+    whole script: the skipped line came back.)"""
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    from streamwise.bus import subjects
+    from streamwise.bus.client import connect
+    from streamwise.bus.codec import decode, encode
+    from streamwise.bus.messages import Steer, SteerReply
+    from streamwise.bus.server import EmbeddedServer
+    from streamwise.client import generate
+
+    logs = tmp_path / "logs"
+    rid = uuid.uuid4().hex[:12]
+    replies: list[SteerReply] = []
+    steer_task: list[asyncio.Task] = []
+    second = None
+    with EmbeddedServer() as server, Pool(server.url, log_dir=logs) as pool:
+        bus = await connect(server.url)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                pool.check()
+                try:
+                    await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
+                    break
+                except TimeoutError:
+                    assert time.monotonic() < deadline
+            first = next(p for name, p in pool.processes if name == "scheduler")
+
+            async def skip_then_kill():
+                nonlocal second
+                msg = Steer(request_id=rid, action="skip", lines=1)
+                answer = await bus.nc.request(subjects.steer("default", rid), encode(msg), timeout=10)
+                replies.append(decode(answer.data, SteerReply))
+                first.send_signal(signal.SIGKILL)
+                second = subprocess.Popen([sys.executable, "-m", "streamwise", "scheduler", "--nats", server.url],
+                                          stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler-2.log", "wb"))
+
+            def on_progress(kind, info):
+                if kind == "segment" and info["index"] == 1 and not steer_task:
+                    steer_task.append(asyncio.ensure_future(skip_then_kill()))
+
+            script = (ROOT / "examples" / "podcast.txt").read_text(encoding="utf-8")
+            request = Request(request_id=rid, submitted_at=0.0, script=script)
+            report = await generate(bus, request, tmp_path / "out", progress=on_progress, idle_timeout_s=120)
+            await steer_task[0]
+        finally:
+            await bus.close()
+            if second is not None:
+                second.terminate()
+                second.wait(10)
+    reply = replies[0]
+    assert reply.ok and len(reply.skipped) == 1, reply
+    assert first.poll() is not None
+    spoken = [row["line"] for row in report.script_lines]
+    assert reply.skipped[0] not in spoken and max(spoken) > reply.skipped[0], (reply.skipped, spoken)
+    assert spoken == sorted(spoken)
+    assert [s.index for s in report.segments] == list(range(len(report.segments))) and report.duplicates == 0
+    taken_over = (logs / "scheduler-2.log").read_text()
+    assert "resuming its steers from a checkpoint (0 lines); steered: 1 line skipped" in taken_over, taken_over[-2000:]

@@ -11,6 +11,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from streamwise.bus import subjects
@@ -20,7 +21,7 @@ from streamwise.core.dag import NodeState
 from streamwise.core.deadlines import load_profiles
 from streamwise.llm.format import build_messages
 from streamwise.workflow.podcast import PlanError, PodcastPlan
-from streamwise.workflow.steer import direct, lead_s, on_segment
+from streamwise.workflow.steer import _segment_lines, checkpoint, direct, lead_s, on_segment, restore
 
 SPF = 882
 sys.path.insert(0, str(Path(__file__).parent))
@@ -122,6 +123,63 @@ def test_a_direction_after_the_screenplay_is_complete_reopens_it_and_a_script_ca
         direct(script, "go deeper", at=0.0)
 
 
+def _takeover(plan: PodcastPlan) -> PodcastPlan:
+    """A second scheduler's plan of the same request, restored from what the first one persisted
+    (through MessagePack, as in KV ``sw_cache``)."""
+    saved = msgpack.unpackb(msgpack.packb(checkpoint(plan)))
+    new = PodcastPlan(plan.request, load_profiles(), epoch=plan.epoch + 1, opening=plan.opening_lines > 0)
+    restore(new, saved)
+    return new
+
+
+def test_a_steered_show_taken_over_by_another_scheduler_stays_steered():
+    """Issue 13: the scheduler that applied a direction dies before the continuation wrote a line;
+    the one taking over keeps the steer record, keeps the replaced line out of the show, numbers
+    the lines as before and dispatches the screenplay with the direction, so the LLM continues
+    the steered show; once the steered line is on screen, a second takeover keeps its time."""
+    plan = _plan()
+    node = plan.dag["screenplay"]
+    node.state, node.instance = NodeState.DISPATCHED, "llm-1"
+    assert plan.on_partial(_event(plan, "screenplay", {"title": "T", "studio": "S", "speakers": ["Ada", "Ben"],
+                                                       "lines": _lines([f"line {i}" for i in range(6)])},
+                                  partial=True))
+    for i in range(6):
+        _speak(plan, f"tts:{i}", 100)
+    for k in range(3):
+        plan.dag[f"seg:{k}"].state = NodeState.DISPATCHED
+    record, _ = direct(plan, "go deeper on clouds", at=2000.0)
+    assert (record.kept_through, record.replaced, record.first_line) == (4, [5], 6)
+
+    new = _takeover(plan)
+    assert new.steers == [record] and new.skipped == {5} and new.lines == 6
+    node = new.dag["screenplay"]
+    assert node.state is NodeState.PENDING
+    inputs = new.task_inputs(node)
+    assert inputs["direction"] == "go deeper on clouds" and inputs["after_line"] == 4
+    assert [x["text"] for x in inputs["resume"]["lines"]] == [f"line {i}" for i in range(5)]
+    assert new.dag["tts:5"].state is NodeState.DONE        # the replaced line is never spoken
+    node.state = NodeState.DISPATCHED
+    # the continuation numbers its lines after the 5 resumed ones: the plan's lines 6 and 7, as before
+    new.on_event(_event(new, "screenplay", {"title": "T", "studio": "S", "speakers": ["Ada", "Ben"],
+                                            "complete": True, "lines": _lines(["new a", "new b"], start=5)}))
+    assert new.lines == 8 and [p.text for p in new.pieces[6:]] == ["new a", "new b"]
+    for i in range(5):                                     # (from the result cache, live)
+        _speak(new, f"tts:{i}", 100)
+    _speak(new, "tts:6", 50)
+    _speak(new, "tts:7", 50)
+    assert new.total_frames == 600 and new.pieces[5].offset is None and new.pieces[6].offset == 500
+    first = min(k for k in range(new.segments_total) if 6 in _segment_lines(new, new.dag[f"seg:{k}"]))
+    (done,) = on_segment(new, new.dag[f"seg:{first}"], 2010.0)
+    assert done.direction == "go deeper on clouds" and done.steer_to_screen_s == pytest.approx(10.0)
+
+    again = _takeover(new)                                 # complete, steered, the steer on screen
+    assert again.screenplay_done and again.lines == 8 and again.skipped == {5}
+    assert again.steers[0].steer_to_screen_s == pytest.approx(10.0) and again.steers[0].segment == first
+    assert again.dag["tts:5"].state is NodeState.DONE and again.dag["tts:6"].inputs["text"] == "new a"
+    # an unsteered checkpoint is the screenplay's alone, restored as before
+    assert "steering" not in checkpoint(_plan())
+
+
 def test_the_continuation_prompt_carries_the_direction():
     messages = build_messages("the sky", direction="go deeper on clouds")
     assert "follow this direction from a listener: go deeper on clouds" in messages[-1]["content"]
@@ -216,3 +274,91 @@ async def test_a_topic_steered_mid_show_continues_with_the_direction_and_replace
     assert not set(spoken) & set(reply.replaced)
     assert [s.index for s in report.segments] == list(range(len(report.segments))) and report.duplicates == 0
     assert report.segments[steer["segment"]].start_s >= 0
+
+
+async def test_a_steered_topic_whose_scheduler_is_killed_is_taken_over_and_stays_steered(
+        tmp_path_factory, tmp_path, monkeypatch):
+    """Issue 13: a topic request is steered with a direction, and the scheduler that applied it is
+    SIGKILLed as soon as it answered; a second scheduler takes the request over (after the
+    request's ack wait) from the persisted checkpoint. The show completes with every segment
+    once, the replaced lines are never spoken, the LLM task that writes the rest after the
+    takeover carries the direction, and the report still records the steer with its
+    steer-to-screen time. (Before, the checkpoint held the unsteered lines and no steer: the
+    new scheduler continued the unsteered show and the report's ``steers`` was empty.)"""
+    import re
+    import signal
+    import subprocess
+
+    from helpers import events_of
+    from streamwise.bus.client import connect
+    from streamwise.bus.server import EmbeddedServer
+    from streamwise.client import generate
+    from streamwise.service.pool import DEFAULT_WORKERS, Pool
+    from test_llm_screenplay import _tiny_llama
+
+    model = _tiny_llama(tmp_path_factory.mktemp("llama-24m-steer-takeover"), hidden=512, layers=8)
+    monkeypatch.setenv("STREAMWISE_STEER_LEAD_S", "0")   # both schedulers: replace every line not yet playing
+    logs = tmp_path / "logs"
+    direction = "go deeper on why sunsets are red"
+    rid = uuid.uuid4().hex[:12]
+    replies: list[SteerReply] = []
+    steer_task: list[asyncio.Task] = []
+    second = None
+    with EmbeddedServer() as server, Pool(
+            server.url, {**DEFAULT_WORKERS, "screenplay": 0}, log_dir=logs,
+            extra=[("screenplay-llm", ["worker", "--stage", "screenplay", "--model", "llm", "--llm", "transformers",
+                                       "--llm-model", str(model), "--llm-max-tokens", "400"])]) as pool:
+        bus = await connect(server.url)
+        try:
+            await asyncio.wait_for(_ready(bus, pool), 180)
+            first = next(p for name, p in pool.processes if name == "scheduler")
+
+            async def steer_then_kill():
+                nonlocal second
+                msg = Steer(request_id=rid, action="direct", direction=direction)
+                answer = await bus.nc.request(subjects.steer("default", rid), encode(msg), timeout=10)
+                replies.append(decode(answer.data, SteerReply))
+                first.send_signal(signal.SIGKILL)         # at once: the steer is all it persisted
+                second = subprocess.Popen([sys.executable, "-m", "streamwise", "scheduler", "--nats", server.url],
+                                          stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler-2.log", "wb"))
+
+            def on_progress(kind, info):
+                if kind == "status" and info.get("lines", 0) >= 3 and not steer_task:
+                    steer_task.append(asyncio.ensure_future(steer_then_kill()))
+
+            request = Request(request_id=rid, submitted_at=0.0, topic="the colour of the sky")
+            report = await generate(bus, request, tmp_path / "out", progress=on_progress, idle_timeout_s=180)
+            await steer_task[0]
+            events = await events_of(bus, rid)
+        finally:
+            await bus.close()
+            if second is not None:
+                second.terminate()
+                second.wait(10)
+    reply = replies[0]
+    assert reply.ok and reply.replaced, reply
+    assert first.poll() is not None
+    taken_over = (logs / "scheduler-2.log").read_text()
+    assert "resuming its screenplay from a checkpoint" in taken_over, taken_over[-2000:]
+    # the report still has the steer, and its first steered line reached the screen
+    assert len(report.steers) == 1, report.steers
+    steer = report.steers[0]
+    assert steer["direction"] == direction and steer["first_line"] == reply.first_line
+    assert steer["kept_through"] == reply.last_line and steer["replaced"] == reply.replaced
+    assert steer["steer_to_screen_s"] is not None and steer["steer_to_screen_s"] > 0
+    # an LLM task of the second scheduler (epoch 2: task ids end .<epoch>-<attempt>) finished the
+    # screenplay with the direction; none finished after the steer without it
+    finals = [e for e in events if e.node_id == "screenplay" and not e.partial and e.ok]
+    seen = [(e.task_id, e.outputs["llm"].get("direction")) for e in finals]
+    assert any(int(e.task_id.rsplit(".", 1)[1].split("-")[0]) >= 2 and e.outputs["llm"]["direction"] == direction
+               for e in finals), seen
+    assert not [e for e in finals if e.finished_at > steer["at"] and e.outputs["llm"]["direction"] != direction], seen
+    assert re.search(r"resuming its screenplay from a checkpoint \(\d+ lines(, complete)?\); steered: 1 direction",
+                     taken_over), taken_over[-2000:]
+    # what was delivered: the kept lines, then the continuation's; no replaced line; every segment once
+    spoken = [row["line"] for row in report.script_lines]
+    assert spoken == sorted(spoken)
+    after_cut = [line for line in spoken if line > reply.last_line]
+    assert after_cut and min(after_cut) == reply.first_line
+    assert not set(spoken) & set(reply.replaced)
+    assert [s.index for s in report.segments] == list(range(len(report.segments))) and report.duplicates == 0

@@ -38,6 +38,13 @@ class RecordingStage:
         return {"echo": task.node_id}
 
 
+@pytest.fixture(autouse=True)
+async def recorder_tasks(bus):
+    """The task stream of the recorder model (``SW_TASKS_recorder``): its tasks are published
+    before its worker (which would make it) starts."""
+    await bus.task_stream("recorder")
+
+
 def _task(rid: str, node: str, deadline: float, **inputs) -> Task:
     return Task(task_id=f"{rid}.{node}.1-0", request_id=rid, tenant="t", node_id=node, stage="screenplay",
                 model="recorder", deadline=deadline, inputs=inputs)
@@ -69,7 +76,7 @@ async def test_worker_runs_prefetched_tasks_earliest_deadline_first(bus):
     # slack turned into CPU priority: the urgent task ran at normal priority, the late one lower
     assert stage.nice[0] == 0 and stage.nice[-1] >= 5
     subject = subjects.tasks("recorder", "rec-edf")
-    info = await bus.js.stream_info(subjects.STREAM_TASKS, subjects_filter=subject)
+    info = await bus.js.stream_info(subjects.tasks_stream("recorder"), subjects_filter=subject)
     # every task acked after its event (state.messages counts the whole stream, other tests' tasks too)
     assert (info.state.subjects or {}).get(subject, 0) == 0
     assert "rec-edf" not in {h.instance for h in await registry.list_instances(bus.instances)}
@@ -119,7 +126,7 @@ async def test_an_eviction_notice_drains_the_worker_and_hands_back_the_rest(bus)
     assert all(e.handed_back and e.error.startswith("handed back") for e in events if not e.ok)
     assert worker.heartbeat.state == "gone"
     subject = subjects.tasks("recorder", "rec-evict")
-    info = await bus.js.stream_info(subjects.STREAM_TASKS, subjects_filter=subject)
+    info = await bus.js.stream_info(subjects.tasks_stream("recorder"), subjects_filter=subject)
     # handed-back tasks are gone from the evicted instance's subject (not counting other tests' tasks)
     assert (info.state.subjects or {}).get(subject, 0) == 0
 
@@ -237,7 +244,7 @@ async def test_a_redelivered_task_id_is_recognised_and_not_run_twice(bus):
         await runner
     assert stage.runs == {"rDUP.n0.1-0": 1}
     assert worker.duplicates == 2
-    info = await bus.js.consumer_info(subjects.STREAM_TASKS, "rec-dup")
+    info = await bus.js.consumer_info(subjects.tasks_stream("recorder"), "rec-dup")
     assert info.num_ack_pending == 0 and info.num_pending == 0
 
 

@@ -77,6 +77,7 @@ class Worker:
         self.adapter = adapter
         self.instance = instance or new_instance_id(adapter.stage)
         self.prefetch = prefetch
+        self.stream = subjects.tasks_stream(adapter.model)   # the model's task stream (settled again in run)
         # tasks with slack run at a lower CPU priority ($STREAMWISE_DEADLINE_PRIORITY=0 turns it off)
         self.deadline_priority = (os.environ.get("STREAMWISE_DEADLINE_PRIORITY", "1") != "0"
                                   if deadline_priority is None else deadline_priority)
@@ -115,7 +116,9 @@ class Worker:
         await self._register()
         await asyncio.to_thread(self.adapter.load)
         self.heartbeat.model = self.adapter.model     # an adapter may settle its model on load
-        consumer = PullConsumer(self.bus, self.subject, durable=self.instance, stream=subjects.STREAM_TASKS,
+        # the model's own task stream (SW_TASKS_<model>): made here on a bus without auth, by the admin otherwise
+        self.stream = await self.bus.task_stream(self.adapter.model)
+        consumer = PullConsumer(self.bus, self.subject, durable=self.instance, stream=self.stream,
                                 config=api.ConsumerConfig(ack_wait=ACK_WAIT_S, max_ack_pending=self.cap,
                                                           inactive_threshold=3600.0))
         evict_sub = await self.bus.nc.subscribe(subjects.evict(self.instance), cb=self._on_evict)
@@ -222,7 +225,7 @@ class Worker:
                 held[self._current.scheduler] += 1
             self.heartbeat.held_by = dict(held)
             with contextlib.suppress(Exception):   # tasks on our subject the server has not delivered yet
-                info = await asyncio.wait_for(self.bus.js.consumer_info(subjects.STREAM_TASKS, self.instance), 1.0)
+                info = await asyncio.wait_for(self.bus.js.consumer_info(self.stream, self.instance), 1.0)
                 self.heartbeat.pending = int(info.num_pending or 0)
             try:
                 await registry.beat(self.bus.instances, self.heartbeat)

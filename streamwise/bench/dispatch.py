@@ -70,15 +70,21 @@ class InstantInstances:
 
     async def run(self) -> None:
         beating = asyncio.create_task(self._beat())
-        sub = await self.bus.js.pull_subscribe(subjects.tasks_all(), durable="instant-instances",
-                                               stream=subjects.STREAM_TASKS,
-                                               config=api.ConsumerConfig(max_ack_pending=100_000))
+        subs = []   # one consumer on each model's task stream (SW_TASKS_<model>)
+        for model in dict.fromkeys(hb.model for hb in self.heartbeats):
+            stream = await self.bus.task_stream(model)
+            subs.append(await self.bus.js.pull_subscribe(subjects.tasks_of_model(model), durable="instant-instances",
+                                                         stream=stream,
+                                                         config=api.ConsumerConfig(max_ack_pending=100_000)))
+
+        async def fetch(sub) -> list:
+            try:
+                return await sub.fetch(batch=256, timeout=0.5)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                return []
         try:
             while not self._stop.is_set():
-                try:
-                    msgs = await sub.fetch(batch=256, timeout=0.5)
-                except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                    continue
+                msgs = [m for got in await asyncio.gather(*(fetch(sub) for sub in subs)) for m in got]
                 events = []
                 for msg in msgs:
                     task = decode(msg.data, Task)
@@ -127,7 +133,7 @@ class InstantInstances:
             return {"image": f"placeholder-{task.task_id}", "layout": {}}
         if task.stage == "video":
             return {"clip": f"placeholder-{task.task_id}"}
-        return {"segment": task.inputs.get("index", 0)}
+        return {"bytes": 0, "index": int(task.inputs.get("index", 0))}   # (bus/payloads.py SegmentOutputs)
 
 
 async def _drive(url: str, script: str, n: int, per_stage: int, fps: float, timeout_s: float) -> dict:

@@ -266,7 +266,7 @@ def cmd_up(args) -> int:
         from .auth import create_layout
 
         try:
-            _run(create_layout(url, admin, auth.tenants))
+            _run(create_layout(url, admin, auth.tenants, list(auth.models) or None))
         except BaseException:
             if server:
                 server.stop()

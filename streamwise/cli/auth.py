@@ -7,7 +7,8 @@
   them, with ``--rotate`` to issue every credential anew and revoke the old ones
   (``docs/security.md``).
 - ``layout`` creates the bus layout (streams, buckets, object stores, one upload store per
-  tenant) with admin credentials: on an authenticated bus no other role may.
+  tenant, one task stream ``SW_TASKS_<model>`` per model) with admin credentials: on an
+  authenticated bus no other role may.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ def add_parser(sub) -> None:
     lay.add_argument("--nats", default=os.environ.get("STREAMWISE_NATS"), help="bus URL (default $STREAMWISE_NATS)")
     lay.add_argument("--creds", help="admin credentials file (default $STREAMWISE_CREDS)")
     lay.add_argument("--tenants", default="", help="tenants whose upload stores to create, e.g. a,b")
-    lay.add_argument("--auth", help="an auth directory: its admin.creds and its tenants")
+    lay.add_argument("--models", default=None,
+                     help="comma-separated models whose task streams to create (default: the auth directory's, "
+                          "else every model the stage registry serves)")
+    lay.add_argument("--auth", help="an auth directory: its admin.creds, its tenants and its models")
     lay.set_defaults(handler=cmd_layout)
 
 
@@ -73,34 +77,40 @@ def cmd_auth_init(args) -> int:
 
 
 def cmd_layout(args) -> int:
-    from ..bus.auth import AuthError, load_auth_dir
+    from ..bus.auth import load_auth_dir
     from . import _run
 
     tenants = [t for t in args.tenants.split(",") if t.strip()]
     creds = args.creds
-    if args.auth:
-        try:
+    try:
+        models = list(registry_models(args.models)) if args.models else []
+        if args.auth:
             d = load_auth_dir(args.auth)
-        except AuthError as exc:
-            print(f"streamwise layout: {exc}", file=sys.stderr)
-            return 2
-        creds = creds or str(d.creds("admin"))
-        tenants = tenants or list(d.tenants)
+            creds = creds or str(d.creds("admin"))
+            tenants = tenants or list(d.tenants)
+            models = models or list(d.models)
+        models = models or list(registry_models())
+    except ValueError as exc:   # AuthError is one
+        print(f"streamwise layout: {exc}", file=sys.stderr)
+        return 2
     if not args.nats:
         print("streamwise layout: give --nats URL (or set $STREAMWISE_NATS)", file=sys.stderr)
         return 2
     try:
-        _run(create_layout(args.nats, creds, tenants))
+        _run(create_layout(args.nats, creds, tenants, models))
     except (ConnectionError, RuntimeError, PermissionError) as exc:
         print(f"streamwise layout: {exc}", file=sys.stderr)
         return 1
-    print(f"layout ready (upload stores for: {', '.join(tenants) or 'no tenants'})")
+    print(f"layout ready (upload stores for: {', '.join(tenants) or 'no tenants'}; task streams for "
+          f"{len(models)} models)")
     return 0
 
 
-async def create_layout(url: str, creds: str | None, tenants: list[str] | tuple[str, ...]) -> None:
+async def create_layout(url: str, creds: str | None, tenants: list[str] | tuple[str, ...],
+                        models: list[str] | tuple[str, ...] | None = None) -> None:
     """Connect with ``creds`` (the admin's) and create what is missing of the layout, with one
-    upload store per tenant (:func:`streamwise.bus.client.ensure_layout`).
+    upload store per tenant and one task stream per model (default: every model of the stage
+    registry; :func:`streamwise.bus.layout.ensure_layout`).
 
     Raises:
         ConnectionError: the bus is unreachable or refuses the credentials.
@@ -109,7 +119,8 @@ async def create_layout(url: str, creds: str | None, tenants: list[str] | tuple[
 
     bus = await connect(url, name="streamwise-layout", creds=creds, layout="create")
     try:
-        await ensure_layout(bus.js, bus.replicas, tenants=tuple(tenants))
+        await ensure_layout(bus.js, bus.replicas, tenants=tuple(tenants),
+                            models=tuple(models if models is not None else registry_models()))
     finally:
         await bus.close()
 

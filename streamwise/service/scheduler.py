@@ -47,7 +47,7 @@ from ..workflow import dispatch
 from ..workflow.instances import InstanceState
 from ..core.quality import Ladder, QualityState, load_ladders
 from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
-from ..workflow.steer import on_segment
+from ..workflow.steer import on_screenplay, on_segment, persisted, state_key
 from .admission import check_dedup_id, check_request, server_side
 from .cache import ResultCache
 from .quota import REFRESH_S, Quotas, TenantLedger
@@ -332,17 +332,8 @@ class SchedulerService(ResultCache, Steering):
         if not await self.ledger.admit_or_refuse(request, key, msg):
             return
         plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
-        if plan.checkpoint_key and msg.metadata.num_delivered > 1:   # taking over an LLM screenplay
-            checkpoint = await self._cache_get(plan.checkpoint_key)
-            if checkpoint is not None:
-                try:
-                    plan.restore_screenplay(checkpoint)
-                except PlanError as exc:
-                    log.error("request %s: checkpoint unusable (%s); starting over", request.request_id, exc)
-                    plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
-                else:
-                    log.info("request %s: resuming its screenplay from a checkpoint (%d lines%s)",
-                             request.request_id, plan.lines, ", complete" if checkpoint.get("complete") else "")
+        if msg.metadata.num_delivered > 1:   # taking over: its screenplay so far, its steers
+            plan = await self._restore(plan)
         active = _Active(plan=plan, msg=msg)
         active.events_sub = PullConsumer(
             self.bus, subjects.events(request.tenant, request.request_id), stream=subjects.STREAM_EVENTS,
@@ -409,11 +400,14 @@ class SchedulerService(ResultCache, Steering):
                   node.node_id, event.instance, event.started_at - t0, event.finished_at - event.started_at,
                   node.deadline - event.finished_at)
         if node.node_id == "screenplay":
+            on_screenplay(plan)     # (lines steered away before a takeover are not spoken)
             await self._checkpoint(plan)
             await self._status(plan, "running", f"{plan.lines} lines, {len(plan.speakers)} speakers")
         elif node.stage == "mux":   # (and the steers whose first line it is the first to show)
-            steered = "".join(f"; steer to screen {r.steer_to_screen_s:.2f} s"
-                              for r in on_segment(plan, node, event.finished_at or time.time()))
+            shown = on_segment(plan, node, event.finished_at or time.time())
+            if shown:   # persisted, so a takeover keeps their steer-to-screen times
+                await self._checkpoint(plan)
+            steered = "".join(f"; steer to screen {r.steer_to_screen_s:.2f} s" for r in shown)
             await self._status(plan, "running", f"segment {node.inputs['index']} published{steered}")
         if plan.finished:
             await self._finish(active)
@@ -440,16 +434,6 @@ class SchedulerService(ResultCache, Steering):
         if applied and plan.lines > lines:
             await self._checkpoint(plan)
             await self._status(plan, "running", f"screenplay: {plan.lines} lines so far")
-
-    async def _checkpoint(self, plan: PodcastPlan) -> None:
-        """Write an LLM screenplay's lines so far (KV ``sw_cache``, key per request), so a
-        scheduler taking the request over continues the same show instead of asking the LLM
-        for a new one under segments already streamed."""
-        if plan.checkpoint_key:
-            try:
-                await self.bus.cache.put(plan.checkpoint_key, msgpack.packb(plan.screenplay_checkpoint()))
-            except Exception as exc:
-                log.warning("request %s: could not checkpoint its screenplay: %s", plan.request.request_id, exc)
 
     def _on_instance(self, entry) -> None:
         if entry.operation in ("DEL", "PURGE") or not entry.value:
@@ -513,9 +497,10 @@ class SchedulerService(ResultCache, Steering):
         """Delete a vanished instance's durable consumer and purge the tasks still queued on its
         subject (they were resubmitted elsewhere): nothing of a dead instance stays on the bus.
         A worker that was only paused re-creates its consumer when it resumes."""
-        try:
-            await self.bus.js.purge_stream(subjects.STREAM_TASKS, subject=subjects.tasks(model, instance))
-            await self.bus.js.delete_consumer(subjects.STREAM_TASKS, instance)
+        try:   # the model's own task stream (SW_TASKS_<model>)
+            stream = subjects.tasks_stream(model)
+            await self.bus.js.purge_stream(stream, subject=subjects.tasks(model, instance))
+            await self.bus.js.delete_consumer(stream, instance)
             log.info("instance %s gone: its consumer and queued tasks removed", instance)
         except NotFoundError:
             pass
@@ -643,9 +628,9 @@ class SchedulerService(ResultCache, Steering):
                                       plan.segment_start(plan.segments_done) / plan.request.fps)
         except Exception as exc:   # the entry goes stale and stops counting after quota.STALE_S
             log.warning("request %s: quota ledger not updated: %s", rid, exc)
-        if plan.checkpoint_key:
+        if persisted(plan):   # the takeover state (streamwise.service.steering)
             with contextlib.suppress(Exception):
-                await self.bus.cache.delete(plan.checkpoint_key)
+                await self.bus.cache.delete(state_key(plan))
         active.span.set_attribute("streamwise.segments", plan.segments_done)
         if failed:
             active.span.set_status(trace.StatusCode.ERROR, failed)

@@ -2,7 +2,10 @@
 NATS request/reply): end it after the line now playing, skip the next lines, or (a topic or
 document request) give the LLM a direction to continue the screenplay with. A mixin of
 :class:`~streamwise.service.scheduler.SchedulerService`, which provides ``bus``, ``active``,
-``inbox``, ``pool``, ``_status`` and ``_finish``; the plan does the work
+``inbox``, ``pool``, ``profiles``, ``_status``, ``_finish`` and ``_cache_get``. A steer is
+persisted at once with the screenplay's checkpoint (:meth:`Steering._checkpoint`,
+:func:`streamwise.workflow.steer.checkpoint`), so a scheduler taking the request over continues
+the steered show (:meth:`Steering._restore`); the plan does the work
 (:meth:`~streamwise.workflow.podcast.PodcastPlan.end_after_current_line`,
 :meth:`~streamwise.workflow.podcast.PodcastPlan.skip_ahead`, :func:`streamwise.workflow.steer.direct`);
 the LLM task a direction replaces is cancelled on its worker (``Cancel`` on
@@ -15,11 +18,13 @@ import logging
 import os
 import time
 
+import msgpack
+
 from ..bus import subjects
 from ..bus.codec import MessageError, decode, encode
 from ..bus.messages import Cancel, Steer, SteerReply
-from ..workflow.podcast import PlanError
-from ..workflow.steer import direct
+from ..workflow.podcast import PlanError, PodcastPlan
+from ..workflow.steer import checkpoint, direct, persisted, restore, state_key
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +88,7 @@ class Steering:
             reply = SteerReply(ok=False, error=str(exc))
         else:
             log.info("request %s steered: %s", steer.request_id, done)
+            await self._checkpoint(plan)   # a scheduler taking the request over continues the steered show
             await self._status(plan, "running", f"steered: {done}")
         if msg.reply:
             with contextlib.suppress(Exception):
@@ -102,3 +108,34 @@ class Steering:
         with contextlib.suppress(Exception):
             await self.bus.nc.publish(subjects.cancel(inst), encode(Cancel(task_id=task_id, reason=why)))
         log.info("task %s cancelled on %s: %s", task_id, inst, why)
+
+    async def _checkpoint(self, plan: PodcastPlan) -> None:
+        """Write what a scheduler taking the request over needs (KV ``sw_cache``,
+        :func:`~streamwise.workflow.steer.state_key`): an LLM screenplay's lines so far (on every
+        screenplay event), so it continues the same show instead of asking the LLM for a new one
+        under segments already streamed, and the steers and their effect (on every steer, and
+        when a steered line reaches the screen). Nothing for a script never steered."""
+        if persisted(plan):
+            try:
+                await self.bus.cache.put(state_key(plan), msgpack.packb(checkpoint(plan)))
+            except Exception as exc:
+                log.warning("request %s: could not checkpoint it: %s", plan.request.request_id, exc)
+
+    async def _restore(self, plan: PodcastPlan) -> PodcastPlan:
+        """A request taken over from a scheduler that died: ``plan`` (fresh) continued from the
+        state :meth:`_checkpoint` wrote, if any; a fresh plan again if that state is unusable."""
+        saved = await self._cache_get(state_key(plan))
+        if saved is None:
+            return plan
+        try:
+            restore(plan, saved)
+        except PlanError as exc:
+            log.error("request %s: checkpoint unusable (%s); starting over", plan.request.request_id, exc)
+            return PodcastPlan(plan.request, self.profiles, epoch=plan.epoch)
+        kept = [f"{len(plan.steers)} direction{'s' if len(plan.steers) != 1 else ''}"] if plan.steers else []
+        kept += [f"{len(plan.skipped)} line{'s' if len(plan.skipped) != 1 else ''} skipped"] if plan.skipped else []
+        kept += [f"ends after line {plan.cut_line + 1}"] if plan.cut_line is not None else []
+        log.info("request %s: resuming %s from a checkpoint (%d lines%s)%s", plan.request.request_id,
+                 "its screenplay" if plan.is_topic else "its steers", plan.lines,
+                 ", complete" if saved.get("complete") else "", f"; steered: {', '.join(kept)}" if kept else "")
+        return plan

@@ -18,14 +18,23 @@ ignored) with the direction and the kept lines as its resume state: the LLM cont
 last kept line. The plan records each steer (:class:`~streamwise.bus.messages.SteerRecord`) and,
 when the first segment showing the first steered line is published, the steer-to-screen time.
 
+A scheduler taking a steered request over continues the steered show: the scheduler persists
+:func:`checkpoint` (the screenplay's lines, the steers and their effect) and the next one
+:func:`restore` s it.
+
 Pure: no I/O; the scheduler's steering mixin cancels the old LLM task on its worker.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
+
 from ..bus.messages import SteerRecord
+from ..bus.names import content_name
 from ..core.dag import Node, NodeState
-from .podcast import OPENING_S, PlanError, PodcastPlan
+from .podcast import CACHE_VERSION, OPENING_S, PlanError, PodcastPlan
 
 RENDER_S = 1.5   # speech + clip + mux of a line's first segment on the CPU rung (as for the opening, podcast.py)
 MAX_DIRECTION_CHARS = 500
@@ -129,3 +138,90 @@ def _segment_lines(plan: PodcastPlan, node: Node) -> set[int]:
     """The screenplay lines whose speech a segment node shows."""
     start, end = node.inputs["frame_from"], node.inputs["frame_to"]
     return {piece.line for *_, piece, _a, _b in plan._clips_between(start, end)}
+
+
+# ---------------------------------------------------------------- takeover (issue 13)
+
+def state_key(plan: PodcastPlan) -> str:
+    """KV ``sw_cache`` key of what a takeover needs of ``plan`` (:func:`checkpoint`): its
+    screenplay checkpoint's (:attr:`PodcastPlan.checkpoint_key`) for an LLM screenplay, a key of
+    its own for a script (written only once it is steered: a script is parsed again identically)."""
+    return plan.checkpoint_key or content_name(CACHE_VERSION, "steering", plan.key.encode())
+
+
+def persisted(plan: PodcastPlan) -> bool:
+    """Whether ``plan`` has a takeover state to write: an LLM screenplay, or a steered script."""
+    return bool(plan.checkpoint_key or plan.steers or plan.skipped or plan.cut_line is not None)
+
+
+def checkpoint(plan: PodcastPlan) -> dict[str, Any]:
+    """What the scheduler persists for a scheduler taking the request over (at
+    :func:`state_key`). For an LLM screenplay, :meth:`PodcastPlan.screenplay_checkpoint` and,
+    once the show was steered, ``steering``: every line of the plan past the opening, the ones
+    steered away included (so the plan's line numbers, which the steer records and the segments
+    already watched use, stay the same), the lines ``skipped``, the ``cut_line``, the ``steers``
+    (:class:`~streamwise.bus.messages.SteerRecord` as maps) and the ``direction`` and
+    ``after_line`` the screenplay node continues with. For a script (parsed again identically),
+    ``steering`` without the lines. Restored by :func:`restore`."""
+    out = plan.screenplay_checkpoint() if plan.is_topic else {}
+    if plan.steers or plan.skipped or plan.cut_line is not None:
+        node = plan.dag["screenplay"]
+        out["steering"] = {"skipped": sorted(plan.skipped), "cut_line": plan.cut_line,
+                           "steers": msgspec.to_builtins(plan.steers), "direction": node.inputs.get("direction"),
+                           "after_line": node.inputs.get("after_line")}
+        if plan.is_topic:
+            lines: dict[int, dict[str, Any]] = {}
+            for p in plan.pieces:
+                if p.line >= plan.opening_lines:
+                    lines.setdefault(p.line, {"index": p.line - plan.opening_lines, "pieces": [],
+                                              "speaker": p.speaker - plan.opening_speakers})["pieces"].append(p.text)
+            out["steering"]["lines"] = list(lines.values())
+    return out
+
+
+def restore(plan: PodcastPlan, saved: dict[str, Any]) -> None:
+    """Continue a fresh plan of a taken-over request from a :func:`checkpoint` of its earlier
+    run: without ``steering`` as :meth:`PodcastPlan.restore_screenplay`; with it, the plan gets
+    every line under its old number, the lines steered away stay away (their speech and shots
+    are never run), the steer records are kept (a steer already on screen keeps its
+    steer-to-screen time; one not yet is completed by the first segment that shows its line)
+    and an unfinished screenplay is dispatched with the steer's direction, so the LLM goes on
+    writing the steered show after the lines kept. A script's plan (its screenplay not parsed
+    yet) gets the lines skipped and the end, which its parsed lines then follow.
+
+    Raises:
+        PlanError: the checkpoint makes the request impossible (no dialogue), or its
+            ``steering`` is malformed.
+    """
+    steering = saved.get("steering")
+    if not steering:
+        if plan.is_topic:
+            plan.restore_screenplay(saved)
+        return
+    node = plan.dag["screenplay"]
+    if node.state is not NodeState.PENDING:
+        return
+    try:
+        out = {**saved, "lines": list(steering.get("lines") or ())}
+        if plan.is_topic:
+            plan._expand_screenplay(out)
+        plan.skipped = {int(i) for i in steering.get("skipped") or ()}
+        plan.cut_line = None if steering.get("cut_line") is None else int(steering["cut_line"])
+        plan.steers = [msgspec.convert(r, SteerRecord) for r in steering.get("steers") or ()]
+    except (KeyError, TypeError, ValueError, msgspec.ValidationError) as exc:
+        raise PlanError(f"checkpoint: unusable steering state ({type(exc).__name__}: {exc})") from None
+    if not plan.is_topic:
+        return
+    if steering.get("direction"):
+        node.inputs.update(direction=str(steering["direction"]), after_line=steering.get("after_line"))
+    if saved.get("complete"):
+        plan._complete(node, out)
+    plan._replan_from(0)
+
+
+def on_screenplay(plan: PodcastPlan) -> None:
+    """The screenplay node completed: the speech and shots of lines already steered away (a
+    script restored after a takeover: :func:`restore` set its skipped lines before the script was
+    parsed again) are marked done, so they are never run."""
+    if plan.skipped or plan.cut_line is not None:
+        plan._replan_from(plan.next_segment)
