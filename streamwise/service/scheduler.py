@@ -44,6 +44,7 @@ from ..core.dag import Node, NodeState
 from ..core.deadlines import StageProfile, load_profiles
 from ..core.estimate import book
 from ..workflow import dispatch
+from ..workflow.chain import chain_for
 from ..workflow.instances import InstanceState
 from ..core.quality import Ladder, QualityState, load_ladders
 from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
@@ -331,7 +332,8 @@ class SchedulerService(ResultCache, Steering):
             return
         if not await self.ledger.admit_or_refuse(request, key, msg):
             return
-        plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
+        chain = chain_for(self.pool.views())   # the GPU chain the pool provisions, fixed for the request
+        plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered, chain=chain)
         if plan.checkpoint_key and msg.metadata.num_delivered > 1:   # taking over an LLM screenplay
             checkpoint = await self._cache_get(plan.checkpoint_key)
             if checkpoint is not None:
@@ -339,7 +341,7 @@ class SchedulerService(ResultCache, Steering):
                     plan.restore_screenplay(checkpoint)
                 except PlanError as exc:
                     log.error("request %s: checkpoint unusable (%s); starting over", request.request_id, exc)
-                    plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
+                    plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered, chain=chain)
                 else:
                     log.info("request %s: resuming its screenplay from a checkpoint (%d lines%s)",
                              request.request_id, plan.lines, ", complete" if checkpoint.get("complete") else "")

@@ -1,0 +1,79 @@
+"""The GPU chain on the live pipeline (issue 10 item 1), and live against simulated with it.
+
+A pool of real CPU workers (one per stage) and emulated GPU instances of the chain: FramePack
+(stage ``sketch``, GB200 x 40), its VAE (stage ``vae``, H200 x 1), FantasyTalking (stage
+``video``, GB200 x 40) and Real-ESRGAN x2 (stage ``upscale``, GB200 x 8), on a real nats-server.
+Emulated instances take the reference-profile time of the real model (no GPU here) and say so
+in their outputs (``emulated: true``); the CPU head renders every clip that is shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from helpers import events_of, wait_ready
+
+from streamwise.bus import registry
+from streamwise.bus.messages import Request
+from streamwise.client import generate
+from streamwise.service.pool import Pool, emulated_workers
+
+DATA = Path(__file__).parent / "data" / "scripts"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+TTFF_S = 6.0   # a TTFF SLO with room for the emulated GPU rungs (the default 1.5 s leaves most clips to the CPU)
+CHAIN = ["hunyuanframepack:gb200:40", "hunyuanframepack-vae:h200:1", "fantasytalking:gb200:40",
+         "realesrgan-x2:gb200:8"]
+
+
+@pytest.fixture(scope="module")
+def pool(nats_url, tmp_path_factory):
+    """Scheduler (no result cache: the simulator has none) + one CPU worker per stage + the
+    chain's emulated GPU instances."""
+    p = Pool(nats_url, log_dir=tmp_path_factory.mktemp("logs"), scheduler=["--no-cache"],
+             extra=emulated_workers(CHAIN)).start()
+    yield p
+    p.stop()
+
+
+async def _chain_ready(bus, pool) -> list:
+    """Until every stage and every emulated chain instance is ready; the worker instances."""
+    await asyncio.wait_for(wait_ready(bus, pool), 120)
+    await asyncio.wait_for(registry.wait_for_stages(bus.instances, {"sketch", "vae", "upscale"}, 120), 130)
+    while not any(hb.model == "fantasytalking" and hb.state == "ready"
+                  for hb in await registry.list_instances(bus.instances)):
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)   # the scheduler's KV watch has them too
+    return [hb for hb in await registry.list_instances(bus.instances) if hb.stage != "scheduler"]
+
+
+async def test_a_show_runs_through_framepack_its_vae_and_fantasytalking(bus, pool, tmp_path):
+    instances = await _chain_ready(bus, pool)
+    by_id = {hb.instance: hb for hb in instances}
+    request = Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0,
+                      script=(EXAMPLES / "short_chat.txt").read_text(encoding="utf-8"), script_name="short_chat.txt",
+                      ttff_s=TTFF_S)
+    report = await generate(bus, request, tmp_path, idle_timeout_s=120)
+    assert report.segments and [s.index for s in report.segments] == list(range(len(report.segments)))
+    assert (tmp_path / "podcast.mp4").stat().st_size > 0
+    events = [e for e in await events_of(bus, request.request_id) if e.ok and not e.partial]
+    done = {e.node_id: e for e in events}
+    assert len([n for n in done if n.startswith("seg:")]) == len(report.segments)   # every segment delivered
+    clips = [n.split(":", 1)[1] for n in done if n.startswith("clip:")]
+    assert len(clips) >= 5
+    per_stage = defaultdict(set)
+    for tail in clips:                                   # every clip went through the chain
+        sketch, vae, clip = done.get(f"sketch:{tail}"), done.get(f"vae:{tail}"), done[f"clip:{tail}"]
+        assert sketch is not None and vae is not None, f"clip {tail}: no sketch or VAE event"
+        assert sketch.finished_at <= vae.started_at + 1e-3 and vae.finished_at <= clip.started_at + 1e-3
+        assert sketch.outputs.get("emulated") and vae.outputs.get("emulated")
+        for e in (sketch, vae, clip):
+            per_stage[e.stage].add(by_id[e.instance].model)
+    assert per_stage["sketch"] == {"hunyuanframepack"} and per_stage["vae"] == {"hunyuanframepack-vae"}
+    assert per_stage["video"] <= {"fantasytalking", "cpu-head"} and "fantasytalking" in per_stage["video"]
+    # an upscale node follows a clip only at a rung marked upscale; otherwise it is passed through
+    ups = {n.split(":", 1)[1] for n in done if n.startswith("up:")}
+    assert ups <= {t for t in clips if done[f"clip:{t}"].rung == "medium"}
