@@ -41,6 +41,14 @@ def gpu_runtime_s(model: str, hardware: str, gpus: int, rung: Rung, *, duration_
     Raises:
         KeyError: no profile for (model, hardware, gpus); the message lists the known ones.
     """
+    return _gpu_runtime_s(model, hardware, gpus, rung, duration_s, upscale_to)
+
+
+@lru_cache(maxsize=1 << 16)
+def _gpu_runtime_s(model: str, hardware: str, gpus: int, rung: Rung, duration_s: float,
+                   upscale_to: tuple[int, int] | None) -> float:
+    """:func:`gpu_runtime_s`, remembered: placement asks for the same (clip, instance, rung) on every
+    round a clip waits (a pure function of the packaged profiles; a KeyError is not cached)."""
     frames = model_frames(duration_s, rung.fps)
     seconds = book().runtime_s(model, hardware, gpus, width=rung.width, height=rung.height,
                                steps=rung.steps, frames=frames)
