@@ -22,7 +22,7 @@ from streamwise.bus import registry
 from streamwise.bus.messages import Request
 from streamwise.client import generate
 from streamwise.service.pool import Pool, emulated_workers
-from streamwise.sim.conformance import best_replay, compare, live_decisions, replay
+from streamwise.sim.conformance import LATENCIES_S, best_replay, compare, live_decisions, replay
 
 DATA = Path(__file__).parent / "data" / "scripts"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -84,8 +84,8 @@ async def test_a_show_runs_through_framepack_its_vae_and_fantasytalking(bus, poo
 async def test_live_and_simulated_runs_agree_with_the_gpu_chain(bus, pool, tmp_path):
     """Issue 10 item 3 with the chain: two requests, live and replayed in the simulator (same
     outputs and run times): every node, sketch and VAE included, on the same instance at the
-    same rung, in the same order per instance; starts within ``START_TOLERANCE_S`` (3 s; see
-    tests/test_conformance.py for why a reaction-time tolerance is needed)."""
+    same rung, in the same order per instance; starts within ``START_TOLERANCE_S`` (3 s), with
+    scheduler reaction times of 0-0.5 s tried (see tests/test_conformance.py for why)."""
     instances = await _chain_ready(bus, pool)
     requests = [Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=path.read_text(encoding="utf-8"),
                         script_name=path.name, ttff_s=TTFF_S) for path in (EXAMPLES / "short_chat.txt", DATA / "two_speakers.txt")]
@@ -104,7 +104,9 @@ async def test_live_and_simulated_runs_agree_with_the_gpu_chain(bus, pool, tmp_p
     stages = {node.split(":")[0] for _, node in live}
     assert {"sketch", "vae", "clip", "seg"} <= stages, stages
     assert all(replay(events, received, instances).finished.values())
-    result, latency = best_replay(events, received, instances, live)
+    # each clip is three hops (sketch, VAE, talking head) of scheduler reaction, so the reaction
+    # times tried go up to 0.5 s (tests/test_conformance.py: up to 0.3 s)
+    result, latency = best_replay(events, received, instances, live, latencies_s=LATENCIES_S + (0.4, 0.5))
     print(f"conformance with the GPU chain: {result.summary()} (reaction time {latency})")
     assert result.nodes == len(live) > 60
     assert result.same, result.summary()
