@@ -154,6 +154,10 @@ def compare(live: dict[tuple[str, str], Dispatched], run: PlanRun) -> Conformanc
         order_live[a.instance].append((a.started_s, k))
         order_sim[b.instance].append((b.started_s, k))
     for inst in sorted(order_live):
-        if [k for _, k in sorted(order_live[inst])] != [k for _, k in sorted(order_sim[inst])]:
+        a, b = [k for _, k in sorted(order_live[inst])], [k for _, k in sorted(order_sim[inst])]
+        if a != b:
             result.other_order.append(inst)
+            i = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+            result.details.append(f"{inst}: task {i} live {a[i][1]} of {a[i][0]} (from {live[a[i]].started_s:.2f} s), "
+                                  f"simulated {b[i][1]} of {b[i][0]} (from {sim[b[i]].started_s:.2f} s)")
     return result
