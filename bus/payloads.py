@@ -140,6 +140,8 @@ class ClipInputs(msgspec.Struct, **_S):
     start_frame: int = 0
     blink_seed: int = 0
     hold: int = 1
+    sketch: Name | None = None          # the FramePack motion video this clip follows (the GPU chain)
+    upscale_after: bool = False         # an ``upscale`` rung's Real-ESRGAN pass runs in a node of its own
 
 
 class ClipOutputs(msgspec.Struct, **_S):
@@ -148,6 +150,58 @@ class ClipOutputs(msgspec.Struct, **_S):
     clip: Name
     frames: int | None = None
     hold: int = 1
+
+
+# ------------------------------------------------------------------------- the GPU chain
+class SketchInputs(ClipInputs, **_S):
+    """FramePack's sketch of a clip (stage ``sketch``): the clip's inputs, and ``decode`` False
+    when its VAE decode runs in a node of its own (stage ``vae``)."""
+
+    decode: bool = True
+
+
+class SketchOutputs(msgspec.Struct, **_S):
+    """The sketch's frames (at its own fps), its video (``clip``, name) when decoded here, or its
+    ``latents`` (name) for the VAE node; an emulated sketch names neither."""
+
+    frames: int
+    clip: Name | None = None
+    latents: Name | None = None
+
+
+class VaeInputs(msgspec.Struct, **_S):
+    """FramePack's VAE decode (stage ``vae``): the sketch's ``latents`` (name; ``None`` from an
+    emulated sketch), its frames, the show's fps."""
+
+    frames: int
+    fps: float
+    latents: Name | None = None
+
+
+class VaeOutputs(msgspec.Struct, **_S):
+    """The decoded sketch video (``clip``, name; ``None`` when emulated) and its frames."""
+
+    frames: int
+    clip: Name | None = None
+
+
+class UpscaleInputs(msgspec.Struct, **_S):
+    """Real-ESRGAN x``factor`` (stage ``upscale``) of the talking head's ``clip`` (name, ``frames``
+    frames at the show's ``fps``) to the stream's ``width`` x ``height`` (pixels)."""
+
+    clip: Name
+    width: int
+    height: int
+    frames: int = 0
+    fps: float | None = None
+    factor: int = 2
+
+
+class UpscaleOutputs(msgspec.Struct, **_S):
+    """The upscaled clip (name) and its frames."""
+
+    clip: Name
+    frames: int | None = None
 
 
 # ------------------------------------------------------------------------- mux
@@ -178,11 +232,12 @@ class SegmentOutputs(msgspec.Struct, **_S):
 
 INPUTS: dict[str, tuple[type, ...]] = {
     "screenplay": (ScriptInputs, TopicInputs), "image": (ImageInputs,), "tts": (SpeechInputs,),
-    "video": (ClipInputs,), "mux": (SegmentInputs,),
+    "video": (ClipInputs,), "mux": (SegmentInputs,), "sketch": (SketchInputs,), "vae": (VaeInputs,),
+    "upscale": (UpscaleInputs,),
 }
 OUTPUTS: dict[str, type] = {
     "screenplay": ScreenplayOutputs, "image": ImageOutputs, "tts": SpeechOutputs, "video": ClipOutputs,
-    "mux": SegmentOutputs,
+    "mux": SegmentOutputs, "sketch": SketchOutputs, "vae": VaeOutputs, "upscale": UpscaleOutputs,
 }
 
 

@@ -11,6 +11,11 @@ from importlib import import_module
 from .runtime.base import StageAdapter
 
 STAGES = ("screenplay", "tts", "image", "video", "mux")
+#: Stages of the GPU chain (streamwise/workflow/chain.py), served only by GPU (or emulated) instances.
+CHAIN_STAGES = ("sketch", "vae", "upscale")
+#: The stage an emulated instance of a model serves (``streamwise up --emulate MODEL:HW:GPUS``;
+#: others: ``video``). FramePack emulated is the chain's sketch.
+EMULATED_STAGE = {"hunyuanframepack": "sketch", "hunyuanframepack-vae": "vae", "realesrgan-x2": "upscale"}
 
 # (stage, model) -> "module:Class"; the first model of a stage is its default.
 ADAPTERS: dict[tuple[str, str], str] = {
@@ -59,9 +64,10 @@ def make_adapter(stage: str, model: str | None = None, *, emulate: bool = False,
     if emulate:
         if not model or hardware == "cpu" or gpus < 1:
             raise ValueError("--emulate needs --model, a GPU --hardware (a100, h100, h200, gb200) and --gpus >= 1")
-        from .cpu.emulated import EmulatedGpuStage
+        from .cpu.emulated import ChainPassThrough, EmulatedGpuStage
 
-        return EmulatedGpuStage(stage, model, hardware, gpus, make_adapter(stage))
+        inner = ChainPassThrough(stage) if stage in CHAIN_STAGES else make_adapter(stage)
+        return EmulatedGpuStage(stage, model, hardware, gpus, inner)
     model = model or default_model(stage)
     target = ADAPTERS.get((stage, model))
     if target is None:

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
 SOURCE_DIRS = ("streamwise", "stages", "bus")
-MAX_LINES = 700          # every module today is under this; docs/architecture.md lists those over ~500
+MAX_LINES = 600          # issue 10 asks for about 500; docs/architecture.md lists those over 500
 
 
 def _setuptools() -> dict:

@@ -95,6 +95,9 @@ def test_plan_round_trip_and_emulate_specs(tmp_path):
     assert _layout(back) == OPTIMUM_16 and back.pricing == "spot"
     specs = plan_emulate_specs(path)
     assert specs.count("fantasytalking:a100:1") == 7 and specs.count("hunyuanframepack:a100:1") == 2
+    # the GPU chain's VAE and upscaler too (live stages vae and upscale), under their worker model names
+    assert specs.count("hunyuanframepack-vae:a100:1") == 1 and specs.count("realesrgan-x2:a100:1") == 3
+    assert len(specs) == 13
     assert Instance("gemma", "a100", 1) in back.instances
 
 

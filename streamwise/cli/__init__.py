@@ -30,7 +30,7 @@ from ..bus.client import LayoutError, connect, redact
 from ..bus.registry import wait_for_stages
 from ..bus.server import EmbeddedServer
 from ..service.pool import DEFAULT_WORKERS, Pool, emulated_workers, parse_workers
-from ..stages.registry import STAGES
+from ..stages.registry import CHAIN_STAGES, STAGES
 
 FORMATS = ("text", "vtt", "srt", "json")
 MAX_PLAN_INSTANCES = 32   # `up --plan` starts one emulated worker process per replica: keep one machine usable
@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
                         "DIR/nats.conf and each process with its own role's credentials")
 
     w = sub.add_parser("worker", help="run one worker instance")
-    w.add_argument("--stage", required=True, choices=STAGES)
+    w.add_argument("--stage", required=True, choices=STAGES + CHAIN_STAGES)
     w.add_argument("--model", help="model of the stage (default: the stage's CPU model)")
     w.add_argument("--hardware", default="cpu")
     w.add_argument("--gpus", type=int, default=0)

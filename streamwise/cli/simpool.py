@@ -18,7 +18,8 @@ def _instances(args):
             out.append(Heartbeat(instance=f"{stage}-{i}", stage=stage, model=default_model(stage)))
     for name, cmd in emulated_workers(args.emulate or []):
         model, hardware, gpus = cmd[cmd.index("--model") + 1], cmd[cmd.index("--hardware") + 1], int(cmd[cmd.index("--gpus") + 1])
-        out.append(Heartbeat(instance=name, stage="video", model=model, hardware=hardware, gpus=gpus))
+        out.append(Heartbeat(instance=name, stage=cmd[cmd.index("--stage") + 1], model=model, hardware=hardware,
+                             gpus=gpus))
     return out
 
 

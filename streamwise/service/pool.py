@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..stages.registry import STAGES, default_model
+from ..stages.registry import EMULATED_STAGE, STAGES, default_model
 
 DEFAULT_WORKERS = {stage: 1 for stage in STAGES}
 
@@ -40,7 +40,9 @@ def parse_workers(spec: str | None) -> dict[str, int]:
 
 
 def emulated_workers(specs: list[str]) -> list[tuple[str, list[str]]]:
-    """``["fantasytalking:gb200:40", ...]`` -> extra pool commands for emulated GPU video instances.
+    """``["fantasytalking:gb200:40", ...]`` -> extra pool commands for emulated GPU instances: video,
+    or the GPU chain's stage of the model (FramePack: ``sketch``, its VAE ``hunyuanframepack-vae``:
+    ``vae``, ``realesrgan-x2``: ``upscale``; ``stages.registry.EMULATED_STAGE``).
 
     Raises:
         ValueError: a spec that is not ``MODEL:HARDWARE:GPUS`` with a positive GPU count.
@@ -51,8 +53,9 @@ def emulated_workers(specs: list[str]) -> list[tuple[str, list[str]]]:
         if len(parts) != 3 or not parts[2].isdigit() or int(parts[2]) < 1:
             raise ValueError(f"--emulate {spec!r}: expected MODEL:HARDWARE:GPUS, e.g. fantasytalking:gb200:40")
         model, hardware, gpus = parts
-        extra.append((f"video-{model}-{i}", ["worker", "--stage", "video", "--model", model, "--hardware", hardware,
-                                             "--gpus", gpus, "--emulate"]))
+        stage = EMULATED_STAGE.get(model, "video")
+        extra.append((f"{stage}-{model}-{i}", ["worker", "--stage", stage, "--model", model, "--hardware", hardware,
+                                               "--gpus", gpus, "--emulate"]))
     return extra
 
 

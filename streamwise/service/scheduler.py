@@ -12,6 +12,10 @@ this process dies the request is redelivered to another scheduler (after
 computed completes from the result cache (KV ``sw_cache``: content-keyed outputs are the
 request's checkpoint), so the work resumes rather than restarts. Segments are published
 again under the same message ids and viewers de-duplicate them by index.
+
+Beside this module, as mixins of :class:`SchedulerService`: the instance watch and vanished
+instances (:mod:`.instances`), the dispatch phase (:mod:`.dispatching`), the result cache
+(:mod:`.cache`) and viewers' steering (:mod:`.steering`).
 """
 
 from __future__ import annotations
@@ -26,42 +30,36 @@ import uuid
 from dataclasses import dataclass, field
 
 import msgpack
-import nats.errors
 from nats.js import api
-from nats.js.errors import NotFoundError
 
 from opentelemetry import trace
 
 from ..telemetry import tracing
 from ..telemetry.metrics import SchedulerMetrics
-from ..bus import registry, subjects
+from ..bus import subjects
 from ..bus.aio import cancel_and_wait
 from ..bus.client import INSTANCE_TTL_S, REQUEST_ACK_WAIT_S, Bus, PullConsumer
 from ..bus.codec import MessageError, decode
 from ..bus.payloads import check_outputs
-from ..bus.messages import Event, Heartbeat, Request, Status, Task
-from ..core.dag import Node, NodeState
+from ..bus.messages import Event, Request, Status
 from ..core.deadlines import StageProfile, load_profiles
 from ..core.estimate import book
-from ..workflow import dispatch
+from ..workflow.chain import chain_for
 from ..workflow.instances import InstanceState
 from ..core.quality import Ladder, QualityState, load_ladders
-from ..workflow.podcast import MAX_ATTEMPTS, PlanError, PodcastPlan
+from ..workflow.podcast import PlanError, PodcastPlan
 from ..workflow.steer import on_screenplay, on_segment, persisted, state_key
 from .admission import check_dedup_id, check_request, server_side
 from .cache import ResultCache
+from .dispatching import Dispatching
+from .instances import InstanceTracking
 from .quota import REFRESH_S, Quotas, TenantLedger
 from .steering import Steering
 
 log = logging.getLogger(__name__)
 
-# how long a node may wait for an instance of its model to appear (seconds)
-MISSING_MODEL_WAIT_S = float(os.environ.get("STREAMWISE_MISSING_MODEL_WAIT_S", "60"))
 # a request with no completed node for this long is failed with the reason, never kept alive forever
 REQUEST_STALL_S = float(os.environ.get("STREAMWISE_REQUEST_STALL_S", "600"))
-# after a reconnect, instances get this long to beat again before their work is resubmitted
-RECONNECT_GRACE_S = 2 * INSTANCE_TTL_S
-WATCH_STALL_S = 3 * registry.HEARTBEAT_S   # no heartbeat at all for this long: the KV watch stalled
 # the most requests one scheduler process serves at once (issue 14: intake spreads over processes);
 # a busy one waits INTAKE_DELAY_S per active request before asking for the next
 MAX_REQUESTS = int(os.environ.get("STREAMWISE_MAX_REQUESTS", "64"))
@@ -81,7 +79,7 @@ class _Active:
     progress_at: float = field(default_factory=time.monotonic)   # last completed node (or acceptance)
 
 
-class SchedulerService(ResultCache, Steering):
+class SchedulerService(ResultCache, Steering, InstanceTracking, Dispatching):
     """Runs request schedulers on one bus connection until :meth:`stop`.
 
     ``cap`` is the number of tasks kept outstanding per instance (1 running + prefetch).
@@ -167,44 +165,6 @@ class SchedulerService(ResultCache, Steering):
                     await self.inbox.put(("event", msg))
         finally:
             await consumer.unsubscribe()
-
-    async def _watch_instances(self) -> None:
-        """Follow KV ``sw_instances``; the watcher is re-created after a reconnect or an error
-        (a restarted server does not resume it), and instances get :data:`RECONNECT_GRACE_S` to
-        beat again before their work is resubmitted."""
-        while not self._stop.is_set():
-            generation = self.bus.reconnects
-            try:
-                watcher = await self.bus.instances.watchall()
-            except Exception as exc:
-                log.debug("instance watch failed: %s", exc)
-                await asyncio.sleep(1.0)
-                continue
-            last = time.monotonic()
-            stalled = False
-            try:
-                while not self._stop.is_set() and generation == self.bus.reconnects:
-                    try:
-                        entry = await watcher.updates(timeout=1.0)
-                    except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                        # live instances beat every 2 s: silence means the watch stalled (the KV's
-                        # stream leader moved to another node of a cluster): re-create it before
-                        # their heartbeats age out here, though they still reach the bus
-                        if self.pool.instances and time.monotonic() - last > WATCH_STALL_S:
-                            stalled = True
-                            log.warning("instance watch silent for %.0f s: re-creating it", WATCH_STALL_S)
-                            break
-                        continue
-                    if entry is not None:
-                        last = time.monotonic()
-                        await self.inbox.put(("instance", entry))
-            except Exception as exc:
-                log.debug("instance watch ended: %s", exc)
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(watcher.stop(), timeout=2.0)
-            if stalled or generation != self.bus.reconnects:
-                self.pool.grace(RECONNECT_GRACE_S)
 
     async def _keep_requests_alive(self) -> None:
         refreshed = time.monotonic()
@@ -331,7 +291,8 @@ class SchedulerService(ResultCache, Steering):
             return
         if not await self.ledger.admit_or_refuse(request, key, msg):
             return
-        plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered)
+        chain = chain_for(self.pool.views())   # the GPU chain the pool provisions, fixed for the request
+        plan = PodcastPlan(request, self.profiles, epoch=msg.metadata.num_delivered, chain=chain)
         if msg.metadata.num_delivered > 1:   # taking over: its screenplay so far, its steers
             plan = await self._restore(plan)
         active = _Active(plan=plan, msg=msg)
@@ -435,169 +396,6 @@ class SchedulerService(ResultCache, Steering):
             await self._checkpoint(plan)
             await self._status(plan, "running", f"screenplay: {plan.lines} lines so far")
 
-    def _on_instance(self, entry) -> None:
-        if entry.operation in ("DEL", "PURGE") or not entry.value:
-            self._instance_gone(entry.key)
-            return
-        try:
-            hb = decode(entry.value, Heartbeat)
-        except MessageError:
-            return
-        self.pool.beat(hb)
-        if hb.state == "gone":
-            self._instance_gone(hb.instance)
-
-    def _expire_instances(self) -> None:
-        expired = self.pool.expired()
-        workers = [i for i, hb in self.pool.instances.items() if hb.stage != "scheduler"]
-        if len(workers) >= 2 and set(workers) <= set(expired) and time.monotonic() > self._mass_grace_at + 60.0:
-            # every worker silent at once: far likelier our view of the bus than all of them dead
-            # (a cluster re-electing the KV's leader); give them the reconnect grace, once a minute
-            self._mass_grace_at = time.monotonic()
-            log.warning("all %d worker instances silent at once: waiting %.0f s before declaring them gone",
-                        len(workers), RECONNECT_GRACE_S)
-            self.pool.grace(RECONNECT_GRACE_S)
-            expired = [i for i in expired if i not in workers]
-        for inst in expired:
-            self._instance_gone(inst)
-
-    def _instance_gone(self, instance: str) -> None:
-        """Resubmit what was outstanding on a vanished instance (missed heartbeats). A lost
-        attempt counts as a failure: a task that loses its worker ``MAX_ATTEMPTS`` times (a
-        poison task that crashes the process) fails its request with the reason. The instance's
-        consumer and queued tasks are removed from the bus (:meth:`_clean_up_instance`)."""
-        hb = self.pool.instances.get(instance)
-        self.pool.forget(instance)
-        if hb is not None and hb.stage != "scheduler":
-            self._background(self._clean_up_instance(hb.model, instance))
-        for active in list(self.active.values()):
-            for task_id, (inst, node_id) in list(active.dispatched.items()):
-                if inst != instance:
-                    continue
-                del active.dispatched[task_id]
-                node = active.plan.dag.nodes.get(node_id)
-                if node is None or node.state is not NodeState.DISPATCHED:
-                    continue
-                node.failures += 1
-                if node.failures >= MAX_ATTEMPTS:
-                    node.state = NodeState.FAILED
-                    reason = (f"{node_id} lost its worker {node.failures} times (last: instance {instance}); "
-                              f"the task may crash its worker")
-                    self._background(self._finish(active, failed=reason))
-                    break
-                log.warning("instance %s gone: resubmitting %s", instance, node_id)
-                active.plan.requeue(node)
-
-    def _background(self, coro) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _clean_up_instance(self, model: str, instance: str) -> None:
-        """Delete a vanished instance's durable consumer and purge the tasks still queued on its
-        subject (they were resubmitted elsewhere): nothing of a dead instance stays on the bus.
-        A worker that was only paused re-creates its consumer when it resumes."""
-        try:   # the model's own task stream (SW_TASKS_<model>)
-            stream = subjects.tasks_stream(model)
-            await self.bus.js.purge_stream(stream, subject=subjects.tasks(model, instance))
-            await self.bus.js.delete_consumer(stream, instance)
-            log.info("instance %s gone: its consumer and queued tasks removed", instance)
-        except NotFoundError:
-            pass
-        except Exception as exc:
-            log.debug("cleaning up instance %s: %s", instance, exc)
-
-    # ------------------------------------------------------------------ schedule + execute
-    def _ready(self) -> list[tuple[str, int, Node]]:
-        """(request id, position, node) of every ready node of every active request
-        (:func:`streamwise.workflow.dispatch.scan`)."""
-        return dispatch.scan({rid: active.plan for rid, active in self.active.items()})
-
-    async def _dispatch(self, ready_nodes: list[tuple[str, int, Node]], scan_s: float = 0.0) -> None:
-        """Place and publish ``ready_nodes``; ``scan_s`` (the time spent finding them) counts in
-        the per-task overhead."""
-        started = time.perf_counter() - scan_s
-        plans = {rid: active.plan for rid, active in self.active.items()}
-        decisions, self.quality_states = dispatch.decide(
-            plans, ready_nodes, self.pool, me=self.id, cap=self.cap, now=time.time(), ladders=self.ladders,
-            states=self.quality_states, policy=self.policy)
-        if not decisions:
-            return
-        sends = []
-        for d in decisions:
-            rid, node_id = d.node.key
-            active = self.active.get(rid)
-            if active is None:
-                continue
-            plan = active.plan
-            node = plan.dag[node_id]
-            try:
-                task = self._task_for(plan, node, d)
-            except Exception as exc:   # one request's bad node fails that request only
-                log.error("request %s: building the task of %s failed:\n%s", rid, node_id, traceback.format_exc())
-                await self._finish(active, failed=f"internal error building {node_id}: {type(exc).__name__}: {exc}")
-                continue
-            dispatch.commit(node, d, task.dispatched_at)
-            active.dispatched[task.task_id] = (d.instance.instance, node_id)
-            self.pool.dispatched(d.instance.instance, task.task_id, d.expected_s)
-            sends.append((active, node, task, self.bus.publish(
-                subjects.tasks(d.instance.model, d.instance.instance), task, msg_id=task.task_id,
-                headers=tracing.inject(active.span))))
-        # publish the loop's tasks concurrently: their JetStream acks overlap instead of
-        # queueing one round trip per task (Nats-Msg-Id keeps a retried publish single)
-        results = await asyncio.gather(*(send for *_, send in sends), return_exceptions=True)
-        self._publish_results(sends, results)
-        if decisions:
-            per_task = (time.perf_counter() - started) / len(decisions)
-            self.overhead_s.extend([per_task] * len(decisions))
-
-    def _task_for(self, plan: PodcastPlan, node: Node, d) -> Task:
-        dispatch.set_rung(plan, node, d, self.ladders)
-        return Task(task_id=plan.task_id(node), request_id=plan.request.request_id, tenant=plan.request.tenant,
-                    node_id=node.node_id, stage=node.stage, model=d.instance.model, deadline=node.deadline,
-                    attempt=node.attempt, inputs=plan.task_inputs(node), quality=plan.quality_of(node),
-                    dispatched_at=time.time(), scheduler=self.id)
-
-    def _publish_results(self, sends, results) -> None:
-        for (active, node, task, _), result in zip(sends, results):
-            if isinstance(result, BaseException):
-                log.warning("publishing %s failed (%s): it will be dispatched again", task.task_id, result)
-                inst, _ = active.dispatched.pop(task.task_id, (None, None))
-                if inst is not None:
-                    self.pool.finished(inst, task.task_id)
-                if node.state is NodeState.DISPATCHED:
-                    active.plan.requeue(node)
-                    # back off (1 s doubling to 30 s); the request's stall timeout ends it if the bus never returns
-                    key = (active.plan.key, node.node_id)
-                    self._publish_failures[key] = failures = self._publish_failures.get(key, 0) + 1
-                    node.not_before = time.time() + min(30.0, 2.0 ** (failures - 1))
-            else:
-                self._publish_failures.pop((active.plan.key, node.node_id), None)
-                self.dispatch_count += 1
-
-    async def _check_missing_models(self, ready: list[tuple[str, int, Node]]) -> None:
-        """A ready node that needs a model no instance serves (a topic's screenplay needs an
-        ``llm`` instance): tell the viewer once, and fail the request with how to start one
-        after ``MISSING_MODEL_WAIT_S``, instead of leaving it to wait in silence."""
-        needing = [(self.active[rid], node, model) for rid, _, node in ready
-                   if rid in self.active and node.state is NodeState.PENDING
-                   and (model := self.active[rid].plan.required_model(node)) is not None]
-        if not needing:
-            return
-        served = {v.model for v in self.pool.views()}
-        now = time.time()
-        for active, node, model in needing:
-            if model in served:
-                active.waiting_since = None
-                continue
-            if active.waiting_since is None:
-                active.waiting_since = now
-                await self._status(active.plan, "running", f"waiting for a {node.stage} instance of model {model!r}")
-            elif now - active.waiting_since > MISSING_MODEL_WAIT_S:
-                await self._finish(active, failed=(
-                    f"no {node.stage} instance of model {model!r} is running (waited {MISSING_MODEL_WAIT_S:.0f} s); "
-                    f"start one with `streamwise worker --stage {node.stage} --model {model} --nats URL` "
-                    f"or `streamwise up --llm transformers|vllm`"))
 
     # ------------------------------------------------------------------ update
     async def _status(self, plan: PodcastPlan, state: str, message: str, error: str | None = None) -> None:

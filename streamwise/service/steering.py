@@ -131,7 +131,7 @@ class Steering:
             restore(plan, saved)
         except PlanError as exc:
             log.error("request %s: checkpoint unusable (%s); starting over", plan.request.request_id, exc)
-            return PodcastPlan(plan.request, self.profiles, epoch=plan.epoch)
+            return PodcastPlan(plan.request, self.profiles, epoch=plan.epoch, chain=plan.chain)
         kept = [f"{len(plan.steers)} direction{'s' if len(plan.steers) != 1 else ''}"] if plan.steers else []
         kept += [f"{len(plan.skipped)} line{'s' if len(plan.skipped) != 1 else ''} skipped"] if plan.skipped else []
         kept += [f"ends after line {plan.cut_line + 1}"] if plan.cut_line is not None else []

@@ -316,8 +316,15 @@ def write_plan(cluster: Cluster, path: str | Path, summary: dict[str, Any] | Non
                           + yaml.safe_dump(plan_dict(cluster, summary), sort_keys=False))
 
 
+#: The emulated worker model (``streamwise worker --emulate --model``) of each plan model the live
+#: pool emulates: the talking head, and the GPU chain (FramePack's sketch, its VAE, Real-ESRGAN x2).
+EMULATED_MODEL = {FT: FT, HF: HF, "hunyuanframepack-vae": "hunyuanframepack-vae", "realesrgan": "realesrgan-x2"}
+
+
 def plan_emulate_specs(path: str | Path) -> list[str]:
-    """``MODEL:HARDWARE:GPUS`` specs (``streamwise up --emulate``) for every talking-head and
-    FramePack instance of a plan: the live pool's emulated GPU video workers, one per replica."""
+    """``MODEL:HARDWARE:GPUS`` specs (``streamwise up --emulate``) for every talking-head instance
+    of a plan and its GPU chain (FramePack, its VAE, Real-ESRGAN; streamwise/workflow/chain.py):
+    the live pool's emulated GPU workers, one per replica."""
     c = load_cluster(str(path))
-    return [f"{i.model}:{i.gpu}:{i.gpus}" for i in c.instances if i.model in (FT, HF) for _ in range(i.replicas)]
+    return [f"{EMULATED_MODEL[i.model]}:{i.gpu}:{i.gpus}" for i in c.instances if i.model in EMULATED_MODEL
+            for _ in range(i.replicas)]

@@ -111,6 +111,7 @@ class Conformance:
     only_live: list[tuple[str, str]] = field(default_factory=list)
     only_sim: list[tuple[str, str]] = field(default_factory=list)
     max_start_gap_s: float = 0.0
+    details: list[str] = field(default_factory=list)   # per node on another instance or rung: live / simulated
 
     @property
     def differences(self) -> int:
@@ -128,7 +129,7 @@ class Conformance:
         return (f"{self.nodes} nodes: {len(self.other_instance)} on another instance, {len(self.other_rung)} at "
                 f"another rung, order differs on {self.other_order or 'no instance'}, {len(self.only_live)} only "
                 f"live, {len(self.only_sim)} only simulated; largest start gap {self.max_start_gap_s:.2f} s; first "
-                f"differences: {(self.other_instance + self.other_rung)[:5]}")
+                f"differences: {self.details[:5] or (self.other_instance + self.other_rung)[:5]}")
 
 
 def compare(live: dict[tuple[str, str], Dispatched], run: PlanRun) -> Conformance:
@@ -141,6 +142,9 @@ def compare(live: dict[tuple[str, str], Dispatched], run: PlanRun) -> Conformanc
     order_live, order_sim = defaultdict(list), defaultdict(list)
     for k in sorted(set(live) & set(sim)):
         a, b = live[k], sim[k]
+        if a.instance != b.instance or a.rung != b.rung:
+            result.details.append(f"{k[1]} of {k[0]}: live {a.instance} at {a.rung} from {a.started_s:.2f} s, "
+                                  f"simulated {b.instance} at {b.rung} from {b.started_s:.2f} s")
         if a.instance != b.instance:
             result.other_instance.append(k)
             continue
@@ -150,6 +154,10 @@ def compare(live: dict[tuple[str, str], Dispatched], run: PlanRun) -> Conformanc
         order_live[a.instance].append((a.started_s, k))
         order_sim[b.instance].append((b.started_s, k))
     for inst in sorted(order_live):
-        if [k for _, k in sorted(order_live[inst])] != [k for _, k in sorted(order_sim[inst])]:
+        a, b = [k for _, k in sorted(order_live[inst])], [k for _, k in sorted(order_sim[inst])]
+        if a != b:
             result.other_order.append(inst)
+            i = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+            result.details.append(f"{inst}: task {i} live {a[i][1]} of {a[i][0]} (from {live[a[i]].started_s:.2f} s), "
+                                  f"simulated {b[i][1]} of {b[i][0]} (from {sim[b[i]].started_s:.2f} s)")
     return result

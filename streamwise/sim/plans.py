@@ -42,6 +42,7 @@ from ..script import parse_script
 from ..stages.cpu.screenplay import screenplay_outputs
 from ..stages.runtime.base import show_audio_rate
 from ..workflow import dispatch
+from ..workflow.chain import chain_for
 from ..workflow.instances import InstanceState
 from ..workflow.podcast import PodcastPlan
 
@@ -259,7 +260,7 @@ class PlanSimulator:
 
     def _arrive(self, request: Request) -> None:
         request = Request(**{**{f: getattr(request, f) for f in request.__struct_fields__}, "submitted_at": self.now})
-        plan = PodcastPlan(request, self.profiles)
+        plan = PodcastPlan(request, self.profiles, chain=chain_for(self.pool.views(self.me)))
         self.plans[plan.key] = plan
         self.arrivals[plan.key] = self.now
         self.segments[plan.key] = []

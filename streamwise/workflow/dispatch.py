@@ -54,7 +54,8 @@ def node_runtime(pool: InstanceState, plan: PodcastPlan, node: Node, inst: Insta
         KeyError: no profile for the instance's (model, hardware, GPU count): it cannot run it.
     """
     return pool.runtime_s(inst, rung, cpu_estimate_s=node.runtime_s, duration_s=node.duration_s,
-                          ladder=ladders.get(node.stage))
+                          ladder=ladders.get(node.stage), upscale=not node.inputs.get("upscale_after"),
+                          decode=node.inputs.get("decode", True))
 
 
 def decide(plans: Mapping[Hashable, PodcastPlan], ready: list[tuple[Hashable, int, Node]], pool: InstanceState, *,

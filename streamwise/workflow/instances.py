@@ -16,7 +16,7 @@ from importlib import resources
 import yaml
 
 from ..bus.messages import Heartbeat
-from ..core.estimate import book, gpu_runtime_s
+from ..core.estimate import CHAIN_MODELS, book, chain_runtime_s, gpu_runtime_s
 from ..core.placement import InstanceView
 from ..core.profiles import OnlineCorrection
 from ..core.quality import Ladder, Rung
@@ -107,10 +107,12 @@ class InstanceState:
         return out
 
     def runtime_s(self, inst: InstanceView, rung: Rung | None, *, cpu_estimate_s: float, duration_s: float,
-                  ladder: Ladder | None) -> float:
+                  ladder: Ladder | None, upscale: bool = True, decode: bool = True) -> float:
         """Expected seconds of a task on ``inst``: the CPU rung's profile on a CPU instance, the
-        reference GPU profile of the instance's model otherwise, times the instance's learnt
-        correction.
+        reference GPU profile of the instance's model otherwise (a GPU-chain model, FramePack,
+        its VAE or Real-ESRGAN: :func:`~streamwise.core.estimate.chain_runtime_s`, ``decode``
+        False when FramePack's VAE runs apart), times the instance's learnt correction.
+        ``upscale`` False: an ``upscale`` rung's Real-ESRGAN pass runs in a node of its own, not here.
 
         Raises:
             KeyError: no profile for the instance's (model, hardware, GPU count).
@@ -119,7 +121,9 @@ class InstanceState:
             base = cpu_estimate_s * (rung.cpu_cost if rung is not None else 1.0)
         elif rung is not None:
             base = gpu_runtime_s(inst.model, inst.hardware, inst.gpus, rung, duration_s=duration_s,
-                                 upscale_to=ladder.output if ladder else None)
+                                 upscale_to=ladder.output if ladder and upscale else None)
+        elif inst.model in CHAIN_MODELS:
+            base = chain_runtime_s(inst.model, inst.hardware, inst.gpus, duration_s, decode=decode)
         else:
             base = book().runtime_s(inst.model, inst.hardware, inst.gpus, units=1)
         return self.correction.corrected(inst.instance, base)

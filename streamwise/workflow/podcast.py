@@ -13,14 +13,17 @@ durations and the pause-aligned clip cuts, which add that piece's clip nodes and
 playback timeline is known far enough, the segment nodes. Deadlines are recomputed on
 every expansion (:meth:`PodcastPlan.refresh_deadlines`).
 
+When the pool provisions the GPU chain (FramePack instances; :mod:`streamwise.workflow.chain`),
+a clip is ``sketch`` (FramePack) -> [``vae``] -> ``clip`` (talking head) -> [``up`` (Real-ESRGAN)]
+before its segment. The playback timeline, steering, the mux inputs and the deadline
+propagation are in :mod:`streamwise.workflow.timeline` (a mixin of the plan).
+
 The plan is a plain object with no I/O: the scheduler's service loop feeds it events and
 asks it for ready nodes and task inputs, so the same code runs live and in a simulator.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -29,9 +32,11 @@ from ..bus import subjects
 from ..bus.names import content_name
 from ..bus.messages import Event, Quality, Request
 from ..core.dag import Dag, Node, NodeState
-from ..core.deadlines import StageProfile, segment_deadline, sketch_duration_s, upstream_deadline
+from ..core.deadlines import StageProfile, sketch_duration_s
 from ..core.quality import Ladder, Rung
+from . import chain as gpu
 from .cast import cast_show, cast_speaker, words_per_speaker
+from .timeline import Piece, PlanError, Timeline
 
 MAX_ATTEMPTS = 3
 LATE_S = 0.25   # a segment published this much (s) after its deadline puts the request on its cheapest rung
@@ -39,7 +44,6 @@ LATE_S = 0.25   # a segment published this much (s) after its deadline puts the 
 CACHE_VERSION = "cpu-rung-4"   # 4: portraits follow the screenplay's look, mouths its visemes (issue 12)
 PAUSE_AFTER_LINE_S = 0.35    # silence after each line (the turn-taking gap)
 PAUSE_BETWEEN_PIECES_S = 0.1
-AUDIO_PREROLL_S = 0.2         # audio before a segment given to the mux so the AAC encoder is warm (media.py)
 # A topic's opening (issue 12 item 6; the paper's "static slide"): while the LLM writes, the show
 # opens with the studio's title card and the host's greeting, which need no LLM. It is sized to
 # last until the LLM's first line can be on screen: the LLM's expected first-line time (profile
@@ -50,46 +54,19 @@ OPENING_HOST = "Host"
 OPENING_MAX_PAUSE_S = 3.0     # silence the opening may end with, when its words fall short of its length
 
 
-class PlanError(Exception):
-    """The request cannot be completed; ``str()`` is the one-line reason for the user."""
-
-
-@dataclass
-class Piece:
-    """A piece of a line, spoken by one TTS task; timeline fields are filled by its completion."""
-
-    index: int
-    line: int
-    speaker: int
-    text: str
-    last_of_line: bool
-    est_s: float
-    frames: int | None = None
-    clips: list[tuple[int, int]] = field(default_factory=list)   # sample ranges
-    audio_ref: str | None = None
-    offset: int | None = None                                     # first frame in the show
-
-    @property
-    def node_id(self) -> str:
-        return f"tts:{self.index}"
-
-
-def _voice_of(tts_outputs: dict[str, Any]) -> str:
-    """``"hibari:heart|heart|loudness"``: a speech task's model, voice label and mouth source ("" from older ones)."""
-    model, label, mouth = tts_outputs.get("voice_model"), tts_outputs.get("voice"), tts_outputs.get("mouth")
-    return f"{model}|{label}" + (f"|{mouth}" if mouth else "") if model and label else ""
-
-
-class PodcastPlan:
+class PodcastPlan(Timeline):
     """State of one podcast request: its DAG, pieces, playback timeline and deadlines.
 
     ``profiles`` maps profile keys (``screenplay``, ``image.studio``, ``image.portrait``,
-    ``tts``, ``video``, ``mux``) to expected runtimes.
+    ``tts``, ``video``, ``mux``) to expected runtimes. ``chain``: the GPU chain each clip takes
+    (:mod:`streamwise.workflow.chain`; ``None``: a clip is one talking-head node).
     """
 
     def __init__(self, request: Request, profiles: dict[str, StageProfile], *, epoch: int = 1,
-                 opening: bool = True) -> None:
+                 opening: bool = True, chain: gpu.GpuChain | None = None) -> None:
         self.request = request
+        self.chain = chain
+        self.upscaled: dict[str, bool] = {}   # clip id -> whether its rung is upscaled by its own node
         self.epoch = epoch          # how many times this request was delivered: keeps task ids of a re-run distinct
         self.profiles = profiles
         self.dag = Dag()
@@ -170,15 +147,10 @@ class PodcastPlan:
         """Audio samples per video frame (the plan checks it is whole when speech arrives)."""
         return int(self.sample_rate / self.request.fps)
 
-    def segment_start(self, k: int) -> int:
-        """First frame of segment ``k``: segment 0 is ``first_segment_s`` long, the others ``segment_s``."""
-        return 0 if k <= 0 else self.first_segment_frames + (k - 1) * self.frames_per_segment
-
-    def segment_at(self, frame: int) -> int:
-        """Index of the segment that contains ``frame``."""
-        if frame < self.first_segment_frames:
-            return 0
-        return 1 + (frame - self.first_segment_frames) // self.frames_per_segment
+    def _clip_rt(self, frames: float) -> float:
+        """Expected seconds of a clip of ``frames`` frames: the talking head, plus its GPU chain's nodes."""
+        chain = self.chain.upstream_s(frames / self.request.fps) if self.chain else 0.0
+        return self._rt("video", frames) + chain
 
     def _rt(self, key: str, units: float = 0.0) -> float:
         profile = self.profiles.get(key)
@@ -291,7 +263,8 @@ class PodcastPlan:
 
     def _complete(self, node: Node, outputs: dict[str, Any]) -> None:
         node.state, node.outputs = NodeState.DONE, dict(outputs)
-        expand = {"screenplay": self._on_screenplay, "tts": self._on_speech, "mux": self._on_segment}
+        expand = {"screenplay": self._on_screenplay, "tts": self._on_speech, "mux": self._on_segment,
+                  "video": lambda n: gpu.on_clip(self.dag, n, self.upscaled.get(n.node_id, False))}
         handler = expand.get(node.stage)
         if handler:
             handler(node)
@@ -416,166 +389,27 @@ class PodcastPlan:
         words = piece.text.split()
         for c, (a, b) in enumerate(piece.clips):
             w0, w1 = (round(len(words) * x / out["samples"]) for x in (a, b))
-            clip = self.dag.add(Node(f"clip:{piece.index}:{c}", "video",
-                                     deps=(f"portrait:{piece.speaker}", piece.node_id),
-                                     runtime_s=self._rt("video", (b - a) / spf), inputs={
+            inputs = {
                                          "audio": piece.audio_ref, "sample_from": a, "sample_to": b,
                                          "sample_rate": rate, "subtitle": " ".join(words[w0:w1]),
                                          "speaker": self.speakers[piece.speaker], "start_frame": a // spf,
                                          "blink_seed": piece.speaker * 7919 + piece.index,
                                          **({"visemes": out["visemes"]} if out.get("visemes") else {}),
                                          "fps": self.request.fps, "width": self.request.width,
-                                         "height": self.request.height}))
-            clip.duration_s = (b - a) / rate
+                                         "height": self.request.height}
+            tail, deps = f"{piece.index}:{c}", (f"portrait:{piece.speaker}", piece.node_id)
+            if self.chain:   # FramePack's sketch (and its VAE) first; Real-ESRGAN after, in nodes of their own
+                deps = gpu.add_before(self.dag, self.chain, tail, deps, inputs, (b - a) / rate, self._key)
+                inputs["upscale_after"] = self.chain.upscale is not None
+            clip = self.dag.add(Node(f"clip:{tail}", "video", deps=deps, runtime_s=self._rt("video", (b - a) / spf),
+                                     inputs=inputs, duration_s=(b - a) / rate))
             clip.cache_key = self._key(clip, sorted((k, v) for k, v in clip.inputs.items() if k != "audio"))
+            if self.chain:
+                gpu.add_after(self.dag, self.chain, tail, clip, self._key)
         self._extend_timeline()
 
     def _on_segment(self, node: Node) -> None:
         self.segments_done += 1
-
-    # ---------------------------------------------------------------- timeline
-    def _extend_timeline(self) -> None:
-        offset = 0
-        kept = [p for p in self.pieces if self._kept(p)]
-        for piece in self.pieces:
-            if not self._kept(piece):
-                piece.offset = None
-        for piece in kept:
-            if piece.frames is None:
-                break
-            piece.offset = offset
-            offset += piece.frames
-        else:
-            if self.screenplay_done or self.cut_line is not None:
-                self.total_frames = offset
-        self.covered = offset
-        while True:
-            start = self.segment_start(self.next_segment)
-            end = self.segment_start(self.next_segment + 1)
-            if self.total_frames is not None:
-                if start >= self.total_frames:
-                    break
-                end = min(end, self.total_frames)
-            elif end > self.covered or (end == self.covered and not self.screenplay_done):
-                break     # (while the screenplay streams, the segment ending here may turn out to be the last)
-            self._add_segment(self.next_segment, start, end)
-            self.next_segment += 1
-
-    def _kept(self, piece: Piece) -> bool:
-        """Whether ``piece`` is still in the show (not steered away)."""
-        return piece.line not in self.skipped and (self.cut_line is None or piece.line <= self.cut_line)
-
-    def _steer_point(self) -> tuple[int, int | None]:
-        """``(k, line)``: the first segment not yet handed to the mux, and the line playing at its
-        start (or the first line whose speech is not known yet); ``line`` is None with no line."""
-        k = 0
-        while f"seg:{k}" in self.dag and self.dag[f"seg:{k}"].state is not NodeState.PENDING:
-            k += 1
-        f0 = self.segment_start(k)
-        for piece in self.pieces:
-            if not self._kept(piece):
-                continue
-            if piece.frames is None or piece.offset is None or f0 < piece.offset + piece.frames:
-                return k, piece.line
-        return k, None
-
-    def _replan_from(self, k: int) -> None:
-        """Lay out segments ``k`` onwards anew (none of them is dispatched) after the kept lines
-        changed: their nodes are removed and added again over the new timeline; the speech and
-        shots of lines no longer kept are skipped unless already dispatched."""
-        for piece in self.pieces:
-            if not self._kept(piece):
-                for node_id in [piece.node_id] + [f"clip:{piece.index}:{c}" for c in range(len(piece.clips))]:
-                    node = self.dag.nodes.get(node_id)
-                    if node is not None and node.state is NodeState.PENDING:
-                        node.state = NodeState.DONE   # never run: nothing depends on it any more
-        for j in reversed(range(k, self.next_segment)):
-            self.dag.remove(f"seg:{j}")
-        self.next_segment = k
-        self.total_frames = None
-        self._extend_timeline()
-        self.refresh_deadlines()
-
-    def _later_lines(self, line: int) -> list[int]:
-        last = self.cut_line if self.cut_line is not None else self.lines - 1
-        return [i for i in range(line + 1, last + 1) if i not in self.skipped]
-
-    def end_after_current_line(self) -> int:
-        """Steer the show to end early: after the line playing at the start of the first segment
-        not yet handed to the mux (what the mux has is never changed, so playback does not
-        stall). Later lines are dropped (their speech and shots not yet dispatched are skipped)
-        and the segments from there on are laid out again, the last one final. Returns the index
-        of the last line kept.
-
-        Raises:
-            PlanError: the show already ends there (the line playing is the last), or it has
-                no line yet.
-        """
-        k, line = self._steer_point()
-        if line is None or (not self._later_lines(line) and (self.screenplay_done or self.cut_line is not None)):
-            raise PlanError("the show already ends after the line now playing" if self.pieces
-                            else "no line to end after yet")
-        self.cut_line = line
-        self._replan_from(k)
-        return line
-
-    def skip_ahead(self, lines: int = 1) -> list[int]:
-        """Steer the show to skip the next ``lines`` lines after the one playing at the start of
-        the first segment not yet handed to the mux: they are never spoken, and the show goes on
-        with the line after them. Returns the indices of the lines skipped.
-
-        Raises:
-            PlanError: ``lines`` < 1, or no later line is known to skip (the line playing is the
-                last one written so far).
-        """
-        if lines < 1:
-            raise PlanError(f"lines: expected at least 1, got {lines}")
-        k, line = self._steer_point()
-        later = self._later_lines(line) if line is not None else []
-        if not later:
-            raise PlanError("no later line to skip: the line now playing is the last one written so far")
-        skip = later[:lines]
-        if len(skip) == len(later) and (self.screenplay_done or self.cut_line is not None):
-            self.cut_line = line               # skipping every later line = ending after this one
-        self.skipped.update(skip)
-        self._replan_from(k)
-        return skip
-
-    def _clips_between(self, start: int, end: int) -> list[tuple[str, int, int, Piece, int, int]]:
-        spf = self._spf
-        found = []
-        for piece in self.pieces:
-            if not self._kept(piece):
-                continue
-            if piece.offset is None or piece.offset >= end:
-                break
-            for c, (a, b) in enumerate(piece.clips):
-                g0, g1 = piece.offset + a // spf, piece.offset + b // spf
-                if g1 > start and g0 < end:
-                    found.append((f"clip:{piece.index}:{c}", g0, g1, piece, a, b))
-        return found
-
-    def _add_segment(self, k: int, start: int, end: int) -> None:
-        clips = self._clips_between(start, end)
-        deps = tuple(c[0] for c in clips) + ((f"seg:{k - 1}",) if k else ())
-        fps = self.request.fps
-        self.dag.add(Node(f"seg:{k}", "mux", deps=deps, runtime_s=self._rt("mux", end - start), inputs={
-            "index": k, "start_s": start / fps, "duration_s": (end - start) / fps, "frame_from": start,
-            "frame_to": end, "final": self.total_frames is not None and end >= self.total_frames}))
-
-    def _audio_parts(self, s0: int, s1: int) -> list[list[Any]]:
-        spf = self._spf
-        parts = []
-        for piece in self.pieces:
-            if not self._kept(piece):
-                continue
-            if piece.offset is None:
-                break
-            p0 = piece.offset * spf
-            p1 = p0 + piece.frames * spf
-            if p1 > s0 and p0 < s1:
-                parts.append([piece.audio_ref, max(s0, p0) - p0, min(s1, p1) - p0])
-        return parts
 
     # ---------------------------------------------------------------- dispatch
     def task_inputs(self, node: Node) -> dict[str, Any]:
@@ -589,7 +423,11 @@ class PodcastPlan:
         inputs = dict(node.inputs)
         if node.node_id.startswith("portrait:"):
             inputs["studio"] = self.dag["studio"].outputs["image"]
-        elif node.stage == "video":
+        elif node.stage in (gpu.VAE, gpu.UPSCALE):
+            return gpu.task_inputs(self.dag, node, self.request.width, self.request.height)
+        elif node.stage in ("video", gpu.SKETCH):
+            if node.stage == "video" and (sketch := gpu.sketch_video(self.dag, node)):
+                inputs["sketch"] = sketch
             portrait = self.dag[node.deps[0]].outputs
             inputs["portrait"], inputs["layout"] = portrait["image"], portrait["layout"]
             for key in ("person", "backdrop"):   # the portrait's layers, for head motion
@@ -599,30 +437,13 @@ class PodcastPlan:
             inputs.update(self._mux_inputs(node))
         return inputs
 
-    def _mux_inputs(self, node: Node) -> dict[str, Any]:
-        start, end = node.inputs["frame_from"], node.inputs["frame_to"]
-        # [clip, first frame, end frame] (+ frames held per drawn frame, for a rung that draws fewer)
-        video = [[self.dag[cid].outputs["clip"], max(start, g0) - g0, min(end, g1) - g0]
-                 + ([hold] if (hold := int(self.dag[cid].outputs.get("hold", 1))) > 1 else [])
-                 for cid, g0, g1, *_ in self._clips_between(start, end)]
-        spf = self._spf
-        preroll = min(start * spf, int(AUDIO_PREROLL_S * self.sample_rate))
-        fps = self.request.fps
-        # subtitles: each clip's words over the frames its speech covers, given to the segment it starts in
-        cues = [{"start_s": g0 / fps, "end_s": g1 / fps, "speaker": self.speakers[piece.speaker],
-                 "text": text, "line": piece.line, "voice": _voice_of(self.dag[piece.node_id].outputs)}
-                for cid, g0, g1, piece, *_ in self._clips_between(start, end)
-                if start <= g0 < end and (text := self.dag[cid].inputs.get("subtitle", "").strip())]
-        return {"video": video, "audio": self._audio_parts(start * spf - preroll, end * spf), "cues": cues,
-                "preroll_samples": preroll, "sample_rate": self.sample_rate, "fps": self.request.fps,
-                "tenant": self.request.tenant, "width": self.request.width, "height": self.request.height}
-
     def set_rung(self, node: Node, rung: Rung, ladder: Ladder) -> None:
         """Record the quality rung ``node`` is dispatched at. The CPU rungs (``static`` and the
         cheaper ones below it) render at the stream's size, a rung that draws fewer frames a
         second with ``hold`` (stream frames per drawn frame) in its inputs; other rungs render at
         their own size, brought to the stream's size downstream."""
         node.rung_index = ladder.index(rung)
+        self.upscaled[node.node_id] = rung.upscale and bool(node.inputs.get("upscale_after"))
         hold = rung.hold_frames(self.request.fps) if ladder.is_cpu(rung) else 1
         if hold > 1:
             node.inputs["hold"] = hold
@@ -639,65 +460,7 @@ class PodcastPlan:
         if node.quality is not None:
             return node.quality
         if node.stage == "mux":
-            clips = [self.dag[d] for d in node.deps if self.dag[d].stage == "video" and self.dag[d].quality]
+            clips = [c for d in node.deps if (c := self.dag[gpu.talking_head(d)]).stage == "video" and c.quality]
             if clips:
                 return max(clips, key=lambda c: c.rung_index).quality
         return self.quality
-
-    # ---------------------------------------------------------------- deadlines
-    def refresh_deadlines(self) -> None:
-        """Recompute every unfinished node's deadline from the SLO and the current timeline.
-
-        Segment k: ``t_submit + TTFF + k * segment_s``; upstream: child's deadline minus the
-        child's expected runtime (deadline rule from the StreamWise scheduler design).
-        Pieces whose timing is not known yet are placed by the sketch (2.5 words/s).
-        """
-        r = self.request
-        mux_rt = self._rt("mux", self.frames_per_segment)
-
-        def seg_deadline(k: int) -> float:
-            return segment_deadline(r.submitted_at, r.ttff_s, self.segment_start(k) / r.fps)
-
-        def clip_deadline(start_s: float) -> float:
-            return upstream_deadline(seg_deadline(self.segment_at(int(start_s * r.fps))), mux_rt)
-
-        dag = self.dag
-        for k in range(self.next_segment):
-            dag[f"seg:{k}"].deadline = seg_deadline(k)
-        speaker_first: dict[int, float] = {}
-        running = 0.0
-        for piece in self.pieces:
-            start = piece.offset / r.fps if piece.offset is not None else running
-            length = piece.frames / r.fps if piece.frames is not None else piece.est_s
-            running = start + length
-            first_clip_frames = min(length, r.max_clip_s) * r.fps
-            d_clip = clip_deadline(start)
-            for c, (a, b) in enumerate(piece.clips):
-                dag[f"clip:{piece.index}:{c}"].deadline = clip_deadline(start + a / self.sample_rate)
-            d_tts = upstream_deadline(d_clip, self._rt("video", first_clip_frames))
-            dag[piece.node_id].deadline = d_tts
-            speaker_first[piece.speaker] = min(speaker_first.get(piece.speaker, math.inf), d_tts)
-        d_studio = math.inf
-        # a speaker with no line yet (the LLM named them first) speaks after the known lines at the earliest
-        not_yet = upstream_deadline(clip_deadline(running), self._rt("video", r.max_clip_s * r.fps)
-                                    + self._rt("tts", r.max_clip_s))
-        for s in range(len(self.speakers)):
-            node = dag[f"portrait:{s}"]
-            node.deadline = speaker_first.get(s, not_yet)
-            d_studio = min(d_studio, upstream_deadline(node.deadline, node.runtime_s))
-        if "studio" in dag:
-            if d_studio == math.inf:   # the studio is known before any speaker
-                d_studio = upstream_deadline(not_yet, self._rt("image.portrait"))
-            dag["studio"].deadline = d_studio
-        if self.opening_lines:   # due by its own first line's speech, after the opening: the LLM yields meanwhile
-            own = self.pieces[self.opening_pieces:]
-            d_screenplay = (upstream_deadline(dag[own[0].node_id].deadline, self._rt("tts", 3.0)) if own else
-                            upstream_deadline(clip_deadline(running), self._rt("video", r.max_clip_s * r.fps)))
-        elif self.pieces:
-            d_screenplay = min(upstream_deadline(d_studio, dag["studio"].runtime_s),
-                               upstream_deadline(dag[self.pieces[0].node_id].deadline, self._rt("tts", 3.0)))
-        else:
-            d_screenplay = upstream_deadline(clip_deadline(0.0), self._rt("video", r.max_clip_s * r.fps)
-                                             + self._rt("tts", r.max_clip_s) + self._rt("image.portrait")
-                                             + self._rt("image.studio"))
-        dag["screenplay"].deadline = d_screenplay
