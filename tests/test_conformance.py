@@ -127,3 +127,17 @@ def test_simulate_pool_prints_each_request_and_refuses_a_missing_script(capsys):
     assert all(r["finished"] and r["segments"] > 5 and r["ttff_s"] > 0 for r in out["requests"].values())
     assert main(["simulate-pool", "--script", "/no/such/script.txt"]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_swap_within_one_scheduling_round_is_no_order_difference():
+    """Two tasks the simulator dispatched in one round to one instance may reach it in either order live
+    (the scheduler publishes a round concurrently); tasks it dispatched at different times may not swap."""
+    from streamwise.sim.conformance import ROUND_S, _same_up_to_one_round
+    from streamwise.sim.plans import Dispatched
+
+    x, y, z = ("r", "a"), ("r", "b"), ("q", "c")
+    sim = {x: Dispatched("r", "a", "i", None, 5.0), y: Dispatched("r", "b", "i", None, 5.0 + ROUND_S / 2),
+           z: Dispatched("q", "c", "i", None, 7.0)}
+    assert _same_up_to_one_round([y, x, z], [x, y, z], sim)
+    assert not _same_up_to_one_round([x, z, y], [x, y, z], sim)       # z was decided 2 s later
+    assert not _same_up_to_one_round([x, y], [x, y, z], sim)          # a task missing is no swap
