@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from streamwise.client.hls import HlsWriter
-from streamwise.stages.cpu import media
+from streamwise.stages.cpu import media, passthrough
 
 FPS = 25
 SR = 22050
@@ -340,3 +340,69 @@ def test_encode_segment_warns_without_preroll() -> None:
     with pytest.warns(RuntimeWarning, match="audio_preroll"):
         media.encode_segment(np.zeros((5, 64, 64, 3), np.uint8), np.zeros(5 * SR // FPS, np.int16), fps=FPS,
                              sample_rate=SR, start_s=2.0)
+
+
+def test_held_frames_are_encoded_once_and_repeated_bit_for_bit() -> None:
+    """A frame held for several stream frames (``repeats``) is encoded once, as an IDR, then
+    repeated by cached skip frames: the segment keeps 25 fps, N frames starting at start_s, the
+    same init as a plain one, and every repeat decodes to exactly its held frame."""
+    drawn = moving_video(0, 5)
+    audio = sine(2 * SR)
+    held = media.encode_segment(drawn, audio[SR:], fps=FPS, sample_rate=SR, start_s=1.0, audio_preroll=audio[:SR],
+                                repeats=[12, 12, 12, 12, 2])
+    plain = media.encode_segment(np.repeat(drawn, [12, 12, 12, 12, 2], axis=0), audio[SR:], fps=FPS, sample_rate=SR,
+                                 start_s=1.0, audio_preroll=audio[:SR])
+    (i_held, m_held), (i_plain, m_plain) = media.split_init(held), media.split_init(plain)
+    assert i_held == i_plain
+    assert fragments(m_held)[1] == fragments(m_plain)[1] == [(90000, 90000 * 50 // FPS)]
+    info = media.probe(held)
+    assert (info["video_frames"], info["fps"], info["duration_s"]) == (50, FPS, pytest.approx(2.0))
+    decoded = media.decode_clip(held)
+    assert all((decoded[i] == decoded[12 * (i // 12)]).all() for i in range(50))
+    assert np.abs(decoded[::12].astype(int) - drawn).mean() < 4     # the held pictures themselves
+    assert len(held) < len(plain)
+    assert all(len(p) < 64 for p in passthrough.repeat_frames(640, 400, float(FPS), 11))
+    with pytest.raises(ValueError):
+        media.encode_segment(drawn, audio, fps=FPS, sample_rate=SR, start_s=0.0, repeats=[12, 12, 0, 12, 2])
+
+
+def test_still_rung_clips_pass_into_the_stream_unchanged(tmp_path: Path) -> None:
+    """A clip encoded with the stream's own settings, every frame an IDR (the `still` rung's), has
+    the segments' avcC; its access units muxed as they are make segments with the same init, the
+    right tfdt and durations, and frames bit-identical to the clip's (held by repeat frames), which
+    join into one 25 fps file.
+    An ultrafast intermediate clip (P-frames, other parameters) cannot be passed through."""
+    drawn = moving_video(0, 9)
+    clip = passthrough.encode_stream_clip(drawn, FPS, hold=12)
+    avcc, packets = passthrough.clip_packets(clip)
+    assert avcc == passthrough.stream_avcc(640, 400, float(FPS)) and len(packets) == 9
+    assert passthrough.clip_packets(media.encode_clip(drawn, 2.0)) is None
+    assert passthrough.clip_packets(b"not a clip") is None
+    audio = sine(5 * SR)
+    preroll = int(media.AUDIO_PREROLL_S * SR)
+    # segments of 25, 50 and 33 stream frames over the 9 drawn frames held 12 (108 frames)
+    bounds, segs, f0 = [25, 50, 33], [], 0
+    for k, n in enumerate(bounds):
+        first, last = f0 // 12, (f0 + n - 1) // 12
+        starts = np.arange(first, last + 1) * 12
+        reps = np.minimum(starts + 12, f0 + n) - np.maximum(starts, f0)
+        s0 = f0 * SR // FPS
+        segs.append(media.encode_segment(
+            media.StreamPackets(packets[first:last + 1], 640, 400), audio[s0:s0 + n * SR // FPS], fps=FPS,
+            sample_rate=SR, start_s=f0 / FPS, audio_preroll=audio[max(0, s0 - preroll):s0] if s0 else None,
+            repeats=reps, final=k == len(bounds) - 1))
+        f0 += n
+    reference = media.encode_segment(drawn[:1], audio[:SR], fps=FPS, sample_rate=SR, start_s=0.0)
+    inits = {media.split_init(s)[0] for s in segs} | {media.split_init(reference)[0]}
+    assert len(inits) == 1
+    f0 = 0
+    for seg, n in zip(segs, bounds):
+        assert fragments(media.split_init(seg)[1])[1] == [(f0 * 90000 // FPS, n * 90000 // FPS)]
+        f0 += n
+    out = tmp_path / "still.mp4"
+    media.concat_segments(inits.pop(), [media.split_init(s)[1] for s in segs], out)
+    frames = media.decode_clip(out.read_bytes())
+    expected = np.repeat(media.decode_clip(clip), 12, axis=0)     # the clip's own pictures, each 12 times
+    assert frames.shape == expected.shape and (frames == expected).all()
+    info = media.probe(out)
+    assert info["start_s"] == 0.0 and info["audio_duration_s"] == pytest.approx(108 / FPS, abs=0.05)

@@ -139,15 +139,15 @@ def test_a_node_waits_for_a_busy_gpu_that_meets_its_deadline_instead_of_dropping
 
 def test_on_a_busy_cpu_quality_gives_way_before_playback(state):
     """Only a CPU instance, its queue 1 s deep; a clip of 0.5 s CPU work: with 2 s to its deadline
-    it renders at `static`; with 1.2 s only the cheaper `still` rung (drawn twice a second, its
-    measured cpu_cost 0.15) finishes in time, so it steps down instead of arriving late."""
+    it renders at `static`; with 1.2 s only the cheaper `still` rung (drawn three times a second,
+    its measured cpu_cost 0.25) finishes in time, so it steps down instead of arriving late."""
     cpu = _view(state, "cpu", "cpu-head", "cpu", 0, queued_s=1.0)
     (relaxed,), _ = assign([ReadyNode("c0", "video", 2.0, "r1")], [cpu], cap=3, now=0.0, runtime_s=_runtime(state),
                            ladders={"video": LADDER})
     (tight,), _ = assign([ReadyNode("c1", "video", 1.2, "r2")], [cpu], cap=3, now=0.0, runtime_s=_runtime(state),
                          ladders={"video": LADDER})
     assert relaxed.rung.name == "static" and relaxed.expected_s == pytest.approx(0.5)
-    assert tight.rung.name == "still" and tight.expected_s == pytest.approx(0.075)
+    assert tight.rung.name == "still" and tight.expected_s == pytest.approx(0.125)
 
 
 def test_a_request_running_late_is_held_to_the_cheapest_rung(state):

@@ -54,8 +54,8 @@ def test_ladders_load_with_the_cpu_rung_last(ladders, models):
     ft = ladders["fantasytalking"]
     assert [r.name for r in ft.rungs] == ["high", "medium", "low", "static", "still"]
     still = ft.rungs[-1]                   # the cheaper CPU rung: quality gives way before playback
-    assert (still.model, still.draw_fps, still.cpu_cost) == ("cpu-head", 2.0, 0.15) and ft.is_cpu(still)
-    assert still.hold_frames(25.0) == 12 and still.hold_frames(60.0) == 30 and ft.rungs[3].hold_frames(25.0) == 1
+    assert (still.model, still.draw_fps, still.cpu_cost) == ("cpu-head", 3.0, 0.25) and ft.is_cpu(still)
+    assert still.hold_frames(25.0) == 8 and still.hold_frames(60.0) == 20 and ft.rungs[3].hold_frames(25.0) == 1
     assert ft.is_cpu(ft.rungs[3]) and not ft.is_cpu(ft.rungs[2])
     assert (ft.top.width, ft.top.height, ft.top.steps) == (1280, 800, 20)
     assert ft.output == (1280, 800) and ft.upscaler == "realesrgan-x2"

@@ -15,6 +15,7 @@ from streamwise.stages.cpu.speech import (
     energy_envelope,
     pitch_shift,
     split_at_pauses,
+    split_opening,
     split_text,
     voice_for,
 )
@@ -159,6 +160,20 @@ def test_split_text_first_piece_short_and_grouping() -> None:
     assert len(pieces[0]) <= 90 and pieces[0].endswith(",")
     assert split_text("Hi. Yes. No.") == ["Hi. Yes. No."]
     assert split_text("") == []
+
+
+def test_the_show_opens_on_a_short_sentence_or_clause() -> None:
+    """The show's first piece (all the first one-second segment waits for) ends at the first
+    sentence or clause break of 16-48 characters; without one, the pieces of split_text."""
+    text = "Welcome to Two Minute Tech. Today, why your video call freezes."
+    assert split_text(text) == [text]
+    assert split_opening(text) == ["Welcome to Two Minute Tech.", "Today, why your video call freezes."]
+    assert split_opening("Well, then, my friends, we are all here at last to talk") == [
+        "Well, then, my friends,", "we are all here at last to talk"]
+    for plain in ("Hi. Welcome back everyone to the show about video pipelines today.",   # first break too early
+                  "Welcome back everyone to the show about streaming video pipelines and why latency matters",
+                  "Short.", ""):
+        assert split_opening(plain) == split_text(plain)
 
 
 def test_split_text_hard_cut() -> None:

@@ -130,3 +130,60 @@ def test_the_still_rung_draws_fewer_frames_and_the_mux_holds_each():
     expanded = np.repeat(held, 12, axis=0)[:50]
     assert expanded.shape == full.shape
     assert all((expanded[i] == expanded[i - i % 12]).all() for i in range(50))
+
+
+async def test_the_mux_passes_still_clips_through_and_encodes_any_other_again(bus):
+    """The mux stage on the real bus: a segment made only of `still` clips (IDRs in the stream's
+    encoding) carries their frames bit for bit, held by repeat frames; a segment that also
+    takes an ultrafast intermediate clip (the static rung's) is decoded and encoded again, and
+    both keep the stream's init and timing."""
+    import uuid
+
+    from streamwise.bus import subjects
+    from streamwise.bus.codec import decode
+    from streamwise.bus.messages import Segment
+    from streamwise.stages.cpu import media, passthrough
+    from streamwise.stages.cpu.mux import PyavMux
+
+    yy, xx = np.mgrid[0:400, 0:640]
+    drawn = np.stack([np.dstack([(xx + 9 * i) % 256, (yy + 5 * i) % 256, (xx // 2 + 3 * i) % 256]).astype(np.uint8)
+                      for i in range(5)])
+    still = await bus.put_blob(f"t/{uuid.uuid4().hex}/still.mp4", passthrough.encode_stream_clip(drawn, 25.0, 12))
+    plain = await bus.put_blob(f"t/{uuid.uuid4().hex}/plain.mp4", media.encode_clip(np.repeat(drawn, 4, axis=0), 25.0))
+    t = np.arange(3 * 22050) / 22050
+    pcm = await bus.put_blob(f"t/{uuid.uuid4().hex}/a.pcm", (8000 * np.sin(2 * np.pi * 220 * t)).astype("<i2").tobytes())
+    mux = PyavMux()
+    request = f"mux{uuid.uuid4().hex[:8]}"
+    common = {"start_s": 0.4, "duration_s": 2.0, "final": False, "fps": 25.0, "sample_rate": 22050, "tenant": "t",
+              "width": 640, "height": 400, "preroll_samples": 4410,
+              "audio": [[pcm, 8820 - 4410, 8820 + 44100]]}
+    ctx = TaskContext(bus=bus, instance="t")
+    for index, video in ((0, [[still, 10, 60, 12]]), (1, [[still, 10, 40, 12], [plain, 0, 20]])):
+        task = Task(task_id=f"{request}.seg:{index}.1-0", request_id=request, tenant="t", node_id=f"seg:{index}",
+                    stage="mux", model="pyav-fmp4", deadline=0.0, inputs={**common, "index": index, "video": video})
+        await mux.run(task, ctx)
+    sub = await bus.js.subscribe(subjects.segments("t", request), stream=subjects.STREAM_SEGMENTS, ordered_consumer=True)
+    segs = [decode((await sub.next_msg(timeout=5)).data, Segment) for _ in range(2)]
+    await sub.unsubscribe()
+    reference = media.decode_clip(passthrough.encode_stream_clip(drawn, 25.0, 12))
+    passed, mixed = (media.decode_clip(s.data) for s in segs)
+    held = np.repeat(reference, 12, axis=0)
+    assert passed.shape == (50, 400, 640, 3) and (passed == held[10:60]).all()   # the clip's own pictures
+    assert mixed.shape == (30 + 20, 400, 640, 3)           # 30 held frames then the 20 plain ones, encoded again
+    assert not (mixed[0] == held[10]).all() and np.abs(mixed[:30].astype(int) - held[10:40]).mean() < 8
+    inits = {media.split_init(s.data)[0] for s in segs}
+    assert len(inits) == 1
+    for s in segs:
+        assert fragments_video(media.split_init(s.data)[1]) == (int(0.4 * 90000), 2 * 90000)
+
+
+def fragments_video(media_part: bytes) -> tuple[int, int]:
+    """(tfdt, summed sample durations) of the video track (id 1) of a one-fragment media part."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_media import fragments
+
+    (only,) = fragments(media_part)[1]
+    return only

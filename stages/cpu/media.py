@@ -30,6 +30,7 @@ import os
 import shutil
 import struct
 import warnings
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -38,6 +39,7 @@ import numpy as np
 
 __all__ = [
     "AUDIO_PREROLL_S",
+    "StreamPackets",
     "VIDEO_TIMESCALE",
     "concat_files",
     "concat_segments",
@@ -51,6 +53,10 @@ __all__ = [
 VIDEO_TIMESCALE = 90000  # mp4 video track timescale, identical for every segment (ticks per second)
 AAC_FRAME = 1024  # samples per AAC-LC frame
 AAC_BITRATE = 96000  # bit/s, mono
+# the native encoder's quantiser search: "fast" (constant quantiser; FFmpeg's docs: "better and much
+# faster at higher bitrates", and 96 kbit/s mono is one) costs 13 ms of CPU per 2 s at 44.1 kHz on the
+# development VM where the default "twoloop" costs 65 ms: most of a still-rung segment's encode
+AAC_CODER = "fast"
 AUDIO_PREROLL_S = 0.2  # recommended audio_preroll length in seconds (>= 2048 samples at 22050 Hz works)
 _AAC_REACH = 2560  # packet at pts P depends on encoder input up to P + 2560 (window 2048 + lookahead 512)
 _AAC_WARM_FRAMES = 4  # frames fed before the first kept packet; the first of them is silent (see encode_segment)
@@ -113,6 +119,17 @@ def encode_clip(frames: np.ndarray, fps: float) -> bytes:
             out.mux(vs.encode(frame))
         out.mux(vs.encode(None))
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class StreamPackets:
+    """H.264 access units (MP4 sample bytes, length-prefixed NAL units) that are each an IDR
+    frame encoded with the stream's own settings and size (:func:`~.passthrough.encode_stream_clip`), so
+    :func:`encode_segment` can mux them as they are instead of encoding frames."""
+
+    packets: list
+    width: int
+    height: int
 
 
 def decode_clip(data: bytes) -> np.ndarray:
@@ -181,6 +198,11 @@ def _resample(x: np.ndarray, a0: int, rate_in: int, rate_out: int, j0: int, j1: 
     lo, hi = max(a0, first), min(a0 + len(x), first + len(pad))
     if hi > lo:
         pad[lo - first : hi - first] = x[lo - a0 : hi - a0]
+    if rate_in == g and rate_out // g <= 8:
+        # an integer upsampling factor L (22050 -> 44100 Hz: L = 2): one correlation per phase over the padded
+        # input, then each output picks its phase and base (the same taps as below, ~5x less CPU)
+        corr = np.stack([np.correlate(pad, table[p], mode="valid") for p in range(rate_out // g)])
+        return corr[phase, base - base[0]].astype(np.float32, copy=False)
     rows = np.lib.stride_tricks.sliding_window_view(pad, 2 * half)[base - base[0]]
     return np.einsum("ij,ij->i", rows, table[phase]).astype(np.float32)
 
@@ -210,7 +232,7 @@ def _rs_margin(rate_in: int, rate_out: int) -> int:
 
 
 def encode_segment(
-    frames: np.ndarray,
+    frames: "np.ndarray | StreamPackets",
     audio: np.ndarray,
     *,
     fps: float,
@@ -219,10 +241,18 @@ def encode_segment(
     audio_preroll: np.ndarray | None = None,
     audio_rate_out: int = 44100,
     final: bool = False,
+    repeats: "np.ndarray | list[int] | None" = None,
 ) -> bytes:
     """Encode one fMP4 media segment (H.264 + AAC mono) for the playback span [start_s, start_s + N/fps).
 
-    frames: uint8 (N, H, W, 3) RGB, H and W even; the same size for every segment of a stream.
+    frames: uint8 (M, H, W, 3) RGB, H and W even; the same size for every segment of a stream. Or a
+        :class:`StreamPackets`: M frames already encoded as IDRs with the stream's settings and size, muxed as they
+        are (no decode, no encode: the CPU `still` rung's clips).
+    repeats: optional (M,) ints >= 1, how many stream frames (1/fps each) ``frames[i]`` stands for; N is
+        their sum (default: each frame once, N = M). A held frame is encoded ONCE, as an IDR followed by
+        ``repeats[i] - 1`` cached frames that repeat it (:func:`~.passthrough.repeat_frames`), instead of being encoded
+        ``repeats[i]`` times: a rung that draws two frames a second costs the encoder two frames a second, and
+        the stream keeps its constant frame rate.
     audio: int16 mono samples at sample_rate Hz covering the span: N*sample_rate/fps samples (padded with
         zeros / trimmed when off by rounding).
     fps: video frame rate (frames/s). sample_rate: input audio rate (Hz). start_s: span start (seconds, on the
@@ -237,8 +267,20 @@ def encode_segment(
     init + the media parts of consecutive segments form one continuous fragmented MP4.
     Raises ValueError on bad shapes, dtypes, odd sizes or negative start_s.
     """
-    frames = _check_frames(frames)
-    n, h, w, _ = frames.shape
+    if isinstance(frames, StreamPackets):
+        m, h, w = len(frames.packets), frames.height, frames.width
+        if not m:
+            raise ValueError("frames: no packets")
+    else:
+        frames = _check_frames(frames)
+        m, h, w, _ = frames.shape
+    if repeats is None:
+        reps = np.ones(m, np.int64)
+    else:
+        reps = np.asarray(repeats, np.int64).reshape(-1)
+        if len(reps) != m or (reps < 1).any():
+            raise ValueError(f"repeats: expected {m} counts >= 1, got {reps.tolist()[:8]}")
+    n = int(reps.sum())
     if w % 2 or h % 2:
         raise ValueError(f"frame size must be even for yuv420p, got {w}x{h}")
     if start_s < 0:
@@ -292,6 +334,7 @@ def encode_segment(
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         aus = out.add_stream("aac", rate=ro, layout="mono")
         aus.bit_rate = AAC_BITRATE
+        aus.codec_context.options = {"aac_coder": AAC_CODER}
         aus.codec_context.format = "fltp"
         aus.codec_context.time_base = Fraction(1, ro)
 
@@ -306,12 +349,43 @@ def encode_segment(
         apk = [p for p in apk if p.pts is not None and lo < p.pts and p.pts >= 0 and (final or p.pts <= hi)]
         # the muxer interleaves by dts; audio of this segment starts ~60-110 ms before its video
         out.mux(apk)
-        for i in range(n):
-            frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-            frame.pts = f0 + i
-            frame.time_base = 1 / rate
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode(None))
+        starts = f0 + np.concatenate([[0], np.cumsum(reps)[:-1]])
+        from .passthrough import repeat_frames   # (it encodes with this module's settings)
+
+        skips = repeat_frames(w, h, float(fps), max(63, int(reps.max()) - 1)) if (reps > 1).any() else ()
+
+        def put(data: bytes, pts: int, key: bool) -> None:
+            pkt = av.Packet(data)
+            pkt.pts = pkt.dts = pts
+            pkt.duration, pkt.time_base, pkt.is_keyframe, pkt.stream = 1, 1 / rate, key, vs
+            out.mux(pkt)
+
+        def hold(i: int) -> None:   # frame i's picture again for its other reps[i] - 1 stream frames
+            for k in range(int(reps[i]) - 1):
+                put(skips[k], int(starts[i]) + 1 + k, False)
+
+        if isinstance(frames, StreamPackets):
+            # the clip's own IDRs, remuxed: the encoder above only gives the stream its parameters
+            # (an identical init segment); one fragment per segment, as encoded ones have
+            for i, data in enumerate(frames.packets):
+                put(data, int(starts[i]), i == 0)
+                hold(i)
+        else:
+            for i in range(m):
+                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                frame.pts = int(starts[i])
+                frame.time_base = 1 / rate
+                if reps[i] > 1 or (i and reps[i - 1] > 1):
+                    # an IDR: the repeats after it (and the encoder's next frame) start from frame number 0
+                    frame.pict_type = av.video.frame.PictureType.I
+                coded = vs.encode(frame)
+                if reps[i] > 1 and len(coded) != 1:
+                    raise RuntimeError("encode_segment: x264 delayed a frame (zerolatency expected)")
+                for pkt in coded if i else ():
+                    pkt.is_keyframe = False      # one fragment per segment (frag_keyframe would cut at each IDR)
+                out.mux(coded)
+                hold(i)
+            out.mux(vs.encode(None))
     return buf.getvalue()
 
 

@@ -15,7 +15,7 @@ from ...core.deadlines import sketch_duration_s
 from ...core.quotas import load_quotas
 from ...script import Screenplay, ScriptError, decode_script, parse_script
 from ..runtime.base import TaskContext, TaskError
-from .speech import FIRST_PIECE_CHARS, parse_voice, split_text
+from .speech import FIRST_PIECE_CHARS, parse_voice, split_opening, split_text
 
 MAX_PIECE_CHARS = 180
 
@@ -56,11 +56,13 @@ def screenplay_outputs(screenplay: Screenplay) -> dict[str, Any]:
     (names in order of appearance), ``looks`` (per speaker, what the cast says of them, when it
     says anything), ``lines`` (``[{"speaker": index, "pieces": [text, ...]}]``,
     each line split into speakable pieces of at most :data:`MAX_PIECE_CHARS` characters, the
-    first piece shorter) and ``voices`` when the cast names any. The simulator
+    first piece shorter, the show's very first one a sentence or clause when it can be, see
+    :func:`~.speech.split_opening`) and ``voices`` when the cast names any. The simulator
     (:mod:`streamwise.sim.plans`) builds its screenplays with this too."""
     index = {name: i for i, name in enumerate(screenplay.speakers)}
     lines = [{"speaker": index[line.speaker],
-              "pieces": split_text(line.text, MAX_PIECE_CHARS, FIRST_PIECE_CHARS)} for line in screenplay.lines]
+              "pieces": (split_opening if i == 0 else split_text)(line.text, MAX_PIECE_CHARS, FIRST_PIECE_CHARS)}
+             for i, line in enumerate(screenplay.lines)]
     out = {"title": screenplay.title, "studio": screenplay.studio, "speakers": list(screenplay.speakers),
            "lines": lines}
     if screenplay.voices:   # the voice a speaker is given by name in the script's cast

@@ -26,12 +26,12 @@ import numpy as np
 from ..art.visemes import phoneme_track
 from ..runtime.base import SAMPLE_RATE, WIDE_RATE, show_audio_rate
 from .pcm import _trim_bounds, energy_envelope, pitch_shift, resample_pcm, split_at_pauses
-from .textsplit import FIRST_PIECE_CHARS, split_text
+from .textsplit import FIRST_PIECE_CHARS, split_opening, split_text
 
 __all__ = ["SAMPLE_RATE", "WIDE_RATE", "show_audio_rate", "resample_pcm", "VoiceSpec", "VOICE_MODELS", "voice_for",
            "parse_voice", "SpeechEngine", "Speech",
            # defined in .textsplit and .pcm (here before the split)
-           "split_text", "FIRST_PIECE_CHARS", "split_at_pauses", "energy_envelope", "pitch_shift"]
+           "split_text", "split_opening", "FIRST_PIECE_CHARS", "split_at_pauses", "energy_envelope", "pitch_shift"]
 
 _PIPER_VOICE_NAME = "en_US-joe-medium"
 _SENTENCE_GAP_S = 0.12  # extra pause inserted between piper's per-sentence chunks (at rate 1.0)

@@ -5,7 +5,9 @@ The mouth follows the speech sounds (the visemes of the phonemes the speech stag
 visemes (a TTS that gives no phonemes) the energy alone. The eyes blink, the head sways and nods
 with the speech (when the portrait comes with its layers), and the clip's words are burned in
 as subtitles. Each task renders one clip (at most the model's maximum clip length) and stores
-it as an intermediate H.264 clip for the mux stage.
+it as an intermediate H.264 clip for the mux stage: near-lossless for the mux to decode and
+encode again, or, on a rung that draws few frames a second, every frame an IDR in the stream's
+own settings, which the mux passes through as it is.
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ from ..runtime.base import ArtifactCache, TaskContext
 from ..art.head import HeadAnimator
 from .image import load_png, load_rgba
 from .media import encode_clip, scale_frames
+from .passthrough import encode_stream_clip
 from ..art.motion import nod_span
 from ..art.portrait import FaceLayout
 from ..art.visemes import frame_visemes
 from .speech import energy_envelope
+
+
+# portraits kept animated: one per speaker of eight 3-speaker shows in flight (a layered animator
+# holds ~13 MB at 640x400, its sprites at four sub-pixel phases; building one takes ~70 ms of CPU)
+MAX_ANIMATORS = 24
 
 
 def pcm_array(data: bytes) -> np.ndarray:
@@ -48,12 +56,23 @@ class CpuTalkingHead:
         self._audio = ArtifactCache(16)
         self._images = ArtifactCache(12)
         self._animators: OrderedDict[tuple[str, ...], HeadAnimator] = OrderedDict()
-        self._max_animators = 4
+        # one per speaker of the shows in flight: with 4, eight concurrent 3-speaker shows rebuilt
+        # an animator for nearly every clip (most of the video stage's CPU under load)
+        self._max_animators = MAX_ANIMATORS
 
     def load(self) -> None:
-        """Warm up the encoder and the envelope code so the first clip runs at full speed."""
+        """Warm up the encoder, the envelope code and the head's drawing (fonts, sprites) so the
+        first clip runs at full speed."""
+        from ..art.portrait import render_person_layers
+        from ..art.studio import render_studio
+
         encode_clip(np.zeros((2, 64, 64, 3), np.uint8), 25.0)
         energy_envelope(np.zeros(1764, np.int16), 25.0)
+        layers = render_person_layers(render_studio(640, 400, title="StreamWise"), name="Warm", speaker_index=0)
+        animator = HeadAnimator(np.asarray(layers.image), layers.layout, person=np.asarray(layers.person),
+                                backdrop=np.asarray(layers.backdrop))
+        animator.render(np.linspace(0, 1, 4, dtype=np.float32), subtitle="warm up", speaker="Warm", fps=25.0,
+                        end_frame=8)
 
     async def _animator(self, ctx: TaskContext, inputs: dict) -> HeadAnimator:
         """The (cached) animator of this portrait, with its layers when the task names both."""
@@ -95,7 +114,8 @@ class CpuTalkingHead:
                 size: tuple[int, int] | None = None, hold: int = 1) -> bytes:
         """The clip's frames, encoded. With ``hold > 1`` (a cheaper CPU rung) only every
         ``hold``-th frame is drawn (at ``fps / hold``, the mouth at its mean opening over the
-        frames it stands for) and the mux repeats each ``hold`` times."""
+        frames it stands for), each encoded as an IDR with the stream's settings
+        (:func:`~.passthrough.encode_stream_clip`), and the mux shows each for ``hold`` frames."""
         rate = int(inputs["sample_rate"])
         a, b = int(inputs["sample_from"]), int(inputs["sample_to"])
         draw_fps = fps / hold
@@ -117,6 +137,10 @@ class CpuTalkingHead:
                                  **extra_v)
         if size and all(size):
             frames = scale_frames(frames, *size)
+        if hold > 1 and frames.shape[1] % 2 == 0 and frames.shape[2] % 2 == 0:
+            # few frames a second: each an IDR in the stream's own settings, at its stream time, so the mux
+            # passes them into the segments as they are (no decode, no second encode: one generation of loss)
+            return encode_stream_clip(frames, fps, hold)
         return encode_clip(frames, fps)   # the frame rate only stamps the drawn frames: the mux re-times them
 
 

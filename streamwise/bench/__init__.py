@@ -161,6 +161,21 @@ async def _many(url: str, script: Path, n: int, out: Path, ttff_s: float) -> lis
         await bus.close()
 
 
+def cpu_seconds(processes: list[tuple[str, int]]) -> dict[str, float]:
+    """CPU seconds (user + system, from psutil) used so far by each ``(name, pid)``, summed by
+    name with the trailing ``-<index>`` of a pool's worker names dropped (``tts-0`` -> ``tts``);
+    a process that is gone counts 0."""
+    out: dict[str, float] = {}
+    for name, pid in processes:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        key = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
+        out[key] = out.get(key, 0.0) + t.user + t.system
+    return out
+
+
 def overhead_stats(samples_s: list[float]) -> dict[str, float]:
     """Per-task scheduler overhead samples (seconds) -> ``p50``, ``p99``, ``max`` (ms) and
     ``per_s``, the dispatches one scheduler process sustains per second of its own time
@@ -196,11 +211,14 @@ def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path 
                 with Pool(server.url, log_dir=out / f"logs-{policy}-{n}", scheduler=options, extra=extra) as pool:
                     run_loop(_wait_ready(server.url, pool, 120.0))
                     memory = MemorySampler([os.getpid(), server.process.pid, *pool.pids()], interval_s=0.2)
+                    names = [("nats-server", server.process.pid), *((name, proc.pid) for name, proc in pool.processes)]
+                    cpu0, load0 = cpu_seconds(names), os.getloadavg()
                     memory.start()
                     try:
                         results = run_loop(_many(server.url, script, n, out / policy, ttff_s))
                     finally:
                         memory.stop()
+                    cpu = {k: round(v - cpu0.get(k, 0.0), 1) for k, v in cpu_seconds(names).items()}
             reports = [r for r in results if not isinstance(r, BaseException)]
             failures = [f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)]
             overhead = json.loads(stats.read_text())["overhead_s"]
@@ -217,7 +235,8 @@ def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path 
                 "deadline_misses": [_misses(r, ttff_s) for r in reports],
                 "segments": sum(len(r.segments) for r in reports), "rungs": rungs,
                 "overhead_ms_p50": stats_ms["p50"], "overhead_ms_p99": stats_ms["p99"],
-                "dispatches_per_s": stats_ms["per_s"],
+                "dispatches_per_s": stats_ms["per_s"], "cpu_s": cpu,
+                "load_before": [round(x, 2) for x in load0], "load_after": [round(x, 2) for x in os.getloadavg()],
             })
     return rows
 
@@ -236,5 +255,9 @@ def print_scheduler_rows(rows: list[dict]) -> None:
               f"{sum(r['stall_s']):.2f} / {top(r['stall_s']):.2f} | {sum(r['deadline_misses'])} of {r['segments']} | "
               f"{rungs} | {r['peak_mb']} | {r['overhead_ms_p50']:.2f} / {r['overhead_ms_p99']:.2f} | "
               f"{r['dispatches_per_s']:.0f} |")
+        if r.get("cpu_s"):
+            print(f"  CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["cpu_s"].items(), key=lambda kv: -kv[1]))
+                  + f"; load average before {' '.join(f'{x:.2f}' for x in r.get('load_before', []))}, "
+                  f"after {' '.join(f'{x:.2f}' for x in r.get('load_after', []))}")
         for failure in r["failures"]:
             print(f"  failed: {failure}")
