@@ -72,3 +72,14 @@ async def wait_ready(bus, pool, timeout_s: float = 120.0) -> None:
         except TimeoutError:
             if time.monotonic() > deadline:
                 raise
+
+
+def start_scheduler(url: str, log_path):
+    """Start one more ``streamwise scheduler`` process on ``url`` (one to take over a request whose
+    scheduler a test killed), its stderr in ``log_path``; the caller terminates it."""
+    import subprocess
+    import sys
+
+    with open(log_path, "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "streamwise", "scheduler", "--nats", url],
+                                stdout=subprocess.DEVNULL, stderr=log)

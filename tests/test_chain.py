@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 from helpers import events_of, wait_ready
-from test_conformance import START_TOLERANCE_S, _received_at
+from test_conformance import START_TOLERANCE_S, live_run
 
 from streamwise.bus import registry
 from streamwise.bus.messages import Request
 from streamwise.client import generate
 from streamwise.service.pool import Pool, emulated_workers
-from streamwise.sim.conformance import LATENCIES_S, best_replay, compare, live_decisions, replay
+from streamwise.sim.conformance import LATENCIES_S, best_replay, compare, replay
 
 DATA = Path(__file__).parent / "data" / "scripts"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -98,18 +98,7 @@ async def test_live_and_simulated_runs_agree_with_the_gpu_chain(bus, pool, tmp_p
     instances = await _chain_ready(bus, pool)
     requests = [Request(request_id=uuid.uuid4().hex[:12], submitted_at=0.0, script=path.read_text(encoding="utf-8"),
                         script_name=path.name, ttff_s=TTFF_S) for path in (EXAMPLES / "short_chat.txt", DATA / "two_speakers.txt")]
-
-    async def run(i: int, request: Request):
-        await asyncio.sleep(3.0 * i)
-        return await generate(bus, request, tmp_path / request.request_id, idle_timeout_s=120)
-
-    reports = await asyncio.gather(*(run(i, r) for i, r in enumerate(requests)))
-    assert all(rep.segments for rep in reports)
-    events, received = [], []
-    for r in requests:
-        events += await events_of(bus, r.request_id)
-        received.append((await _received_at(bus, "default", r.request_id), r))
-    live = live_decisions(events, {f"default.{r.request_id}": t for t, r in received})
+    events, received, live = await live_run(bus, requests, tmp_path)
     stages = {node.split(":")[0] for _, node in live}
     assert {"sketch", "vae", "clip", "seg"} <= stages, stages
     assert all(replay(events, received, instances).finished.values())

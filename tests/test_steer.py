@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from streamwise.bus import registry
+from helpers import start_scheduler, wait_ready
+
 from streamwise.bus.messages import Event, Request
 from streamwise.core.dag import NodeState
 from streamwise.core.deadlines import load_profiles
@@ -153,14 +154,7 @@ def pool(nats_url, tmp_path_factory):
 
 
 async def test_end_early_from_the_gateway(bus, pool):
-    deadline = time.monotonic() + 120
-    while True:
-        pool.check()
-        try:
-            await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
-            break
-        except TimeoutError:
-            assert time.monotonic() < deadline
+    await wait_ready(bus, pool)
     script = (ROOT / "examples" / "podcast.txt").read_text(encoding="utf-8")
     async with TestClient(TestServer(make_app(bus))) as client:
         assert "no podcast" in (await (await client.post("/v1/podcasts/nosuch/steer", json={"action": "end"})).json())["error"]
@@ -278,8 +272,6 @@ async def test_a_script_skipped_ahead_then_taken_over_by_another_scheduler_stays
     line is never spoken and every segment arrives once. (Before, the new scheduler played the
     whole script: the skipped line came back.)"""
     import signal
-    import subprocess
-    import sys
     import uuid
 
     from streamwise.bus import subjects
@@ -297,14 +289,7 @@ async def test_a_script_skipped_ahead_then_taken_over_by_another_scheduler_stays
     with EmbeddedServer() as server, Pool(server.url, log_dir=logs) as pool:
         bus = await connect(server.url)
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                pool.check()
-                try:
-                    await registry.wait_for_stages(bus.instances, pool.stages(), 0.5)
-                    break
-                except TimeoutError:
-                    assert time.monotonic() < deadline
+            await wait_ready(bus, pool)
             first = next(p for name, p in pool.processes if name == "scheduler")
 
             async def skip_then_kill():
@@ -313,8 +298,7 @@ async def test_a_script_skipped_ahead_then_taken_over_by_another_scheduler_stays
                 answer = await bus.nc.request(subjects.steer("default", rid), encode(msg), timeout=10)
                 replies.append(decode(answer.data, SteerReply))
                 first.send_signal(signal.SIGKILL)
-                second = subprocess.Popen([sys.executable, "-m", "streamwise", "scheduler", "--nats", server.url],
-                                          stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler-2.log", "wb"))
+                second = start_scheduler(server.url, logs / "scheduler-2.log")
 
             def on_progress(kind, info):
                 if kind == "segment" and info["index"] == 1 and not steer_task:

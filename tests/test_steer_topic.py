@@ -14,6 +14,8 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from helpers import start_scheduler
+
 from streamwise.bus import subjects
 from streamwise.bus.codec import decode, encode
 from streamwise.bus.messages import Event, Request, Steer, SteerReply
@@ -46,6 +48,17 @@ def _speak(plan, node_id, frames):
     node.state = NodeState.DISPATCHED
     plan.on_event(_event(plan, node_id, {"audio": "pcm", "samples": frames * SPF, "sample_rate": 22050,
                                          "clips": [[0, frames * SPF]]}))
+
+
+def _assert_steered_delivery(report, reply) -> None:
+    """What was delivered: the kept lines, then only the continuation's (from ``reply.first_line``); no
+    replaced line; the segments in order, no gap, no duplicate."""
+    spoken = [row["line"] for row in report.script_lines]
+    assert spoken == sorted(spoken)
+    after_cut = [line for line in spoken if line > reply.last_line]
+    assert after_cut and min(after_cut) == reply.first_line
+    assert not set(spoken) & set(reply.replaced)
+    assert [s.index for s in report.segments] == list(range(len(report.segments))) and report.duplicates == 0
 
 
 def test_a_direction_keeps_the_lines_being_rendered_and_the_llm_continues_after_them():
@@ -266,13 +279,7 @@ async def test_a_topic_steered_mid_show_continues_with_the_direction_and_replace
     assert llm["resumed_lines"] == reply.last_line   # the kept LLM lines (line 0 is the plan's opening)
     # no other LLM attempt finished after the steer: the replaced one was cancelled (or had finished before)
     assert all(e.finished_at <= steer["at"] for e in finals if e.task_id != steer["task_id"])
-    # what was delivered: the kept lines, then only the continuation's; no replaced line; in order, no gap
-    spoken = [row["line"] for row in report.script_lines]
-    assert spoken == sorted(spoken)
-    after_cut = [line for line in spoken if line > reply.last_line]
-    assert after_cut and min(after_cut) == reply.first_line
-    assert not set(spoken) & set(reply.replaced)
-    assert [s.index for s in report.segments] == list(range(len(report.segments))) and report.duplicates == 0
+    _assert_steered_delivery(report, reply)
     assert report.segments[steer["segment"]].start_s >= 0
 
 
@@ -287,7 +294,6 @@ async def test_a_steered_topic_whose_scheduler_is_killed_is_taken_over_and_stays
     new scheduler continued the unsteered show and the report's ``steers`` was empty.)"""
     import re
     import signal
-    import subprocess
 
     from helpers import events_of
     from streamwise.bus.client import connect
@@ -319,8 +325,7 @@ async def test_a_steered_topic_whose_scheduler_is_killed_is_taken_over_and_stays
                 answer = await bus.nc.request(subjects.steer("default", rid), encode(msg), timeout=10)
                 replies.append(decode(answer.data, SteerReply))
                 first.send_signal(signal.SIGKILL)         # at once: the steer is all it persisted
-                second = subprocess.Popen([sys.executable, "-m", "streamwise", "scheduler", "--nats", server.url],
-                                          stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler-2.log", "wb"))
+                second = start_scheduler(server.url, logs / "scheduler-2.log")
 
             def on_progress(kind, info):
                 if kind == "status" and info.get("lines", 0) >= 3 and not steer_task:
@@ -355,10 +360,4 @@ async def test_a_steered_topic_whose_scheduler_is_killed_is_taken_over_and_stays
     assert not [e for e in finals if e.finished_at > steer["at"] and e.outputs["llm"]["direction"] != direction], seen
     assert re.search(r"resuming its screenplay from a checkpoint \(\d+ lines(, complete)?\); steered: 1 direction",
                      taken_over), taken_over[-2000:]
-    # what was delivered: the kept lines, then the continuation's; no replaced line; every segment once
-    spoken = [row["line"] for row in report.script_lines]
-    assert spoken == sorted(spoken)
-    after_cut = [line for line in spoken if line > reply.last_line]
-    assert after_cut and min(after_cut) == reply.first_line
-    assert not set(spoken) & set(reply.replaced)
-    assert [s.index for s in report.segments] == list(range(len(report.segments))) and report.duplicates == 0
+    _assert_steered_delivery(report, reply)

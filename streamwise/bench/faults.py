@@ -156,6 +156,15 @@ async def _sigkill_owner_scheduler(ctx: _Ctx) -> None:
             return
 
 
+async def _freeze(proc, seconds: float) -> None:
+    """SIGSTOP ``proc`` (a ``subprocess.Popen``) for ``seconds``, then SIGCONT it (also when cancelled)."""
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        proc.send_signal(signal.SIGCONT)
+
+
 def _frozen_for(name: str | None, seconds: float) -> Strike:
     """SIGSTOP a process (``None``: the scheduler that accepted the request) for ``seconds``, longer than its
     heartbeat or keep-alive lasts, then SIGCONT it: the others must have taken its work over, and what it does
@@ -166,23 +175,14 @@ def _frozen_for(name: str | None, seconds: float) -> Strike:
             victim = next((n for n in ("scheduler", "scheduler-2")
                            if "accepted" in (ctx.workdir / "logs" / f"{n}.log").read_text(errors="replace")),
                           "scheduler")
-        proc = _proc(ctx, victim)
-        proc.send_signal(signal.SIGSTOP)
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            proc.send_signal(signal.SIGCONT)
+        await _freeze(_proc(ctx, victim), seconds)
     return strike
 
 
 def _bus_frozen_for(seconds: float) -> Strike:
     """SIGSTOP the nats-server for ``seconds`` (connections stay open, nothing answers), then SIGCONT it."""
     async def strike(ctx: _Ctx) -> None:
-        ctx.server.process.send_signal(signal.SIGSTOP)
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            ctx.server.process.send_signal(signal.SIGCONT)
+        await _freeze(ctx.server.process, seconds)
     return strike
 
 
