@@ -352,12 +352,14 @@ async def test_a_steered_topic_whose_scheduler_is_killed_is_taken_over_and_stays
     assert steer["kept_through"] == reply.last_line and steer["replaced"] == reply.replaced
     assert steer["steer_to_screen_s"] is not None and steer["steer_to_screen_s"] > 0
     # an LLM task of the second scheduler (epoch 2: task ids end .<epoch>-<attempt>) finished the
-    # screenplay with the direction; none finished after the steer without it
+    # screenplay with the direction; none started after the steer without it (the attempt the steer
+    # replaced may still finish just after it, before its cancel notice arrives: its event is ignored,
+    # which _assert_steered_delivery checks on the delivered lines)
     finals = [e for e in events if e.node_id == "screenplay" and not e.partial and e.ok]
     seen = [(e.task_id, e.outputs["llm"].get("direction")) for e in finals]
     assert any(int(e.task_id.rsplit(".", 1)[1].split("-")[0]) >= 2 and e.outputs["llm"]["direction"] == direction
                for e in finals), seen
-    assert not [e for e in finals if e.finished_at > steer["at"] and e.outputs["llm"]["direction"] != direction], seen
+    assert not [e for e in finals if e.started_at > steer["at"] and e.outputs["llm"]["direction"] != direction], seen
     assert re.search(r"resuming its screenplay from a checkpoint \(\d+ lines(, complete)?\); steered: 1 direction",
                      taken_over), taken_over[-2000:]
     _assert_steered_delivery(report, reply)

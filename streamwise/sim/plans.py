@@ -70,6 +70,8 @@ class Oracle(Protocol):
 
     def runtime_s(self, plan: PodcastPlan, node: Node, instance: Heartbeat, expected_s: float) -> float: ...
 
+    def lateness_s(self, plan: PodcastPlan, node: Node, simulated_s: float) -> float: ...
+
 
 class ProfileOracle:
     """Every task takes its expected seconds (``expected_s``: what placement expected on that
@@ -103,6 +105,10 @@ class ProfileOracle:
 
     def runtime_s(self, plan: PodcastPlan, node: Node, instance: Heartbeat, expected_s: float) -> float:
         return expected_s
+
+    def lateness_s(self, plan: PodcastPlan, node: Node, simulated_s: float) -> float:
+        """How late (s) segment ``node`` was published: the simulated clock's own figure."""
+        return simulated_s
 
 
 def even_clips(frames: int, samples_per_frame: int, fps: float, max_clip_s: float,
@@ -142,6 +148,20 @@ class ReplayOracle:
     def runtime_s(self, plan: PodcastPlan, node: Node, instance: Heartbeat, expected_s: float) -> float:
         e = self.done.get((plan.key, node.node_id))
         return max(0.0, e.finished_at - e.started_at) if e is not None else expected_s
+
+    def lateness_s(self, plan: PodcastPlan, node: Node, simulated_s: float) -> float:
+        """How late (s) segment ``node`` was published in the live run (its event's
+        ``finished_at - deadline``), which the running-late rule
+        (:attr:`~streamwise.workflow.podcast.PodcastPlan.running_late`, threshold
+        :data:`~streamwise.workflow.podcast.LATE_S`) reads; ``simulated_s`` where the live event
+        has no deadline or the live run never completed the node. The replay's clock runs a
+        reaction time ahead of or behind the live one, so a segment 0.24 s late live can be 0.26 s
+        late simulated and flip the rule: the lateness is an observation of the live run, replayed
+        like its run times, and the decision it leads to is still the shared plan's."""
+        e = self.done.get((plan.key, node.node_id))
+        if e is None or not e.deadline or not e.finished_at:
+            return simulated_s
+        return max(0.0, e.finished_at - e.deadline)
 
 
 @dataclass
@@ -329,6 +349,7 @@ class PlanSimulator:
         done = plan.on_event(event)
         if done is not None and done.stage == "mux":
             self.segments[key].append(finished)
+            plan.late_s = self.oracle.lateness_s(plan, done, plan.late_s)   # the running-late rule's input
         if plan.finished:
             self.finished[key] = True
             self.done_plans[key] = self.plans.pop(key)
