@@ -139,9 +139,11 @@ class Event(msgspec.Struct, kw_only=True):
     outputs: dict[str, Any] = {}
     started_at: float = 0.0
     finished_at: float = 0.0
-    # copied from the task, for timelines (streamwise timeline): its deadline and quality rung
+    # copied from the task, for timelines (streamwise timeline) and the conformance replay: its
+    # deadline, quality rung and when its scheduler dispatched it (Unix s)
     deadline: float | None = None
     rung: str | None = None
+    dispatched_at: float | None = None
 
 
 class Cue(msgspec.Struct, kw_only=True, frozen=True):

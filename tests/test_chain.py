@@ -89,7 +89,6 @@ async def test_a_show_runs_through_framepack_its_vae_and_fantasytalking(bus, poo
     assert ups <= {t for t in clips if done[f"clip:{t}"].rung == "medium"}
 
 
-@pytest.mark.xfail(strict=False, reason="flaky on the shared 2-core VM since the still rung became cheaper: a clip on the edge of the running-late rule takes still live and static in the replay (about 1 run in 4); see docs/status.md, session 7")
 async def test_live_and_simulated_runs_agree_with_the_gpu_chain(bus, pool, tmp_path):
     """Issue 10 item 3 with the chain: two requests, live and replayed in the simulator (same
     outputs and run times): every node, sketch and VAE included, on the same instance at the

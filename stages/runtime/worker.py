@@ -348,7 +348,8 @@ class Worker:
         started = time.time()
         event = Event(task_id=task.task_id, request_id=task.request_id, tenant=task.tenant, node_id=task.node_id,
                       stage=task.stage, instance=self.instance, started_at=started, deadline=task.deadline,
-                      rung=task.quality.rung if task.stage == "video" else None)
+                      rung=task.quality.rung if task.stage == "video" else None,
+                      dispatched_at=task.dispatched_at or None)
         with tracing.tracer().start_as_current_span(task.stage, context=self._trace_context(task), attributes={
                 "streamwise.node": task.node_id, "streamwise.instance": self.instance,
                 "streamwise.slack_s": task.deadline - started, "streamwise.attempt": task.attempt}) as span:

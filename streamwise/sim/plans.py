@@ -72,6 +72,8 @@ class Oracle(Protocol):
 
     def lateness_s(self, plan: PodcastPlan, node: Node, simulated_s: float) -> float: ...
 
+    def dispatch_s(self, plan: PodcastPlan, node: Node) -> float | None: ...
+
 
 class ProfileOracle:
     """Every task takes its expected seconds (``expected_s``: what placement expected on that
@@ -110,6 +112,10 @@ class ProfileOracle:
         """How late (s) segment ``node`` was published: the simulated clock's own figure."""
         return simulated_s
 
+    def dispatch_s(self, plan: PodcastPlan, node: Node) -> float | None:
+        """The earliest simulated second ``node`` may be dispatched at: ``None``, as soon as it is ready."""
+        return None
+
 
 def even_clips(frames: int, samples_per_frame: int, fps: float, max_clip_s: float,
                first_clip_s: float | None) -> list[list[int]]:
@@ -132,9 +138,12 @@ class ReplayOracle:
     completion events, by ``(request key, node id)``; a node the live run never completed
     falls back to :class:`ProfileOracle`.
 
-    ``events``: the live events (:class:`~streamwise.bus.messages.Event`), any order."""
+    ``events``: the live events (:class:`~streamwise.bus.messages.Event`), any order; ``t0``: the
+    Unix second the simulation's clock starts at (its first arrival), for :meth:`dispatch_s`
+    (``None``: dispatch times are not replayed)."""
 
-    def __init__(self, events: list[Event]) -> None:
+    def __init__(self, events: list[Event], t0: float | None = None) -> None:
+        self.t0 = t0
         self.done: dict[tuple[str, str], Event] = {}
         for e in events:
             if e.ok and not e.partial:
@@ -162,6 +171,20 @@ class ReplayOracle:
         if e is None or not e.deadline or not e.finished_at:
             return simulated_s
         return max(0.0, e.finished_at - e.deadline)
+
+    def dispatch_s(self, plan: PodcastPlan, node: Node) -> float | None:
+        """When the live scheduler dispatched ``node``'s completed attempt, in simulated seconds
+        (its event's ``dispatched_at - t0``): the replay decides the node no earlier, so each
+        decision sees what the live one could have seen. Free-running, a replay decides a node
+        the moment it is ready, and under CPU load a decision then races an event the live
+        scheduler saw first (measured: a clip decided 30 ms before the segment that put its
+        request on the cheapest rung completed in the replay, 1.6 s after it live). The instance
+        and rung are still the shared round's (:func:`streamwise.workflow.dispatch.decide`) on the
+        replay's own state. ``None`` when not replaying dispatch times or the event has none."""
+        e = self.done.get((plan.key, node.node_id))
+        if self.t0 is None or e is None or not e.dispatched_at:
+            return None
+        return e.dispatched_at - self.t0
 
 
 @dataclass
@@ -289,13 +312,17 @@ class PlanSimulator:
     def _round(self) -> None:
         """The live scheduler's pass: scan, decide, commit; then start idle instances. A node
         not due yet (``not_before``) gets a wake-up event."""
-        ready = dispatch.scan(self.plans)
+        ready, held = [], []
+        for item in dispatch.scan(self.plans):
+            at = self.oracle.dispatch_s(self.plans[item[0]], item[2])
+            (held if at is not None and at > self.now else ready).append((item, at))
+        ready = [item for item, _ in ready]
         decisions, self.states = dispatch.decide(self.plans, ready, self.pool, me=self.me, cap=self.cap,
                                                  now=self.now, ladders=self.ladders, states=self.states,
                                                  policy=self.policy)
         for d in decisions:
             self._send(d)
-        later = [n.not_before for _, _, n in ready if n.not_before > self.now]
+        later = [n.not_before for _, _, n in ready if n.not_before > self.now] + [at for _, at in held]
         if later:
             self._push(min(later), "wake", None)
         for inst in self.instances.values():
