@@ -107,8 +107,9 @@ class Feed:
     """
 
     def __init__(self, bus: Bus, tenant: str, request_id: str, cache: SegmentCache, *,
-                 submitted_at: float | None = None, segment_s: float = 2.0) -> None:
+                 submitted_at: float | None = None, segment_s: float = 2.0, on_segment=None) -> None:
         self.bus, self.tenant, self.request_id, self.cache = bus, tenant, request_id, cache
+        self.on_segment = on_segment   # (index, bytes, arrived_at, submitted_at) per new segment: the metrics
         self.submitted_at = submitted_at
         self.segment_s = segment_s
         self.segments: list[SegmentInfo] = []          # the contiguous prefix 0..n-1
@@ -241,6 +242,8 @@ class Feed:
                            duration_s=seg.duration_s, quality=to_builtins(seg.quality), final=seg.final, init=which,
                            bytes=len(media), produced_at=seg.produced_at, arrived_at=arrived)
         self._pending[seg.index] = info
+        if self.on_segment is not None:
+            self.on_segment(seg.index, len(media), arrived, self.submitted_at)
         while len(self.segments) in self._pending:
             self.segments.append(self._pending.pop(len(self.segments)))
 
@@ -339,8 +342,9 @@ class Feeds:
     the least recently used ended one, when full) is closed to make room."""
 
     def __init__(self, bus: Bus, tenant: str, cache: SegmentCache, *, max_feeds: int = 256,
-                 idle_s: float = 600.0) -> None:
+                 idle_s: float = 600.0, on_segment=None) -> None:
         self.bus, self.tenant, self.cache = bus, tenant, cache
+        self.on_segment = on_segment   # passed to every feed (Feed.on_segment)
         self.max_feeds, self.idle_s = max_feeds, idle_s
         self._feeds: dict[str, Feed] = {}
 
@@ -365,7 +369,7 @@ class Feeds:
     async def create(self, request_id: str, *, submitted_at: float, segment_s: float) -> Feed:
         await self._make_room()
         feed = Feed(self.bus, self.tenant, request_id, self.cache, submitted_at=submitted_at,
-                    segment_s=segment_s).start()
+                    segment_s=segment_s, on_segment=self.on_segment).start()
         self._feeds[request_id] = feed
         return feed
 
@@ -387,9 +391,13 @@ class Feeds:
             feed = self._feeds.get(request_id)   # created meanwhile by a concurrent request
             if feed is None:
                 await self._make_room()
-                feed = self._feeds[request_id] = Feed(self.bus, self.tenant, request_id, self.cache).start()
+                feed = self._feeds[request_id] = Feed(self.bus, self.tenant, request_id, self.cache,
+                                                      on_segment=self.on_segment).start()
         feed.last_access = time.monotonic()
         return feed
+
+    def __len__(self) -> int:
+        return len(self._feeds)
 
     async def close(self) -> None:
         for f in list(self._feeds.values()):
