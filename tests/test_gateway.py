@@ -279,12 +279,21 @@ async def test_a_show_over_the_websocket_and_hls(bus, pool, tmp_path):
         assert json.loads(first[2].data)["index"] == 3 and first[3].data == ws_segments[3][1]
 
         # the SSE stream replays the show and ends
-        events = []
+        events, tasks = [], []
         async with client.get(urls["events"]) as sse:
             async for line in sse.content:
                 if line.startswith(b"event: "):
                     events.append(line[7:].strip().decode())
+                elif line.startswith(b"data: ") and events[-1] == "task":
+                    tasks.append(json.loads(line[6:]))
         assert events.count("segment") == len(ws_segments) and events[-1] == "end" and "status" in events
+        # every task once, for the page's Gantt chart per instance: each stage, on its one instance, in time
+        final = await (await client.get(urls["status"])).json()
+        assert len(tasks) == final["tasks"] == events.count("task") > 0
+        assert {t["stage"] for t in tasks} == {"screenplay", "tts", "image", "video", "mux"}
+        assert all(len({t["instance"] for t in tasks if t["stage"] == st}) == 1 for st in {t["stage"] for t in tasks})
+        assert sum(t["stage"] == "mux" for t in tasks) >= len(ws_segments)
+        assert all(0 <= t["start_s"] <= t["end_s"] and t["deadline_s"] is not None for t in tasks)
 
         # the gateway's metrics (GET /metrics): each segment once, the TTFF the status gives, no viewer left
         text = await (await client.get("/metrics")).text()

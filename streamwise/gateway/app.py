@@ -158,7 +158,8 @@ def _sse(event: str, data: dict) -> bytes:
 
 async def status_events(request: web.Request) -> web.StreamResponse:
     """SSE: ``status`` (the status JSON without the segment list) on every change, ``segment``
-    once per delivered segment, then ``end`` when the show is over."""
+    once per delivered segment, ``task`` once per task run (stage, node, instance, start, end, deadline,
+    rung: the page's Gantt chart), then ``end`` when the show is over."""
     feed = await request.app[FEEDS].get(request.match_info["id"])
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
@@ -173,9 +174,12 @@ async def status_events(request: web.Request) -> web.StreamResponse:
 
 
 async def _send_events(resp: web.StreamResponse, feed: Feed) -> None:
-    sent = 0
+    sent = tasks = 0
     while True:
         version = feed.version
+        while tasks < len(feed.tasks):     # each task once, for the page's Gantt chart per instance
+            await resp.write(_sse("task", {k: v for k, v in feed.tasks[tasks].items() if k != "t0"}))
+            tasks += 1
         while sent < len(feed.segments):
             await resp.write(_sse("segment", feed.segments[sent].public(feed.submitted_at)))
             sent += 1

@@ -98,6 +98,10 @@ class SegmentInfo:
                 "arrived_s": None if t0 is None else round(self.arrived_at - t0, 4)}
 
 
+MAX_TASKS = 50_000
+"""Tasks a feed keeps for the page's Gantt chart (a four-hour show runs some 20,000)."""
+
+
 class Feed:
     """The gateway's view of request ``request_id`` of ``tenant``; see the module docstring.
 
@@ -119,6 +123,8 @@ class Feed:
         self.status: Status | None = None
         self.dag: dict[str, int] = {name: 0 for name in STAGE_NAMES.values()}
         self._nodes_done: set[str] = set()
+        # every task run for this show, for the page's live Gantt chart per instance (SSE "task" events)
+        self.tasks: list[dict] = []
         self.errors: list[str] = []                    # problems the gateway itself saw (a bad segment)
         self.duplicates = 0
         self.rereads = 0                               # segments read again from the stream (not cached)
@@ -210,6 +216,12 @@ class Feed:
                 return
 
     def _on_event(self, event: Event) -> None:
+        if not event.partial and event.started_at and event.finished_at and len(self.tasks) < MAX_TASKS:
+            t0 = self.submitted_at or (self.tasks[0]["t0"] if self.tasks else event.started_at)
+            self.tasks.append({
+                "t0": t0, "node": event.node_id, "stage": event.stage, "instance": event.instance, "ok": event.ok,
+                "rung": event.rung, "start_s": round(event.started_at - t0, 3), "end_s": round(event.finished_at - t0, 3),
+                "deadline_s": None if event.deadline is None else round(event.deadline - t0, 3)})
         if event.ok and not event.partial and event.node_id not in self._nodes_done:
             self._nodes_done.add(event.node_id)
             name = STAGE_NAMES.get(event.stage)
@@ -306,6 +318,7 @@ class Feed:
             "segments_done": st.segments_done if st else 0,
             "segments_total": st.segments_total if st else None,
             "segments_delivered": len(self.segments),
+            "tasks": len(self.tasks),
             "delivered_s": round(sum(s.duration_s for s in self.segments), 3),
             "video_duration_s": st.video_duration_s if st else None,
             "cache_hits": st.cache_hits if st else 0,
