@@ -98,6 +98,26 @@ async def test_heartbeats_register_and_wait_for_stages(bus):
     assert "tts-test-1" not in {h.instance for h in await registry.list_instances(bus.instances)}
 
 
+async def test_listing_the_instances_leaves_no_consumer_behind(bus):
+    """``list_instances`` is polled (20 Hz while a pool starts): each call's consumer on the heartbeat bucket must
+    go soon after. nats-py's ``kv.keys()`` kept each for 5 minutes, and ``streamwise bench --topic`` failed with
+    "maximum consumers limit reached" while its LLM worker loaded (session 8)."""
+    import asyncio
+
+    hb = Heartbeat(instance="list-probe-1", stage="tts", model="piper", hardware="cpu", gpus=0, state="ready")
+    await registry.beat(bus.instances, hb)
+    stream = f"KV_{subjects.KV_INSTANCES}"
+    before = (await bus.js.stream_info(stream)).state.consumer_count
+    for _ in range(50):
+        listed = await registry.list_instances(bus.instances)
+        assert "list-probe-1" in {h.instance for h in listed}
+    await registry.forget(bus.instances, "list-probe-1")
+    assert "list-probe-1" not in {h.instance for h in await registry.list_instances(bus.instances)}
+    await asyncio.sleep(4.0)                          # registry.LIST_INACTIVE_S (2 s) and a margin
+    after = (await bus.js.stream_info(stream)).state.consumer_count
+    assert after <= before + 2, (before, after)       # not 51 more: each listing's consumer is gone
+
+
 async def test_deadletter_keeps_the_reason_and_digest_not_the_text(bus):
     import hashlib
 

@@ -279,12 +279,32 @@ async def test_a_show_over_the_websocket_and_hls(bus, pool, tmp_path):
         assert json.loads(first[2].data)["index"] == 3 and first[3].data == ws_segments[3][1]
 
         # the SSE stream replays the show and ends
-        events = []
+        events, tasks = [], []
         async with client.get(urls["events"]) as sse:
             async for line in sse.content:
                 if line.startswith(b"event: "):
                     events.append(line[7:].strip().decode())
+                elif line.startswith(b"data: ") and events[-1] == "task":
+                    tasks.append(json.loads(line[6:]))
         assert events.count("segment") == len(ws_segments) and events[-1] == "end" and "status" in events
+        # every task once, for the page's Gantt chart per instance: each stage, on its one instance, in time
+        final = await (await client.get(urls["status"])).json()
+        assert len(tasks) == final["tasks"] == events.count("task") > 0
+        assert {t["stage"] for t in tasks} == {"screenplay", "tts", "image", "video", "mux"}
+        assert all(len({t["instance"] for t in tasks if t["stage"] == st}) == 1 for st in {t["stage"] for t in tasks})
+        assert sum(t["stage"] == "mux" for t in tasks) >= len(ws_segments)
+        assert all(0 <= t["start_s"] <= t["end_s"] and t["deadline_s"] is not None for t in tasks)
+
+        # the gateway's metrics (GET /metrics): each segment once, the TTFF the status gives, no viewer left
+        text = await (await client.get("/metrics")).text()
+        assert _metric(text, "streamwise_gateway_segments_total") == len(ws_segments)
+        assert _metric(text, "streamwise_gateway_segment_bytes_total") == sum(len(d) for _, d in ws_segments)
+        assert _metric(text, "streamwise_gateway_ttff_seconds_count") == 1
+        assert _metric(text, "streamwise_gateway_ttff_seconds_sum") == pytest.approx(status["ttff_s"], abs=0.01)
+        assert _metric(text, "streamwise_gateway_shows") == 1
+        assert _metric(text, "streamwise_gateway_viewers", kind="live") == 0 == _metric(
+            text, "streamwise_gateway_viewers", kind="events")
+        assert _metric(text, "streamwise_gateway_responses_total", route="/v1/podcasts/{id}/live", status="101") == 2
 
 
 def test_serve_says_when_its_port_is_taken(nats_url):
@@ -342,3 +362,31 @@ async def test_a_viewer_keeps_its_show_through_a_bus_restart(tmp_path):
     finally:
         pool.stop()
         server.stop()
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The value of sample ``name`` with ``labels`` (a subset) in a Prometheus text page; 0 when absent."""
+    total = 0.0
+    for row in text.splitlines():
+        if row.startswith(name + "{") or row.startswith(name + " "):
+            head, _, value = row.rpartition(" ")
+            if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                total += float(value)
+    return total
+
+
+async def test_the_gateway_counts_its_answers_and_errors_for_a_prometheus_scrape(api):
+    """``GET /metrics`` (issue 13 item 6: a scrape endpoint on the gateway too): every response, by route pattern
+    (never the id) and status, errors included."""
+    await _error(await api.post("/v1/podcasts", data=b"{not json", headers={"Content-Type": "application/json"}), 400)
+    await _error(await api.get("/v1/podcasts/nosuchid"), 404)
+    await _error(await api.get("/v2/nothing"), 404)
+    resp = await api.get("/metrics")
+    assert resp.status == 200 and resp.content_type == "text/plain"
+    text = await resp.text()
+    assert _metric(text, "streamwise_gateway_responses_total", route="/v1/podcasts", status="400", method="POST") == 1
+    assert _metric(text, "streamwise_gateway_responses_total", route="/v1/podcasts/{id}", status="404") == 1
+    assert _metric(text, "streamwise_gateway_responses_total", route="unmatched", status="404") == 1
+    assert "nosuchid" not in text
+    assert _metric(text, "streamwise_gateway_shows") == 0 and "streamwise_gateway_viewers" in text
+    assert _metric(text, "streamwise_gateway_segments_total") == 0

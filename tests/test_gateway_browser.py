@@ -122,6 +122,18 @@ async def test_the_page_plays_the_example_while_it_is_generated(bus, pool, gatew
             assert (await page.text_content("#p-lines")).startswith(f"{status['lines']} ")
             assert int(await page.text_content("#p-shots")) == status["dag"]["shots"] > 0
             assert await page.locator("#p-rungs .chip").count() == status["segments_total"]
+            # the live Gantt chart per instance (issue 13 item 7, the page's view of `streamwise timeline`): a row
+            # per instance that ran a task, a bar per task the status counted, each stage on its row
+            await page.wait_for_function(f"window.sw.tasks.length === {status['tasks']}", timeout=30_000)
+            tasks = await page.evaluate("window.sw.tasks")
+            rows = await page.evaluate("window.sw.ganttRows")
+            assert {t["stage"] for t in tasks} == {"screenplay", "tts", "image", "video", "mux"}
+            assert sorted(rows) == sorted({t["instance"] for t in tasks}) and len(rows) >= 5
+            assert await page.evaluate("window.sw.ganttBars") == len(tasks) == status["tasks"]
+            blank = await page.evaluate("""(() => { const c = document.getElementById('gantt');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                let inked = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) inked++; return inked; })()""")
+            assert blank > 1000            # drawn: bars, ticks and labels, not an empty canvas
             first_frame_ms = await page.evaluate("window.sw.firstFrameMs")
             assert first_frame_ms is not None and first_frame_ms > 0
             print(f"\nbrowser submit -> first frame {first_frame_ms / 1000:.3f} s; gateway TTFF "

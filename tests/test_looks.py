@@ -435,3 +435,25 @@ def test_a_script_is_cast_by_how_much_each_speaker_says():
     named = {0: "heart@1.1"}                                                        # a named voice is kept
     cast_show(named, ["A", "B"], _Req(), [[None], [None]], [1, 9])
     assert named[0] == "heart@1.1" and voice_model(named[1]) == "joe"
+
+
+def test_a_title_in_the_name_gives_the_gender_a_description_leaves_open():
+    """``Lady Bracknell`` spoke with the male timbre (session 8's try of Wilde): a name's title (Lady, Mrs.,
+    Miss, Lord, Mr., Sir, Madame, ...) states a gender; a first name alone does not, and a description wins."""
+    from streamwise.core.looks import title_gender
+    from streamwise.workflow.cast import cast_show
+
+    assert [title_gender(n) for n in ("Lady Bracknell", "MRS. HIGGINS", "Miss Prism", "The Duchess of Berwick",
+                                      "Madame Pernelle", "Lord Darlington", "Mr. Worthing", "Sir Robert Chiltern",
+                                      "M. Jourdain", "Ada", "Jack", "Lady", "Dr. Chasuble", "Speaker 1")] == [
+        "female", "female", "female", "female", "female", "male", "male", "male", "male", None, None, None, None, None]
+    names = ["Lady Bracknell", "Algernon", "Mr. Worthing", "Miss Fairfax"]
+    voices: dict[int, str] = {}
+    looks = cast_show(voices, names, _Req(), [[None]] * 4, [40, 30, 20, 10])
+    spoken = [voices.get(i, DEFAULT_VOICES[i]) for i in range(4)]
+    assert [voice_model(v) for v in (spoken[0], spoken[2], spoken[3])] == ["heart", "joe", "heart"]
+    assert [lk["gender"] for lk in looks] == ["female", {"joe": "male", "heart": "female"}[voice_model(spoken[1])],
+                                              "male", "female"]
+    assert len(set(spoken)) == 4
+    voices = {}
+    assert cast_show(voices, ["Lady Ada"], _Req(), [["a bearded old man"]], [5])[0]["gender"] == "male"

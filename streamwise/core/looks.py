@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["COLOURS", "read_look", "look_text", "look_phrase"]
+__all__ = ["COLOURS", "read_look", "look_text", "look_phrase", "title_gender"]
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (30, 26, 28), "dark": (48, 36, 30), "brown": (104, 66, 40), "chestnut": (120, 64, 36),
@@ -206,6 +206,26 @@ def read_look(text: str | None) -> dict[str, Any]:
     if "beard" in out and out.get("gender") is None and out["beard"]:
         out["gender"] = "male"
     return out
+
+
+_TITLE_MALE = frozenset("mr mister sir lord king prince duke earl count baron father brother uncle monsieur m herr "
+                        "senor señor don signor signore".split())
+_TITLE_FEMALE = frozenset("mrs ms miss lady dame queen princess duchess countess baroness mother sister aunt madam "
+                          "madame mme mademoiselle mlle frau fräulein fraulein senora señora senorita señorita dona "
+                          "doña signora signorina".split())
+
+
+def title_gender(name: str) -> str | None:
+    """``"male"`` / ``"female"`` when a speaker's name begins with a gendered title or kinship word (``Lady
+    Bracknell``, ``Mrs. Higgins``, ``MR. WORTHING``, ``Sir Robert``, ``Madame Pernelle``, ``The Duchess``), else
+    ``None``. A first name alone says nothing (``Ada``, ``Jack``): no name list is consulted."""
+    words = [w.strip(".,'\u2019").casefold() for w in str(name).split()]
+    if len(words) > 1 and words[0] == "the":
+        words = words[1:]
+    if len(words) < 1 or (len(words) == 1 and words[0] not in ("madam", "madame", "sir")):
+        return None     # "Lady" or "King" alone may be a name; a title is followed by one
+    first = words[0]
+    return "male" if first in _TITLE_MALE else "female" if first in _TITLE_FEMALE else None
 
 
 def look_text(value: Any) -> str:

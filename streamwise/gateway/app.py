@@ -7,7 +7,7 @@ Routes (the OpenAPI document, :data:`streamwise.gateway.openapi.OPENAPI`, descri
 - ``GET /v1/podcasts/{id}/index.m3u8``, ``init.mp4`` (``init_<n>.mp4`` after an encoding change),
   ``seg_<k>.m4s``: live HLS
 - ``GET /v1/podcasts/{id}/live``: WebSocket, segments pushed as they arrive (for MSE)
-- ``GET /`` (the page), ``/static/...``, ``GET /openapi.json``
+- ``GET /`` (the page), ``/static/...``, ``GET /openapi.json``, ``GET /metrics`` (Prometheus text, :mod:`.metrics`)
 
 Every error is JSON ``{"error": "one-line reason"}`` with a 4xx (bad input, unknown id) or 5xx
 (the bus is unreachable) status (:class:`streamwise.gateway.errors.ApiError`). A submitted request's
@@ -35,6 +35,7 @@ from ..client import upload_large_script
 from ..client.hls import media_playlist
 from .errors import ApiError
 from .feed import TERMINAL, Feed, Feeds, SegmentCache
+from .metrics import GatewayMetrics
 from .openapi import OPENAPI
 from .submit import USER_FIELDS, _build_request, _check_script, _fields_from_json, _fields_from_multipart
 
@@ -60,6 +61,25 @@ WAIT_S = web.AppKey("segment_wait_s", float)
 
 def _json(data, status: int = 200, **kw) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, allow_nan=False), **kw)
+
+
+METRICS = web.AppKey("metrics", GatewayMetrics)
+COUNTED = web.RequestKey("counted", bool)   # set on a request whose response is already counted
+
+
+@web.middleware
+async def count_responses(request: web.Request, handler):
+    """Count every response (``streamwise.gateway.responses``) by method, route pattern and status."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:    # 3xx the error middleware lets through
+        request.app[METRICS].response(request.method, route, exc.status)
+        raise
+    if not request.get(COUNTED):        # a WebSocket counts its 101 when it opens (its handler may be cancelled)
+        request.app[METRICS].response(request.method, route, resp.status)
+    return resp
 
 
 @web.middleware
@@ -138,14 +158,28 @@ def _sse(event: str, data: dict) -> bytes:
 
 async def status_events(request: web.Request) -> web.StreamResponse:
     """SSE: ``status`` (the status JSON without the segment list) on every change, ``segment``
-    once per delivered segment, then ``end`` when the show is over."""
+    once per delivered segment, ``task`` once per task run (stage, node, instance, start, end, deadline,
+    rung: the page's Gantt chart), then ``end`` when the show is over."""
     feed = await request.app[FEEDS].get(request.match_info["id"])
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(request)
-    sent = 0
+    viewers = request.app[METRICS].viewers
+    viewers["events"] += 1
+    try:
+        await _send_events(resp, feed)
+    finally:
+        viewers["events"] -= 1
+    return resp
+
+
+async def _send_events(resp: web.StreamResponse, feed: Feed) -> None:
+    sent = tasks = 0
     while True:
         version = feed.version
+        while tasks < len(feed.tasks):     # each task once, for the page's Gantt chart per instance
+            await resp.write(_sse("task", {k: v for k, v in feed.tasks[tasks].items() if k != "t0"}))
+            tasks += 1
         while sent < len(feed.segments):
             await resp.write(_sse("segment", feed.segments[sent].public(feed.submitted_at)))
             sent += 1
@@ -155,7 +189,6 @@ async def status_events(request: web.Request) -> web.StreamResponse:
             break
         if not await feed.changed_since(version, KEEPALIVE_S):
             await resp.write(b": keep-alive\n\n")
-    return resp
 
 
 def _init_uri(n: int) -> str:
@@ -220,6 +253,17 @@ async def live(request: web.Request) -> web.WebSocketResponse:
         raise ApiError(400, f"from: expected a segment number, got {start[:20]!r}")
     ws = web.WebSocketResponse(heartbeat=20.0)
     await ws.prepare(request)
+    request.app[METRICS].response(request.method, request.match_info.route.resource.canonical, ws.status)
+    request[COUNTED] = True
+    viewers = request.app[METRICS].viewers
+    viewers["live"] += 1
+    try:
+        return await _push(request, ws, feed, start)
+    finally:
+        viewers["live"] -= 1
+
+
+async def _push(request: web.Request, ws: web.WebSocketResponse, feed: Feed, start: str) -> web.WebSocketResponse:
 
     async def send() -> None:
         k, current = int(start), None
@@ -323,28 +367,40 @@ async def openapi(request: web.Request) -> web.Response:
     return _json(OPENAPI)
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """The gateway's metrics as Prometheus text (:mod:`.metrics`), for a scrape."""
+    return web.Response(body=request.app[METRICS].text(), headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
 def make_app(bus: Bus, *, tenant: str = "default", cache_bytes: int = 64 * 1024 * 1024,
-             segment_wait_s: float = SEGMENT_WAIT_S, max_feeds: int = 256) -> web.Application:
+             segment_wait_s: float = SEGMENT_WAIT_S, max_feeds: int = 256,
+             metrics_kinds: str | None = None) -> web.Application:
     """The gateway application on an open bus connection (which it does not close).
 
     ``tenant``: the tenant every request is submitted under and read from; ``cache_bytes``: the
     shared segment cache's bound (bytes); ``segment_wait_s``: how long a GET of a segment not yet
-    produced waits before a 404; ``max_feeds``: podcasts followed at once.
+    produced waits before a 404; ``max_feeds``: podcasts followed at once; ``metrics_kinds``: the
+    metric exporters (default ``$STREAMWISE_METRICS``, else the ``/metrics`` scrape endpoint).
     """
     subjects.token(tenant)
     max_body = LIMITS.script_bytes + LIMITS.document_bytes + BODY_MARGIN
-    app = web.Application(middlewares=[errors_as_json], client_max_size=max_body)
+    app = web.Application(middlewares=[count_responses, errors_as_json], client_max_size=max_body)
     app[BUS], app[TENANT], app[MAX_BODY], app[WAIT_S] = bus, tenant, max_body, float(segment_wait_s)
-    app[FEEDS] = Feeds(bus, tenant, SegmentCache(cache_bytes), max_feeds=max_feeds)
+    feeds: list[Feeds] = []
+    app[METRICS] = GatewayMetrics(lambda: len(feeds[0]) if feeds else 0, kinds=metrics_kinds)
+    app[FEEDS] = Feeds(bus, tenant, SegmentCache(cache_bytes), max_feeds=max_feeds, on_segment=app[METRICS].segment)
+    feeds.append(app[FEEDS])
 
     async def close_feeds(app: web.Application) -> None:
         await app[FEEDS].close()
+        app[METRICS].close()
 
     app.on_cleanup.append(close_feeds)
     r = app.router
     r.add_get("/", page)
     r.add_static("/static/", STATIC)
     r.add_get("/openapi.json", openapi)
+    r.add_get("/metrics", metrics)
     r.add_post("/v1/podcasts", create_podcast)
     r.add_get("/v1/podcasts/{id}", get_status)
     r.add_get("/v1/podcasts/{id}/events", status_events)

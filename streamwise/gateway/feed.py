@@ -98,6 +98,10 @@ class SegmentInfo:
                 "arrived_s": None if t0 is None else round(self.arrived_at - t0, 4)}
 
 
+MAX_TASKS = 50_000
+"""Tasks a feed keeps for the page's Gantt chart (a four-hour show runs some 20,000)."""
+
+
 class Feed:
     """The gateway's view of request ``request_id`` of ``tenant``; see the module docstring.
 
@@ -107,8 +111,9 @@ class Feed:
     """
 
     def __init__(self, bus: Bus, tenant: str, request_id: str, cache: SegmentCache, *,
-                 submitted_at: float | None = None, segment_s: float = 2.0) -> None:
+                 submitted_at: float | None = None, segment_s: float = 2.0, on_segment=None) -> None:
         self.bus, self.tenant, self.request_id, self.cache = bus, tenant, request_id, cache
+        self.on_segment = on_segment   # (index, bytes, arrived_at, submitted_at) per new segment: the metrics
         self.submitted_at = submitted_at
         self.segment_s = segment_s
         self.segments: list[SegmentInfo] = []          # the contiguous prefix 0..n-1
@@ -118,6 +123,8 @@ class Feed:
         self.status: Status | None = None
         self.dag: dict[str, int] = {name: 0 for name in STAGE_NAMES.values()}
         self._nodes_done: set[str] = set()
+        # every task run for this show, for the page's live Gantt chart per instance (SSE "task" events)
+        self.tasks: list[dict] = []
         self.errors: list[str] = []                    # problems the gateway itself saw (a bad segment)
         self.duplicates = 0
         self.rereads = 0                               # segments read again from the stream (not cached)
@@ -209,6 +216,12 @@ class Feed:
                 return
 
     def _on_event(self, event: Event) -> None:
+        if not event.partial and event.started_at and event.finished_at and len(self.tasks) < MAX_TASKS:
+            t0 = self.submitted_at or (self.tasks[0]["t0"] if self.tasks else event.started_at)
+            self.tasks.append({
+                "t0": t0, "node": event.node_id, "stage": event.stage, "instance": event.instance, "ok": event.ok,
+                "rung": event.rung, "start_s": round(event.started_at - t0, 3), "end_s": round(event.finished_at - t0, 3),
+                "deadline_s": None if event.deadline is None else round(event.deadline - t0, 3)})
         if event.ok and not event.partial and event.node_id not in self._nodes_done:
             self._nodes_done.add(event.node_id)
             name = STAGE_NAMES.get(event.stage)
@@ -241,6 +254,8 @@ class Feed:
                            duration_s=seg.duration_s, quality=to_builtins(seg.quality), final=seg.final, init=which,
                            bytes=len(media), produced_at=seg.produced_at, arrived_at=arrived)
         self._pending[seg.index] = info
+        if self.on_segment is not None:
+            self.on_segment(seg.index, len(media), arrived, self.submitted_at)
         while len(self.segments) in self._pending:
             self.segments.append(self._pending.pop(len(self.segments)))
 
@@ -303,6 +318,7 @@ class Feed:
             "segments_done": st.segments_done if st else 0,
             "segments_total": st.segments_total if st else None,
             "segments_delivered": len(self.segments),
+            "tasks": len(self.tasks),
             "delivered_s": round(sum(s.duration_s for s in self.segments), 3),
             "video_duration_s": st.video_duration_s if st else None,
             "cache_hits": st.cache_hits if st else 0,
@@ -339,8 +355,9 @@ class Feeds:
     the least recently used ended one, when full) is closed to make room."""
 
     def __init__(self, bus: Bus, tenant: str, cache: SegmentCache, *, max_feeds: int = 256,
-                 idle_s: float = 600.0) -> None:
+                 idle_s: float = 600.0, on_segment=None) -> None:
         self.bus, self.tenant, self.cache = bus, tenant, cache
+        self.on_segment = on_segment   # passed to every feed (Feed.on_segment)
         self.max_feeds, self.idle_s = max_feeds, idle_s
         self._feeds: dict[str, Feed] = {}
 
@@ -365,7 +382,7 @@ class Feeds:
     async def create(self, request_id: str, *, submitted_at: float, segment_s: float) -> Feed:
         await self._make_room()
         feed = Feed(self.bus, self.tenant, request_id, self.cache, submitted_at=submitted_at,
-                    segment_s=segment_s).start()
+                    segment_s=segment_s, on_segment=self.on_segment).start()
         self._feeds[request_id] = feed
         return feed
 
@@ -387,9 +404,13 @@ class Feeds:
             feed = self._feeds.get(request_id)   # created meanwhile by a concurrent request
             if feed is None:
                 await self._make_room()
-                feed = self._feeds[request_id] = Feed(self.bus, self.tenant, request_id, self.cache).start()
+                feed = self._feeds[request_id] = Feed(self.bus, self.tenant, request_id, self.cache,
+                                                      on_segment=self.on_segment).start()
         feed.last_access = time.monotonic()
         return feed
+
+    def __len__(self) -> int:
+        return len(self._feeds)
 
     async def close(self) -> None:
         for f in list(self._feeds.values()):

@@ -85,6 +85,8 @@ OPENAPI = {
     "paths": {
         "/": _get("the web page", {"text/html": {}}, params=(), errors=()),
         "/openapi.json": _get("this document", {"application/json": {}}, params=(), errors=()),
+        "/metrics": _get("the gateway's metrics for a Prometheus scrape (responses, TTFF at the gateway, segments, "
+                         "shows and viewers)", {"text/plain": {}}, params=(), errors=()),
         "/static/{filename}": _get("the page's scripts and styles", {"*/*": {}},
                                    params=({"name": "filename", "in": "path", "required": True,
                                             "schema": {"type": "string"}},)),

@@ -182,8 +182,8 @@ def _capitalise(part: str) -> str:
 
 
 def decode_script(data: bytes, name: str) -> str:
-    """The text of a script file's bytes: UTF-8 (with or without BOM), UTF-16/32 (by BOM), or
-    another encoding (Latin-1, Windows-1252, ...) as detected by charset-normalizer.
+    """The text of a script file's bytes: UTF-8 (with or without BOM), UTF-16/32 (by BOM, or without one as
+    charset-normalizer detects it), or another encoding (Latin-1, Windows-1252, ...) as detected by charset-normalizer.
 
     Raises:
         ScriptError: the bytes are not text in any encoding (binary data), naming ``name``.
@@ -195,6 +195,8 @@ def decode_script(data: bytes, name: str) -> str:
                 return data.decode(codec)
             except UnicodeDecodeError:
                 raise ScriptError(name, 0, f"not valid {codec.upper()} text") from None
+    if b"\x00" in data and (wide := _bomless_wide(data)) is not None:
+        return wide
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -223,6 +225,19 @@ def decode_script(data: bytes, name: str) -> str:
 
 
 _decode = decode_script
+
+
+def _bomless_wide(data: bytes) -> str | None:
+    """UTF-16 / UTF-32 text saved without a BOM (some Windows tools), as charset-normalizer detects it; ``None``
+    for anything else, binary data included (its decoding would hold control characters)."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data, cp_isolation=["utf_16_le", "utf_16_be", "utf_32_le", "utf_32_be"]).best()
+    if best is None:
+        return None
+    text = str(best)
+    printable = sum(c.isprintable() or c in "\t\n\r" for c in text)
+    return text if text and "\x00" not in text and printable >= 0.98 * len(text) else None
 
 
 def _prepare(text: str, path: str) -> list[str]:

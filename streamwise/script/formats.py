@@ -179,7 +179,8 @@ def _vtt_text(cap: _Captions, number: int, text: str, voice: str | None) -> None
 
 
 def parse_srt(lines: list[str]) -> Draft:
-    """Parse SRT: numbered blocks with a timing line; speakers come from text prefixes."""
+    """Parse SRT: numbered blocks with a timing line; speakers come from ``<v Speaker>`` voice tags (as in
+    WebVTT) or text prefixes (``Speaker:``, ``[SPEAKER]``, ``- Speaker:``)."""
     cap = _Captions()
     for block in blocks(lines):
         timing = next((i for i, (_, line) in enumerate(block[:3]) if "-->" in line), None)
@@ -187,8 +188,7 @@ def parse_srt(lines: list[str]) -> Draft:
             block = block[timing + 1:]
         elif all(line.strip().isdigit() for _, line in block):
             continue
-        for number, raw in block:
-            cap.attribute(number, raw)
+        _vtt_cue(cap, block)   # SubRip players read WebVTT's <v Speaker> voice tags too
     return cap.finish()
 
 

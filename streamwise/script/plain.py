@@ -13,7 +13,16 @@ patterns and keyword tables are :mod:`streamwise.script.patterns`.
 from __future__ import annotations
 
 from streamwise.script.formats import NARRATOR_NAME, Draft, RawLine, take_voice
-from streamwise.script.patterns import _BULLET, _HEADING, _META, _RULE, _STAMP_HEAD, _STRUCTURE
+from streamwise.script.patterns import (
+    _BULLET,
+    _HEADING,
+    _META,
+    _RULE,
+    _STAMP_HEAD,
+    _STAMP_LINE,
+    _STRUCTURE,
+    _SURE_STAMP,
+)
 from streamwise.script.prescan import _Prescan, _unheaded_cast
 from streamwise.script.text import (
     PARTICLES,
@@ -34,6 +43,9 @@ NARRATOR = NARRATOR_NAME
 NARRATION_NOTICE = ("no speaker labels found: read as a one-speaker narration by 'Narrator'; for a "
                     "conversation written from this text by the LLM, give it as --document FILE")
 _PLAY_KINDS = ("play", "direction", "cue")  # labels of printed plays: one speech, one paragraph
+# first words of a printed play's directions that take a label's shape ("Exeunt. Manet Hamlet.")
+_NOT_SPEAKERS = frozenset("enter exit exeunt manet manent re-enter flourish alarum alarums sennet aside within "
+                          "excursions retreat trumpets hautboys music thunder".split())
 
 
 def parse_text(lines: list[str]) -> Draft:
@@ -76,6 +88,8 @@ class _TextParser:
         self.indent = 0  # the current line's indentation (columns, tabs at 8)
         self.speech_indent: int | None = None  # indentation of the current speech's first line
         self.caps_cue = False  # the current speech's label is a capitals cue alone on its line
+        self.label_indent: int | None = None  # indentation of the last ``Name. text`` label line
+        self.hanging = False  # a play speech went on on a line indented deeper than its label (hanging indent)
 
     def run(self) -> Draft:
         for number, raw in enumerate(self.lines, 1):
@@ -119,6 +133,8 @@ class _TextParser:
             return self.heading(number, line)
         if _RULE.fullmatch(line):
             return self.close()
+        if _STAMP_LINE.fullmatch(line):  # "0:02" alone above the words it times: not spoken, ends nothing
+            return None
         if _STRUCTURE.fullmatch(line):  # "ACT III", "SCENE", "FIRST ACT": a new part of the play
             self.close()
             self.speaker = None
@@ -138,7 +154,8 @@ class _TextParser:
             return self.front_matter(number, body, label)
         if label and self.label(number, label):
             return None
-        return self.continuation(number, body)
+        sure = _SURE_STAMP.match(body)   # "[00:01:30] and then ...": the speech goes on, its time stamp is not said
+        return self.continuation(number, body[sure.end():] if sure else body)
 
     def front_matter(self, number: int, body: str, label: Label | None) -> None:
         """A line before the first act: metadata and cast lists count, speech does not."""
@@ -196,7 +213,8 @@ class _TextParser:
             if label.kind in ("cue", "named", "role") and not self._next_line(number):
                 return False  # a name on its own line is a label only with its speech below it
             cast = key in self.cast_names and label.kind in (*_PLAY_KINDS, "named")
-            if not cast and not plausible_label(label, self.known, open_speech=open_speech):
+            if not cast and not self._hanging_label(label) and \
+                    not plausible_label(label, self.known, open_speech=open_speech):
                 return False
         self.close()
         if not self.styles and label.kind == "alone" and not self.draft.lines:
@@ -207,6 +225,7 @@ class _TextParser:
         self.target, self.speaker, self.parts = "speech", label.name, []
         self.kind = "play" if label.kind in _PLAY_KINDS else label.kind if label.rest else "header"
         self.speech_indent = None
+        self.label_indent = self.indent if self.kind == "play" else None
         self.caps_cue = self.kind == "header" and label.name.isupper()   # a screenplay cue: "SARAH", "MIKE (O.S.)"
         if label.rest:
             self.append(number, label.rest)
@@ -256,6 +275,10 @@ class _TextParser:
             self.draft.characters.append((name, desc))
 
     def continuation(self, number: int, body: str) -> None:
+        if self.target == "speech" and self.hanging and self.label_indent is not None and self.indent <= self.label_indent:
+            self.close()   # a line at the labels' indentation in a play set with hanging indents: no more speech
+            self.target = "unplaced"
+            return self.append(number, body)
         if self.target in ("speech", "studio", "unplaced"):
             return self.append(number, body)
         if self.target in ("ignore", "cast"):
@@ -289,6 +312,16 @@ class _TextParser:
                 return Label(" ".join(words[:n]), " ".join(words[n:]), "play")
         return None
 
+    def _hanging_label(self, label: Label) -> bool:
+        """``Hor. Friends to this ground.`` in a play set with hanging indents (each ``Name. text`` label at one
+        indentation, the rest of its speech deeper, as Gutenberg's older Shakespeare texts are): a new speaker's
+        label at the labels' indentation, though that speaker has not been seen twice. ``Exeunt. ...`` and
+        ``Enter ...`` are directions."""
+        words = name_words(label.name)
+        return (label.kind == "play" and self.hanging and self.indent == self.label_indent and bool(words)
+                and len(words) <= 2 and words[0][:1].isupper() and words[0].casefold() not in _NOT_SPEAKERS
+                and plausible_label(label._replace(kind="colon"), self.known))
+
     def _dedented(self) -> bool:
         """A paragraph after a screenplay cue's speech is action, not more of the speech: one left of the
         speech's indentation (cues and dialogue indented, action flush left), or any paragraph after a
@@ -302,6 +335,8 @@ class _TextParser:
             self.start = number
             if self.target == "speech" and self.speech_indent is None:
                 self.speech_indent = self.indent
+        elif self.target == "speech" and self.label_indent is not None and self.indent > self.label_indent:
+            self.hanging = True
         self.parts.append(text)
 
     def close(self) -> None:

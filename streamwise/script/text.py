@@ -103,7 +103,8 @@ NON_NAMES = frozenset(
     "int ext warning caution tip hint important update edit todo fixme step chapter section part item rule "
     "fact quote source link url email phone address time total result results reason problem "
     "solution definition disclaimer summary fig figs vol vols ch pp op cf ibid ed eds trans no nos "
-    "act acts scene scenes curtain tableau finis prologue epilogue interlude transcript contents page".split()
+    "act acts scene scenes curtain tableau finis prologue epilogue interlude transcript contents page "
+    "acte scène szene akt aufzug auftritt acto escena atto scena".split()  # a play's parts in French, German, ...
 )
 INTERJECTIONS = frozenset(
     "ok okay no yes yeah yep nope hey hi hello oh ah uh um hmm wow so well right sure thanks what why "
@@ -135,6 +136,7 @@ _ROLE_COLON = re.compile(r"([^:\[\]()<>{}\"|/\\*=#@]{1,40})(\([^()]{1,60}\))\s*:
 # "DOOLITTLE [with fatherly pride] Well, ..." / "MRS. HIGGINS (dismayed). Henry!" - Shaw's style
 _DIRECTION_LABEL = re.compile(r"([^\[\]()<>{}:;,!?\"]{2,40}?)\s*(\[[^\[\]]{1,200}\]|\([^()]{1,200}\))[.:]?\s+(?=\S)")
 _STAMP_TAIL = re.compile(r"\s+\(?\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?\)?$")
+_STAMP_ALONE = re.compile(r"[\[(]?\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?[\])]?")
 
 
 def speaker_key(name: str) -> str:
@@ -220,6 +222,8 @@ def _bracket_label(body: str, bare: bool) -> Label | None:
     name, after = drop_paren(body[1:end]), body[end + 1:].lstrip()
     if after.startswith(":"):
         return Label(name, after[1:].strip(), "bracket")
+    if _STAMP_ALONE.fullmatch(after):  # "[Jane Doe] 10:02:03" on its own line, the words below (Zoom)
+        return Label(name, "", "stamped")
     return Label(name, after, "bare") if bare and after else None
 
 

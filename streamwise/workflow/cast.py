@@ -1,7 +1,8 @@
 """Casting: a voice that agrees with a speaker's look, and the look the portrait is drawn with.
 
 The look's traits come from :func:`streamwise.core.looks.read_look` (what the screenplay or the request says of
-the speaker: gender presentation, age, hair, beard, glasses, clothing, skin tone).
+the speaker: gender presentation, age, hair, beard, glasses, clothing, skin tone); a gender the text leaves open
+comes from a title the name begins with (``Lady Bracknell``, ``Mr. Worthing``: :func:`~streamwise.core.looks.title_gender`).
 
 :func:`cast_voice` then makes the default voice agree with a stated gender presentation: a male-presenting
 look gets a voice of the male-timbre model (``joe``), a female-presenting one the ``heart`` model, unless the
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.looks import COLOURS, look_text, read_look
+from ..core.looks import COLOURS, look_text, read_look, title_gender
 
 __all__ = ["DEFAULT_VOICES", "words_per_speaker", "cast_show", "cast_speaker", "cast_voice", "portrait_look", "effective_voice",
            "voice_model"]
@@ -120,6 +121,8 @@ def cast_speaker(voices: dict[int, str], index: int, name: str, request: Any, sa
     look = _as_traits(said[0]) if not asked and said and isinstance(said[0], dict) else None
     if look is None:    # text (or a structured look in the screenplay's words): read it
         look = read_look(asked or (look_text(said[0]) if said and said[0] else ""))
+    if "gender" not in look and (gender := title_gender(name)):   # "Lady Bracknell", "Mr. Worthing": the name says it
+        look = {**look, "gender": gender}
     chosen = cast_voice(index, look, voices.get(index), [effective_voice(i, voices.get(i)) for i in range(index)])
     if chosen is not None:
         voices[index] = chosen

@@ -65,6 +65,7 @@ async function submit(ev) {
   }
   sw.acceptedAt = performance.now();
   sw.id = answer.id;
+  sw.tasks = [];
   $("p-id").textContent = answer.id;
   sw.player = $("player").value;
   $("end").disabled = $("skip").disabled = false;
@@ -202,6 +203,48 @@ function drawTimeline() {
   el.appendChild(head);
 }
 
+// the request's tasks as a Gantt chart per instance, live (what `streamwise timeline` draws afterwards)
+const STAGE_COLOURS = { screenplay: "#6a3d9a", image: "#1f78b4", tts: "#33a02c", video: "#ff7f00", mux: "#e31a1c" };
+sw.tasks = [];
+let ganttQueued = false;
+
+function drawGantt() {
+  ganttQueued = false;
+  const canvas = $("gantt"), ctx = canvas.getContext("2d");
+  const rows = [...new Set(sw.tasks.map((t) => t.instance))];
+  sw.ganttRows = rows;
+  const label = 150, rowH = 20, top = 4;
+  canvas.height = Math.max(40, top + rows.length * rowH + 16);
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const end = Math.max(1, ...sw.tasks.map((t) => Math.max(t.end_s, t.deadline_s || 0)));
+  const x = (sec) => label + ((canvas.width - label - 4) * sec) / end;
+  ctx.font = "10px sans-serif";
+  let bars = 0;
+  rows.forEach((instance, i) => {
+    const y = top + i * rowH;
+    ctx.fillStyle = "#333";
+    ctx.fillText(instance.length > 26 ? instance.slice(0, 25) + "…" : instance, 2, y + 13);
+    for (const t of sw.tasks.filter((task) => task.instance === instance)) {
+      ctx.fillStyle = t.ok ? (STAGE_COLOURS[t.stage] || "#888") : "#000";
+      const w = Math.max(1, x(t.end_s) - x(t.start_s));
+      ctx.fillRect(x(t.start_s), y + 3, w, rowH - 6);
+      if (t.rung === "still") {       // hatched, as the timeline PNG marks a still clip
+        ctx.strokeStyle = "#fff";
+        ctx.strokeRect(x(t.start_s) + 1, y + 5, Math.max(1, w - 2), rowH - 10);
+      }
+      if (t.deadline_s !== null) {
+        ctx.fillStyle = t.end_s > t.deadline_s ? "#d00" : "#222";
+        ctx.fillRect(x(t.deadline_s), y + 1, 1, rowH - 2);
+      }
+      bars += 1;
+    }
+  });
+  ctx.fillStyle = "#555";
+  ctx.fillText(`0 s`, label, canvas.height - 3);
+  ctx.fillText(`${end.toFixed(0)} s since the request`, canvas.width - 130, canvas.height - 3);
+  sw.ganttBars = bars;
+}
+
 function render(s) {
   sw.status = s;
   $("p-state").textContent = s.error ? `${s.state}: ${s.error}` : (s.message ? `${s.state} (${s.message})` : s.state);
@@ -257,7 +300,16 @@ function follow(eventsUrl) {
     $("p-rungs").appendChild(chip);
     drawTimeline();
   });
-  es.addEventListener("end", () => es.close());
+  const tasksSeen = new Set();
+  es.addEventListener("task", (e) => {
+    const t = JSON.parse(e.data);
+    const key = `${t.node}@${t.instance}@${t.start_s}`;
+    if (tasksSeen.has(key)) return;    // a reconnected EventSource sends them again
+    tasksSeen.add(key);
+    sw.tasks.push(t);
+    if (!ganttQueued) { ganttQueued = true; requestAnimationFrame(drawGantt); }
+  });
+  es.addEventListener("end", () => { es.close(); drawGantt(); });
 }
 
 video.addEventListener("timeupdate", drawTimeline);
