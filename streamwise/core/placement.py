@@ -43,7 +43,10 @@ class ReadyNode:
 @dataclass(frozen=True)
 class InstanceView:
     """What placement needs to know of an instance: ``queued_s`` = expected seconds of its
-    outstanding tasks, ``price_per_s`` in $/s."""
+    outstanding tasks, ``price_per_s`` in $/s. ``group``: the caller's promise that every
+    instance of the stage with this group takes the same expected seconds for any node at any
+    rung (same model, hardware, GPUs and learnt speed), so placement asks ``runtime_s`` once per
+    group instead of once per instance; ``None``: a group of its own."""
 
     instance: str
     stage: str
@@ -54,6 +57,7 @@ class InstanceView:
     gpus: int = 0
     queued_s: float = 0.0
     price_per_s: float = 0.0
+    group: Hashable = None     # instances of one group run every node in the same expected time (None: its own)
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,22 @@ class _Pool:
         self.cap = cap
         self.load = {i.instance: i.outstanding for i in instances}
         self.queued = {i.instance: i.queued_s for i in instances}
-        self.by_stage: dict[str, list[InstanceView]] = {}
-        for inst in sorted(instances, key=lambda i: i.instance):
+        # per stage, its groups (see InstanceView.group) in the order of their first instance by id,
+        # each a list of (place in id order, instance)
+        self.by_stage: dict[str, list[list[tuple[int, InstanceView]]]] = {}
+        groups: dict[tuple, list[tuple[int, InstanceView]]] = {}
+        for idx, inst in enumerate(sorted(instances, key=lambda i: i.instance)):
             if inst.accepting:
-                self.by_stage.setdefault(inst.stage, []).append(inst)
+                key = ((inst.stage, 0, inst.model, inst.group) if inst.group is not None
+                       else (inst.stage, 1, inst.instance))
+                if key not in groups:
+                    groups[key] = []
+                    self.by_stage.setdefault(inst.stage, []).append(groups[key])
+                groups[key].append((idx, inst))
+        # per stage, its accepting instances below their cap: at 0 no node of the stage can be placed this round
+        self.room: dict[str, int] = {}
+        for stage, stage_groups in self.by_stage.items():
+            self.room[stage] = sum(1 for g in stage_groups for _, inst in g if self.load[inst.instance] < cap)
 
     def best(self, node: ReadyNode, runtime_s: RuntimeFn, rung: Rung | None,
              model: str | None) -> tuple[InstanceView, float, float] | None:
@@ -96,24 +112,34 @@ class _Pool:
         too (whose queue the node would wait behind)."""
         free = anyone = None
         free_rank = any_rank = None
-        for inst in self.by_stage.get(node.stage, ()):
-            capped = self.load[inst.instance] >= self.cap
-            if (capped and not busy) or (model is not None and inst.model != model):
+        cap, load, queued = self.cap, self.load, self.queued
+        for group in self.by_stage.get(node.stage, ()):
+            head = group[0][1]
+            if model is not None and head.model != model:
+                continue
+            if not busy and all(load[inst.instance] >= cap for _, inst in group):
                 continue
             try:
-                rt = runtime_s(node, inst, rung)
+                rt = runtime_s(node, head, rung)   # one call per group: its instances take the same time
             except KeyError:          # no profile for this (model, hardware, gpus): cannot place here
                 continue
-            done = self.queued[inst.instance] + rt
-            rank = (done, inst.price_per_s, self.load[inst.instance])
-            if anyone is None or rank < any_rank:
-                anyone, any_rank = (inst, rt, done), rank
-            if not capped and (free is None or rank < free_rank):
-                free, free_rank = (inst, rt, done), rank
+            for idx, inst in group:
+                n = load[inst.instance]
+                capped = n >= cap
+                if capped and not busy:
+                    continue
+                done = queued[inst.instance] + rt
+                rank = (done, inst.price_per_s, n, idx)   # ties: the cheaper, the less loaded, the first by id
+                if anyone is None or rank < any_rank:
+                    anyone, any_rank = (inst, rt, done), rank
+                if not capped and (free is None or rank < free_rank):
+                    free, free_rank = (inst, rt, done), rank
         return free, anyone
 
     def take(self, inst: InstanceView, rt: float) -> None:
         self.load[inst.instance] += 1
+        if self.load[inst.instance] == self.cap:
+            self.room[inst.stage] -= 1
         self.queued[inst.instance] += rt
 
     def reserve(self, inst: InstanceView, rt: float) -> None:
@@ -147,6 +173,10 @@ def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, n
     pool = _Pool(instances, cap)
     decisions = []
     for node in sorted(ready, key=order):
+        if not pool.room.get(node.stage):
+            # every instance of the stage is at its cap: the node could only be held (a reservation
+            # that only later nodes of this stage, which cannot be placed either, would see)
+            continue
         ladder = ladders.get(node.stage)
         if ladder is None:
             found = pool.best(node, runtime_s, None, node.model)

@@ -94,8 +94,12 @@ class InstanceState:
     def views(self, me: str = "") -> list[InstanceView]:
         """The snapshot for placement. ``me``: this scheduler's id; the tasks other schedulers
         have on an instance (:meth:`others`) count in its outstanding tasks and, at its mean
-        observed task time (1 s before any), in its queued seconds."""
+        observed task time (1 s before any), in its queued seconds. Instances of one model on one
+        hardware and GPU count with the same learnt speed form a placement group
+        (:attr:`~streamwise.core.placement.InstanceView.group`): :meth:`runtime_s` gives them the
+        same expected seconds, so placement asks once per group."""
         out = []
+        factor = self.correction.factor
         for hb in self.instances.values():
             work = self.outstanding.get(hb.instance, {})
             others = self.others(hb, me) if me else 0
@@ -103,27 +107,39 @@ class InstanceState:
             out.append(InstanceView(hb.instance, hb.stage, hb.model, len(work) + others, accepting=hb.state == "ready",
                                     hardware=hb.hardware, gpus=hb.gpus,
                                     queued_s=sum(work.values()) + others * self.mean_s.get(hb.instance, 1.0),
-                                    price_per_s=price))
+                                    price_per_s=price, group=(hb.hardware, hb.gpus, factor(hb.instance))))
         return out
 
     def runtime_s(self, inst: InstanceView, rung: Rung | None, *, cpu_estimate_s: float, duration_s: float,
                   ladder: Ladder | None, upscale: bool = True, decode: bool = True) -> float:
-        """Expected seconds of a task on ``inst``: the CPU rung's profile on a CPU instance, the
-        reference GPU profile of the instance's model otherwise (a GPU-chain model, FramePack,
-        its VAE or Real-ESRGAN: :func:`~streamwise.core.estimate.chain_runtime_s`, ``decode``
-        False when FramePack's VAE runs apart), times the instance's learnt correction.
-        ``upscale`` False: an ``upscale`` rung's Real-ESRGAN pass runs in a node of its own, not here.
+        """Expected seconds of a task on ``inst``: :meth:`base_runtime_s` times the instance's
+        learnt correction.
+
+        Raises:
+            KeyError: no profile for the instance's (model, hardware, GPU count).
+        """
+        return self.correction.corrected(inst.instance, self.base_runtime_s(
+            inst, rung, cpu_estimate_s=cpu_estimate_s, duration_s=duration_s, ladder=ladder, upscale=upscale,
+            decode=decode))
+
+    @staticmethod
+    def base_runtime_s(inst: InstanceView, rung: Rung | None, *, cpu_estimate_s: float, duration_s: float,
+                       ladder: Ladder | None, upscale: bool = True, decode: bool = True) -> float:
+        """Expected seconds of a task on ``inst`` before its learnt correction: the CPU rung's
+        profile on a CPU instance, the reference GPU profile of the instance's model otherwise (a
+        GPU-chain model, FramePack, its VAE or Real-ESRGAN:
+        :func:`~streamwise.core.estimate.chain_runtime_s`, ``decode`` False when FramePack's VAE
+        runs apart). ``upscale`` False: an ``upscale`` rung's Real-ESRGAN pass runs in a node of
+        its own, not here. A function of the instance's model, hardware and GPU count alone.
 
         Raises:
             KeyError: no profile for the instance's (model, hardware, GPU count).
         """
         if inst.hardware == "cpu":
-            base = cpu_estimate_s * (rung.cpu_cost if rung is not None else 1.0)
-        elif rung is not None:
-            base = gpu_runtime_s(inst.model, inst.hardware, inst.gpus, rung, duration_s=duration_s,
+            return cpu_estimate_s * (rung.cpu_cost if rung is not None else 1.0)
+        if rung is not None:
+            return gpu_runtime_s(inst.model, inst.hardware, inst.gpus, rung, duration_s=duration_s,
                                  upscale_to=ladder.output if ladder and upscale else None)
-        elif inst.model in CHAIN_MODELS:
-            base = chain_runtime_s(inst.model, inst.hardware, inst.gpus, duration_s, decode=decode)
-        else:
-            base = book().runtime_s(inst.model, inst.hardware, inst.gpus, units=1)
-        return self.correction.corrected(inst.instance, base)
+        if inst.model in CHAIN_MODELS:
+            return chain_runtime_s(inst.model, inst.hardware, inst.gpus, duration_s, decode=decode)
+        return book().runtime_s(inst.model, inst.hardware, inst.gpus, units=1)
