@@ -194,9 +194,10 @@ def test_fifo_does_not_adapt_quality_it_runs_the_best_rung_the_pool_serves_and_w
 
 
 def test_placement_groups_decide_exactly_as_placing_on_every_instance(state):
-    """A pool of interchangeable instances placed by group (one runtime per group,
-    ``InstanceView.group``) gives the same decisions, rungs and states as the same pool placed
-    instance by instance, over random loads, deadlines and caps; and it asks for fewer runtimes."""
+    """A pool of instances placed by group (one runtime per model, hardware and GPU count,
+    ``InstanceView.group``, each instance's learnt ``factor`` applied by placement) gives the same
+    decisions, rungs, expected seconds and states as the same pool placed instance by instance,
+    over random loads, speeds, deadlines and caps; and it asks for fewer runtimes."""
     import random
 
     rng = random.Random(7)
@@ -209,7 +210,7 @@ def test_placement_groups_decide_exactly_as_placing_on_every_instance(state):
                 price = state.prices[hw] * max(gpus, 1) / 3600
                 views.append(InstanceView(f"i{r}-{model}-{hw}", "video", model, rng.randint(0, 4),
                                           hardware=hw, gpus=gpus, queued_s=rng.choice([0.0, 0.0, rng.uniform(0, 60)]),
-                                          price_per_s=price, group=(hw, gpus, 1.0)))
+                                          price_per_s=price, group=(hw, gpus), factor=rng.choice([1.0, 1.0, 0.8, 1.3])))
         ungrouped = [InstanceView(**{**v.__dict__, "group": None}) for v in views]
         nodes = [ReadyNode(f"c{i}", "video", rng.uniform(0, 90), f"r{i % 3}", (i // 3, i)) for i in range(rng.randint(1, 30))]
         cap = rng.randint(1, 4)

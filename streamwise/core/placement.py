@@ -43,10 +43,11 @@ class ReadyNode:
 @dataclass(frozen=True)
 class InstanceView:
     """What placement needs to know of an instance: ``queued_s`` = expected seconds of its
-    outstanding tasks, ``price_per_s`` in $/s. ``group``: the caller's promise that every
-    instance of the stage with this group takes the same expected seconds for any node at any
-    rung (same model, hardware, GPUs and learnt speed), so placement asks ``runtime_s`` once per
-    group instead of once per instance; ``None``: a group of its own."""
+    outstanding tasks, ``price_per_s`` in $/s. ``group``: the caller's promise that ``runtime_s``
+    gives every instance of the stage and model with this group the same seconds for any node at
+    any rung (same hardware and GPUs), so placement asks once per group instead of once per
+    instance; ``None``: a group of its own. ``factor``: the instance's learnt speed (observed /
+    expected runtime): its expected seconds are ``runtime_s``'s times this."""
 
     instance: str
     stage: str
@@ -58,6 +59,7 @@ class InstanceView:
     queued_s: float = 0.0
     price_per_s: float = 0.0
     group: Hashable = None     # instances of one group run every node in the same expected time (None: its own)
+    factor: float = 1.0        # its learnt speed: placement multiplies ``runtime_s``'s seconds by it
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class _Pool:
             if not busy and all(load[inst.instance] >= cap for _, inst in group):
                 continue
             try:
-                rt = runtime_s(node, head, rung)   # one call per group: its instances take the same time
+                base = runtime_s(node, head, rung)   # one call per group: the same seconds for each
             except KeyError:          # no profile for this (model, hardware, gpus): cannot place here
                 continue
             for idx, inst in group:
@@ -128,6 +130,7 @@ class _Pool:
                 capped = n >= cap
                 if capped and not busy:
                     continue
+                rt = base * inst.factor
                 done = queued[inst.instance] + rt
                 rank = (done, inst.price_per_s, n, idx)   # ties: the cheaper, the less loaded, the first by id
                 if anyone is None or rank < any_rank:

@@ -95,9 +95,10 @@ class InstanceState:
         """The snapshot for placement. ``me``: this scheduler's id; the tasks other schedulers
         have on an instance (:meth:`others`) count in its outstanding tasks and, at its mean
         observed task time (1 s before any), in its queued seconds. Instances of one model on one
-        hardware and GPU count with the same learnt speed form a placement group
-        (:attr:`~streamwise.core.placement.InstanceView.group`): :meth:`runtime_s` gives them the
-        same expected seconds, so placement asks once per group."""
+        hardware and GPU count form a placement group
+        (:attr:`~streamwise.core.placement.InstanceView.group`): :meth:`base_runtime_s` gives them
+        the same seconds, so placement asks once per group and applies each instance's learnt
+        correction (``factor``) itself."""
         out = []
         factor = self.correction.factor
         for hb in self.instances.values():
@@ -107,7 +108,7 @@ class InstanceState:
             out.append(InstanceView(hb.instance, hb.stage, hb.model, len(work) + others, accepting=hb.state == "ready",
                                     hardware=hb.hardware, gpus=hb.gpus,
                                     queued_s=sum(work.values()) + others * self.mean_s.get(hb.instance, 1.0),
-                                    price_per_s=price, group=(hb.hardware, hb.gpus, factor(hb.instance))))
+                                    price_per_s=price, group=(hb.hardware, hb.gpus), factor=factor(hb.instance)))
         return out
 
     def runtime_s(self, inst: InstanceView, rung: Rung | None, *, cpu_estimate_s: float, duration_s: float,
