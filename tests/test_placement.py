@@ -191,3 +191,43 @@ def test_fifo_does_not_adapt_quality_it_runs_the_best_rung_the_pool_serves_and_w
     (alone,), _ = assign(node, [cpu], policy="fifo", **kw)
     best_cpu = next(r for r in LADDER.rungs if LADDER.model_of(r) == "cpu-head")
     assert alone.instance.instance == "cpu" and alone.rung.name == best_cpu.name == "static"
+
+
+def test_placement_groups_decide_exactly_as_placing_on_every_instance(state):
+    """A pool of instances placed by group (one runtime per model, hardware and GPU count,
+    ``InstanceView.group``, each instance's learnt ``factor`` applied by placement) gives the same
+    decisions, rungs, expected seconds and states as the same pool placed instance by instance,
+    over random loads, speeds, deadlines and caps; and it asks for fewer runtimes."""
+    import random
+
+    rng = random.Random(7)
+    calls = {"grouped": 0, "each": 0}
+    kinds = [("fantasytalking", "gb200", 40), ("fantasytalking", "h200", 8), ("cpu-head", "cpu", 0)]
+    for trial in range(60):
+        views = []
+        for k, (model, hw, gpus) in enumerate(kinds):
+            for r in range(rng.randint(0 if k else 1, 6)):
+                price = state.prices[hw] * max(gpus, 1) / 3600
+                views.append(InstanceView(f"i{r}-{model}-{hw}", "video", model, rng.randint(0, 4),
+                                          hardware=hw, gpus=gpus, queued_s=rng.choice([0.0, 0.0, rng.uniform(0, 60)]),
+                                          price_per_s=price, group=(hw, gpus), factor=rng.choice([1.0, 1.0, 0.8, 1.3])))
+        ungrouped = [InstanceView(**{**v.__dict__, "group": None}) for v in views]
+        nodes = [ReadyNode(f"c{i}", "video", rng.uniform(0, 90), f"r{i % 3}", (i // 3, i)) for i in range(rng.randint(1, 30))]
+        cap = rng.randint(1, 4)
+
+        def runtime(name):
+            def rt(node, inst, rung):
+                calls[name] += 1
+                return state.runtime_s(inst, rung, cpu_estimate_s=0.5, duration_s=CLIP_S, ladder=LADDER)
+            return rt
+
+        for policy in ("edf", "fifo"):
+            now = rng.uniform(0, 5)
+            a, sa = assign(nodes, views, cap=cap, now=now, runtime_s=runtime("grouped"), ladders={"video": LADDER},
+                           policy=policy)
+            b, sb = assign(nodes, ungrouped, cap=cap, now=now, runtime_s=runtime("each"), ladders={"video": LADDER},
+                           policy=policy)
+            assert [(d.node.key, d.instance.instance, d.rung.name, d.expected_s) for d in a] == \
+                   [(d.node.key, d.instance.instance, d.rung.name, d.expected_s) for d in b], (trial, policy)
+            assert sa == sb
+    assert calls["grouped"] < calls["each"] / 2

@@ -266,3 +266,39 @@ def test_a_topic_opens_with_the_host_s_greeting_before_the_llm_writes_a_line():
     assert all(cid.startswith(tuple(f"clip:{p.index}:" for p in opening)) for cid in plan.dag["seg:0"].deps)
     # a script has no opening
     assert PodcastPlan(_request(), profiles).opening_lines == 0
+
+
+def test_deadlines_kept_between_expansions_equal_a_full_recompute_after_every_event(profiles):
+    """A plan recomputes its deadlines only when the screenplay or a speech piece completes (they
+    alone change the pieces, the timeline or the nodes); after every other event of a simulated
+    show (GPU chain included) a full recompute changes no deadline of an unfinished node."""
+    from streamwise.bus.messages import Heartbeat
+    from streamwise.sim.plans import PlanSimulator
+
+    pool = [Heartbeat(instance=f"{s}-0", stage=s, model=m) for s, m in
+            (("screenplay", "script-parser"), ("tts", "piper"), ("image", "cpu-art"), ("video", "cpu-head"),
+             ("mux", "pyav-fmp4"))]
+    pool += [Heartbeat(instance="fp", stage="sketch", model="hunyuanframepack", hardware="gb200", gpus=40),
+             Heartbeat(instance="vae", stage="vae", model="hunyuanframepack-vae", hardware="h200", gpus=1),
+             Heartbeat(instance="ft", stage="video", model="fantasytalking", hardware="gb200", gpus=40),
+             Heartbeat(instance="up", stage="upscale", model="realesrgan-x2", hardware="gb200", gpus=8)]
+    script = "Ada: Welcome to the show, today we talk about rivers and the sea.\nBen: Thanks. Rivers carry the rain down to the sea, slowly.\n"
+    sim = PlanSimulator([(0.0, _request(request_id="a", script=script)), (2.0, _request(request_id="b", script=script))], pool)
+    checked = {"events": 0}
+    seen = sim._seen
+
+    def seen_and_check(instance, key, node_id, task_id, started, finished):
+        plan = sim.plans.get(key)
+        seen(instance, key, node_id, task_id, started, finished)
+        if plan is None or plan.finished:
+            return
+        kept = {n.node_id: n.deadline for n in plan.dag.nodes.values() if n.state is not NodeState.DONE}
+        plan.refresh_deadlines()
+        assert kept == {n.node_id: n.deadline for n in plan.dag.nodes.values() if n.state is not NodeState.DONE}, node_id
+        checked["events"] += 1
+
+    sim._seen = seen_and_check
+    run = sim.run()
+    assert all(run.finished.values())
+    assert checked["events"] > 50
+    assert any(d.node.startswith("sketch:") for d in run.decisions)

@@ -67,6 +67,9 @@ class Node:
     quality: Any = None            # the quality rung it was dispatched at (a bus Quality), if chosen
     rung_index: int = 0            # that rung's place in its ladder (0 = highest)
     cache_key: str | None = None   # content hash of what the node computes; None = not cacheable
+    # placement's expected seconds of this node by (model, hardware, GPUs, rung), before an instance's
+    # learnt correction: the inputs they depend on are fixed when the node is added
+    estimates: dict[Any, float] = field(default_factory=dict, repr=False, compare=False)
 
 
 class Dag:

@@ -20,6 +20,8 @@ simulator run the same code.
 
 from __future__ import annotations
 
+import bisect
+import math
 from dataclasses import dataclass
 from typing import Callable, Hashable, Mapping
 
@@ -43,7 +45,11 @@ class ReadyNode:
 @dataclass(frozen=True)
 class InstanceView:
     """What placement needs to know of an instance: ``queued_s`` = expected seconds of its
-    outstanding tasks, ``price_per_s`` in $/s."""
+    outstanding tasks, ``price_per_s`` in $/s. ``group``: the caller's promise that ``runtime_s``
+    gives every instance of the stage and model with this group the same seconds for any node at
+    any rung (same hardware and GPUs), so placement asks once per group instead of once per
+    instance; ``None``: a group of its own. ``factor``: the instance's learnt speed (observed /
+    expected runtime): its expected seconds are ``runtime_s``'s times this."""
 
     instance: str
     stage: str
@@ -54,6 +60,8 @@ class InstanceView:
     gpus: int = 0
     queued_s: float = 0.0
     price_per_s: float = 0.0
+    group: Hashable = None     # instances of one group run every node in the same expected time (None: its own)
+    factor: float = 1.0        # its learnt speed: placement multiplies ``runtime_s``'s seconds by it
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,17 @@ class Decision:
 RuntimeFn = Callable[[ReadyNode, InstanceView, "Rung | None"], float]
 
 
+class _Group:
+    """Instances of one placement group (:attr:`InstanceView.group`) during a round: ``head`` (the
+    first by id: the one ``runtime_s`` is asked for), ``queue`` (``(queued s, place in id order,
+    instance)`` kept sorted), the smallest learnt ``factor`` and how many are below the cap."""
+
+    __slots__ = ("head", "queue", "fmin", "uncapped")
+
+    def __init__(self, head: InstanceView) -> None:
+        self.head, self.queue, self.fmin, self.uncapped = head, [], head.factor, 0
+
+
 class _Pool:
     """Mutable load bookkeeping for one round of :func:`assign`."""
 
@@ -77,10 +96,27 @@ class _Pool:
         self.cap = cap
         self.load = {i.instance: i.outstanding for i in instances}
         self.queued = {i.instance: i.queued_s for i in instances}
-        self.by_stage: dict[str, list[InstanceView]] = {}
-        for inst in sorted(instances, key=lambda i: i.instance):
+        # per stage, its groups in the order of their first instance by id
+        self.by_stage: dict[str, list[_Group]] = {}
+        self.group_of: dict[str, _Group] = {}
+        self.place: dict[str, int] = {}
+        groups: dict[tuple, _Group] = {}
+        for idx, inst in enumerate(sorted(instances, key=lambda i: i.instance)):
             if inst.accepting:
-                self.by_stage.setdefault(inst.stage, []).append(inst)
+                key = ((inst.stage, 0, inst.model, inst.group) if inst.group is not None
+                       else (inst.stage, 1, inst.instance))
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _Group(inst)
+                    self.by_stage.setdefault(inst.stage, []).append(group)
+                group.queue.append((inst.queued_s, idx, inst))
+                group.fmin = min(group.fmin, inst.factor)
+                group.uncapped += self.load[inst.instance] < cap
+                self.group_of[inst.instance], self.place[inst.instance] = group, idx
+        for group in groups.values():
+            group.queue.sort(key=lambda e: e[:2])
+        # per stage, its accepting instances below their cap: at 0 no node of the stage can be placed this round
+        self.room = {stage: sum(g.uncapped for g in gs) for stage, gs in self.by_stage.items()}
 
     def best(self, node: ReadyNode, runtime_s: RuntimeFn, rung: Rung | None,
              model: str | None) -> tuple[InstanceView, float, float] | None:
@@ -93,32 +129,61 @@ class _Pool:
                   busy: bool = True) -> tuple[tuple | None, tuple | None]:
         """In one pass over the stage's instances: the earliest finisher below its cap (as
         :meth:`best`) and, with ``busy``, the earliest finisher counting instances at their cap
-        too (whose queue the node would wait behind)."""
+        too (whose queue the node would wait behind). Ranked by (completion, $/s, outstanding
+        tasks, place by id). A group's instances are visited by queued seconds, and the visit stops
+        once the next one's completion at the group's smallest factor is later than the best found
+        (none after it could win)."""
         free = anyone = None
         free_rank = any_rank = None
-        for inst in self.by_stage.get(node.stage, ()):
-            capped = self.load[inst.instance] >= self.cap
-            if (capped and not busy) or (model is not None and inst.model != model):
+        cap, load = self.cap, self.load
+        for group in self.by_stage.get(node.stage, ()):
+            head = group.head
+            if model is not None and head.model != model:
+                continue
+            if not busy and not group.uncapped:
                 continue
             try:
-                rt = runtime_s(node, inst, rung)
+                base = runtime_s(node, head, rung)   # one call per group: the same seconds for each
             except KeyError:          # no profile for this (model, hardware, gpus): cannot place here
                 continue
-            done = self.queued[inst.instance] + rt
-            rank = (done, inst.price_per_s, self.load[inst.instance])
-            if anyone is None or rank < any_rank:
-                anyone, any_rank = (inst, rt, done), rank
-            if not capped and (free is None or rank < free_rank):
-                free, free_rank = (inst, rt, done), rank
+            least = base * group.fmin
+            for q, idx, inst in group.queue:
+                bound = q + least       # no instance from here on completes before this
+                if (free is not None or not group.uncapped) and (anyone is not None or not busy):
+                    if bound > (free_rank[0] if free is not None else -math.inf) and \
+                            (not busy or bound > any_rank[0]):
+                        break
+                n = load[inst.instance]
+                capped = n >= cap
+                if capped and not busy:
+                    continue
+                rt = base * inst.factor
+                done = q + rt
+                rank = (done, inst.price_per_s, n, idx)   # ties: the cheaper, the less loaded, the first by id
+                if anyone is None or rank < any_rank:
+                    anyone, any_rank = (inst, rt, done), rank
+                if not capped and (free is None or rank < free_rank):
+                    free, free_rank = (inst, rt, done), rank
         return free, anyone
+
+    def _requeue(self, inst: InstanceView, rt: float) -> None:
+        group, idx = self.group_of[inst.instance], self.place[inst.instance]
+        old = self.queued[inst.instance]
+        at = bisect.bisect_left(group.queue, (old, idx))
+        del group.queue[at]
+        self.queued[inst.instance] = old + rt
+        bisect.insort(group.queue, (old + rt, idx, inst), key=lambda e: e[:2])
 
     def take(self, inst: InstanceView, rt: float) -> None:
         self.load[inst.instance] += 1
-        self.queued[inst.instance] += rt
+        if self.load[inst.instance] == self.cap:
+            self.room[inst.stage] -= 1
+            self.group_of[inst.instance].uncapped -= 1
+        self._requeue(inst, rt)
 
     def reserve(self, inst: InstanceView, rt: float) -> None:
         """A held node will wait for ``inst``: later nodes of this round see its queue longer."""
-        self.queued[inst.instance] += rt
+        self._requeue(inst, rt)
 
 
 def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, now: float = 0.0,
@@ -147,6 +212,10 @@ def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, n
     pool = _Pool(instances, cap)
     decisions = []
     for node in sorted(ready, key=order):
+        if not pool.room.get(node.stage):
+            # every instance of the stage is at its cap: the node could only be held (a reservation
+            # that only later nodes of this stage, which cannot be placed either, would see)
+            continue
         ladder = ladders.get(node.stage)
         if ladder is None:
             found = pool.best(node, runtime_s, None, node.model)

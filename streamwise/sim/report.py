@@ -50,6 +50,7 @@ def figures() -> dict:
     from .allocate import greedy, naive
     from .analytic import evaluate, evaluate_adaptive
     from .des import simulate
+    from .paperplan import simulate_plans
     from .provision import exhaustive, search
     from .workload import FT, HF, load_workload
 
@@ -57,24 +58,27 @@ def figures() -> dict:
     out: dict = {}
     obj, c16 = exhaustive(w, {"a100": 16})
     r = evaluate(c16, w)
-    out["cheapest_a100"] = {"cluster": c16.spec(), **r.as_dict(), "des": simulate(c16, w, policy="fifo").as_dict()}
+    out["cheapest_a100"] = {"cluster": c16.spec(), **r.as_dict(), "des": simulate(c16, w, policy="fifo").as_dict(),
+                            "plans": simulate_plans(c16, w, policy="fifo"),
+                            "plans_edf": simulate_plans(c16, w, policy="edf")}
     g16 = greedy({"a100": 16}, w)
     out["greedy_16xA100"] = evaluate(g16, w).as_dict()
     nw = w.with_(upscaler=False, disaggregate={HF: False, FT: False})
     n8 = naive({"a100": 8}, nw, "reserved")
-    out["naive_8xA100"] = {**evaluate(n8, nw).as_dict(), "des": simulate(n8, nw, policy="fifo").as_dict()}
+    out["naive_8xA100"] = {**evaluate(n8, nw).as_dict(), "des": simulate(n8, nw, policy="fifo").as_dict(),
+                           "plans": simulate_plans(n8, nw, policy="fifo")}
     plan = search(w, keep_candidates=True)
     front = pareto(plan.candidates)
     rt = [c for c in front if c.ttff_s <= 20.0 + 1e-9]
     hq = min(rt, key=lambda c: c.cost_usd) if rt else None
     if hq is not None:
         out["hq_realtime_ttff20"] = {**evaluate(hq.cluster, w).as_dict(),
-                                    "des": simulate(hq.cluster, w).as_dict()}
+                                    "des": simulate(hq.cluster, w).as_dict(), "plans": simulate_plans(hq.cluster, w)}
     out["provision_best"] = {**plan.result.as_dict(), "search_ms": plan.search_ms}
     wa = load_workload("podcast10_adaptive")
     ad = search(wa, adaptive=True, max_ttff_s=2.0)
     out["adaptive_slide"] = {**evaluate_adaptive(ad.best.cluster, wa).as_dict(),
-                             "des": simulate(ad.best.cluster, wa).as_dict()}
+                             "des": simulate(ad.best.cluster, wa).as_dict(), "plans": simulate_plans(ad.best.cluster, wa)}
     if hq is not None:
         out["adaptive_on_hq"] = evaluate_adaptive(hq.cluster, wa).as_dict()
         out["adaptive_paper_on_hq"] = evaluate_adaptive(hq.cluster, wa, method="paper").as_dict()

@@ -48,14 +48,21 @@ def floor_of(plan: PodcastPlan, node: Node, ladders: Mapping[str, Ladder]) -> in
 
 def node_runtime(pool: InstanceState, plan: PodcastPlan, node: Node, inst: InstanceView, rung: Rung | None,
                  ladders: Mapping[str, Ladder]) -> float:
-    """Expected seconds of ``node`` on ``inst`` at ``rung`` (:meth:`InstanceState.runtime_s`).
+    """Expected seconds of ``node`` on ``inst`` at ``rung`` before the instance's learnt correction
+    (:meth:`InstanceState.base_runtime_s`; placement multiplies by the view's ``factor``, giving
+    :meth:`InstanceState.runtime_s`), remembered on the node by (model, hardware, GPUs, rung): a
+    waiting clip is placed again on every round.
 
     Raises:
         KeyError: no profile for the instance's (model, hardware, GPU count): it cannot run it.
     """
-    return pool.runtime_s(inst, rung, cpu_estimate_s=node.runtime_s, duration_s=node.duration_s,
-                          ladder=ladders.get(node.stage), upscale=not node.inputs.get("upscale_after"),
-                          decode=node.inputs.get("decode", True))
+    key = (inst.model, inst.hardware, inst.gpus, rung.name if rung is not None else None)
+    base = node.estimates.get(key)
+    if base is None:
+        base = node.estimates[key] = pool.base_runtime_s(
+            inst, rung, cpu_estimate_s=node.runtime_s, duration_s=node.duration_s, ladder=ladders.get(node.stage),
+            upscale=not node.inputs.get("upscale_after"), decode=node.inputs.get("decode", True))
+    return base
 
 
 def decide(plans: Mapping[Hashable, PodcastPlan], ready: list[tuple[Hashable, int, Node]], pool: InstanceState, *,

@@ -45,10 +45,17 @@ class InstanceState:
         self.outstanding: dict[str, dict[str, float]] = {}   # instance -> task id -> expected s
         self.mean_s: dict[str, float] = {}                    # instance -> EWMA of observed task seconds
         self.correction = OnlineCorrection()
+        # instance -> scheduler id -> its last view; dropped whenever the instance's heartbeat or
+        # outstanding work changes, so a snapshot rebuilds only the instances that changed
+        self._views: dict[str, dict[str, InstanceView]] = {}
 
     # ---------------------------------------------------------------- heartbeats
+    def _changed(self, instance: str) -> None:
+        self._views.pop(instance, None)
+
     def beat(self, hb: Heartbeat) -> None:
         self.instances[hb.instance] = hb
+        self._changed(hb.instance)
         self.seen[hb.instance] = self.clock()     # our clock, not the worker's: hosts' clocks differ
 
     def expired(self) -> list[str]:
@@ -63,6 +70,7 @@ class InstanceState:
             self.seen[instance] = max(self.seen.get(instance, until), until)
 
     def forget(self, instance: str) -> None:
+        self._changed(instance)
         self.instances.pop(instance, None)
         self.seen.pop(instance, None)
         self.outstanding.pop(instance, None)
@@ -70,10 +78,12 @@ class InstanceState:
     # ---------------------------------------------------------------- outstanding work
     def dispatched(self, instance: str, task_id: str, expected_s: float) -> None:
         self.outstanding.setdefault(instance, {})[task_id] = expected_s
+        self._changed(instance)
 
     def finished(self, instance: str, task_id: str, observed_s: float | None = None) -> None:
         """A task left ``instance``; with ``observed_s`` (it ran), correct its expected speed."""
         expected = self.outstanding.get(instance, {}).pop(task_id, None)
+        self._changed(instance)
         if expected is not None and observed_s is not None:
             self.correction.observe(instance, expected, observed_s)
         if observed_s is not None:
@@ -94,36 +104,63 @@ class InstanceState:
     def views(self, me: str = "") -> list[InstanceView]:
         """The snapshot for placement. ``me``: this scheduler's id; the tasks other schedulers
         have on an instance (:meth:`others`) count in its outstanding tasks and, at its mean
-        observed task time (1 s before any), in its queued seconds."""
+        observed task time (1 s before any), in its queued seconds. Instances of one model on one
+        hardware and GPU count form a placement group
+        (:attr:`~streamwise.core.placement.InstanceView.group`): :meth:`base_runtime_s` gives them
+        the same seconds, so placement asks once per group and applies each instance's learnt
+        correction (``factor``) itself. An instance's view is kept until its heartbeat or
+        outstanding work changes (or its learnt factor), so a snapshot of a large pool costs
+        little more than the instances that changed."""
         out = []
+        factor = self.correction.factor
+        cache = self._views
         for hb in self.instances.values():
+            kept = cache.get(hb.instance)
+            view = kept.get(me) if kept is not None else None
+            if view is not None and view.factor == factor(hb.instance):
+                out.append(view)
+                continue
             work = self.outstanding.get(hb.instance, {})
             others = self.others(hb, me) if me else 0
             price = self.prices.get(hb.hardware, 0.0) * max(hb.gpus, 1) / 3600.0
-            out.append(InstanceView(hb.instance, hb.stage, hb.model, len(work) + others, accepting=hb.state == "ready",
-                                    hardware=hb.hardware, gpus=hb.gpus,
-                                    queued_s=sum(work.values()) + others * self.mean_s.get(hb.instance, 1.0),
-                                    price_per_s=price))
+            view = InstanceView(hb.instance, hb.stage, hb.model, len(work) + others, accepting=hb.state == "ready",
+                                hardware=hb.hardware, gpus=hb.gpus,
+                                queued_s=sum(work.values()) + others * self.mean_s.get(hb.instance, 1.0),
+                                price_per_s=price, group=(hb.hardware, hb.gpus), factor=factor(hb.instance))
+            cache.setdefault(hb.instance, {})[me] = view
+            out.append(view)
         return out
 
     def runtime_s(self, inst: InstanceView, rung: Rung | None, *, cpu_estimate_s: float, duration_s: float,
                   ladder: Ladder | None, upscale: bool = True, decode: bool = True) -> float:
-        """Expected seconds of a task on ``inst``: the CPU rung's profile on a CPU instance, the
-        reference GPU profile of the instance's model otherwise (a GPU-chain model, FramePack,
-        its VAE or Real-ESRGAN: :func:`~streamwise.core.estimate.chain_runtime_s`, ``decode``
-        False when FramePack's VAE runs apart), times the instance's learnt correction.
-        ``upscale`` False: an ``upscale`` rung's Real-ESRGAN pass runs in a node of its own, not here.
+        """Expected seconds of a task on ``inst``: :meth:`base_runtime_s` times the instance's
+        learnt correction.
+
+        Raises:
+            KeyError: no profile for the instance's (model, hardware, GPU count).
+        """
+        return self.correction.corrected(inst.instance, self.base_runtime_s(
+            inst, rung, cpu_estimate_s=cpu_estimate_s, duration_s=duration_s, ladder=ladder, upscale=upscale,
+            decode=decode))
+
+    @staticmethod
+    def base_runtime_s(inst: InstanceView, rung: Rung | None, *, cpu_estimate_s: float, duration_s: float,
+                       ladder: Ladder | None, upscale: bool = True, decode: bool = True) -> float:
+        """Expected seconds of a task on ``inst`` before its learnt correction: the CPU rung's
+        profile on a CPU instance, the reference GPU profile of the instance's model otherwise (a
+        GPU-chain model, FramePack, its VAE or Real-ESRGAN:
+        :func:`~streamwise.core.estimate.chain_runtime_s`, ``decode`` False when FramePack's VAE
+        runs apart). ``upscale`` False: an ``upscale`` rung's Real-ESRGAN pass runs in a node of
+        its own, not here. A function of the instance's model, hardware and GPU count alone.
 
         Raises:
             KeyError: no profile for the instance's (model, hardware, GPU count).
         """
         if inst.hardware == "cpu":
-            base = cpu_estimate_s * (rung.cpu_cost if rung is not None else 1.0)
-        elif rung is not None:
-            base = gpu_runtime_s(inst.model, inst.hardware, inst.gpus, rung, duration_s=duration_s,
+            return cpu_estimate_s * (rung.cpu_cost if rung is not None else 1.0)
+        if rung is not None:
+            return gpu_runtime_s(inst.model, inst.hardware, inst.gpus, rung, duration_s=duration_s,
                                  upscale_to=ladder.output if ladder and upscale else None)
-        elif inst.model in CHAIN_MODELS:
-            base = chain_runtime_s(inst.model, inst.hardware, inst.gpus, duration_s, decode=decode)
-        else:
-            base = book().runtime_s(inst.model, inst.hardware, inst.gpus, units=1)
-        return self.correction.corrected(inst.instance, base)
+        if inst.model in CHAIN_MODELS:
+            return chain_runtime_s(inst.model, inst.hardware, inst.gpus, duration_s, decode=decode)
+        return book().runtime_s(inst.model, inst.hardware, inst.gpus, units=1)

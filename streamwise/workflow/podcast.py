@@ -268,7 +268,8 @@ class PodcastPlan(Timeline):
         handler = expand.get(node.stage)
         if handler:
             handler(node)
-        self.refresh_deadlines()
+        if node.stage in ("screenplay", "tts"):   # only these change the pieces, the timeline or the nodes
+            self.refresh_deadlines()
 
     def _key(self, node: Node, *parts: Any) -> str:
         """Content key of ``node``: its stage, the cache version, the keys of its dependencies
