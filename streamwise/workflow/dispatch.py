@@ -8,7 +8,7 @@ the functions below, so they differ only in their clock and in where a task runs
 
 - :func:`scan`: every ready node of every plan, in plan order (the FIFO policy's arrival order);
 - :func:`decide`: the ready nodes due by ``now`` as :class:`~streamwise.core.placement.ReadyNode`
-  (deadline, arrival, required model, rung floor), placed by
+  (deadline, arrival, required model, rung floor: :func:`floor_of`, :func:`behind_stages`), placed by
   :func:`streamwise.core.placement.assign` on ``pool.views(me)`` (every instance, busy ones
   included, so the hold-for-a-busy-GPU rule sees them) with :func:`node_runtime`;
 - :func:`set_rung` and :func:`commit`: a decision applied to its plan (the rung set, the node
@@ -36,14 +36,36 @@ def scan(plans: Mapping[Hashable, PodcastPlan]) -> list[tuple[Hashable, int, Nod
     return [(key, i, n) for key, plan in plans.items() for i, n in enumerate(plan.dag.ready())]
 
 
-def floor_of(plan: PodcastPlan, node: Node, ladders: Mapping[str, Ladder]) -> int:
+def floor_of(plan: PodcastPlan, node: Node, ladders: Mapping[str, Ladder], behind: frozenset[str] = frozenset()) -> int:
     """The best rung index ``node`` may run at: a request running late (its last segment past
     its deadline, :attr:`PodcastPlan.running_late`) runs its laddered nodes at the cheapest rung
-    until a segment is on time again, so quality gives way before playback; 0 (any) otherwise."""
+    until a segment is on time again, so quality gives way before playback; so does every request
+    while its stage's shared CPU pool is behind (``behind``, from :func:`behind_stages`); 0 (any)
+    otherwise."""
     ladder = ladders.get(node.stage)
-    if ladder is None or not plan.running_late:
+    if ladder is None or not (plan.running_late or node.stage in behind):
         return 0
     return len(ladder.rungs) - 1
+
+
+def behind_stages(plans: Mapping[Hashable, PodcastPlan], ready: list[tuple[Hashable, int, Node]],
+                  pool: InstanceState, ladders: Mapping[str, Ladder], now: float) -> frozenset[str]:
+    """The laddered stages whose every clip should run at the cheapest rung now, because the CPU
+    pool is behind: some request is running late (its last segment stalled its viewer) or a ready
+    node of any request is already past its deadline (say eight shows starting at once, whose
+    studios, portraits and first pieces queue behind each other). On CPU-only pools, where every
+    stage shares the same cores, one request's better rung is another's stall, so quality gives
+    way for all of them before playback does for any (issue 9 item 8). A stage with a GPU
+    instance is left out: its rungs run on other hardware, and the per-request rule holds."""
+    if not ladders:
+        return frozenset()
+    gpu = {v.stage for v in pool.views() if v.hardware != "cpu"}
+    stages = [s for s in ladders if s not in gpu]
+    if not stages:
+        return frozenset()
+    late = (any(p.running_late for p in plans.values())
+            or any(n.deadline < now and n.not_before <= now for key, _, n in ready if key in plans))
+    return frozenset(stages) if late else frozenset()
 
 
 def node_runtime(pool: InstanceState, plan: PodcastPlan, node: Node, inst: InstanceView, rung: Rung | None,
@@ -72,8 +94,9 @@ def decide(plans: Mapping[Hashable, PodcastPlan], ready: list[tuple[Hashable, in
     Raises:
         ValueError: an unknown policy.
     """
+    behind = behind_stages(plans, ready, pool, ladders, now) if policy == "edf" else frozenset()
     nodes = [ReadyNode((key, n.node_id), n.stage, n.deadline, key, (plans[key].request.submitted_at, i),
-                       model=plans[key].required_model(n), floor=floor_of(plans[key], n, ladders))
+                       model=plans[key].required_model(n), floor=floor_of(plans[key], n, ladders, behind))
              for key, i, n in ready if key in plans and n.not_before <= now]
     if not nodes:
         return [], dict(states)
