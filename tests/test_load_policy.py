@@ -147,3 +147,15 @@ def test_the_first_clip_is_exactly_the_first_segment_even_when_a_pause_comes_ear
     assert ranges[0] == (0, 25 * SPF)
     assert ranges[-1][1] == len(audio) and all(b - a <= 3.5 * SR for a, b in ranges)
     assert clip_ranges(audio[:20 * SPF], 3.5, SPF, first_clip_s=1.0, sample_rate=SR) == [(0, 20 * SPF)]
+
+
+def test_the_up_pool_draws_with_two_image_processes_and_generate_with_one():
+    """`streamwise up` (and `bench --requests N`) start two image workers, so the studios and first
+    portraits of requests starting together are drawn two at a time; `--workers` overrides any
+    stage and keeps the others; `generate`'s one-request pool keeps one process per stage."""
+    from streamwise.service.pool import DEFAULT_WORKERS, UP_WORKERS, parse_workers
+
+    assert parse_workers(None) == UP_WORKERS and UP_WORKERS["image"] == 2
+    assert all(n == 1 for stage, n in UP_WORKERS.items() if stage != "image")
+    assert parse_workers("tts=2") == {**UP_WORKERS, "tts": 2}
+    assert parse_workers("image=1", DEFAULT_WORKERS) == DEFAULT_WORKERS and set(DEFAULT_WORKERS.values()) == {1}
