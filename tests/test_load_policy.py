@@ -159,3 +159,25 @@ def test_the_up_pool_draws_with_two_image_processes_and_generate_with_one():
     assert all(n == 1 for stage, n in UP_WORKERS.items() if stage != "image")
     assert parse_workers("tts=2") == {**UP_WORKERS, "tts": 2}
     assert parse_workers("image=1", DEFAULT_WORKERS) == DEFAULT_WORKERS and set(DEFAULT_WORKERS.values()) == {1}
+
+
+def test_work_with_slack_waits_for_a_free_cpu_instance_rather_than_queue():
+    """Two image workers, one busy. A show's first portrait (due within a second) goes to the free
+    one; its second speaker's portrait (due seconds later) is not queued behind either worker's
+    task, where it could not move when the other frees up first: it stays in the scheduler's EDF
+    queue. An urgent node still queues behind a busy worker (up to the cap)."""
+    plan = PodcastPlan(_request("a", 1000.0), load_profiles())
+    _done(plan, "screenplay", {"title": "T", "studio": None, "speakers": ["A", "B"],
+                               "lines": [{"speaker": 0, "pieces": ["Hello there, and welcome."]}] * 3
+                               + [{"speaker": 1, "pieces": ["Thanks, glad to be here today."]}]})
+    _done(plan, "studio", {"image": "studio.png"})
+    assert plan.dag["portrait:1"].deadline - plan.dag["portrait:0"].deadline > 2.0
+    pool = _pool(("img-a", "image", "cpu"), ("img-b", "image", "cpu"))
+    pool.dispatched("img-a", "other-task", 0.2)
+    placed = {d.node.key[1]: d.instance.instance for d in _decide({"a": plan}, pool, now=1000.3)
+              if d.node.stage == "image"}
+    assert placed == {"portrait:0": "img-b"}
+    pool.dispatched("img-b", "another", 0.2)
+    urgent = {d.node.key[1]: d.instance.instance for d in _decide({"a": plan}, pool, now=1000.9)
+              if d.node.stage == "image"}
+    assert "portrait:0" in urgent and "portrait:1" not in urgent

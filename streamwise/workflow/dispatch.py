@@ -10,7 +10,8 @@ the functions below, so they differ only in their clock and in where a task runs
 - :func:`decide`: the ready nodes due by ``now`` as :class:`~streamwise.core.placement.ReadyNode`
   (deadline, arrival, required model, rung floor: :func:`floor_of`, :func:`behind_stages`), placed by
   :func:`streamwise.core.placement.assign` on ``pool.views(me)`` (every instance, busy ones
-  included, so the hold-for-a-busy-GPU rule sees them) with :func:`node_runtime`;
+  included, so the hold-for-a-busy-GPU rule sees them) with :func:`node_runtime`, work with slack
+  bound late on CPU instances (:data:`~streamwise.core.placement.QUEUE_SLACK_S`);
 - :func:`set_rung` and :func:`commit`: a decision applied to its plan (the rung set, the node
   dispatched).
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 from typing import Hashable, Mapping
 
 from ..core.dag import Node, NodeState
-from ..core.placement import Decision, InstanceView, ReadyNode, assign
+from ..core.placement import QUEUE_SLACK_S, Decision, InstanceView, ReadyNode, assign
 from ..core.quality import Ladder, QualityState, Rung
 from .instances import InstanceState
 from .podcast import PodcastPlan
@@ -107,7 +108,7 @@ def decide(plans: Mapping[Hashable, PodcastPlan], ready: list[tuple[Hashable, in
         return node_runtime(pool, plan, plan.dag[node_id], inst, rung, ladders)
 
     return assign(nodes, pool.views(me), cap=cap, now=now, runtime_s=runtime, ladders=ladders,
-                  states=states, policy=policy)
+                  states=states, policy=policy, queue_slack_s=QUEUE_SLACK_S)
 
 
 def commit(node: Node, decision: Decision, at: float) -> None:
