@@ -133,6 +133,17 @@ def test_on_a_cpu_pool_every_request_steps_down_while_another_is_behind():
     held = _decide({"a": a, "c": late}, pool, now=1001.0)
     assert {d.node.key: d.rung.name for d in held if d.rung}[("a", "clip:0:1")] == "still"
 
+    # once the pool was behind, A holds the cheapest rung for HOLD_SHOTS + climb_after shots with slack
+    ready = dispatch.scan({"a": a})
+    _, states = dispatch.decide({"a": a, "b": b}, dispatch.scan({"a": a, "b": b}), pool, me="s", cap=3,
+                                now=1001.0, ladders=LADDERS, states={}, policy="edf")
+    rungs = []
+    for _ in range(dispatch.HOLD_SHOTS + LADDERS["video"].climb_after):
+        (d, *_), states = dispatch.decide({"a": a}, ready, pool, me="s", cap=3, now=1001.0, ladders=LADDERS,
+                                          states=states, policy="edf")
+        rungs.append(d.rung.name)
+    assert rungs == ["still"] * (len(rungs) - 1) + ["static"]
+
     gpu = _pool(("cpu", "video", "cpu"), ("ft", "video", "gb200"))
     mixed = _decide({"a": a, "b": b}, gpu, now=1001.0)
     assert {d.node.key: d.rung.name for d in mixed if d.rung}[("a", "clip:0:1")] != "still"
