@@ -192,3 +192,15 @@ def test_work_with_slack_waits_for_a_free_cpu_instance_rather_than_queue():
     urgent = {d.node.key[1]: d.instance.instance for d in _decide({"a": plan}, pool, now=1000.9)
               if d.node.stage == "image"}
     assert "portrait:0" in urgent and "portrait:1" not in urgent
+
+
+def test_requests_starting_together_on_a_cpu_pool_start_at_the_cheapest_rung():
+    """Two shows submitted together, neither playing yet, nothing past its deadline: the first clip
+    of each runs at `still` (the pool's backlog decides at admission), and the hold lasts. One show
+    alone starts at `static` (what its deadlines allow)."""
+    a, b = _show("a", 1000.0), _show("b", 1000.0)
+    pool = _pool(("cpu", "video", "cpu"), ("cpu2", "video", "cpu"))
+    first = {d.node.key: d.rung.name for d in _decide({"a": a, "b": b}, pool, now=1000.05) if d.rung}
+    assert first[("a", "clip:0:0")] == first[("b", "clip:0:0")] == "still"
+    alone = {d.node.key: d.rung.name for d in _decide({"c": _show("c", 1000.0)}, pool, now=1000.05) if d.rung}
+    assert alone[("c", "clip:0:0")] == "static"

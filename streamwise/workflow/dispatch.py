@@ -57,6 +57,25 @@ as the pool caught up for a moment, and a segment that mixes the two is decoded 
 by the mux (eight shows, 2026-12-02: 15 of 96 clips `static`, mux CPU 3 -> 8 s)."""
 
 
+def starting_states(plans: Mapping[Hashable, PodcastPlan], states: Mapping[Hashable, QualityState],
+                    pool: InstanceState, ladders: Mapping[str, Ladder]) -> dict[Hashable, QualityState]:
+    """The quality state a request starts with, decided when its first clip is placed (it has no state
+    yet) from the pool's backlog: on a CPU-only pool where another request has not shown its first
+    frame yet either (say eight submitted together), it starts at the cheapest rung and holds it for
+    :data:`HOLD_SHOTS` shots, so the start, when every request needs its studio, portraits, first speech
+    and first segment at once, is not spent on `static` clips and their re-encoded segments. Alone,
+    or beside requests already playing, it starts as the deadlines allow (the ladder's top)."""
+    starting = [key for key, plan in plans.items() if plan.playback_at is None]
+    if len(starting) < 2:
+        return {}
+    gpu = {v.stage for v in pool.views() if v.hardware != "cpu"}
+    cpu = [ladders[stage] for stage in ladders if stage not in gpu]
+    if not cpu:
+        return {}
+    bottom = QualityState(len(cpu[0].rungs) - 1, -HOLD_SHOTS)
+    return {key: bottom for key in starting if key not in states}
+
+
 def behind_stages(plans: Mapping[Hashable, PodcastPlan], ready: list[tuple[Hashable, int, Node]],
                   pool: InstanceState, ladders: Mapping[str, Ladder], now: float) -> frozenset[str]:
     """The laddered stages whose every clip should run at the cheapest rung now, because the CPU
@@ -115,6 +134,7 @@ def decide(plans: Mapping[Hashable, PodcastPlan], ready: list[tuple[Hashable, in
         plan = plans[key]
         return node_runtime(pool, plan, plan.dag[node_id], inst, rung, ladders)
 
+    states = {**starting_states(plans, states, pool, ladders), **states} if policy == "edf" else states
     decisions, new_states = assign(nodes, pool.views(me), cap=cap, now=now, runtime_s=runtime, ladders=ladders,
                                    states=states, policy=policy, queue_slack_s=QUEUE_SLACK_S)
     for stage in behind:   # every request on the pool holds the cheapest rung for a while (HOLD_SHOTS)
