@@ -49,7 +49,7 @@ def floor_of(plan: PodcastPlan, node: Node, ladders: Mapping[str, Ladder], behin
     return len(ladder.rungs) - 1
 
 
-HOLD_SHOTS = 6
+HOLD_SHOTS = 12
 """After a round in which the CPU pool was behind (:func:`behind_stages`), every request on it
 climbs back from the cheapest rung only after this many more shots in a row with slack than the
 ladder's ``climb_after``. Without the hold, `static` clips came back between `still` ones as soon
