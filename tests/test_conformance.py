@@ -13,7 +13,7 @@ trip and a loop pass, more on a loaded 2-core machine) where the simulator decid
 a decision on the edge of a deadline can go either way. The simulator is replayed with reaction
 times of 0-0.3 s (:func:`streamwise.sim.conformance.best_replay`) and one of them must give the
 same decisions; no node is decided before the live scheduler dispatched it and the running-late
-rule reads the live segments' lateness (:class:`~streamwise.sim.plans.ReplayOracle`); swaps of tasks
+rule and the playback clock read the live segments' publication times (:class:`~streamwise.sim.plans.ReplayOracle`); swaps of tasks
 raced to an idle worker are ties (:data:`~streamwise.sim.conformance.ORDER_TIE_S`); start times may
 drift by the accumulated latency: ``START_TOLERANCE_S``. docs/simulation.md says why each is needed.
 """

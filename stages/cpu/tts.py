@@ -35,13 +35,16 @@ def pad_to_frames(audio: np.ndarray, pause_s: float, samples_per_frame: int,
 def clip_ranges(audio: np.ndarray, max_clip_s: float, samples_per_frame: int,
                 first_clip_s: float | None = None, sample_rate: int = SAMPLE_RATE) -> list[tuple[int, int]]:
     """Cut ``audio`` (at ``sample_rate`` Hz) at speech pauses into ``[start, end)`` sample ranges of
-    at most ``max_clip_s`` seconds (whole frames); the first range at most ``first_clip_s`` when given."""
+    at most ``max_clip_s`` seconds (whole frames). With ``first_clip_s`` (the show's first piece) the
+    first range is exactly ``first_clip_s`` (whole frames; all of a shorter piece), not cut at a pause:
+    the first segment is that long, so it waits for one clip only, never for a second one of up to
+    ``max_clip_s`` (the nod and the mouth run on across the cut, from the audio around it)."""
     split = dict(quantum=samples_per_frame, sample_rate=sample_rate)
     if not first_clip_s or first_clip_s >= max_clip_s:
         return split_at_pauses(audio, max_clip_s, **split)
-    _, first_end = split_at_pauses(audio, first_clip_s, **split)[0]
+    first_end = max(1, int(first_clip_s * sample_rate + 1e-6) // samples_per_frame) * samples_per_frame
     if first_end >= len(audio):
-        return [(0, first_end)]
+        return [(0, len(audio))]
     rest = split_at_pauses(audio[first_end:], max_clip_s, **split)
     return [(0, first_end)] + [(first_end + a, first_end + b) for a, b in rest]
 

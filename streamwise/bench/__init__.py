@@ -27,7 +27,7 @@ from ..bus.client import connect
 from ..bus.messages import Request
 from ..bus.server import EmbeddedServer
 from ..client import generate
-from ..service.pool import Pool, emulated_workers
+from ..service.pool import UP_WORKERS, Pool, emulated_workers
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"   # the repository's examples/ (a source checkout)
 DEFAULT_SCRIPT = EXAMPLES / "two_minutes.txt"
@@ -193,8 +193,8 @@ def _misses(report, ttff_s: float) -> int:
 def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path = SHORT_SCRIPT,
                         emulate: list[str] | None = None, ttff_s: float = 1.5) -> list[dict]:
     """For each policy and N: N concurrent requests on a fresh pool (a scheduler process with
-    that policy, CPU workers, and the ``emulate`` GPU stand-ins, each ``model:hardware:gpus``);
-    one row per (policy, N)."""
+    that policy, the CPU workers ``streamwise up`` starts (:data:`~streamwise.service.pool.UP_WORKERS`),
+    and the ``emulate`` GPU stand-ins, each ``model:hardware:gpus``); one row per (policy, N)."""
     from ..cli import _run as run_loop, _wait_ready
 
     extra = emulated_workers(emulate or [])
@@ -208,7 +208,8 @@ def run_scheduler_bench(counts: list[int], policies: list[str], *, script: Path 
             stats = out / f"{policy}-{n}.json"
             options = ["--policy", policy, "--no-cache", "--stats", str(stats)]
             with EmbeddedServer() as server:
-                with Pool(server.url, log_dir=out / f"logs-{policy}-{n}", scheduler=options, extra=extra) as pool:
+                with Pool(server.url, UP_WORKERS, log_dir=out / f"logs-{policy}-{n}", scheduler=options,
+                          extra=extra) as pool:
                     run_loop(_wait_ready(server.url, pool, 120.0))
                     memory = MemorySampler([os.getpid(), server.process.pid, *pool.pids()], interval_s=0.2)
                     names = [("nats-server", server.process.pid), *((name, proc.pid) for name, proc in pool.processes)]

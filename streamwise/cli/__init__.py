@@ -92,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     u = sub.add_parser("up", help="run a bus + scheduler + worker pool until interrupted")
     u.add_argument("--port", type=int, help="port of the embedded nats-server (default: a free one)")
     u.add_argument("--nats", help="use this running server instead of an embedded one")
-    u.add_argument("--workers", help=f"instances per stage, e.g. tts=2,video=3 (stages: {', '.join(STAGES)})")
+    u.add_argument("--workers", help=f"instances per stage, e.g. tts=2,video=3 (default: image=2 and one of every "
+                                     f"other stage; stages: {', '.join(STAGES)})")
     u.add_argument("--emulate", action="append", default=[], metavar="MODEL:HARDWARE:GPUS",
                    help="also start an emulated GPU video instance, e.g. fantasytalking:gb200:40 (repeatable)")
     u.add_argument("--plan", help="a provisioner plan (streamwise provision --out): one emulated GPU video instance per replica")

@@ -8,6 +8,8 @@ From the StreamWise scheduler design (arXiv 2603.05800; design notes section 4):
   the expected runtime of this node on it; ties go to the cheaper instance ($/s). An
   instance takes at most ``cap`` outstanding tasks, so ordering stays in the scheduler's
   EDF queue instead of a FIFO stream; the rest wait for a later round.
+- **Late binding of work with slack** (EDF): a node with more than :data:`QUEUE_SLACK_S` of
+  slack is not queued behind a busy CPU instance's work; it waits for a free instance.
 - **Adaptive quality**: for a stage with a ladder, the highest rung whose best instance
   finishes by the node's deadline is feasible (the static CPU rung when none is); the
   per-request hysteresis of :func:`streamwise.core.quality.next_rung` steps down at once and
@@ -77,6 +79,14 @@ class Decision:
 
 RuntimeFn = Callable[[ReadyNode, InstanceView, "Rung | None"], float]
 
+QUEUE_SLACK_S = 1.0
+"""Seconds of slack above which EDF does not queue a node behind a busy CPU instance's work: it
+waits in the scheduler's queue until an instance is free (late binding). Tasks queued on an
+instance cannot move to another that frees up first, and a worker runs what it holds: with
+eight shows starting at once, a portrait due in 4 s queued on one image worker ran for 1.7 s
+while another worker held three first portraits due at once (2026-12-02). Urgent nodes (less
+slack) are still queued up to the cap, so a busy worker always has its next task at hand."""
+
 
 class _Group:
     """Instances of one placement group (:attr:`InstanceView.group`) during a round: ``head`` (the
@@ -92,8 +102,11 @@ class _Group:
 class _Pool:
     """Mutable load bookkeeping for one round of :func:`assign`."""
 
-    def __init__(self, instances: list[InstanceView], cap: int) -> None:
+    def __init__(self, instances: list[InstanceView], cap: int, now: float = 0.0,
+                 queue_slack_s: float | None = None) -> None:
         self.cap = cap
+        self.now = now
+        self.queue_slack_s = queue_slack_s   # None: no late binding (every node may queue up to the cap)
         self.load = {i.instance: i.outstanding for i in instances}
         self.queued = {i.instance: i.queued_s for i in instances}
         # per stage, its groups in the order of their first instance by id
@@ -159,6 +172,11 @@ class _Pool:
                     continue
                 rt = base * inst.factor
                 done = q + rt
+                if (not capped and self.queue_slack_s is not None and inst.hardware == "cpu" and n > 0
+                        and node.deadline - (self.now + done) > self.queue_slack_s):
+                    capped = True     # not urgent: it waits for a free instance rather than queue (QUEUE_SLACK_S)
+                    if not busy:
+                        continue
                 rank = (done, inst.price_per_s, n, idx)   # ties: the cheaper, the less loaded, the first by id
                 if anyone is None or rank < any_rank:
                     anyone, any_rank = (inst, rt, done), rank
@@ -188,8 +206,8 @@ class _Pool:
 
 def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, now: float = 0.0,
            runtime_s: RuntimeFn | None = None, ladders: Mapping[str, Ladder] | None = None,
-           states: Mapping[Hashable, QualityState] | None = None, policy: str = "edf"
-           ) -> tuple[list[Decision], dict[Hashable, QualityState]]:
+           states: Mapping[Hashable, QualityState] | None = None, policy: str = "edf",
+           queue_slack_s: float | None = None) -> tuple[list[Decision], dict[Hashable, QualityState]]:
     """Decide which ready nodes to dispatch now, where, and at which rung.
 
     ``runtime_s(node, instance, rung)`` gives expected seconds (raise ``KeyError`` when the
@@ -198,7 +216,10 @@ def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, n
     ``"edf"`` (earliest deadline first with adaptive quality: the StreamWise policy) or
     ``"fifo"`` (the baseline: requests in arrival order, nodes in the order they were added,
     no adaptive quality: the best rung the pool serves, see :func:`_place_without_adapting`).
-    Returns the decisions in dispatch order and the updated states.
+    ``queue_slack_s`` (EDF only; the scheduler passes :data:`QUEUE_SLACK_S`): a node with more slack
+    than this (seconds: deadline - ``now`` - its expected completion there) is not queued on a CPU
+    instance that already has work outstanding; it waits for a free one. ``None``: nodes queue up
+    to ``cap``. Returns the decisions in dispatch order and the updated states.
 
     Raises:
         ValueError: unknown ``policy``.
@@ -209,7 +230,7 @@ def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, n
     runtime_s = runtime_s or (lambda node, inst, rung: 0.0)
     ladders = ladders or {}
     new_states = dict(states or {})
-    pool = _Pool(instances, cap)
+    pool = _Pool(instances, cap, now, queue_slack_s if policy == "edf" else None)
     decisions = []
     for node in sorted(ready, key=order):
         if not pool.room.get(node.stage):

@@ -19,15 +19,26 @@ from pathlib import Path
 from ..stages.registry import EMULATED_STAGE, STAGES, default_model
 
 DEFAULT_WORKERS = {stage: 1 for stage in STAGES}
+"""One process per stage: the pool of ``streamwise generate`` (one request)."""
+
+UP_WORKERS = {**DEFAULT_WORKERS, "image": 2}
+"""The pool ``streamwise up`` and ``streamwise serve`` start, and ``streamwise bench --requests N``
+measures: one process per stage, two for the studio and portraits. When many requests start at
+once, each needs its studio and first speaker's portrait (~0.17 s of CPU) before its first frame,
+and one image process drew them one after another while the other stages waited (eight shows:
+sixteen drawings on the critical path of the last one's first frame); a second one halves that
+wait on two cores (~170 MB of memory). The other stages' work at the start is smaller or runs at
+a lower CPU priority (deadline slack: ``stages.runtime.base.nice_for_slack``)."""
 
 
-def parse_workers(spec: str | None) -> dict[str, int]:
-    """``"tts=2,video=3"`` -> counts per stage (others keep their default of 1).
+def parse_workers(spec: str | None, defaults: dict[str, int] | None = None) -> dict[str, int]:
+    """``"tts=2,video=3"`` -> counts per stage (others keep theirs in ``defaults``, default
+    :data:`UP_WORKERS`).
 
     Raises:
         ValueError: unknown stage or a count that is not a non-negative integer.
     """
-    counts = dict(DEFAULT_WORKERS)
+    counts = dict(UP_WORKERS if defaults is None else defaults)
     for item in filter(None, (spec or "").split(",")):
         stage, _, n = item.partition("=")
         stage = stage.strip()

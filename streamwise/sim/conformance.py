@@ -40,7 +40,7 @@ def live_decisions(events: list[Event], arrivals: dict[str, float]) -> dict[tupl
 def replay(events: list[Event], requests: list[tuple[float, Request]], instances: list[Heartbeat], *,
            policy: str = "edf", cap: int = 3, latency_s: float | None = None) -> PlanRun:
     """Simulate ``requests`` (``(Unix s received, Request)``) on ``instances`` with the outputs, run
-    times, segment lateness and dispatch times of ``events`` (:class:`ReplayOracle`: no node is
+    times, segment publication times and dispatch times of ``events`` (:class:`ReplayOracle`: no node is
     decided before the live scheduler dispatched it); arrivals are shifted so the first is at 0. ``latency_s``: the
     scheduler's reaction time (None: :func:`reaction_latency_s` of the live run)."""
     t0 = min(t for t, _ in requests)

@@ -70,7 +70,7 @@ class Oracle(Protocol):
 
     def runtime_s(self, plan: PodcastPlan, node: Node, instance: Heartbeat, expected_s: float) -> float: ...
 
-    def lateness_s(self, plan: PodcastPlan, node: Node, simulated_s: float) -> float: ...
+    def published_s(self, plan: PodcastPlan, node: Node, simulated_s: float) -> float: ...
 
     def dispatch_s(self, plan: PodcastPlan, node: Node) -> float | None: ...
 
@@ -108,8 +108,8 @@ class ProfileOracle:
     def runtime_s(self, plan: PodcastPlan, node: Node, instance: Heartbeat, expected_s: float) -> float:
         return expected_s
 
-    def lateness_s(self, plan: PodcastPlan, node: Node, simulated_s: float) -> float:
-        """How late (s) segment ``node`` was published: the simulated clock's own figure."""
+    def published_s(self, plan: PodcastPlan, node: Node, simulated_s: float) -> float:
+        """When segment ``node`` was published (simulated s), as its plan sees it: the simulated clock's own."""
         return simulated_s
 
     def dispatch_s(self, plan: PodcastPlan, node: Node) -> float | None:
@@ -158,19 +158,21 @@ class ReplayOracle:
         e = self.done.get((plan.key, node.node_id))
         return max(0.0, e.finished_at - e.started_at) if e is not None else expected_s
 
-    def lateness_s(self, plan: PodcastPlan, node: Node, simulated_s: float) -> float:
-        """How late (s) segment ``node`` was published in the live run (its event's
-        ``finished_at - deadline``), which the running-late rule
-        (:attr:`~streamwise.workflow.podcast.PodcastPlan.running_late`, threshold
-        :data:`~streamwise.workflow.podcast.LATE_S`) reads; ``simulated_s`` where the live event
-        has no deadline or the live run never completed the node. The replay's clock runs a
-        reaction time ahead of or behind the live one, so a segment 0.24 s late live can be 0.26 s
-        late simulated and flip the rule: the lateness is an observation of the live run, replayed
-        like its run times, and the decision it leads to is still the shared plan's."""
+    def published_s(self, plan: PodcastPlan, node: Node, simulated_s: float) -> float:
+        """When segment ``node`` was published in the live run (its event's ``finished_at - t0``), as
+        the replayed plan sees it: the running-late rule (:attr:`PodcastPlan.running_late`, threshold
+        :data:`~streamwise.workflow.podcast.LATE_S`) and the viewer's playback clock
+        (:attr:`PodcastPlan.playback_at`, which the later segments' deadlines follow) read it.
+        ``simulated_s`` where the live run never completed the node or ``t0`` is not set. The replay's
+        clock runs a reaction time ahead of or behind the live one, so a segment 0.24 s late live can
+        be 0.26 s late simulated and flip the rule, and every later deadline would move with it: the
+        publication time is an observation of the live run, replayed like its run times; the
+        decisions it leads to are still the shared plan's. The simulation's own segment times
+        (:attr:`PlanRun.segments`, its TTFF and stalls) stay the simulated ones."""
         e = self.done.get((plan.key, node.node_id))
-        if e is None or not e.deadline or not e.finished_at:
+        if self.t0 is None or e is None or not e.finished_at:
             return simulated_s
-        return max(0.0, e.finished_at - e.deadline)
+        return e.finished_at - self.t0
 
     def dispatch_s(self, plan: PodcastPlan, node: Node) -> float | None:
         """When the live scheduler dispatched ``node``'s completed attempt, in simulated seconds
@@ -368,15 +370,15 @@ class PlanSimulator:
         if plan is None:
             return
         node = plan.dag[node_id]
+        seen = self.oracle.published_s(plan, node, finished) if node.stage == "mux" else finished
         event = Event(task_id=task_id, request_id=plan.request.request_id, tenant=plan.request.tenant,
                       node_id=node_id, stage=node.stage, instance=instance, ok=True,
                       outputs=self.oracle.outputs(plan, node, self.instances[instance].hb),
-                      started_at=started, finished_at=finished)
+                      started_at=started, finished_at=seen)
         self.pool.finished(instance, task_id, finished - started)
         done = plan.on_event(event)
         if done is not None and done.stage == "mux":
             self.segments[key].append(finished)
-            plan.late_s = self.oracle.lateness_s(plan, done, plan.late_s)   # the running-late rule's input
         if plan.finished:
             self.finished[key] = True
             self.done_plans[key] = self.plans.pop(key)

@@ -87,6 +87,10 @@ class PodcastPlan(Timeline):
         self.cache_hits = 0
         self.screenplay_done = False          # the last screenplay line is in (an LLM streams them)
         self.late_s = 0.0                     # how late (s) the last segment was published
+        # the viewer's playback clock (Unix s at which the show's time 0 plays): None until the first
+        # segment is published, then when it was, pushed later by every stall (a segment published after
+        # its time on that clock); segment deadlines follow it (see Timeline.segment_due)
+        self.playback_at: float | None = None
         self.screenplay_done_at: float | None = None
         self.cut_line: int | None = None      # steered to end after this line (None: the screenplay's end)
         self.skipped: set[int] = set()        # lines steered away (skip ahead, or replaced by a direction)
@@ -175,12 +179,30 @@ class PodcastPlan(Timeline):
                     raise PlanError(event.error or f"{node.node_id} failed")
             self.requeue(node)
             return None
+        moved = False
+        if node.stage == "mux" and event.finished_at:
+            self.late_s = max(0.0, event.finished_at - node.deadline)
+            moved = self._played(node, event.finished_at)
         self._complete(node, event.outputs)
+        if moved:
+            self.refresh_deadlines()   # the later segments are due on the moved playback clock
         if node.stage == "screenplay":
             self.screenplay_done_at = event.finished_at or None
-        elif node.stage == "mux" and event.finished_at:
-            self.late_s = max(0.0, event.finished_at - node.deadline)
         return node
+
+    def _played(self, node: Node, published_at: float) -> bool:
+        """Segment ``node`` was published at ``published_at`` (Unix s): move the viewer's playback
+        clock (:attr:`playback_at`) as a viewer that starts at the first segment and waits for each
+        late one does (``streamwise.client.stall_seconds``): the first segment starts it, a later one
+        published after its time pushes it by the stall. Returns whether the clock moved."""
+        start = float(node.inputs.get("start_s", 0.0))
+        origin = published_at - start
+        before = self.playback_at
+        if self.playback_at is None or int(node.inputs.get("index", 0)) == 0:
+            self.playback_at = origin
+        else:
+            self.playback_at = max(self.playback_at, origin)
+        return self.playback_at != before
 
     @property
     def running_late(self) -> bool:
@@ -269,7 +291,7 @@ class PodcastPlan(Timeline):
         if handler:
             handler(node)
         if node.stage in ("screenplay", "tts"):   # only these change the pieces, the timeline or the nodes
-            self.refresh_deadlines()
+            self.refresh_deadlines()              # (and a segment that moves the playback clock: on_event)
 
     def _key(self, node: Node, *parts: Any) -> str:
         """Content key of ``node``: its stage, the cache version, the keys of its dependencies

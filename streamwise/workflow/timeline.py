@@ -231,18 +231,30 @@ class Timeline:
                 "tenant": self.request.tenant, "width": self.request.width, "height": self.request.height}
 
     # ---------------------------------------------------------------- deadlines
+    def segment_due(self, k: int) -> float:
+        """Deadline (Unix s) of segment ``k``: ``t_submit + TTFF + start_k`` until the first segment is
+        published; after that, when the viewer's playback clock reaches it (:attr:`playback_at` +
+        ``start_k``: the first segment's publication, plus the stalls so far). A request whose first
+        frame came late is then not treated as behind for the rest of its show (its viewer started
+        late), and one whose first frame came early must keep up with a clock that started early."""
+        start = self.segment_start(k) / self.request.fps
+        if self.playback_at is None:
+            return segment_deadline(self.request.submitted_at, self.request.ttff_s, start)
+        return self.playback_at + start
+
     def refresh_deadlines(self) -> None:
         """Recompute every unfinished node's deadline from the SLO and the current timeline.
 
-        Segment k: ``t_submit + TTFF + k * segment_s``; upstream: child's deadline minus the
-        child's expected runtime (deadline rule from the StreamWise scheduler design).
+        Segment k: ``t_submit + TTFF + start_k``, or the viewer's playback clock once the first
+        segment is out (:meth:`segment_due`); upstream: child's deadline minus the child's expected
+        runtime (deadline rule from the StreamWise scheduler design).
         Pieces whose timing is not known yet are placed by the sketch (2.5 words/s).
         """
         r = self.request
         mux_rt = self._rt("mux", self.frames_per_segment)
 
         def seg_deadline(k: int) -> float:
-            return segment_deadline(r.submitted_at, r.ttff_s, self.segment_start(k) / r.fps)
+            return self.segment_due(k)
 
         def clip_deadline(start_s: float) -> float:
             return upstream_deadline(seg_deadline(self.segment_at(int(start_s * r.fps))), mux_rt)
