@@ -204,3 +204,19 @@ def test_requests_starting_together_on_a_cpu_pool_start_at_the_cheapest_rung():
     assert first[("a", "clip:0:0")] == first[("b", "clip:0:0")] == "still"
     alone = {d.node.key: d.rung.name for d in _decide({"c": _show("c", 1000.0)}, pool, now=1000.05) if d.rung}
     assert alone[("c", "clip:0:0")] == "static"
+
+
+def test_late_binding_applies_only_to_a_stage_that_only_cpu_instances_serve():
+    """A node with slack is not queued behind a busy CPU instance's work on a stage only CPUs serve;
+    where a GPU instance serves the stage too, it queues as before (the hold-for-a-busy-GPU rule
+    decides there, and a late-bound node would race the CPU freeing up against the GPU)."""
+    from streamwise.core.placement import QUEUE_SLACK_S, InstanceView, ReadyNode, assign
+
+    node = ReadyNode("n", "image", deadline=10.0, request="r")
+    busy_cpu = InstanceView("cpu-a", "image", "procedural", 1, queued_s=0.2)
+    assert assign([node], [busy_cpu], cap=3, now=0.0, runtime_s=lambda n, i, r: 0.1, policy="edf",
+                  queue_slack_s=QUEUE_SLACK_S) == ([], {})
+    gpu = InstanceView("gpu-a", "image", "flux", 3, hardware="h100", gpus=1, queued_s=30.0)
+    placed, _ = assign([node], [busy_cpu, gpu], cap=3, now=0.0, runtime_s=lambda n, i, r: 0.1, policy="edf",
+                       queue_slack_s=QUEUE_SLACK_S)
+    assert [d.instance.instance for d in placed] == ["cpu-a"]

@@ -85,7 +85,11 @@ waits in the scheduler's queue until an instance is free (late binding). Tasks q
 instance cannot move to another that frees up first, and a worker runs what it holds: with
 eight shows starting at once, a portrait due in 4 s queued on one image worker ran for 1.7 s
 while another worker held three first portraits due at once (2026-12-02). Urgent nodes (less
-slack) are still queued up to the cap, so a busy worker always has its next task at hand."""
+slack) are still queued up to the cap, so a busy worker always has its next task at hand.
+Only on a stage whose instances are all CPU: where a GPU instance serves the stage too, a
+node held for a CPU worker would be a race between that worker freeing up and the GPU taking it
+(the live conformance test with the GPU chain then failed 2 runs of 3: clips that went to the
+CPU live went to the GPU in the replay); there the hold-for-a-busy-GPU rule decides."""
 
 
 class _Group:
@@ -107,6 +111,7 @@ class _Pool:
         self.cap = cap
         self.now = now
         self.queue_slack_s = queue_slack_s   # None: no late binding (every node may queue up to the cap)
+        self.gpu_stages = {i.stage for i in instances if i.hardware != "cpu"}   # no late binding there
         self.load = {i.instance: i.outstanding for i in instances}
         self.queued = {i.instance: i.queued_s for i in instances}
         # per stage, its groups in the order of their first instance by id
@@ -172,7 +177,8 @@ class _Pool:
                     continue
                 rt = base * inst.factor
                 done = q + rt
-                if (not capped and self.queue_slack_s is not None and inst.hardware == "cpu" and n > 0
+                if (not capped and self.queue_slack_s is not None and n > 0 and inst.hardware == "cpu"
+                        and node.stage not in self.gpu_stages
                         and node.deadline - (self.now + done) > self.queue_slack_s):
                     capped = True     # not urgent: it waits for a free instance rather than queue (QUEUE_SLACK_S)
                     if not busy:
@@ -218,7 +224,8 @@ def assign(ready: list[ReadyNode], instances: list[InstanceView], *, cap: int, n
     no adaptive quality: the best rung the pool serves, see :func:`_place_without_adapting`).
     ``queue_slack_s`` (EDF only; the scheduler passes :data:`QUEUE_SLACK_S`): a node with more slack
     than this (seconds: deadline - ``now`` - its expected completion there) is not queued on a CPU
-    instance that already has work outstanding; it waits for a free one. ``None``: nodes queue up
+    instance that already has work outstanding, on a stage only CPU instances serve; it waits for
+    a free one. ``None``: nodes queue up
     to ``cap``. Returns the decisions in dispatch order and the updated states.
 
     Raises:
