@@ -60,6 +60,16 @@ def _start_prometheus(tmp_path: Path, target_port: int, job: str = "streamwise-s
     return proc, port
 
 
+def _stop(prom: subprocess.Popen) -> None:
+    """End the Prometheus server: SIGTERM, then SIGKILL after 10 s."""
+    prom.terminate()
+    try:
+        prom.wait(10)
+    except subprocess.TimeoutExpired:
+        prom.kill()
+        prom.wait(5)
+
+
 async def _until(what: str, check, proc: subprocess.Popen, log: Path, timeout_s: float = 120.0):
     """Poll ``check()`` (in a thread) until it returns a truthy value; fail naming ``what``."""
     deadline = time.monotonic() + timeout_s
@@ -115,12 +125,7 @@ async def test_a_real_prometheus_scrapes_the_schedulers_ttff_and_deadline_metric
             assert {r["metric"]["stage"] for r in _query(port, "streamwise_instance_queue")} == {
                 "screenplay", "image", "tts", "video", "mux"}
         finally:
-            prom.terminate()
-            try:
-                prom.wait(10)
-            except subprocess.TimeoutExpired:
-                prom.kill()
-                prom.wait(5)
+            _stop(prom)
 
 
 async def test_a_real_prometheus_scrapes_the_gateways_metrics(bus, pool, tmp_path):
@@ -160,10 +165,5 @@ async def test_a_real_prometheus_scrapes_the_gateways_metrics(bus, pool, tmp_pat
         assert _value(port, "streamwise_gateway_ttff_seconds_sum") == pytest.approx(status["ttff_s"], abs=0.01)
         assert _value(port, 'streamwise_gateway_responses_total{route="/v1/podcasts",status="201"}') == 1
     finally:
-        prom.terminate()
-        try:
-            prom.wait(10)
-        except subprocess.TimeoutExpired:
-            prom.kill()
-            prom.wait(5)
+        _stop(prom)
         await server.close()
