@@ -436,7 +436,8 @@ async def test_quality_steps_down_for_the_first_shots_climbs_back_and_keeps_one_
     """Adaptive quality end to end. Three emulated FantasyTalking instances on 40 GB200s each
     (they take the reference profile's time: ~3.1 s for a 3 s clip at the 384x240 "low" rung,
     ~6.7 s at 640x400 "medium") and a much slower one on one A100 (over a minute per clip).
-    With a 4 s TTFF the first shots cannot be "medium"; as the three instances get ahead of
+    With a 3 s TTFF the first shot (1 s, exactly the first segment: 3.5 s expected at "medium") cannot
+    be "medium" (with 4 s it could, when the first speech came back within 0.2 s); as the three instances get ahead of
     playback, later shots climb back. The slow instance is never chosen (the earliest expected
     completion wins), and the stream keeps one resolution: low-rung clips are rendered at
     384x240 and scaled to 640x400 in the mux."""
@@ -454,7 +455,7 @@ async def test_quality_steps_down_for_the_first_shots_climbs_back_and_keeps_one_
             await asyncio.wait_for(wait_ready(bus, local), 90)
             while len([h for h in await registry.list_instances(bus.instances) if h.emulated]) < 4:
                 await asyncio.sleep(0.1)
-            report = await generate(bus, _request(ROOT / "examples" / "short_chat.txt", ttff_s=4.0),
+            report = await generate(bus, _request(ROOT / "examples" / "short_chat.txt", ttff_s=3.0),
                                     tmp_path / "out", idle_timeout_s=120)
         finally:
             await bus.close()

@@ -31,7 +31,9 @@ def traced(nats_url, tmp_path_factory):
     trace = out / "trace.jsonl"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STREAMWISE_TRACE", str(trace))
-        pool = Pool(nats_url, log_dir=out / "logs").start()   # its processes inherit the environment
+        # its processes inherit the environment; no result cache: the session's other tests make the same images,
+        # speech and clips (two_speakers.txt), and a cached node runs no task, so it would have no span (CI run 9)
+        pool = Pool(nats_url, log_dir=out / "logs", scheduler=["--no-cache"]).start()
     yield pool, trace
     pool.stop()
 
