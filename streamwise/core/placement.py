@@ -111,7 +111,7 @@ class _Pool:
         self.cap = cap
         self.now = now
         self.queue_slack_s = queue_slack_s   # None: no late binding (every node may queue up to the cap)
-        self.gpu_stages = {i.stage for i in instances if i.hardware != "cpu"}   # no late binding there
+        self.gpu_stages: set[str] = set()    # stages a GPU instance serves: no late binding there
         self.load = {i.instance: i.outstanding for i in instances}
         self.queued = {i.instance: i.queued_s for i in instances}
         # per stage, its groups in the order of their first instance by id
@@ -120,6 +120,8 @@ class _Pool:
         self.place: dict[str, int] = {}
         groups: dict[tuple, _Group] = {}
         for idx, inst in enumerate(sorted(instances, key=lambda i: i.instance)):
+            if inst.hardware != "cpu":
+                self.gpu_stages.add(inst.stage)
             if inst.accepting:
                 key = ((inst.stage, 0, inst.model, inst.group) if inst.group is not None
                        else (inst.stage, 1, inst.instance))

@@ -139,8 +139,8 @@ class ReplayOracle:
     falls back to :class:`ProfileOracle`.
 
     ``events``: the live events (:class:`~streamwise.bus.messages.Event`), any order; ``t0``: the
-    Unix second the simulation's clock starts at (its first arrival), for :meth:`dispatch_s`
-    (``None``: dispatch times are not replayed)."""
+    Unix second the simulation's clock starts at (its first arrival), for :meth:`dispatch_s` and
+    :meth:`published_s` (``None``: dispatch and publication times are not replayed)."""
 
     def __init__(self, events: list[Event], t0: float | None = None) -> None:
         self.t0 = t0
@@ -314,17 +314,19 @@ class PlanSimulator:
     def _round(self) -> None:
         """The live scheduler's pass: scan, decide, commit; then start idle instances. A node
         not due yet (``not_before``) gets a wake-up event."""
-        ready, held = [], []
+        ready, held = [], []   # held: the live dispatch times of nodes not yet due here (ReplayOracle)
         for item in dispatch.scan(self.plans):
             at = self.oracle.dispatch_s(self.plans[item[0]], item[2])
-            (held if at is not None and at > self.now else ready).append((item, at))
-        ready = [item for item, _ in ready]
+            if at is not None and at > self.now:
+                held.append(at)
+            else:
+                ready.append(item)
         decisions, self.states = dispatch.decide(self.plans, ready, self.pool, me=self.me, cap=self.cap,
                                                  now=self.now, ladders=self.ladders, states=self.states,
                                                  policy=self.policy)
         for d in decisions:
             self._send(d)
-        later = [n.not_before for _, _, n in ready if n.not_before > self.now] + [at for _, at in held]
+        later = [n.not_before for _, _, n in ready if n.not_before > self.now] + held
         if later:
             self._push(min(later), "wake", None)
         for inst in self.instances.values():

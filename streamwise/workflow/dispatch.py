@@ -57,6 +57,13 @@ as the pool caught up for a moment, and a segment that mixes the two is decoded 
 by the mux (eight shows, 2026-12-02: 15 of 96 clips `static`, mux CPU 3 -> 8 s)."""
 
 
+def cpu_only_stages(pool: InstanceState, ladders: Mapping[str, Ladder]) -> list[str]:
+    """The laddered stages no GPU instance of ``pool`` serves (in ``ladders``' order): where the
+    pool-wide rules of :func:`starting_states` and :func:`behind_stages` apply."""
+    gpu = {v.stage for v in pool.views() if v.hardware != "cpu"}
+    return [stage for stage in ladders if stage not in gpu]
+
+
 def starting_states(plans: Mapping[Hashable, PodcastPlan], states: Mapping[Hashable, QualityState],
                     pool: InstanceState, ladders: Mapping[str, Ladder]) -> dict[Hashable, QualityState]:
     """The quality state a request starts with, decided when its first clip is placed (it has no state
@@ -68,11 +75,10 @@ def starting_states(plans: Mapping[Hashable, PodcastPlan], states: Mapping[Hasha
     starting = [key for key, plan in plans.items() if plan.playback_at is None]
     if len(starting) < 2:
         return {}
-    gpu = {v.stage for v in pool.views() if v.hardware != "cpu"}
-    cpu = [ladders[stage] for stage in ladders if stage not in gpu]
+    cpu = cpu_only_stages(pool, ladders)
     if not cpu:
         return {}
-    bottom = QualityState(len(cpu[0].rungs) - 1, -HOLD_SHOTS)
+    bottom = QualityState(len(ladders[cpu[0]].rungs) - 1, -HOLD_SHOTS)
     return {key: bottom for key in starting if key not in states}
 
 
@@ -87,8 +93,7 @@ def behind_stages(plans: Mapping[Hashable, PodcastPlan], ready: list[tuple[Hasha
     instance is left out: its rungs run on other hardware, and the per-request rule holds."""
     if not ladders:
         return frozenset()
-    gpu = {v.stage for v in pool.views() if v.hardware != "cpu"}
-    stages = [s for s in ladders if s not in gpu]
+    stages = cpu_only_stages(pool, ladders)
     if not stages:
         return frozenset()
     late = (any(p.running_late for p in plans.values())
